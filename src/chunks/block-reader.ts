@@ -1,0 +1,44 @@
+import type { ChunkStore } from './chunk-store.js'
+import type { ChunkPipeline } from './chunk-pipeline.js'
+import { fail } from '../errors.js'
+
+// Reads plaintext blocks by chunk id through a small LRU of decrypted
+// blocks: the kernel reads 128 KiB at a time, so one 1 MiB chunk serves many
+// reads. Content-addressed, so entries never go stale. Concurrent misses for
+// one id share a single fetch.
+export class BlockReader {
+  private readonly cache = new Map<string, Buffer>()
+  private readonly pending = new Map<string, Promise<Buffer>>()
+
+  constructor (private readonly chunks: ChunkStore, private readonly pipeline: ChunkPipeline, private readonly capacity = 48) {}
+
+  read (id: Buffer): Promise<Buffer> {
+    const key = id.toString('hex')
+    const hit = this.cache.get(key)
+    if (hit) {
+      this.cache.delete(key)
+      this.cache.set(key, hit)
+      return Promise.resolve(hit)
+    }
+    let p = this.pending.get(key)
+    if (!p) {
+      p = this.fetch(id, key).finally(() => this.pending.delete(key))
+      this.pending.set(key, p)
+    }
+    return p
+  }
+
+  // Warms the cache for a block about to be read; errors surface on the real read.
+  prefetch (id: Buffer): void {
+    this.read(id).catch(() => {})
+  }
+
+  private async fetch (id: Buffer, key: string): Promise<Buffer> {
+    const record = await this.chunks.get(id)
+    if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)} is missing from the store`)
+    const plain = await this.pipeline.open(id, record)
+    this.cache.set(key, plain)
+    if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value as string)
+    return plain
+  }
+}

@@ -1,0 +1,31 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { loadConfig, type Config } from '../config.js'
+import { readPassword } from './password.js'
+
+export interface GlobalArgs {
+  dataDir?: string
+  config?: string
+  passwordFile?: string
+}
+
+export function dataDirOf (a: GlobalArgs): string {
+  return resolve(a.dataDir ?? process.env.DISKTRO_HOME ?? join(homedir(), '.local', 'share', 'disktro'))
+}
+
+export function configOf (a: GlobalArgs): Promise<Config> {
+  return loadConfig(a.config)
+}
+
+export function passwords (a: GlobalArgs): { password: () => Promise<string>, newPassword: () => Promise<string> } {
+  let entered: string | undefined
+  return {
+    // A password chosen while creating the volume is not asked again to unlock it.
+    password: async () => entered ?? await readPassword(a, false),
+    newPassword: async () => (entered = await readPassword(a, true))
+  }
+}
+
+export function log (line: string): void {
+  process.stderr.write(`disktro: ${line}\n`)
+}

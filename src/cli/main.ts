@@ -1,0 +1,38 @@
+import yargs, { type Argv } from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import { DisktroError } from '../errors.js'
+import type { GlobalArgs } from './common.js'
+import { initCommand } from './init.js'
+import { mountCommand } from './mount.js'
+import { unmountCommand } from './unmount.js'
+import { statusCommand } from './status.js'
+
+export async function main (argv: string[]): Promise<void> {
+  let y = yargs(hideBin(argv))
+    .scriptName('disktro')
+    .usage('$0 <command> [options]')
+    .option('data-dir', { type: 'string', describe: 'volume data directory (default $DISKTRO_HOME or ~/.local/share/disktro)' })
+    .option('config', { type: 'string', describe: 'config file, JSON or YAML (chunkSize, replicaCount, heartbeatInterval, port)' })
+    .option('password-file', { type: 'string', describe: 'read the password from this file (else $DISKTRO_PASSWORD or a prompt)' }) as unknown as Argv<GlobalArgs>
+  for (const add of [initCommand, mountCommand, unmountCommand, statusCommand]) y = add(y)
+  await y
+    .demandCommand(1, 'name a command: init, mount, unmount or status')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .fail((msg, err) => {
+      if (err) throw err
+      process.stderr.write(`disktro: ${msg}\n(run \`disktro --help\` for usage)\n`)
+      process.exit(2)
+    })
+    .parseAsync()
+}
+
+main(process.argv).catch((e: unknown) => {
+  if (e instanceof DisktroError) {
+    process.stderr.write(`disktro: ${e.message}\n`)
+  } else {
+    process.stderr.write(`disktro: unexpected error: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+  }
+  process.exit(1)
+})

@@ -1,0 +1,34 @@
+import type { Argv } from 'yargs'
+import { DisktroNode } from '../node.js'
+import { dataDirOf, configOf, passwords, log, type GlobalArgs } from './common.js'
+
+export function mountCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command('mount <mountpoint>', 'mount the volume in the foreground (creates it if the data dir has none); Ctrl-C unmounts',
+    a => a
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an existing empty directory' })
+      .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf for non-root)' }),
+    async argv => {
+      const config = await configOf(argv)
+      const node = await DisktroNode.mount({
+        dataDir: dataDirOf(argv),
+        mountpoint: String(argv.mountpoint),
+        allowOther: Boolean(argv['allow-other']),
+        config,
+        log,
+        ...passwords(argv)
+      })
+      process.stdout.write(`disktro: mounted volume ${node.volume.file.volumeId} at ${argv.mountpoint}\n`)
+      await new Promise<void>(resolve => {
+        let stopping = false
+        const stop = (sig: string) => {
+          if (stopping) return
+          stopping = true
+          log(`${sig}: unmounting`)
+          node.close().then(resolve, e => { log(`shutdown: ${(e as Error).message}`); resolve() })
+        }
+        process.on('SIGINT', () => stop('SIGINT'))
+        process.on('SIGTERM', () => stop('SIGTERM'))
+      })
+      process.exit(0)
+    })
+}

@@ -1,0 +1,48 @@
+import { readFile } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { fail } from '../errors.js'
+
+export interface PasswordSource {
+  passwordFile?: string
+}
+
+// Where a password comes from, in order: --password-file, DISKTRO_PASSWORD,
+// then a prompt on the terminal (twice when creating a volume).
+export async function readPassword (src: PasswordSource, confirm: boolean): Promise<string> {
+  if (src.passwordFile) {
+    const text = await readFile(src.passwordFile, 'utf8').catch((e: Error) => {
+      throw fail('NO_PASSWORD', `cannot read password file ${src.passwordFile}: ${e.message}`)
+    })
+    const pw = text.replace(/\r?\n$/, '')
+    if (!pw) throw fail('NO_PASSWORD', `password file ${src.passwordFile} is empty`)
+    return pw
+  }
+  const env = process.env.DISKTRO_PASSWORD
+  if (env) return env
+  if (!process.stdin.isTTY) throw fail('NO_PASSWORD', 'no password: set DISKTRO_PASSWORD, pass --password-file, or run on a terminal')
+  const pw = await prompt('Volume password: ')
+  if (!pw) throw fail('NO_PASSWORD', 'empty password')
+  if (confirm && await prompt('Repeat password: ') !== pw) throw fail('NO_PASSWORD', 'passwords do not match')
+  return pw
+}
+
+function prompt (question: string): Promise<string> {
+  let muted = false
+  const out = new Writable({
+    write (chunk, _enc, cb) {
+      if (!muted) process.stderr.write(chunk)
+      cb()
+    }
+  })
+  const rl = createInterface({ input: process.stdin, output: out, terminal: true })
+  return new Promise(resolve => {
+    rl.question(question, answer => {
+      rl.close()
+      process.stderr.write('\n')
+      resolve(answer)
+    })
+    process.stderr.write(question)
+    muted = true
+  })
+}

@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises'
+import { parse as parseYaml } from 'yaml'
+import { fail } from './errors.js'
+
+export interface Config {
+  chunkSize: number
+  replicaCount: number
+  heartbeatInterval: number // ms
+  port: number
+  maxStoreBytes: number // LMDB map size: the most this node stores
+}
+
+export const DEFAULT_CONFIG: Config = {
+  chunkSize: 1024 * 1024,
+  replicaCount: 3,
+  heartbeatInterval: 5000,
+  port: 8080,
+  maxStoreBytes: 1024 * 1024 * 1024 * 1024
+}
+
+const MIN_CHUNK = 64 * 1024
+const MAX_CHUNK = 16 * 1024 * 1024
+
+// Reads a JSON or YAML config (the seed product's config.yaml fields). Sizes
+// may be numbers or strings like "1MiB"; intervals numbers of ms or "5s".
+export async function loadConfig (path?: string): Promise<Config> {
+  if (!path) return { ...DEFAULT_CONFIG }
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    throw fail('BAD_CONFIG', `cannot read config ${path}: ${(e as Error).message}`)
+  }
+  let raw: unknown
+  try {
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text)
+  } catch (e) {
+    throw fail('BAD_CONFIG', `config ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`)
+  }
+  return validateConfig(raw ?? {}, path)
+}
+
+export function validateConfig (raw: unknown, where = 'config'): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('BAD_CONFIG', `${where}: expected a mapping of settings`)
+  const r = raw as Record<string, unknown>
+  const c: Config = { ...DEFAULT_CONFIG }
+  if (r.chunkSize !== undefined) c.chunkSize = size(r.chunkSize, 'chunkSize', where)
+  if (r.replicaCount !== undefined) c.replicaCount = int(r.replicaCount, 'replicaCount', where, 1, 64)
+  if (r.heartbeatInterval !== undefined) c.heartbeatInterval = duration(r.heartbeatInterval, 'heartbeatInterval', where)
+  if (r.port !== undefined) c.port = int(r.port, 'port', where, 0, 65535)
+  if (r.maxStoreBytes !== undefined) c.maxStoreBytes = size(r.maxStoreBytes, 'maxStoreBytes', where)
+  if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
+    throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)
+  }
+  return c
+}
+
+function int (v: unknown, key: string, where: string, min: number, max: number): number {
+  const n = typeof v === 'string' ? Number(v) : v
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw fail('BAD_CONFIG', `${where}: ${key} must be an integer from ${min} to ${max}`)
+  return n
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 }
+
+function size (v: unknown, key: string, where: string): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v) : null
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined
+  if (!m || unit === undefined) throw fail('BAD_CONFIG', `${where}: ${key} must be a size such as 1048576 or "1MiB"`)
+  return Math.round(Number(m[1]) * unit)
+}
+
+function duration (v: unknown, key: string, where: string): number {
+  if (typeof v === 'number' && v > 0) return v
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v) : null
+  if (!m) throw fail('BAD_CONFIG', `${where}: ${key} must be milliseconds or a duration such as "5s"`)
+  const mult = m[2] === 's' ? 1000 : m[2] === 'm' ? 60000 : 1
+  return Number(m[1]) * mult
+}

@@ -1,0 +1,75 @@
+import type { Vfs, Stat } from '../vfs/vfs.js'
+import type { FuseOperations, FuseStat } from './native.js'
+import { decodeUtimensArg } from './native.js'
+import { toErrno } from './errno.js'
+import { DisktroError } from '../errors.js'
+
+type Log = (line: string) => void
+
+// The op table: each op relays to the VFS and answers exactly once. A thrown
+// error, a rejected promise or a bug all become an errno, never a hang.
+export function fuseOps (vfs: Vfs, log: Log): FuseOperations {
+  const fail = (op: string, path: string, e: unknown): number => {
+    const errno = toErrno(e)
+    if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') {
+      log(`${op} ${path}: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    return errno
+  }
+  // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
+  function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
+    let p: Promise<T>
+    try {
+      p = Promise.resolve(fn())
+    } catch (e) {
+      cb(fail(op, path, e))
+      return
+    }
+    p.then(v => { try { answer(v) } catch (e) { cb(fail(op, path, e)) } }, e => cb(fail(op, path, e)))
+  }
+  const done = (cb: (code: number) => void) => () => cb(0)
+
+  return {
+    init: cb => cb(0),
+    getattr: (path, cb) => relay('getattr', path, () => vfs.getattr(path), st => cb(0, toFuseStat(st)), cb),
+    fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => vfs.getattr(path), st => cb(0, toFuseStat(st)), cb),
+    access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
+    statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
+    readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => cb(0, names), cb),
+    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), done(cb), cb),
+    rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
+    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => cb(0, fh), cb),
+    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), done(cb), cb),
+    open: (path, flags, cb) => relay('open', path, () => vfs.open(path, flags), fh => cb(0, fh), cb),
+    opendir: (path, _flags, cb) => relay('opendir', path, () => { vfs.readdir(path); return 0 }, () => cb(0, 0), cb),
+    releasedir: (_path, _fd, cb) => cb(0),
+    read: (path, fd, buf, len, pos, cb) => relay('read', path, () => vfs.read(fd, buf, len, pos), n => cb(n), cb),
+    write: (path, fd, buf, len, pos, cb) => relay('write', path, () => vfs.write(fd, buf, len, pos), n => cb(n), cb),
+    flush: (path, fd, cb) => relay('flush', path, () => vfs.flush(fd), done(cb), cb),
+    fsync: (path, _datasync, fd, cb) => relay('fsync', path, () => vfs.fsync(fd), done(cb), cb),
+    fsyncdir: (path, _datasync, _fd, cb) => relay('fsyncdir', path, () => vfs.syncAll(), done(cb), cb),
+    release: (path, fd, cb) => relay('release', path, () => vfs.release(fd), done(cb), cb),
+    truncate: (path, size, cb) => relay('truncate', path, () => vfs.truncate(path, size), done(cb), cb),
+    ftruncate: (path, fd, size, cb) => relay('ftruncate', path, () => vfs.ftruncate(fd, size), done(cb), cb),
+    unlink: (path, cb) => relay('unlink', path, () => vfs.unlink(path), done(cb), cb),
+    rename: (src, dest, cb) => relay('rename', src, () => vfs.rename(src, dest), done(cb), cb),
+    link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), done(cb), cb),
+    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), done(cb), cb),
+    readlink: (path, cb) => relay('readlink', path, () => vfs.readlink(path), t => cb(0, t), cb),
+    chmod: (path, mode, cb) => relay('chmod', path, () => vfs.chmod(path, mode), done(cb), cb),
+    chown: (path, uid, gid, cb) => relay('chown', path, () => vfs.chown(path, uid, gid), done(cb), cb),
+    utimens: (path, atime, mtime, cb) => relay('utimens', path, () => {
+      const a = decodeUtimensArg(atime)
+      const m = decodeUtimensArg(mtime)
+      const pick = (x: typeof a) => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' as const : x.ms
+      vfs.utimens(path, pick(a), pick(m))
+    }, done(cb), cb)
+  }
+}
+
+function toFuseStat (s: Stat): FuseStat {
+  return {
+    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev,
+    blksize: s.blksize, blocks: s.blockCount512, atime: s.atime, mtime: s.mtime, ctime: s.ctime
+  }
+}

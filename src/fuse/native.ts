@@ -1,0 +1,256 @@
+// Robust loader for fuse-native.
+//
+// fuse-native's addon links libfuse.so.2 by SONAME. scripts/build-fuse.cjs
+// (postinstall) rebuilds it with an rpath and with utimens fixes; if that did
+// not run or failed, the stock addon only loads once libfuse is preloaded
+// globally, which we always do first (harmless when the rpath works).
+
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { unmountPath } from './unmount.js'
+
+const require = createRequire(import.meta.url)
+
+/** Callback taking a FUSE result: 0 (ok) or a negative errno. */
+export type FuseDone = (code: number) => void
+
+/** Attributes accepted by getattr / readdir; times are Date or ms since epoch. */
+export interface FuseStat {
+  mode: number
+  uid?: number
+  gid?: number
+  size?: number
+  dev?: number
+  nlink?: number
+  ino?: number
+  rdev?: number
+  blksize?: number
+  blocks?: number
+  atime?: Date | number
+  mtime?: Date | number
+  ctime?: Date | number
+}
+
+export interface FuseStatfs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  fsid: number
+  flag: number
+  namemax: number
+}
+
+/**
+ * Handlers passed to `new Fuse(...)`. Every callback's first argument is 0 or a
+ * negative errno, except read/write, whose callback takes the byte count (or a
+ * negative errno). utimens times are raw: decode them with decodeUtimensArg().
+ */
+export interface FuseOperations {
+  init?(cb: FuseDone): void
+  access?(path: string, mode: number, cb: FuseDone): void
+  statfs?(path: string, cb: (code: number, st?: FuseStatfs) => void): void
+  getattr?(path: string, cb: (code: number, st?: FuseStat) => void): void
+  fgetattr?(path: string, fd: number, cb: (code: number, st?: FuseStat) => void): void
+  flush?(path: string, fd: number, cb: FuseDone): void
+  fsync?(path: string, datasync: number, fd: number, cb: FuseDone): void
+  fsyncdir?(path: string, datasync: number, fd: number, cb: FuseDone): void
+  readdir?(path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void): void
+  truncate?(path: string, size: number, cb: FuseDone): void
+  ftruncate?(path: string, fd: number, size: number, cb: FuseDone): void
+  readlink?(path: string, cb: (code: number, target?: string) => void): void
+  chown?(path: string, uid: number, gid: number, cb: FuseDone): void
+  chmod?(path: string, mode: number, cb: FuseDone): void
+  mknod?(path: string, mode: number, dev: number, cb: FuseDone): void
+  setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: FuseDone): void
+  getxattr?(path: string, name: string, position: number, cb: (code: number, value?: Buffer | null) => void): void
+  listxattr?(path: string, cb: (code: number, names?: string[]) => void): void
+  removexattr?(path: string, name: string, cb: FuseDone): void
+  open?(path: string, flags: number, cb: (code: number, fd?: number) => void): void
+  opendir?(path: string, flags: number, cb: (code: number, fd?: number) => void): void
+  read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErrno: number) => void): void
+  write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErrno: number) => void): void
+  release?(path: string, fd: number, cb: FuseDone): void
+  releasedir?(path: string, fd: number, cb: FuseDone): void
+  create?(path: string, mode: number, cb: (code: number, fd?: number) => void): void
+  utimens?(path: string, atime: number, mtime: number, cb: FuseDone): void
+  unlink?(path: string, cb: FuseDone): void
+  rename?(src: string, dest: string, cb: FuseDone): void
+  link?(src: string, dest: string, cb: FuseDone): void
+  symlink?(src: string, dest: string, cb: FuseDone): void
+  mkdir?(path: string, mode: number, cb: FuseDone): void
+  rmdir?(path: string, cb: FuseDone): void
+}
+
+export interface FuseOptions {
+  force?: boolean
+  mkdir?: boolean
+  debug?: boolean
+  allowOther?: boolean
+  allowRoot?: boolean
+  autoUnmount?: boolean
+  defaultPermissions?: boolean
+  fsname?: string
+  subtype?: string
+  kernelCache?: boolean
+  autoCache?: boolean
+  attrTimeout?: number
+  entryTimeout?: number
+  acAttrTimeout?: number
+  maxRead?: number
+  uid?: number
+  gid?: number
+  umask?: number
+  /** Per-op timeout in ms (default 15000), false to disable. */
+  timeout?: number | false
+}
+
+export interface FuseInstance {
+  readonly mnt: string
+  mount(cb: (err: Error | null) => void): void
+  unmount(cb: (err: Error | null) => void): void
+}
+
+export interface FuseModule {
+  new (mnt: string, ops: FuseOperations, opts?: FuseOptions): FuseInstance
+  unmount(mnt: string, cb: (err: Error | null) => void): void
+  readonly EPERM: number
+  readonly ENOENT: number
+  readonly EIO: number
+  readonly EBADF: number
+  readonly EACCES: number
+  readonly EEXIST: number
+  readonly EXDEV: number
+  readonly ENOTDIR: number
+  readonly EISDIR: number
+  readonly EINVAL: number
+  readonly EFBIG: number
+  readonly ENOSPC: number
+  readonly EROFS: number
+  readonly ENAMETOOLONG: number
+  readonly ENOSYS: number
+  readonly ENOTEMPTY: number
+  readonly ENODATA: number
+}
+
+const RTLD_NODELETE = 0x1000 // glibc; not exposed in os.constants
+
+let cached: FuseModule | undefined
+
+function firstLine (err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err)
+  return (msg.split('\n').find((l) => l.trim() !== '') ?? msg).trim()
+}
+
+function tryResolve (spec: string, from?: string): string | undefined {
+  try {
+    return from ? require.resolve(spec, { paths: [from] }) : require.resolve(spec)
+  } catch {
+    return undefined
+  }
+}
+
+function fuseNativeDir (): string | undefined {
+  const pkg = tryResolve('fuse-native/package.json')
+  return pkg ? path.dirname(pkg) : undefined
+}
+
+/** dlopen libfuse.so.2 globally so the stock addon (no rpath) can bind to it. */
+function preloadLibfuse (): string[] {
+  const errors: string[] = []
+  if (process.platform !== 'linux') return errors
+  const fnDir = fuseNativeDir()
+  const candidates = [
+    tryResolve('fuse-shared-library-linux/libfuse/lib/libfuse.so'),
+    fnDir ? tryResolve('fuse-shared-library-linux/libfuse/lib/libfuse.so', fnDir) : undefined,
+    fnDir ? path.join(fnDir, 'prebuilds', 'linux-x64', 'libfuse.so') : undefined
+  ].filter((p): p is string => p !== undefined && existsSync(p))
+  const flags = (os.constants.dlopen.RTLD_NOW ?? 2) | (os.constants.dlopen.RTLD_GLOBAL ?? 0x100) | RTLD_NODELETE
+  for (const lib of candidates) {
+    try {
+      process.dlopen({ exports: {} } as NodeJS.Module, lib, flags)
+      return errors
+    } catch (err) {
+      // A plain shared library is not a Node addon: this error means it loaded.
+      if (/did not self-register/i.test(firstLine(err))) return errors
+      errors.push(`${lib}: ${firstLine(err)}`)
+    }
+  }
+  if (candidates.length === 0) errors.push('no bundled libfuse.so found')
+  return errors
+}
+
+/** Load fuse-native (cached). Throws a one-line "cannot load libfuse: ..." Error. */
+export function loadFuse (): FuseModule {
+  if (cached) return cached
+  const preloadErrors = preloadLibfuse()
+  let Fuse: FuseModule
+  try {
+    Fuse = require('fuse-native') as FuseModule
+  } catch (err) {
+    const extra = preloadErrors.length ? ` (preload: ${preloadErrors.join('; ')})` : ''
+    throw new Error(`cannot load libfuse: ${firstLine(err)}${extra}`)
+  }
+  // fuse-native's static unmount shells out to `fusermount -uz`, which may not be
+  // on PATH; instance.unmount() and the `force` option go through it.
+  ;(Fuse as { unmount: FuseModule['unmount'] }).unmount = (mnt, cb) => {
+    unmountPath(mnt, { lazy: true }).then(() => cb(null), (err: Error) => cb(err))
+  }
+  cached = Fuse
+  return Fuse
+}
+
+let patched: boolean | undefined
+
+/**
+ * True if the loaded addon is the one built by scripts/build-fuse.cjs (marker
+ * present and matching the addon file), i.e. utimens delivers a real mtime and
+ * encodes UTIME_NOW / UTIME_OMIT.
+ */
+export function utimensPatched (): boolean {
+  if (patched !== undefined) return patched
+  patched = false
+  try {
+    const dir = fuseNativeDir()
+    if (dir) {
+      const release = path.join(dir, 'build', 'Release')
+      const marker = JSON.parse(readFileSync(path.join(release, 'disktro-patched.json'), 'utf8')) as {
+        utimens?: number
+        addonHash?: string
+      }
+      if (marker.utimens === 2) {
+        // guard against the stock addon having been rebuilt over ours
+        const hash = createHash('sha256').update(readFileSync(path.join(release, 'fuse.node'))).digest('hex')
+        patched = marker.addonHash === undefined || marker.addonHash === hash
+      }
+    }
+  } catch {
+    patched = false
+  }
+  return patched
+}
+
+const TWO32 = 2 ** 32
+/** utimens value for UTIME_OMIT in the patched addon: high word 0xFFFFFFFF, low 0. */
+export const UTIMENS_OMIT = 0xffffffff * TWO32
+/** utimens value for UTIME_NOW in the patched addon: high word 0xFFFFFFFE, low 0. */
+export const UTIMENS_NOW = 0xfffffffe * TWO32
+
+export type UtimensArg = { kind: 'omit' } | { kind: 'now' } | { kind: 'time', ms: number }
+
+/** Decode an atime/mtime argument of ops.utimens. */
+export function decodeUtimensArg (v: number): UtimensArg {
+  if (utimensPatched()) {
+    const high = Math.floor(v / TWO32)
+    if (high === 0xffffffff) return { kind: 'omit' }
+    if (high === 0xfffffffe) return { kind: 'now' }
+  }
+  return { kind: 'time', ms: v }
+}

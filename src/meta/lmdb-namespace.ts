@@ -1,0 +1,347 @@
+import { seal, open } from '../crypto/aead.js'
+import { keyedHash } from '../crypto/keyed-hash.js'
+import type { VolumeKeys } from '../crypto/volume-keys.js'
+import { encodeInode, decodeInode, type InodeAttrs } from '../codec/inode-record.js'
+import { encodeDirent, decodeDirent } from '../codec/dirent-record.js'
+import { encodeBlockRef, decodeBlockRef, type BlockRef } from '../codec/block-record.js'
+import { encodeChange, type Change, type StampedChange } from '../codec/change-record.js'
+import { u64Key, readU64Key, pairKey } from '../codec/keys.js'
+import { fail } from '../errors.js'
+import type { LmdbStore } from '../store/lmdb-store.js'
+import { HybridClock } from './hlc.js'
+import { ROOT_INO, type Namespace, type DirEntry, type ChunkToEnsure } from './namespace.js'
+
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+const CACHE_LIMIT = 200_000
+
+// The namespace over LMDB. Names, attributes and block maps are sealed under
+// the metadata key; directory entries are keyed by a keyed hash of the name,
+// so the store reveals neither names nor sizes. Decoded inodes and lookups
+// are cached: this process is the only writer of its store.
+export class LmdbNamespace implements Namespace {
+  private readonly attrCache = new Map<number, InodeAttrs>()
+  private readonly lookupCache = new Map<string, number>()
+  private nextIno: number
+  readonly clock: HybridClock
+
+  constructor (private readonly store: LmdbStore, private readonly keys: VolumeKeys, readonly nodeId: string) {
+    const next = store.sysGet('nextIno')
+    this.nextIno = next ? next.readDoubleLE(0) : ROOT_INO + 1
+    const hlc = store.sysGet('hlc')
+    this.clock = new HybridClock(hlc ? hlc.readBigUInt64BE(0) : 0n)
+  }
+
+  // Creates the root directory of a new volume.
+  initRoot (uid: number, gid: number): void {
+    if (this.getAttrs(ROOT_INO)) return
+    const now = Date.now()
+    this.store.txn(() => {
+      this.putInode(ROOT_INO, { mode: S_IFDIR | 0o755, uid, gid, nlink: 2, rdev: 0, size: 0, blocks: 0, atime: now, mtime: now, ctime: now })
+    })
+  }
+
+  // --- reads ---
+
+  getAttrs (ino: number): InodeAttrs | undefined {
+    const cached = this.attrCache.get(ino)
+    if (cached) return cached
+    const key = u64Key(ino)
+    const raw = this.store.inodes.getBinary(key)
+    if (!raw) return undefined
+    const attrs = decodeInode(this.openMeta(raw, Buffer.concat([Buffer.from('i'), key]), `inode ${ino}`))
+    this.remember(this.attrCache, ino, attrs)
+    return attrs
+  }
+
+  lookup (parent: number, name: string): number | undefined {
+    const ck = parent + '/' + name
+    const cached = this.lookupCache.get(ck)
+    if (cached !== undefined) return cached
+    const key = this.direntKey(parent, name)
+    const raw = this.store.dirents.getBinary(key)
+    if (!raw) return undefined
+    const d = decodeDirent(this.openMeta(raw, key, `directory entry in ${parent}`))
+    this.remember(this.lookupCache, ck, d.ino)
+    return d.ino
+  }
+
+  readdir (dir: number): DirEntry[] {
+    const out: DirEntry[] = []
+    for (const { key, value } of this.store.dirents.getRange({ start: u64Key(dir), end: u64Key(dir + 1) })) {
+      const d = decodeDirent(this.openMeta(value as Buffer, key as Buffer, `directory entry in ${dir}`))
+      out.push({ name: d.name, ino: d.ino })
+    }
+    return out
+  }
+
+  isEmptyDir (dir: number): boolean {
+    for (const _ of this.store.dirents.getKeys({ start: u64Key(dir), end: u64Key(dir + 1), limit: 1 })) return false
+    return true
+  }
+
+  getBlock (ino: number, index: number): BlockRef | undefined {
+    const key = pairKey(ino, index)
+    const raw = this.store.blocks.getBinary(key)
+    if (!raw) return undefined
+    return decodeBlockRef(this.openMeta(raw, key, `block ${index} of inode ${ino}`))
+  }
+
+  blockIndexes (ino: number, from = 0): number[] {
+    const out: number[] = []
+    for (const key of this.store.blocks.getKeys({ start: pairKey(ino, from), end: u64Key(ino + 1) })) {
+      out.push(readU64Key(key as Buffer, 8))
+    }
+    return out
+  }
+
+  allocIno (): number {
+    return this.nextIno++
+  }
+
+  // --- writes ---
+
+  commit (change: Change, ensure: ChunkToEnsure[] = []): void {
+    const stamped: StampedChange = { ...change, hlc: this.clock.tick(), node: this.nodeId }
+    // Caches are write-through; on a failed transaction they are dropped so
+    // they cannot hold state the store does not.
+    try {
+      this.store.txn(() => {
+        for (const c of ensure) {
+          if (!this.store.chunks.doesExist(c.id)) this.store.chunks.putSync(c.id, c.record)
+        }
+        this.apply(stamped)
+        const logKey = Buffer.allocUnsafe(8 + 8)
+        logKey.writeBigUInt64BE(stamped.hlc, 0)
+        Buffer.from(this.nodeId, 'hex').copy(logKey, 8, 0, 8)
+        this.store.log.putSync(logKey, this.sealMeta(encodeChange(stamped), logKey))
+        const hlc = Buffer.allocUnsafe(8)
+        hlc.writeBigUInt64BE(stamped.hlc)
+        this.store.sys.putSync(Buffer.from('hlc'), hlc)
+      })
+    } catch (e) {
+      this.attrCache.clear()
+      this.lookupCache.clear()
+      throw e
+    }
+  }
+
+  // Deterministic: the same change on the same tree gives the same tree.
+  private apply (c: StampedChange): void {
+    const ms = HybridClock.millis(c.hlc)
+    switch (c.op) {
+      case 'mknode': {
+        this.putInode(c.ino, c.attrs)
+        this.putDirent(c.parent, c.name, c.ino)
+        if (c.ino >= this.nextIno) this.nextIno = c.ino + 1
+        const next = Buffer.allocUnsafe(8)
+        next.writeDoubleLE(Math.max(this.nextIno, c.ino + 1))
+        this.store.sys.putSync(Buffer.from('nextIno'), next)
+        this.touchDir(c.parent, ms, isDir(c.attrs.mode) ? 1 : 0)
+        return
+      }
+      case 'link': {
+        const a = this.mustAttrs(c.ino)
+        this.putDirent(c.parent, c.name, c.ino)
+        this.putInode(c.ino, { ...a, nlink: a.nlink + 1, ctime: c.ctime })
+        this.touchDir(c.parent, ms, 0)
+        return
+      }
+      case 'unlink': {
+        const ino = this.lookup(c.parent, c.name)
+        if (ino === undefined) return
+        this.deleteDirent(c.parent, c.name)
+        const dir = this.dropLink(ino, c.ctime)
+        this.touchDir(c.parent, ms, dir ? -1 : 0)
+        return
+      }
+      case 'rename': {
+        const ino = this.lookup(c.parent, c.name)
+        if (ino === undefined) return
+        const dir = isDir(this.mustAttrs(ino).mode)
+        const replaced = this.lookup(c.newParent, c.newName)
+        if (replaced === ino) return
+        this.deleteDirent(c.parent, c.name)
+        let delta = dir ? 1 : 0
+        if (replaced !== undefined) {
+          if (this.dropLink(replaced, c.ctime)) delta -= 1
+        }
+        this.putDirent(c.newParent, c.newName, ino)
+        const a = this.mustAttrs(ino)
+        this.putInode(ino, { ...a, ctime: c.ctime })
+        if (c.parent === c.newParent) {
+          this.touchDir(c.parent, ms, delta - (dir ? 1 : 0))
+        } else {
+          this.touchDir(c.parent, ms, dir ? -1 : 0)
+          this.touchDir(c.newParent, ms, delta)
+        }
+        return
+      }
+      case 'setattr': {
+        const a = this.getAttrs(c.ino)
+        if (!a) return
+        this.putInode(c.ino, { ...a, ...c.attrs })
+        return
+      }
+      case 'blocks': {
+        const a = this.getAttrs(c.ino)
+        if (!a) {
+          // The file went away while its data was being sealed: release the
+          // chunks that only this change would have referenced.
+          for (const [, hex] of c.blocks) if (hex) this.collectIfUnreferenced(Buffer.from(hex, 'hex'))
+          return
+        }
+        let blocks = a.blocks
+        for (const [index, hex, length] of c.blocks) {
+          const key = pairKey(c.ino, index)
+          const old = this.getBlock(c.ino, index)
+          if (hex) {
+            const id = Buffer.from(hex, 'hex')
+            this.incref(id)
+            this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id, length }), key))
+            if (!old) blocks++
+          } else if (old) {
+            this.store.blocks.removeSync(key)
+            blocks--
+          }
+          if (old) this.decref(old.id)
+        }
+        this.putInode(c.ino, { ...a, size: c.size, blocks, mtime: c.mtime, ctime: c.mtime })
+        return
+      }
+      case 'truncate': {
+        const a = this.getAttrs(c.ino)
+        if (!a) return
+        const blocks = this.truncateBlocks(c.ino, c.size, a.blocks)
+        this.putInode(c.ino, { ...a, size: c.size, blocks, mtime: c.mtime, ctime: c.mtime })
+        return
+      }
+    }
+  }
+
+  // Drops one name of an inode; purges it when no name is left. Returns
+  // whether it was a directory.
+  private dropLink (ino: number, ctime: number): boolean {
+    const a = this.mustAttrs(ino)
+    const dir = isDir(a.mode)
+    const nlink = dir ? 0 : a.nlink - 1
+    if (nlink > 0) {
+      this.putInode(ino, { ...a, nlink, ctime })
+    } else {
+      this.truncateBlocks(ino, 0, a.blocks)
+      this.store.inodes.removeSync(u64Key(ino))
+      this.attrCache.delete(ino)
+    }
+    return dir
+  }
+
+  // Drops the block map entries past `size` and shortens a partial last block
+  // so bytes cut off never come back when the file grows again.
+  private truncateBlocks (ino: number, size: number, blocks: number): number {
+    const cs = this.chunkSizeOf()
+    const keep = Math.ceil(size / cs)
+    for (const index of this.blockIndexes(ino, keep)) {
+      const old = this.getBlock(ino, index)
+      this.store.blocks.removeSync(pairKey(ino, index))
+      if (old) { this.decref(old.id); blocks-- }
+    }
+    if (size % cs !== 0) {
+      const index = keep - 1
+      const last = this.getBlock(ino, index)
+      const within = size - index * cs
+      if (last && last.length > within) {
+        const key = pairKey(ino, index)
+        this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id: last.id, length: within }), key))
+      }
+    }
+    return Math.max(0, blocks)
+  }
+
+  private chunkSize = 0
+  setChunkSize (n: number): void { this.chunkSize = n }
+  private chunkSizeOf (): number {
+    if (!this.chunkSize) throw fail('EINVAL', 'chunk size not set')
+    return this.chunkSize
+  }
+
+  private incref (id: Buffer): void {
+    const raw = this.store.refs.getBinary(id)
+    const n = raw ? raw.readUInt32LE(0) : 0
+    const out = Buffer.allocUnsafe(4)
+    out.writeUInt32LE(n + 1)
+    this.store.refs.putSync(id, out)
+  }
+
+  private decref (id: Buffer): void {
+    const raw = this.store.refs.getBinary(id)
+    const n = raw ? raw.readUInt32LE(0) : 0
+    if (n <= 1) {
+      this.store.refs.removeSync(id)
+      this.store.chunks.removeSync(id)
+    } else {
+      const out = Buffer.allocUnsafe(4)
+      out.writeUInt32LE(n - 1)
+      this.store.refs.putSync(id, out)
+    }
+  }
+
+  private collectIfUnreferenced (id: Buffer): void {
+    if (!this.store.refs.doesExist(id)) this.store.chunks.removeSync(id)
+  }
+
+  private touchDir (dir: number, ms: number, nlinkDelta: number): void {
+    const a = this.getAttrs(dir)
+    if (!a) return
+    this.putInode(dir, { ...a, nlink: a.nlink + nlinkDelta, mtime: ms, ctime: ms })
+  }
+
+  private mustAttrs (ino: number): InodeAttrs {
+    const a = this.getAttrs(ino)
+    if (!a) throw fail('ENOENT', `inode ${ino} is missing`)
+    return a
+  }
+
+  private putInode (ino: number, attrs: InodeAttrs): void {
+    const key = u64Key(ino)
+    this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), Buffer.concat([Buffer.from('i'), key])))
+    this.remember(this.attrCache, ino, attrs)
+  }
+
+  private putDirent (parent: number, name: string, ino: number): void {
+    const key = this.direntKey(parent, name)
+    this.store.dirents.putSync(key, this.sealMeta(encodeDirent({ name, ino }), key))
+    this.remember(this.lookupCache, parent + '/' + name, ino)
+  }
+
+  private deleteDirent (parent: number, name: string): void {
+    this.store.dirents.removeSync(this.direntKey(parent, name))
+    this.lookupCache.delete(parent + '/' + name)
+  }
+
+  private direntKey (parent: number, name: string): Buffer {
+    const p = u64Key(parent)
+    const h = keyedHash(this.keys.name, p, Buffer.from(name, 'utf8'))
+    return Buffer.concat([p, h.subarray(0, 16)])
+  }
+
+  private sealMeta (plain: Buffer, ad: Buffer): Buffer {
+    return seal(this.keys.meta, plain, ad)
+  }
+
+  private openMeta (sealed: Buffer, ad: Buffer, what: string): Buffer {
+    try {
+      return open(this.keys.meta, sealed, ad)
+    } catch (e) {
+      throw fail('EIO', `corrupt metadata: ${what}`, e)
+    }
+  }
+
+  private remember<K, V> (m: Map<K, V>, k: K, v: V): void {
+    if (m.size >= CACHE_LIMIT) m.clear()
+    m.set(k, v)
+  }
+}
+
+export function isDir (mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR
+}

@@ -1,0 +1,135 @@
+import { stat, statfs } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { Volume } from './volume/volume.js'
+import { readVolumeFile } from './volume/volume-file.js'
+import { DataDirLock } from './volume/data-dir-lock.js'
+import { Vfs } from './vfs/vfs.js'
+import { fuseOps } from './fuse/fuse-adapter.js'
+import { loadFuse, type FuseInstance } from './fuse/native.js'
+import { isMounted, unmountPath } from './fuse/unmount.js'
+import { fail, isDisktroError } from './errors.js'
+import type { Config } from './config.js'
+
+export interface NodeOptions {
+  dataDir: string
+  password: () => Promise<string>
+  newPassword: () => Promise<string>
+  config: Config
+  log: (line: string) => void
+}
+
+export interface MountOptions extends NodeOptions {
+  mountpoint: string
+  allowOther: boolean
+}
+
+// The composition root: unlocks the volume, builds the layers and owns
+// start-up and shutdown. Nothing below this file knows about the others.
+export class DisktroNode {
+  private fuse: FuseInstance | null = null
+  private closing: Promise<void> | null = null
+
+  private constructor (
+    readonly volume: Volume,
+    readonly vfs: Vfs,
+    private readonly lock: DataDirLock,
+    private readonly log: (line: string) => void
+  ) {}
+
+  static async open (o: NodeOptions): Promise<DisktroNode> {
+    const dataDir = resolve(o.dataDir)
+    let created = false
+    try {
+      await readVolumeFile(dataDir)
+    } catch (e) {
+      if (!isDisktroError(e, 'NO_VOLUME')) throw e
+      await Volume.create(dataDir, await o.newPassword(), o.config.chunkSize)
+      created = true
+    }
+    const lock = await DataDirLock.acquire(dataDir)
+    try {
+      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes })
+      if (created) o.log(`created a new volume in ${dataDir}`)
+      await volume.recoverIfUnclean(o.log)
+      const vfs = new Vfs({
+        ns: volume.ns,
+        chunks: volume.chunks,
+        pipeline: volume.pipeline,
+        chunkSize: volume.file.chunkSize,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+        sync: () => volume.store.flushed(),
+        log: o.log,
+        statfs: async () => {
+          const s = await statfs(dataDir)
+          return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
+        }
+      })
+      return new DisktroNode(volume, vfs, lock, o.log)
+    } catch (e) {
+      await lock.release()
+      throw e
+    }
+  }
+
+  static async mount (o: MountOptions): Promise<DisktroNode> {
+    const mountpoint = resolve(o.mountpoint)
+    const st = await stat(mountpoint).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOTCONN') throw fail('ALREADY_MOUNTED', `${mountpoint} is a stale mount: run \`disktro unmount ${o.mountpoint}\` first`)
+      throw fail('MOUNTPOINT_MISSING', `mountpoint ${mountpoint} does not exist`)
+    })
+    if (!st.isDirectory()) throw fail('MOUNTPOINT_MISSING', `mountpoint ${mountpoint} is not a directory`)
+    if (await isMounted(mountpoint)) throw fail('ALREADY_MOUNTED', `${mountpoint} is already mounted`)
+    const node = await DisktroNode.open(o)
+    try {
+      await node.attach(mountpoint, o.allowOther)
+    } catch (e) {
+      await node.close()
+      throw e
+    }
+    return node
+  }
+
+  private async attach (mountpoint: string, allowOther: boolean): Promise<void> {
+    let Fuse
+    try {
+      Fuse = loadFuse()
+    } catch (e) {
+      throw fail('FUSE_UNAVAILABLE', (e as Error).message)
+    }
+    const fuse = new Fuse(mountpoint, fuseOps(this.vfs, this.log), {
+      // fuse-native joins options with commas, so fsname carries the ones it
+      // has no setting for: 128 KiB writes and our inode numbers.
+      fsname: 'disktro,big_writes,use_ino',
+      subtype: 'disktro',
+      defaultPermissions: true,
+      allowOther,
+      // No timeout for data ops: a slow read must not fail. Others get a
+      // generous one as a last resort; the adapter answers every call itself.
+      timeout: { default: 120_000, read: false, write: false, flush: false, fsync: false, release: false, truncate: false, ftruncate: false } as unknown as number
+    })
+    await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
+    this.fuse = fuse
+  }
+
+  close (): Promise<void> {
+    if (!this.closing) this.closing = this.doClose()
+    return this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    if (this.fuse) {
+      const fuse = this.fuse
+      this.fuse = null
+      await this.vfs.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
+      await new Promise<void>(resolve => fuse.unmount(err => {
+        if (err) this.log(`unmount: ${err.message}`)
+        resolve()
+      }))
+      await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
+    }
+    await this.vfs.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
+    await this.volume.close()
+    await this.lock.release()
+  }
+}

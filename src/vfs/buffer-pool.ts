@@ -1,0 +1,15 @@
+// Fresh allocations of 128 KiB and more are slow here, so block buffers are
+// recycled. Buffers come back zeroed-or-not: callers fill what they use.
+export class BufferPool {
+  private readonly free: Buffer[] = []
+
+  constructor (readonly size: number, private readonly keep = 16) {}
+
+  acquire (): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size)
+  }
+
+  release (b: Buffer): void {
+    if (b.length === this.size && this.free.length < this.keep) this.free.push(b)
+  }
+}

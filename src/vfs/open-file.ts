@@ -1,0 +1,229 @@
+import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
+import type { ChunkStore } from '../chunks/chunk-store.js'
+import type { BlockReader } from '../chunks/block-reader.js'
+import type { Namespace } from '../meta/namespace.js'
+import type { BufferPool } from './buffer-pool.js'
+import { fail, DisktroError, wrapStorageError } from '../errors.js'
+
+const MAX_INFLIGHT = 4 // sealed blocks awaiting commit per file: bounds memory
+
+interface Inflight {
+  buf: Buffer
+  len: number
+  done: Promise<void>
+}
+
+export interface OpenFileDeps {
+  ns: Namespace
+  chunks: ChunkStore
+  pipeline: ChunkPipeline
+  reader: BlockReader
+  pool: BufferPool
+  chunkSize: number
+}
+
+// The write-back state of one regular file while any handle has it open.
+// Writes land in block-sized buffers; a block is sealed (hashed, compressed,
+// encrypted, stored) in the background as soon as it is full, and the rest on
+// flush/fsync. Reads see buffered data first, so the file always reads back
+// what was written. Errors from background sealing surface on the next
+// write, flush or fsync, as write-back errors do on any filesystem.
+export class OpenFile {
+  handles = 0
+  size: number
+  mtime: number
+  private committedSize: number
+  private readonly dirty = new Map<number, Buffer>()
+  private readonly loading = new Map<number, Promise<Buffer>>()
+  private readonly inflight = new Map<number, Inflight>()
+  private pendingAttrs = false
+  private error: DisktroError | null = null
+
+  constructor (readonly ino: number, size: number, mtime: number, private readonly d: OpenFileDeps) {
+    this.size = size
+    this.committedSize = size
+    this.mtime = mtime
+  }
+
+  get isDirty (): boolean {
+    return this.dirty.size > 0 || this.inflight.size > 0 || this.pendingAttrs
+  }
+
+  async write (data: Buffer, offset: number): Promise<number> {
+    this.throwPending()
+    const cs = this.d.chunkSize
+    let done = 0
+    while (done < data.length) {
+      const pos = offset + done
+      const index = Math.floor(pos / cs)
+      const inner = pos - index * cs
+      const n = Math.min(cs - inner, data.length - done)
+      const buf = await this.blockForWrite(index, inner === 0 && n === cs)
+      data.copy(buf, inner, done, done + n)
+      done += n
+      if (pos + n > this.size) this.size = pos + n
+      if (inner + n === cs) this.seal(index)
+    }
+    this.mtime = Date.now()
+    this.pendingAttrs = true
+    await this.backpressure()
+    return done
+  }
+
+  async read (target: Buffer, length: number, offset: number): Promise<number> {
+    const cs = this.d.chunkSize
+    const end = Math.min(offset + length, this.size)
+    let pos = offset
+    let lastIndex = -1
+    while (pos < end) {
+      const index = Math.floor(pos / cs)
+      const inner = pos - index * cs
+      const n = Math.min(cs - inner, end - pos)
+      const src = await this.blockForRead(index)
+      const at = pos - offset
+      if (src) {
+        const avail = Math.max(0, Math.min(n, src.length - inner))
+        if (avail > 0) src.copy(target, at, inner, inner + avail)
+        if (avail < n) target.fill(0, at + avail, at + n)
+      } else {
+        target.fill(0, at, at + n)
+      }
+      pos += n
+      lastIndex = index
+    }
+    if (lastIndex >= 0) this.readAhead(lastIndex + 1)
+    return Math.max(0, end - offset)
+  }
+
+  async truncate (size: number): Promise<void> {
+    await this.flush()
+    this.d.ns.commit({ op: 'truncate', ino: this.ino, size, mtime: Date.now() })
+    this.size = size
+    this.committedSize = size
+    this.mtime = Date.now()
+  }
+
+  // Seals every buffered block and commits size and times.
+  async flush (): Promise<void> {
+    for (const index of [...this.dirty.keys()]) this.seal(index)
+    while (this.inflight.size > 0) {
+      await Promise.allSettled([...this.inflight.values()].map(f => f.done))
+    }
+    this.throwPending()
+    if (this.pendingAttrs || this.size !== this.committedSize) {
+      this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime: this.mtime } })
+      this.committedSize = this.size
+      this.pendingAttrs = false
+    }
+  }
+
+  private throwPending (): void {
+    if (this.error) {
+      const e = this.error
+      this.error = null
+      throw e
+    }
+  }
+
+  private async backpressure (): Promise<void> {
+    while (this.inflight.size > MAX_INFLIGHT) {
+      await Promise.race([...this.inflight.values()].map(f => f.done))
+    }
+  }
+
+  private async blockForWrite (index: number, whole: boolean): Promise<Buffer> {
+    const have = this.dirty.get(index)
+    if (have) return have
+    const loading = this.loading.get(index)
+    if (loading) return await loading
+    const p = (async () => {
+      const buf = this.d.pool.acquire()
+      if (whole) return buf
+      const current = index * this.d.chunkSize < this.size ? await this.blockForRead(index) : null
+      if (current) {
+        const n = Math.min(current.length, buf.length)
+        current.copy(buf, 0, 0, n)
+        buf.fill(0, n)
+      } else {
+        buf.fill(0)
+      }
+      return buf
+    })()
+    this.loading.set(index, p)
+    try {
+      const buf = await p
+      this.dirty.set(index, buf)
+      return buf
+    } finally {
+      this.loading.delete(index)
+    }
+  }
+
+  // The current bytes of a block (possibly shorter than a block), or null for a hole.
+  private async blockForRead (index: number): Promise<Buffer | null> {
+    const cs = this.d.chunkSize
+    const valid = Math.max(0, Math.min(cs, this.size - index * cs))
+    const dirty = this.dirty.get(index)
+    if (dirty) return dirty.subarray(0, valid)
+    const fl = this.inflight.get(index)
+    if (fl) return fl.buf.subarray(0, Math.min(fl.len, valid))
+    const ref = this.d.ns.getBlock(this.ino, index)
+    if (!ref) return null
+    const plain = await this.d.reader.read(ref.id)
+    return plain.subarray(0, Math.min(ref.length, valid, plain.length))
+  }
+
+  private readAhead (index: number): void {
+    if (index * this.d.chunkSize >= this.size || this.dirty.has(index) || this.inflight.has(index)) return
+    const ref = this.d.ns.getBlock(this.ino, index)
+    if (ref) this.d.reader.prefetch(ref.id)
+  }
+
+  private seal (index: number): void {
+    const buf = this.dirty.get(index)
+    if (!buf) return
+    this.dirty.delete(index)
+    const len = Math.max(0, Math.min(this.d.chunkSize, this.size - index * this.d.chunkSize))
+    const previous = this.inflight.get(index)
+    const entry: Inflight = { buf, len, done: Promise.resolve() }
+    entry.done = this.commitBlock(index, buf, len, previous).catch((e: unknown) => {
+      this.error = e instanceof DisktroError ? e : wrapStorageError(e, `cannot store block ${index} of inode ${this.ino}`)
+    }).finally(() => {
+      if (this.inflight.get(index) === entry) this.inflight.delete(index)
+      this.d.pool.release(buf)
+    })
+    this.inflight.set(index, entry)
+  }
+
+  private async commitBlock (index: number, buf: Buffer, len: number, previous: Inflight | undefined): Promise<void> {
+    const plain = buf.subarray(0, len)
+    const hole = len === 0 || isZero(plain)
+    const sealed = hole ? null : await this.d.pipeline.seal(plain)
+    if (sealed && !this.d.chunks.has(sealed.id)) await this.d.chunks.put(sealed.id, sealed.record)
+    // Commits of one block apply in the order the block was sealed.
+    if (previous) await previous.done
+    const end = index * this.d.chunkSize + len
+    const size = Math.max(this.committedSize, end)
+    this.d.ns.commit({
+      op: 'blocks',
+      ino: this.ino,
+      size,
+      mtime: this.mtime,
+      blocks: [[index, sealed ? sealed.id.toString('hex') : null, len]]
+    }, sealed ? [sealed] : [])
+    this.committedSize = size
+  }
+}
+
+const ZERO = Buffer.alloc(64 * 1024)
+function isZero (b: Buffer): boolean {
+  for (let o = 0; o < b.length; o += ZERO.length) {
+    const n = Math.min(ZERO.length, b.length - o)
+    if (b.compare(ZERO, 0, n, o, o + n) !== 0) return false
+  }
+  return true
+}
+
+export function assertRegular (isRegular: boolean, path: string): void {
+  if (!isRegular) throw fail('EISDIR', `${path} is not a regular file`)
+}

@@ -1,0 +1,386 @@
+import type { Namespace } from '../meta/namespace.js'
+import { ROOT_INO } from '../meta/namespace.js'
+import type { InodeAttrs } from '../codec/inode-record.js'
+import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
+import type { ChunkStore } from '../chunks/chunk-store.js'
+import { BlockReader } from '../chunks/block-reader.js'
+import { BufferPool } from './buffer-pool.js'
+import { OpenFile } from './open-file.js'
+import { fail, isDisktroError } from '../errors.js'
+
+export const S_IFMT = 0o170000
+export const S_IFREG = 0o100000
+export const S_IFDIR = 0o040000
+export const S_IFLNK = 0o120000
+export const S_IFIFO = 0o010000
+export const S_IFSOCK = 0o140000
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+
+const NAME_MAX = 255
+const O_RDWR = 2
+
+export interface Stat extends InodeAttrs {
+  ino: number
+  blksize: number
+  blockCount512: number
+}
+
+export interface StatFs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  namemax: number
+}
+
+export interface VfsDeps {
+  ns: Namespace
+  chunks: ChunkStore
+  pipeline: ChunkPipeline
+  chunkSize: number
+  uid: number
+  gid: number
+  statfs: () => Promise<{ bsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number }>
+  sync: () => Promise<void> // durable on disk, for fsync(2)
+  log: (line: string) => void
+}
+
+interface Handle {
+  ino: number
+  file: OpenFile | null
+  path: string
+}
+
+// POSIX semantics over the namespace and the chunk pipeline, by path, as
+// FUSE's high-level API hands them in. It knows nothing of FUSE or the
+// network; every failure is a DisktroError with a POSIX code.
+export class Vfs {
+  private readonly ns: Namespace
+  private readonly files = new Map<number, OpenFile>()
+  private readonly handles = new Map<number, Handle>()
+  private nextFh = 1
+  private readonly reader: BlockReader
+  private readonly pool: BufferPool
+
+  constructor (private readonly d: VfsDeps) {
+    this.ns = d.ns
+    this.reader = new BlockReader(d.chunks, d.pipeline)
+    this.pool = new BufferPool(d.chunkSize)
+  }
+
+  // --- path resolution ---
+
+  resolve (path: string): number {
+    let ino = ROOT_INO
+    if (path === '/') return ino
+    const parts = path.split('/')
+    for (let i = 1; i < parts.length; i++) {
+      const name = parts[i]
+      if (name === '') continue
+      const a = this.ns.getAttrs(ino)
+      if (!a || (a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
+      const next = this.ns.lookup(ino, name)
+      if (next === undefined) throw fail('ENOENT', `${path}: no such file or directory`)
+      ino = next
+    }
+    return ino
+  }
+
+  private parentOf (path: string): { parent: number, name: string } {
+    const i = path.lastIndexOf('/')
+    const name = path.slice(i + 1)
+    if (Buffer.byteLength(name) > NAME_MAX) throw fail('ENAMETOOLONG', `${path}: name too long`)
+    const parent = this.resolve(i <= 0 ? '/' : path.slice(0, i))
+    const a = this.attrsOf(parent)
+    if ((a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: parent is not a directory`)
+    return { parent, name }
+  }
+
+  private attrsOf (ino: number): InodeAttrs {
+    const a = this.ns.getAttrs(ino)
+    if (!a) throw fail('ENOENT', `inode ${ino} is gone`)
+    return a
+  }
+
+  // --- attributes ---
+
+  getattr (path: string): Stat {
+    return this.statOf(this.resolve(path))
+  }
+
+  statOf (ino: number): Stat {
+    const a = this.attrsOf(ino)
+    const f = this.files.get(ino)
+    const size = f ? f.size : a.size
+    const mtime = f && f.isDirty ? f.mtime : a.mtime
+    const ctime = f && f.isDirty ? Math.max(f.mtime, a.ctime) : a.ctime
+    const type = a.mode & S_IFMT
+    // st_blocks counts stored chunks (holes are free); buffered data counts in full.
+    const allocated = f && f.isDirty ? size : Math.min(size, a.blocks * this.d.chunkSize)
+    return {
+      ...a, size, mtime, ctime, ino, blksize: 4096,
+      blockCount512: type === S_IFREG ? Math.ceil(allocated / 512) : type === S_IFDIR ? 8 : 0
+    }
+  }
+
+  chmod (path: string, mode: number): void {
+    const ino = this.resolve(path)
+    const a = this.attrsOf(ino)
+    this.ns.commit({ op: 'setattr', ino, attrs: { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime: Date.now() } })
+  }
+
+  chown (path: string, uid: number, gid: number): void {
+    const ino = this.resolve(path)
+    const a = this.attrsOf(ino)
+    const attrs: Partial<InodeAttrs> = { ctime: Date.now() }
+    // (uid_t)-1 and (gid_t)-1 mean "leave unchanged".
+    if (uid !== 0xffffffff && uid !== -1) attrs.uid = uid
+    if (gid !== 0xffffffff && gid !== -1) attrs.gid = gid
+    if (attrs.uid !== undefined || attrs.gid !== undefined) attrs.mode = a.mode
+    this.ns.commit({ op: 'setattr', ino, attrs })
+  }
+
+  // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
+  utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined): void {
+    const ino = this.resolve(path)
+    const now = Date.now()
+    const attrs: Partial<InodeAttrs> = { ctime: now }
+    if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
+    if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
+    const f = this.files.get(ino)
+    if (f && attrs.mtime !== undefined) f.mtime = attrs.mtime
+    this.ns.commit({ op: 'setattr', ino, attrs })
+  }
+
+  async truncate (path: string, size: number): Promise<void> {
+    const ino = this.resolve(path)
+    await this.truncateIno(ino, size, path)
+  }
+
+  async ftruncate (fh: number, size: number): Promise<void> {
+    const h = this.handle(fh)
+    await this.truncateIno(h.ino, size, h.path)
+  }
+
+  private async truncateIno (ino: number, size: number, path: string): Promise<void> {
+    const a = this.attrsOf(ino)
+    if ((a.mode & S_IFMT) === S_IFDIR) throw fail('EISDIR', `${path}: is a directory`)
+    if ((a.mode & S_IFMT) !== S_IFREG) throw fail('EINVAL', `${path}: not a regular file`)
+    if (size < 0 || !Number.isSafeInteger(size)) throw fail('EINVAL', `${path}: bad size`)
+    const f = this.files.get(ino)
+    if (f) {
+      await f.truncate(size)
+    } else {
+      this.ns.commit({ op: 'truncate', ino, size, mtime: Date.now() })
+    }
+  }
+
+  // --- directories ---
+
+  readdir (path: string): string[] {
+    const ino = this.resolve(path)
+    const a = this.attrsOf(ino)
+    if ((a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
+    return ['.', '..', ...this.ns.readdir(ino).map(e => e.name)]
+  }
+
+  mkdir (path: string, mode: number): void {
+    this.mknode(path, S_IFDIR | (mode & 0o7777), 0)
+  }
+
+  rmdir (path: string): void {
+    const { parent, name } = this.parentOf(path)
+    const ino = this.ns.lookup(parent, name)
+    if (ino === undefined) throw fail('ENOENT', `${path}: no such directory`)
+    if ((this.attrsOf(ino).mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
+    if (!this.ns.isEmptyDir(ino)) throw fail('ENOTEMPTY', `${path}: directory not empty`)
+    this.ns.commit({ op: 'unlink', parent, name, ctime: Date.now() })
+  }
+
+  // --- files and other nodes ---
+
+  mknod (path: string, mode: number, rdev: number): void {
+    const type = mode & S_IFMT
+    if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) {
+      throw fail('EINVAL', `${path}: unsupported node type`)
+    }
+    this.mknode(path, mode, rdev)
+  }
+
+  create (path: string, mode: number): number {
+    const ino = this.mknode(path, S_IFREG | (mode & 0o7777), 0)
+    return this.openIno(ino, path, O_RDWR)
+  }
+
+  symlink (target: string, path: string): void {
+    this.mknode(path, S_IFLNK | 0o777, 0, target)
+  }
+
+  readlink (path: string): string {
+    const a = this.attrsOf(this.resolve(path))
+    if ((a.mode & S_IFMT) !== S_IFLNK || a.target === undefined) throw fail('EINVAL', `${path}: not a symbolic link`)
+    return a.target
+  }
+
+  link (existing: string, path: string): void {
+    const ino = this.resolve(existing)
+    if ((this.attrsOf(ino).mode & S_IFMT) === S_IFDIR) throw fail('EPERM', `${existing}: cannot hard-link a directory`)
+    const { parent, name } = this.parentOf(path)
+    if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
+    this.ns.commit({ op: 'link', parent, name, ino, ctime: Date.now() })
+  }
+
+  unlink (path: string): void {
+    const { parent, name } = this.parentOf(path)
+    const ino = this.ns.lookup(parent, name)
+    if (ino === undefined) throw fail('ENOENT', `${path}: no such file`)
+    if ((this.attrsOf(ino).mode & S_IFMT) === S_IFDIR) throw fail('EISDIR', `${path}: is a directory`)
+    this.ns.commit({ op: 'unlink', parent, name, ctime: Date.now() })
+  }
+
+  rename (from: string, to: string): void {
+    const src = this.parentOf(from)
+    const dst = this.parentOf(to)
+    const ino = this.ns.lookup(src.parent, src.name)
+    if (ino === undefined) throw fail('ENOENT', `${from}: no such file or directory`)
+    const a = this.attrsOf(ino)
+    const isDir = (a.mode & S_IFMT) === S_IFDIR
+    // FUSE hands in canonical paths, so a move into the own subtree shows in the path.
+    if (isDir && to.startsWith(from + '/')) throw fail('EINVAL', `${from}: cannot move a directory into itself`)
+    const existing = this.ns.lookup(dst.parent, dst.name)
+    if (existing === ino) return
+    if (existing !== undefined) {
+      const ea = this.attrsOf(existing)
+      const targetIsDir = (ea.mode & S_IFMT) === S_IFDIR
+      if (isDir && !targetIsDir) throw fail('ENOTDIR', `${to}: not a directory`)
+      if (!isDir && targetIsDir) throw fail('EISDIR', `${to}: is a directory`)
+      if (targetIsDir && !this.ns.isEmptyDir(existing)) throw fail('ENOTEMPTY', `${to}: directory not empty`)
+    }
+    this.ns.commit({ op: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, ctime: Date.now() })
+  }
+
+  private mknode (path: string, mode: number, rdev: number, target?: string): number {
+    const { parent, name } = this.parentOf(path)
+    if (name === '' || name === '.' || name === '..') throw fail('EEXIST', `${path}: exists`)
+    if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
+    const now = Date.now()
+    const ino = this.ns.allocIno()
+    const dir = (mode & S_IFMT) === S_IFDIR
+    const attrs: InodeAttrs = {
+      mode, uid: this.d.uid, gid: this.d.gid, nlink: dir ? 2 : 1, rdev,
+      size: target !== undefined ? Buffer.byteLength(target) : 0, blocks: 0, atime: now, mtime: now, ctime: now
+    }
+    if (target !== undefined) attrs.target = target
+    this.ns.commit({ op: 'mknode', parent, name, ino, attrs })
+    return ino
+  }
+
+  // --- open files ---
+
+  open (path: string, flags: number): number {
+    const ino = this.resolve(path)
+    return this.openIno(ino, path, flags)
+  }
+
+  // Access modes are checked by the kernel (default_permissions); O_TRUNC
+  // arrives as a separate truncate.
+  private openIno (ino: number, path: string, _flags: number): number {
+    const a = this.attrsOf(ino)
+    let file: OpenFile | null = null
+    if ((a.mode & S_IFMT) === S_IFREG) {
+      file = this.files.get(ino) ?? null
+      if (!file) {
+        file = new OpenFile(ino, a.size, a.mtime, {
+          ns: this.ns, chunks: this.d.chunks, pipeline: this.d.pipeline, reader: this.reader, pool: this.pool, chunkSize: this.d.chunkSize
+        })
+        this.files.set(ino, file)
+      }
+      file.handles++
+    }
+    const fh = this.nextFh++
+    if (this.nextFh > 0x7fffffff) this.nextFh = 1
+    this.handles.set(fh, { ino, file, path })
+    return fh
+  }
+
+  private handle (fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (!h) throw fail('EBADF', `bad file handle ${fh}`)
+    return h
+  }
+
+  private fileOf (fh: number): OpenFile {
+    const h = this.handle(fh)
+    if (!h.file) throw fail('EISDIR', `${h.path}: not a regular file`)
+    return h.file
+  }
+
+  async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+    const h = this.handle(fh)
+    try {
+      return await this.fileOf(fh).read(buf, length, offset)
+    } catch (e) {
+      if (isDisktroError(e, 'CORRUPT_CHUNK')) {
+        this.d.log(`read error: ${h.path}: ${e.message} (offset ${offset}, ${length} bytes)`)
+        throw fail('EIO', e.message, e)
+      }
+      throw e
+    }
+  }
+
+  async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+    const f = this.fileOf(fh)
+    if (offset + length > Number.MAX_SAFE_INTEGER) throw fail('EFBIG', 'file too large')
+    return await f.write(length === buf.length ? buf : buf.subarray(0, length), offset)
+  }
+
+  async flush (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.file) await h.file.flush()
+  }
+
+  async fsync (fh: number): Promise<void> {
+    await this.flush(fh)
+    await this.d.sync()
+  }
+
+  async syncAll (): Promise<void> {
+    await this.flushAll()
+    await this.d.sync()
+  }
+
+  async release (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    this.handles.delete(fh)
+    const f = h.file
+    if (!f) return
+    f.handles--
+    try {
+      await f.flush()
+    } finally {
+      if (f.handles === 0 && this.files.get(f.ino) === f && !f.isDirty) this.files.delete(f.ino)
+    }
+  }
+
+  // Flushes every open file (unmount, shutdown).
+  async flushAll (): Promise<void> {
+    for (const f of this.files.values()) await f.flush()
+  }
+
+  async statfs (): Promise<StatFs> {
+    const s = await this.d.statfs()
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, namemax: NAME_MAX
+    }
+  }
+
+  access (path: string): void {
+    this.resolve(path)
+  }
+}
