@@ -1,0 +1,147 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { openNode } from '../helpers/node.js'
+import type { Vfs } from '../../src/vfs/vfs.js'
+import { S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO } from '../../src/vfs/vfs.js'
+
+const CS = 64 * 1024 // small chunks keep these tests quick
+
+async function writeFile (vfs: Vfs, path: string, data: Buffer, offset = 0): Promise<void> {
+  let fh: number
+  try { fh = vfs.open(path, 2) } catch { fh = vfs.create(path, 0o644) }
+  await vfs.write(fh, data, data.length, offset)
+  await vfs.release(fh)
+}
+
+async function readFile (vfs: Vfs, path: string): Promise<Buffer> {
+  const st = vfs.getattr(path)
+  const fh = vfs.open(path, 0)
+  const buf = Buffer.alloc(st.size)
+  const n = await vfs.read(fh, buf, st.size, 0)
+  await vfs.release(fh)
+  return buf.subarray(0, n)
+}
+
+function chunkCount (node: Awaited<ReturnType<typeof openNode>>): number {
+  return node.volume.store.chunks.getKeysCount()
+}
+
+t.test('files, directories, links and symlinks', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  vfs.mkdir('/d', 0o755)
+  t.equal(vfs.getattr('/d').mode, S_IFDIR | 0o755)
+  t.equal(vfs.getattr('/').nlink, 3, 'root nlink counts the subdirectory')
+  const data = randomBytes(3 * CS + 123)
+  await writeFile(vfs, '/d/f', data)
+  t.same(await readFile(vfs, '/d/f'), data)
+  t.equal(vfs.getattr('/d/f').size, data.length)
+  t.equal(vfs.getattr('/d/f').mode, S_IFREG | 0o644)
+  vfs.link('/d/f', '/g')
+  t.equal(vfs.getattr('/g').nlink, 2)
+  t.equal(vfs.getattr('/d/f').ino, vfs.getattr('/g').ino)
+  vfs.unlink('/d/f')
+  t.equal(vfs.getattr('/g').nlink, 1)
+  t.same(await readFile(vfs, '/g'), data, 'data survives through the other name')
+  vfs.symlink('g', '/s')
+  t.equal(vfs.getattr('/s').mode & 0o170000, S_IFLNK)
+  t.equal(vfs.readlink('/s'), 'g')
+  vfs.mknod('/fifo', S_IFIFO | 0o600, 0)
+  t.equal(vfs.getattr('/fifo').mode & 0o170000, S_IFIFO)
+  t.throws(() => vfs.mkdir('/d', 0o755), { code: 'EEXIST' })
+  t.throws(() => vfs.rmdir('/'.concat('nope')), { code: 'ENOENT' })
+  t.throws(() => vfs.getattr('/g/x'), { code: 'ENOTDIR' })
+  t.throws(() => vfs.create('/' + 'n'.repeat(256), 0o644), { code: 'ENAMETOOLONG' })
+  t.same(vfs.readdir('/').sort(), ['.', '..', 'd', 'fifo', 'g', 's'])
+})
+
+t.test('rename semantics', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  vfs.mkdir('/a', 0o755); vfs.mkdir('/a/b', 0o755); vfs.mkdir('/c', 0o755)
+  await writeFile(vfs, '/a/b/f', Buffer.from('one'))
+  await writeFile(vfs, '/c/f2', Buffer.from('two'))
+  t.throws(() => vfs.rename('/a', '/a/b/x'), { code: 'EINVAL' }, 'not into own subtree')
+  vfs.rename('/a/b', '/c/b')
+  t.same(await readFile(vfs, '/c/b/f'), Buffer.from('one'))
+  t.equal(vfs.getattr('/a').nlink, 2, 'old parent lost a subdirectory')
+  t.equal(vfs.getattr('/c').nlink, 3, 'new parent gained one')
+  vfs.rename('/c/f2', '/c/b/f')
+  t.same(await readFile(vfs, '/c/b/f'), Buffer.from('two'), 'replaces a file')
+  t.throws(() => vfs.getattr('/c/f2'), { code: 'ENOENT' })
+  vfs.mkdir('/empty', 0o755)
+  t.throws(() => vfs.rename('/empty', '/c'), { code: 'ENOTEMPTY' })
+  vfs.rename('/a', '/empty')
+  t.throws(() => vfs.getattr('/a'), { code: 'ENOENT' })
+  t.equal(vfs.getattr('/empty').mode & 0o170000, S_IFDIR, 'replaced an empty directory')
+  t.throws(() => vfs.rename('/c/b/f', '/empty'), { code: 'EISDIR' })
+  t.throws(() => vfs.rmdir('/c'), { code: 'ENOTEMPTY' })
+})
+
+t.test('sparse files, truncate, and random writes rewrite one block', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const fh = vfs.create('/sparse', 0o644)
+  const big = 5 * 1024 ** 3
+  await vfs.ftruncate(fh, big)
+  await vfs.write(fh, Buffer.from('tail'), 4, 4.5 * 1024 ** 3)
+  await vfs.release(fh)
+  t.equal(vfs.getattr('/sparse').size, big)
+  t.equal(chunkCount(node), 1, 'holes are not stored')
+  const probe = Buffer.alloc(8)
+  const rh = vfs.open('/sparse', 0)
+  await vfs.read(rh, probe, 8, 4.5 * 1024 ** 3 - 2)
+  t.same(probe, Buffer.from([0, 0, 0x74, 0x61, 0x69, 0x6c, 0, 0]), 'data past 4 GiB, zeros around it')
+  await vfs.release(rh)
+
+  const data = randomBytes(10 * CS)
+  await writeFile(vfs, '/f', data)
+  const before = chunkCount(node)
+  const patch = randomBytes(100)
+  await writeFile(vfs, '/f', patch, 5 * CS + 7)
+  patch.copy(data, 5 * CS + 7)
+  t.same(await readFile(vfs, '/f'), data)
+  t.equal(chunkCount(node), before, 'one block replaced: one chunk in, one reclaimed')
+
+  await vfs.truncate('/f', 3 * CS + 10)
+  await vfs.truncate('/f', 4 * CS)
+  const back = await readFile(vfs, '/f')
+  t.same(back.subarray(0, 3 * CS + 10), data.subarray(0, 3 * CS + 10))
+  t.ok(back.subarray(3 * CS + 10).equals(Buffer.alloc(CS - 10)), 'bytes cut by truncate do not come back')
+})
+
+t.test('dedupe and reclaiming space', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const data = randomBytes(4 * CS)
+  await writeFile(vfs, '/a', data)
+  await writeFile(vfs, '/b', data)
+  t.equal(chunkCount(node), 4, 'identical blocks are stored once')
+  vfs.unlink('/a')
+  t.equal(chunkCount(node), 4, 'still referenced by /b')
+  vfs.unlink('/b')
+  t.equal(chunkCount(node), 0, 'unreferenced chunks are reclaimed')
+  t.equal(node.volume.store.refs.getKeysCount(), 0)
+})
+
+t.test('times follow POSIX', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  await writeFile(vfs, '/f', Buffer.from('x'))
+  vfs.utimens('/f', 1000, 2000)
+  let st = vfs.getattr('/f')
+  t.equal(st.atime, 1000); t.equal(st.mtime, 2000)
+  vfs.utimens('/f', undefined, 3000)
+  st = vfs.getattr('/f')
+  t.equal(st.atime, 1000, 'atime untouched by an mtime-only change'); t.equal(st.mtime, 3000)
+  vfs.utimens('/f', 4000, undefined)
+  st = vfs.getattr('/f')
+  t.equal(st.atime, 4000); t.equal(st.mtime, 3000, 'mtime untouched by an atime-only change')
+  const c0 = st.ctime
+  await new Promise(resolve => setTimeout(resolve, 5))
+  vfs.chmod('/f', 0o600)
+  t.ok(vfs.getattr('/f').ctime > 3000 && vfs.getattr('/f').ctime >= c0, 'chmod sets ctime')
+  t.equal(vfs.getattr('/f').mode, S_IFREG | 0o600)
+  await writeFile(vfs, '/f', Buffer.from('y'), 1)
+  t.ok(vfs.getattr('/f').mtime > 3000, 'write sets mtime')
+})
