@@ -8,6 +8,12 @@ export interface Config {
   heartbeatInterval: number // ms
   port: number
   maxStoreBytes: number // LMDB map size: the most this node stores
+  bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults
+}
+
+export interface HostPort {
+  host: string
+  port: number
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -15,7 +21,8 @@ export const DEFAULT_CONFIG: Config = {
   replicaCount: 3,
   heartbeatInterval: 5000,
   port: 8080,
-  maxStoreBytes: 1024 * 1024 * 1024 * 1024
+  maxStoreBytes: 1024 * 1024 * 1024 * 1024,
+  bootstrap: null
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -49,6 +56,10 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
   if (r.heartbeatInterval !== undefined) c.heartbeatInterval = duration(r.heartbeatInterval, 'heartbeatInterval', where)
   if (r.port !== undefined) c.port = int(r.port, 'port', where, 0, 65535)
   if (r.maxStoreBytes !== undefined) c.maxStoreBytes = size(r.maxStoreBytes, 'maxStoreBytes', where)
+  if (r.bootstrap !== undefined) {
+    const list = Array.isArray(r.bootstrap) ? r.bootstrap : [r.bootstrap]
+    c.bootstrap = list.map(v => parseHostPort(String(v), `${where}: bootstrap`))
+  }
   if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
     throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)
   }
@@ -77,4 +88,11 @@ function duration (v: unknown, key: string, where: string): number {
   if (!m) throw fail('BAD_CONFIG', `${where}: ${key} must be milliseconds or a duration such as "5s"`)
   const mult = m[2] === 's' ? 1000 : m[2] === 'm' ? 60000 : 1
   return Number(m[1]) * mult
+}
+
+export function parseHostPort (v: string, where = 'bootstrap'): HostPort {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(v.trim())
+  const port = m ? Number(m[2]) : NaN
+  if (!m || port < 1 || port > 65535) throw fail('BAD_CONFIG', `${where}: expected host:port, got "${v}"`)
+  return { host: m[1], port }
 }

@@ -12,7 +12,11 @@ export type VolumeCode =
   | 'BAD_CONFIG' | 'NO_PASSWORD' | 'FUSE_UNAVAILABLE' | 'UNSUPPORTED_VERSION' | 'MOUNT_FAILED'
   | 'UNMOUNT_FAILED'
 
-export type ErrorCode = PosixCode | VolumeCode
+// Peer-to-peer failures (src/net): a malformed or hostile wire message, a peer
+// that went away or did not answer in time, and an error reported by the peer.
+export type NetCode = 'BAD_MESSAGE' | 'PEER_CLOSED' | 'PEER_TIMEOUT' | 'PEER_ERROR'
+
+export type ErrorCode = PosixCode | VolumeCode | NetCode
 
 export class DisktroError extends Error {
   readonly code: ErrorCode

@@ -9,9 +9,16 @@ import { loadFuse, type FuseInstance } from './fuse/native.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { fail, isDisktroError } from './errors.js'
 import type { Config } from './config.js'
+import { ControlServer } from './api/control-server.js'
+import { volumeStats } from './volume/stats.js'
+import { storeStats } from './replication/chunk-service.js'
+import { SwarmServices } from './swarm-services.js'
+import type { StatusReport } from './status-report.js'
+import { fileReplication } from './replication/file-replication.js'
 
 export interface NodeOptions {
   dataDir: string
+  offline?: boolean // no swarm (tests of the single-machine layers)
   password: () => Promise<string>
   newPassword: () => Promise<string>
   config: Config
@@ -28,13 +35,21 @@ export interface MountOptions extends NodeOptions {
 export class DisktroNode {
   private fuse: FuseInstance | null = null
   private closing: Promise<void> | null = null
+  private control: ControlServer | null = null
+  private readonly started = Date.now()
 
   private constructor (
     readonly volume: Volume,
-    readonly vfs: Vfs,
+    private readonly vfsOrNull: Vfs | null,
+    readonly swarm: SwarmServices | null,
     private readonly lock: DataDirLock,
     private readonly log: (line: string) => void
   ) {}
+
+  get vfs (): Vfs {
+    if (!this.vfsOrNull) throw fail('EPERM', 'a storage-only member has no filesystem to mount: run `disktro serve`')
+    return this.vfsOrNull
+  }
 
   static async open (o: NodeOptions): Promise<DisktroNode> {
     const dataDir = resolve(o.dataDir)
@@ -51,10 +66,12 @@ export class DisktroNode {
       const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes })
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
-      const vfs = new Vfs({
-        ns: volume.ns,
+      const swarm = o.offline ? null : new SwarmServices(volume, o.config, o.log)
+      const vfs = !volume.access ? null : new Vfs({
+        ns: volume.access.ns,
         chunks: volume.chunks,
-        pipeline: volume.pipeline,
+        pipeline: volume.access.pipeline,
+        remote: swarm?.remote,
         chunkSize: volume.file.chunkSize,
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,
@@ -65,11 +82,41 @@ export class DisktroNode {
           return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
         }
       })
-      return new DisktroNode(volume, vfs, lock, o.log)
+      const node = new DisktroNode(volume, vfs, swarm, lock, o.log)
+      try {
+        node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
+        await node.control.open()
+        await swarm?.start()
+      } catch (e) {
+        await node.close()
+        throw e
+      }
+      return node
     } catch (e) {
       await lock.release()
       throw e
     }
+  }
+
+  private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
+    if (req.cmd === 'status') return await this.status(Boolean(req.files))
+    throw new Error(`unknown command ${req.cmd}`)
+  }
+
+  async status (files = false): Promise<StatusReport> {
+    const v = this.volume
+    const replication = this.swarm ? this.swarm.replicator.summary() : { target: 1, chunks: 0, atTarget: 0, underReplicated: 0, onlyHere: 0, lost: 0, pendingBytes: 0, uploadRate: 0 }
+    const report: StatusReport = {
+      daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
+      dataDir: v.dataDir,
+      node: { id: v.file.nodeId, role: v.file.role },
+      volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
+      store: storeStats(v.store),
+      peers: this.swarm ? await this.swarm.peerReports() : [],
+      replication
+    }
+    if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
+    return report
   }
 
   static async mount (o: MountOptions): Promise<DisktroNode> {
@@ -91,16 +138,20 @@ export class DisktroNode {
   }
 
   private async attach (mountpoint: string, allowOther: boolean): Promise<void> {
+    const vfs = this.vfs
     let Fuse
     try {
       Fuse = loadFuse()
     } catch (e) {
       throw fail('FUSE_UNAVAILABLE', (e as Error).message)
     }
-    const fuse = new Fuse(mountpoint, fuseOps(this.vfs, this.log), {
+    const fuse = new Fuse(mountpoint, fuseOps(vfs, this.log), {
       // fuse-native joins options with commas, so fsname carries the ones it
-      // has no setting for: 128 KiB writes and our inode numbers.
-      fsname: 'disktro,big_writes,use_ino',
+      // has no setting for: 128 KiB writes and our inode numbers, and
+      // attr_timeout=0 (fuse-native drops a 0 attrTimeout): the high-level API
+      // gives each hard link its own kernel inode, so a cached nlink/ctime of
+      // one name would go stale when another name is linked or unlinked.
+      fsname: 'disktro,big_writes,use_ino,attr_timeout=0',
       subtype: 'disktro',
       defaultPermissions: true,
       allowOther,
@@ -121,14 +172,16 @@ export class DisktroNode {
     if (this.fuse) {
       const fuse = this.fuse
       this.fuse = null
-      await this.vfs.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
+      await this.vfsOrNull?.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
       await new Promise<void>(resolve => fuse.unmount(err => {
         if (err) this.log(`unmount: ${err.message}`)
         resolve()
       }))
       await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
     }
-    await this.vfs.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
+    await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
+    await this.control?.close()
+    await this.swarm?.close()
     await this.volume.close()
     await this.lock.release()
   }

@@ -1,6 +1,6 @@
-import type { ChunkStore } from './chunk-store.js'
+import type { ChunkStore, RemoteChunks } from './chunk-store.js'
 import type { ChunkPipeline } from './chunk-pipeline.js'
-import { fail } from '../errors.js'
+import { fail, isDisktroError } from '../errors.js'
 
 // Reads plaintext blocks by chunk id through a small LRU of decrypted
 // blocks: the kernel reads 128 KiB at a time, so one 1 MiB chunk serves many
@@ -9,6 +9,9 @@ import { fail } from '../errors.js'
 export class BlockReader {
   private readonly cache = new Map<string, Buffer>()
   private readonly pending = new Map<string, Promise<Buffer>>()
+
+  remote: RemoteChunks | null = null
+  log: (line: string) => void = () => {}
 
   constructor (private readonly chunks: ChunkStore, private readonly pipeline: ChunkPipeline, private readonly capacity = 48) {}
 
@@ -28,15 +31,34 @@ export class BlockReader {
     return p
   }
 
+  // A chunk missing or corrupt here is fetched from a peer, verified, and
+  // stored back over the bad copy.
+  private async heal (id: Buffer, key: string, why: string): Promise<Buffer> {
+    let plain: Buffer | null = null
+    const got = await this.remote!.fetch(id, async record => {
+      try { plain = await this.pipeline.open(id, record); return true } catch { return false }
+    })
+    if (!got || !plain) throw fail('CORRUPT_CHUNK', `${why}; no peer has a good copy`)
+    await this.chunks.put(id, got.record)
+    this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${got.from.slice(0, 12)}`)
+    return plain
+  }
+
   // Warms the cache for a block about to be read; errors surface on the real read.
   prefetch (id: Buffer): void {
     this.read(id).catch(() => {})
   }
 
   private async fetch (id: Buffer, key: string): Promise<Buffer> {
-    const record = await this.chunks.get(id)
-    if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)} is missing from the store`)
-    const plain = await this.pipeline.open(id, record)
+    let plain: Buffer
+    try {
+      const record = await this.chunks.get(id)
+      if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)} is missing from the store`)
+      plain = await this.pipeline.open(id, record)
+    } catch (e) {
+      if (!isDisktroError(e, 'CORRUPT_CHUNK') || !this.remote) throw e
+      plain = await this.heal(id, key, e.message)
+    }
     this.cache.set(key, plain)
     if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value as string)
     return plain

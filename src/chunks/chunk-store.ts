@@ -5,3 +5,10 @@ export interface ChunkStore {
   get (id: Buffer): Promise<Buffer | undefined>
   put (id: Buffer, record: Buffer): Promise<void>
 }
+
+// Somewhere else a chunk can be had from (peers), for healing a chunk that is
+// missing or corrupt here. `accept` verifies a candidate record; a record it
+// rejects is not returned and the next source is tried.
+export interface RemoteChunks {
+  fetch (id: Buffer, accept: (record: Buffer) => Promise<boolean>): Promise<{ record: Buffer, from: string } | null>
+}

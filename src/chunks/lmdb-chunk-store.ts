@@ -18,7 +18,7 @@ export class LmdbChunkStore implements ChunkStore {
 
   async put (id: Buffer, record: Buffer): Promise<void> {
     try {
-      await this.store.chunks.put(id, record)
+      await this.store.putLimited(this.store.chunks, id, record)
     } catch (e) {
       throw wrapStorageError(e, 'cannot store chunk')
     }

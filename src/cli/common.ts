@@ -1,20 +1,24 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, parseHostPort, type Config } from '../config.js'
 import { readPassword } from './password.js'
 
 export interface GlobalArgs {
   dataDir?: string
   config?: string
   passwordFile?: string
+  bootstrap?: string[]
 }
 
 export function dataDirOf (a: GlobalArgs): string {
   return resolve(a.dataDir ?? process.env.DISKTRO_HOME ?? join(homedir(), '.local', 'share', 'disktro'))
 }
 
-export function configOf (a: GlobalArgs): Promise<Config> {
-  return loadConfig(a.config)
+// The config file, with --bootstrap on the command line taking precedence.
+export async function configOf (a: GlobalArgs): Promise<Config> {
+  const c = await loadConfig(a.config)
+  if (a.bootstrap && a.bootstrap.length > 0) c.bootstrap = a.bootstrap.map(v => parseHostPort(v, '--bootstrap'))
+  return c
 }
 
 export function passwords (a: GlobalArgs): { password: () => Promise<string>, newPassword: () => Promise<string> } {

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs'
 import { DisktroNode } from '../node.js'
 import { dataDirOf, configOf, passwords, log, type GlobalArgs } from './common.js'
+import { untilSignal } from './serve.js'
 
 export function mountCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('mount <mountpoint>', 'mount the volume in the foreground (creates it if the data dir has none); Ctrl-C unmounts',
@@ -18,17 +19,6 @@ export function mountCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         ...passwords(argv)
       })
       process.stdout.write(`disktro: mounted volume ${node.volume.file.volumeId} at ${argv.mountpoint}\n`)
-      await new Promise<void>(resolve => {
-        let stopping = false
-        const stop = (sig: string) => {
-          if (stopping) return
-          stopping = true
-          log(`${sig}: unmounting`)
-          node.close().then(resolve, e => { log(`shutdown: ${(e as Error).message}`); resolve() })
-        }
-        process.on('SIGINT', () => stop('SIGINT'))
-        process.on('SIGTERM', () => stop('SIGTERM'))
-      })
-      process.exit(0)
+      await untilSignal(node)
     })
 }

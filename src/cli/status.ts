@@ -1,44 +1,55 @@
 import type { Argv } from 'yargs'
 import { Volume } from '../volume/volume.js'
 import { volumeStats } from '../volume/stats.js'
-import { runningPid, lockPath } from '../volume/data-dir-lock.js'
-import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
+import { askDaemon } from '../api/control-client.js'
+import { Replicator } from '../replication/replicator.js'
+import { storeStats } from '../replication/chunk-service.js'
+import type { StatusReport } from '../status-report.js'
+import { renderStatus } from './status-render.js'
+import { dataDirOf, configOf, passwords, log, type GlobalArgs } from './common.js'
 
 export function statusCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command('status', 'report the volume: files, bytes, compression and dedupe, chunks',
-    a => a.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+  return y.command('status', 'is my data safe? peers, replication, volume totals (exit 1 while any chunk is below target)',
+    a => a
+      .option('json', { type: 'boolean', default: false, describe: 'everything, machine-readable' })
+      .option('files', { type: 'boolean', default: false, describe: 'add per-file replication' })
+      .option('watch', { type: 'boolean', default: false, describe: 'refresh every second with a progress bar while replication is behind' }),
     async argv => {
       const dataDir = dataDirOf(argv)
-      const config = await configOf(argv)
-      const pid = await runningPid(lockPath(dataDir))
-      const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
-      try {
-        const s = volumeStats(volume)
-        const daemon = pid === null ? { running: false } : { running: true, pid }
-        if (argv.json) {
-          process.stdout.write(JSON.stringify({ dataDir, daemon, ...s }, null, 2) + '\n')
-          return
-        }
-        const lines = [
-          `volume      ${s.volumeId} (node ${s.nodeId})`,
-          `data dir    ${dataDir}`,
-          `daemon      ${pid === null ? 'not running' : `running (pid ${pid})`}`,
-          `files       ${s.files} in ${s.directories} directories`,
-          `logical     ${bytes(s.logicalBytes)}`,
-          `stored      ${bytes(s.storedBytes)} in ${s.chunks} chunks of up to ${bytes(s.chunkSize)}`,
-          `compression ${s.compressionRatio.toFixed(2)}x`,
-          `dedupe      ${s.dedupeRatio.toFixed(2)}x`
-        ]
-        process.stdout.write(lines.join('\n') + '\n')
-      } finally {
-        await volume.close()
+      const once = async (): Promise<StatusReport> => {
+        const live = await askDaemon(dataDir, { cmd: 'status', files: Boolean(argv.files) }) as StatusReport | null
+        return live ?? await offlineStatus(argv, dataDir)
       }
+      let report = await once()
+      if (argv.watch && !argv.json) {
+        for (;;) {
+          process.stdout.write('\x1b[2J\x1b[H' + renderStatus(report, true))
+          await new Promise(resolve => setTimeout(resolve, 1000))
+          report = await once()
+        }
+      }
+      process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report, false))
+      if (report.replication.underReplicated > 0 || report.replication.lost > 0) process.exitCode = 1
     })
 }
 
-function bytes (n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+// No daemon: what the data dir alone says (peers unknown).
+async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<StatusReport> {
+  log('no daemon is running for this data dir; showing what the data dir alone says')
+  const config = await configOf(argv)
+  const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
+  try {
+    const replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links: () => [], log: () => {} })
+    return {
+      daemon: { running: false },
+      dataDir,
+      node: { id: volume.file.nodeId, role: volume.file.role },
+      volume: volume.access ? volumeStats(volume) : { volumeId: volume.file.volumeId },
+      store: storeStats(volume.store),
+      peers: [],
+      replication: replicator.summary()
+    }
+  } finally {
+    await volume.close()
+  }
 }

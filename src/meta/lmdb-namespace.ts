@@ -24,6 +24,7 @@ export class LmdbNamespace implements Namespace {
   private readonly lookupCache = new Map<string, number>()
   private nextIno: number
   readonly clock: HybridClock
+  private readonly listeners: Array<(c: StampedChange) => void> = []
 
   constructor (private readonly store: LmdbStore, private readonly keys: VolumeKeys, readonly nodeId: string) {
     const next = store.sysGet('nextIno')
@@ -95,6 +96,11 @@ export class LmdbNamespace implements Namespace {
     return out
   }
 
+  // Called after each committed change (replication learns of new chunks here).
+  onCommit (fn: (c: StampedChange) => void): void {
+    this.listeners.push(fn)
+  }
+
   allocIno (): number {
     return this.nextIno++
   }
@@ -124,6 +130,7 @@ export class LmdbNamespace implements Namespace {
       this.lookupCache.clear()
       throw e
     }
+    for (const fn of this.listeners) fn(stamped)
   }
 
   // Deterministic: the same change on the same tree gives the same tree.
@@ -277,7 +284,12 @@ export class LmdbNamespace implements Namespace {
     const n = raw ? raw.readUInt32LE(0) : 0
     if (n <= 1) {
       this.store.refs.removeSync(id)
-      this.store.chunks.removeSync(id)
+      // A replica held for another member stays; collecting those is the
+      // garbage collector's job (self-healing issue).
+      if (!this.store.foreign.doesExist(id)) {
+        this.store.chunks.removeSync(id)
+        this.store.holders.removeSync(id)
+      }
     } else {
       const out = Buffer.allocUnsafe(4)
       out.writeUInt32LE(n - 1)
@@ -286,7 +298,7 @@ export class LmdbNamespace implements Namespace {
   }
 
   private collectIfUnreferenced (id: Buffer): void {
-    if (!this.store.refs.doesExist(id)) this.store.chunks.removeSync(id)
+    if (!this.store.refs.doesExist(id) && !this.store.foreign.doesExist(id)) this.store.chunks.removeSync(id)
   }
 
   private touchDir (dir: number, ms: number, nlinkDelta: number): void {

@@ -1,5 +1,5 @@
 import { open, type RootDatabase, type Database } from 'lmdb'
-import { wrapStorageError } from '../errors.js'
+import { fail, wrapStorageError } from '../errors.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -7,6 +7,7 @@ type Db = Database<Buffer, Buffer>
 // change is visible and survives kill -9 at once, but let the fsync overlap;
 // fsync(2) on a file awaits `flushed()` for power-loss durability.
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
+const PAGE_SLACK = 2 * 4096 // an overflow value's page header and rounding
 
 export interface StoreOptions {
   mapSize?: number
@@ -23,11 +24,19 @@ export class LmdbStore {
   readonly blocks: Db // ino + block index -> sealed block ref
   readonly log: Db // hlc + node -> sealed change record
   readonly sys: Db // small plain bookkeeping: format, next inode, clean-shutdown flag
+  readonly holders: Db // chunk id -> node ids (32 bytes each) that acknowledged a replica
+  readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
   private closed = false
+  private readonly all: Db[] = []
+  private queued = 0 // bytes of limited puts not yet committed
 
-  private constructor (env: RootDatabase<Buffer, Buffer>) {
+  private constructor (env: RootDatabase<Buffer, Buffer>, private readonly limit?: number) {
     this.env = env
-    const sub = (name: string): Db => env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary', compression: false })
+    const sub = (name: string): Db => {
+      const db = env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary', compression: false })
+      this.all.push(db)
+      return db
+    }
     this.chunks = sub('chunks')
     this.refs = sub('refs')
     this.inodes = sub('inodes')
@@ -35,6 +44,8 @@ export class LmdbStore {
     this.blocks = sub('blocks')
     this.log = sub('log')
     this.sys = sub('sys')
+    this.holders = sub('holders')
+    this.foreign = sub('foreign')
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -49,7 +60,7 @@ export class LmdbStore {
         readOnly: opts.readOnly,
         noMemInit: false // never let freed pages leak stale bytes into the file
       })
-      return new LmdbStore(env)
+      return new LmdbStore(env, opts.mapSize)
     } catch (e) {
       throw wrapStorageError(e, `cannot open store at ${path}`)
     }
@@ -62,6 +73,38 @@ export class LmdbStore {
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     }
+  }
+
+  // lmdb-js grows the map whenever it fills, so mapSize alone limits nothing.
+  // This is the limit for data: the pages in use (every database, the free
+  // list's own pages, the two meta pages) plus puts still queued must leave
+  // room for `value`. Pages freed by deletes are reused, so deleting makes room.
+  async putLimited (db: Db, key: Buffer, value: Buffer): Promise<void> {
+    if (this.limit !== undefined) {
+      const used = this.usedBytes() + this.queued
+      if (used + value.length + PAGE_SLACK > this.limit) {
+        throw fail('ENOSPC', `storage full (${used} of maxStoreBytes ${this.limit} bytes in use)`)
+      }
+    }
+    this.queued += value.length
+    try {
+      await db.put(key, value)
+    } finally {
+      this.queued -= value.length
+    }
+  }
+
+  usedBytes (): number {
+    type Stat = { pageSize: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number, root: Stat, free: Stat }
+    const pages = (s: Stat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages
+    let n = 2
+    let stat: Stat | undefined
+    for (const db of this.all) {
+      stat = db.getStats() as Stat
+      n += pages(stat)
+    }
+    if (stat) n += pages(stat.root) + pages(stat.free)
+    return n * (stat?.pageSize ?? 4096)
   }
 
   async flushed (): Promise<void> {

@@ -32,6 +32,7 @@ export class OpenFile {
   handles = 0
   size: number
   mtime: number
+  ctime = 0 // last change while open: an explicitly set (older) mtime must not pull it back
   private committedSize: number
   private readonly dirty = new Map<number, Buffer>()
   private readonly loading = new Map<number, Promise<Buffer>>()
@@ -64,7 +65,7 @@ export class OpenFile {
       if (pos + n > this.size) this.size = pos + n
       if (inner + n === cs) this.seal(index)
     }
-    this.mtime = Date.now()
+    this.mtime = this.ctime = Date.now()
     this.pendingAttrs = true
     await this.backpressure()
     return done
@@ -100,7 +101,7 @@ export class OpenFile {
     this.d.ns.commit({ op: 'truncate', ino: this.ino, size, mtime: Date.now() })
     this.size = size
     this.committedSize = size
-    this.mtime = Date.now()
+    this.mtime = this.ctime = Date.now()
   }
 
   // Seals every buffered block and commits size and times.
@@ -111,7 +112,7 @@ export class OpenFile {
     }
     this.throwPending()
     if (this.pendingAttrs || this.size !== this.committedSize) {
-      this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime: this.mtime } })
+      this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime: Math.max(this.ctime, this.d.ns.getAttrs(this.ino)?.ctime ?? 0) } })
       this.committedSize = this.size
       this.pendingAttrs = false
     }

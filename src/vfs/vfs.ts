@@ -2,7 +2,7 @@ import type { Namespace } from '../meta/namespace.js'
 import { ROOT_INO } from '../meta/namespace.js'
 import type { InodeAttrs } from '../codec/inode-record.js'
 import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
-import type { ChunkStore } from '../chunks/chunk-store.js'
+import type { ChunkStore, RemoteChunks } from '../chunks/chunk-store.js'
 import { BlockReader } from '../chunks/block-reader.js'
 import { BufferPool } from './buffer-pool.js'
 import { OpenFile } from './open-file.js'
@@ -47,6 +47,7 @@ export interface VfsDeps {
   gid: number
   statfs: () => Promise<{ bsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number }>
   sync: () => Promise<void> // durable on disk, for fsync(2)
+  remote?: RemoteChunks // peers to heal missing or corrupt chunks from
   log: (line: string) => void
 }
 
@@ -70,6 +71,8 @@ export class Vfs {
   constructor (private readonly d: VfsDeps) {
     this.ns = d.ns
     this.reader = new BlockReader(d.chunks, d.pipeline)
+    this.reader.remote = d.remote ?? null
+    this.reader.log = d.log
     this.pool = new BufferPool(d.chunkSize)
   }
 
@@ -118,7 +121,7 @@ export class Vfs {
     const f = this.files.get(ino)
     const size = f ? f.size : a.size
     const mtime = f && f.isDirty ? f.mtime : a.mtime
-    const ctime = f && f.isDirty ? Math.max(f.mtime, a.ctime) : a.ctime
+    const ctime = f && f.isDirty ? Math.max(f.ctime, a.ctime) : a.ctime
     const type = a.mode & S_IFMT
     // st_blocks counts stored chunks (holes are free); buffered data counts in full.
     const allocated = f && f.isDirty ? size : Math.min(size, a.blocks * this.d.chunkSize)
@@ -154,6 +157,7 @@ export class Vfs {
     if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
     const f = this.files.get(ino)
     if (f && attrs.mtime !== undefined) f.mtime = attrs.mtime
+    if (f) f.ctime = now
     this.ns.commit({ op: 'setattr', ino, attrs })
   }
 

@@ -55,7 +55,7 @@ export class Recovery {
         }
       }
       for (const key of this.store.chunks.getKeys({})) {
-        if (!counts.has((key as Buffer).toString('hex'))) {
+        if (!counts.has((key as Buffer).toString('hex')) && !this.store.foreign.doesExist(key as Buffer)) {
           this.store.chunks.removeSync(key as Buffer)
           report.chunksDropped++
         }

@@ -26,14 +26,14 @@ export function volumeStats (v: Volume): VolumeStats {
   const s = v.store
   let files = 0; let directories = 0; let logicalBytes = 0
   for (const { key, value } of s.inodes.getRange({})) {
-    const a = decodeInode(open(v.keys.meta, value as Buffer, Buffer.concat([Buffer.from('i'), key as Buffer])))
+    const a = decodeInode(open(v.full.keys.meta, value as Buffer, Buffer.concat([Buffer.from('i'), key as Buffer])))
     if ((a.mode & S_IFMT) === 0o040000) directories++
     else if ((a.mode & S_IFMT) === 0o100000) { files++; logicalBytes += a.size }
   }
   let referencedBytes = 0
   const unique = new Map<string, number>()
   for (const { key, value } of s.blocks.getRange({})) {
-    const ref = decodeBlockRef(open(v.keys.meta, value as Buffer, key as Buffer))
+    const ref = decodeBlockRef(open(v.full.keys.meta, value as Buffer, key as Buffer))
     referencedBytes += ref.length
     const hex = ref.id.toString('hex')
     unique.set(hex, Math.max(unique.get(hex) ?? 0, ref.length))

@@ -3,45 +3,74 @@ import { join } from 'node:path'
 import { seal, open } from '../crypto/aead.js'
 import { newPwhashParams, stretchPassword, type PwhashParams } from '../crypto/password.js'
 import { randomKey, randomBytes } from '../crypto/volume-keys.js'
+import sodium from '../crypto/sodium.js'
 import { fail, isDisktroError } from '../errors.js'
 
 export const VOLUME_FILE = 'volume.json'
 export const VOLUME_FORMAT = 1
 
-// What a data dir knows about its volume in the clear: ids, the chunk size,
-// and the master key wrapped under the password (docs/format.md).
+export type Role = 'full' | 'storage'
+
+// What a data dir knows about its volume in the clear: ids, role, the chunk
+// size, and under the password: the volume key (the master key for a full
+// member, only the swarm key for a storage-only one) and this node's secret
+// seed, whose public key is the node id (docs/format.md).
 export interface VolumeFile {
   format: number
   volumeId: string
   nodeId: string
+  role: Role
   chunkSize: number
   kdf: { alg: 'argon2id13', opslimit: number, memlimit: number, salt: string }
   wrappedKey: string
+  wrappedSeed: string
+}
+
+export interface VolumeSecrets {
+  key: Buffer // master key (full) or swarm key (storage)
+  seed: Buffer // node keypair seed
+}
+
+export interface NewVolume {
+  volumeId?: string // joining an existing volume
+  role?: Role
+  key?: Buffer // from an invite; a new random master key otherwise
+}
+
+export function nodeIdOfSeed (seed: Buffer): string {
+  const pk = Buffer.alloc(sodium.crypto_sign_PUBLICKEYBYTES)
+  const sk = sodium.sodium_malloc(sodium.crypto_sign_SECRETKEYBYTES) as unknown as Buffer
+  sodium.crypto_sign_seed_keypair(pk, sk, seed)
+  return pk.toString('hex')
 }
 
 const AD = Buffer.from('disktro volume key v1')
+const SEED_AD = Buffer.from('disktro node seed v1')
 
-export async function createVolumeFile (dataDir: string, password: string, chunkSize: number): Promise<{ file: VolumeFile, master: Buffer }> {
+export async function createVolumeFile (dataDir: string, password: string, chunkSize: number, joining: NewVolume = {}): Promise<VolumeFile> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const path = join(dataDir, VOLUME_FILE)
   if (await readVolumeFile(dataDir).then(() => true, e => !isDisktroError(e, 'NO_VOLUME'))) {
     throw fail('VOLUME_EXISTS', `a volume already exists in ${dataDir}`)
   }
-  const master = randomKey()
+  const key = joining.key ?? randomKey()
+  const seed = randomKey()
   const params = newPwhashParams()
   const kek = await stretchPassword(password, params)
   const file: VolumeFile = {
     format: VOLUME_FORMAT,
-    volumeId: randomBytes(16).toString('hex'),
-    nodeId: randomBytes(16).toString('hex'),
+    volumeId: joining.volumeId ?? randomBytes(16).toString('hex'),
+    nodeId: nodeIdOfSeed(seed),
+    role: joining.role ?? 'full',
     chunkSize,
     kdf: { alg: params.alg, opslimit: params.opslimit, memlimit: params.memlimit, salt: params.salt.toString('base64') },
-    wrappedKey: seal(kek, master, AD).toString('base64')
+    wrappedKey: seal(kek, key, AD).toString('base64'),
+    wrappedSeed: seal(kek, seed, SEED_AD).toString('base64')
   }
   const tmp = path + '.tmp'
   await writeFile(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
   await rename(tmp, path)
-  return { file, master }
+  return file
 }
 
 export async function readVolumeFile (dataDir: string): Promise<VolumeFile> {
@@ -62,17 +91,18 @@ export async function readVolumeFile (dataDir: string): Promise<VolumeFile> {
   if (typeof f !== 'object' || f === null || typeof f.format !== 'number') throw fail('VOLUME_DAMAGED', `${path} is damaged`)
   if (f.format !== VOLUME_FORMAT) throw fail('UNSUPPORTED_VERSION', `${path} has format ${f.format}; this disktro reads format ${VOLUME_FORMAT}`)
   if (typeof f.wrappedKey !== 'string' || typeof f.kdf?.salt !== 'string' || typeof f.chunkSize !== 'number' ||
-      typeof f.nodeId !== 'string' || typeof f.volumeId !== 'string' || f.kdf.alg !== 'argon2id13') {
+      typeof f.nodeId !== 'string' || typeof f.volumeId !== 'string' || f.kdf.alg !== 'argon2id13' ||
+      typeof f.wrappedSeed !== 'string' || (f.role !== 'full' && f.role !== 'storage')) {
     throw fail('VOLUME_DAMAGED', `${path} is damaged (missing fields)`)
   }
   return f
 }
 
-export async function unlockVolumeFile (f: VolumeFile, password: string): Promise<Buffer> {
+export async function unlockVolumeFile (f: VolumeFile, password: string): Promise<VolumeSecrets> {
   const params: PwhashParams = { alg: 'argon2id13', opslimit: f.kdf.opslimit, memlimit: f.kdf.memlimit, salt: Buffer.from(f.kdf.salt, 'base64') }
   const kek = await stretchPassword(password, params)
   try {
-    return open(kek, Buffer.from(f.wrappedKey, 'base64'), AD)
+    return { key: open(kek, Buffer.from(f.wrappedKey, 'base64'), AD), seed: open(kek, Buffer.from(f.wrappedSeed, 'base64'), SEED_AD) }
   } catch {
     throw fail('BAD_PASSWORD', 'wrong password for this volume')
   }

@@ -4,53 +4,72 @@ import { LmdbNamespace } from '../meta/lmdb-namespace.js'
 import { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { LmdbChunkStore } from '../chunks/lmdb-chunk-store.js'
 import { deriveVolumeKeys, type VolumeKeys } from '../crypto/volume-keys.js'
-import { readVolumeFile, createVolumeFile, unlockVolumeFile, type VolumeFile } from './volume-file.js'
+import { readVolumeFile, createVolumeFile, unlockVolumeFile, type VolumeFile, type NewVolume } from './volume-file.js'
 import { Recovery } from './recovery.js'
+import { fail } from '../errors.js'
 
 export interface VolumeOptions {
   maxStoreBytes: number
   readOnly?: boolean // a reader beside a running daemon (status)
 }
 
-// An unlocked volume: its keys, store, namespace and chunk pipeline.
+// What only a full member has: the keys that read data and names.
+export interface FullAccess {
+  keys: VolumeKeys
+  ns: LmdbNamespace
+  pipeline: ChunkPipeline
+}
+
+// An unlocked volume on this node: its store and chunk store, the swarm key,
+// node seed, and for a full member the namespace and chunk pipeline.
 export class Volume {
   private closed = false
+  master: Buffer | null = null // full members: the key an invite passes on
   private constructor (
     readonly dataDir: string,
     readonly file: VolumeFile,
-    readonly keys: VolumeKeys,
+    readonly swarmKey: Buffer,
+    readonly seed: Buffer,
     readonly store: LmdbStore,
-    readonly ns: LmdbNamespace,
     readonly chunks: LmdbChunkStore,
-    readonly pipeline: ChunkPipeline
+    readonly access: FullAccess | null,
+    private readonly readOnly: boolean
   ) {}
 
-  static async create (dataDir: string, password: string, chunkSize: number): Promise<void> {
-    await createVolumeFile(dataDir, password, chunkSize)
+  static async create (dataDir: string, password: string, chunkSize: number, join?: NewVolume): Promise<VolumeFile> {
+    return await createVolumeFile(dataDir, password, chunkSize, join)
   }
 
   static async open (dataDir: string, password: string, opts: VolumeOptions): Promise<Volume> {
     const file = await readVolumeFile(dataDir)
-    const master = await unlockVolumeFile(file, password)
-    const keys = deriveVolumeKeys(master)
+    const secrets = await unlockVolumeFile(file, password)
     const store = LmdbStore.open(join(dataDir, 'store'), { mapSize: opts.maxStoreBytes })
+    const chunks = new LmdbChunkStore(store)
+    if (file.role === 'storage') {
+      return new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly)
+    }
+    const keys = deriveVolumeKeys(secrets.key)
     const ns = new LmdbNamespace(store, keys, file.nodeId)
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
-    const v = new Volume(dataDir, file, keys, store, ns, new LmdbChunkStore(store), new ChunkPipeline(keys.data, keys.chunkId))
-    v.readOnly = !!opts.readOnly
+    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId) }
+    const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly)
+    v.master = secrets.key
     return v
   }
 
-  private readOnly = false
+  get full (): FullAccess {
+    if (!this.access) throw fail('EPERM', 'this node is a storage-only member: it holds no key that reads the volume')
+    return this.access
+  }
 
   // After an unclean shutdown: fix reference counts, drop chunks nothing
   // references and entries FUSE left for files unlinked while open.
   async recoverIfUnclean (log: (line: string) => void): Promise<void> {
     const clean = this.store.sysGet('clean')
-    if (clean === undefined || clean[0] !== 1) {
-      const r = new Recovery(this.store, this.ns, this.keys).run()
-      if (this.store.sysGet('clean') !== undefined) {
+    if (this.access && (clean === undefined || clean[0] !== 1)) {
+      const r = new Recovery(this.store, this.access.ns, this.access.keys).run()
+      if (clean !== undefined) {
         log(`recovered after unclean shutdown: ${r.refsFixed} reference counts fixed, ${r.chunksDropped} unreferenced chunks dropped, ${r.hiddenRemoved} stale hidden files removed`)
       }
     }

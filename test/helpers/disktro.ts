@@ -34,6 +34,7 @@ export function run (cmd: string, args: string[], opts: { cwd?: string, env?: No
       if (timer) clearTimeout(timer)
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
     })
+    child.stdin.on('error', () => {}) // a child that exits at once closes its stdin: EPIPE is expected
     child.stdin.end(opts.input ?? '')
   })
 }

@@ -13,6 +13,7 @@ export async function openNode (t: Teardown, o: { dataDir?: string, config?: Par
     password: async () => PASSWORD,
     newPassword: async () => PASSWORD,
     config: { ...DEFAULT_CONFIG, ...o.config },
+    offline: true,
     log: line => { o.logs?.push(line) }
   })
   t.teardown(() => node.close())

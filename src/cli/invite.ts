@@ -1,0 +1,45 @@
+import type { Argv } from 'yargs'
+import { Volume } from '../volume/volume.js'
+import { readVolumeFile, createVolumeFile } from '../volume/volume-file.js'
+import { encodeInvite, decodeInvite } from '../volume/invite.js'
+import { fail } from '../errors.js'
+import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
+
+export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command('invite', 'print a join code for another machine (a secret!)',
+    a => a.option('storage-only', { type: 'boolean', default: false, describe: 'the new member stores and serves encrypted chunks but cannot read data or names' }),
+    async argv => {
+      const dataDir = dataDirOf(argv)
+      const config = await configOf(argv)
+      const file = await readVolumeFile(dataDir)
+      if (file.role !== 'full') throw fail('EPERM', 'only a full member can invite')
+      const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
+      try {
+        const storage = Boolean(argv['storage-only'])
+        // The master key never leaves for a storage-only member: it gets the swarm key alone.
+        const key = storage ? volume.full.keys.swarm : masterOf(volume)
+        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key })
+        process.stderr.write(`This join code is a secret: whoever holds it can ${storage ? 'store this volume\'s encrypted chunks' : 'read and write this volume'}. Send it privately.\n`)
+        process.stdout.write(code + '\n')
+      } finally {
+        await volume.close()
+      }
+    })
+}
+
+export function joinCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command('join <code>', 'set up this data dir as a member of the volume a join code names',
+    a => a.positional('code', { type: 'string', demandOption: true }),
+    async argv => {
+      const dataDir = dataDirOf(argv)
+      const invite = decodeInvite(String(argv.code))
+      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key })
+      process.stdout.write(`joined volume ${f.volumeId} as a ${f.role === 'full' ? 'full' : 'storage-only'} member (node ${f.nodeId.slice(0, 16)}) in ${dataDir}\n`)
+    })
+}
+
+function masterOf (volume: Volume): Buffer {
+  const m = volume.master
+  if (!m) throw fail('EPERM', 'this node does not hold the master key')
+  return m
+}

@@ -1,0 +1,43 @@
+import type { StatusReport } from '../status-report.js'
+
+export function renderStatus (r: StatusReport, progress: boolean): string {
+  const rep = r.replication
+  const v = r.volume
+  const safe = rep.lost > 0 ? `NOT SAFE: ${rep.lost} chunks lost` : rep.underReplicated > 0 ? `replicating: ${rep.underReplicated} of ${rep.chunks} chunks below ${rep.target} copies` : `safe: every chunk on ${rep.target} machines`
+  const lines = [
+    `${safe}`,
+    '',
+    `volume      ${v.volumeId}`,
+    `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon pid ${r.daemon.pid}` : 'daemon not running'}`,
+    `data dir    ${r.dataDir}`
+  ]
+  if ('files' in v) {
+    lines.push(
+      `files       ${v.files} in ${v.directories} directories, ${bytes(v.logicalBytes)}`,
+      `stored      ${bytes(v.storedBytes)} in ${v.chunks} chunks (compression ${v.compressionRatio.toFixed(2)}x, dedupe ${v.dedupeRatio.toFixed(2)}x)`)
+  }
+  lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here`)
+  lines.push('', `replication ${rep.atTarget}/${rep.chunks} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
+  if (progress && rep.chunks > 0 && rep.underReplicated > 0) {
+    const width = 40
+    const done = Math.round(width * rep.atTarget / rep.chunks)
+    lines.push(`[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(100 * rep.atTarget / rep.chunks).toFixed(1)}%`)
+  }
+  lines.push('', r.peers.length ? 'peers' : 'peers       none seen yet')
+  for (const p of r.peers) {
+    const seen = p.lastSeen ? `${Math.max(0, Math.round((Date.now() - p.lastSeen) / 1000))}s ago` : 'never'
+    lines.push(`  ${p.id.slice(0, 16)} ${p.online ? 'online ' : 'OFFLINE'} ${p.role.padEnd(7)} ${p.address.padEnd(21)} seen ${seen.padEnd(8)} rtt ${p.rttMs === null ? '-' : p.rttMs.toFixed(1) + 'ms'}  holds ${p.chunks ?? '?'} chunks ${p.bytes === null ? '' : bytes(p.bytes)}`)
+  }
+  if (r.files) {
+    lines.push('', 'files')
+    for (const f of r.files) lines.push(`  ${f.path}  ${bytes(f.size)}  ${f.atTarget}/${f.chunks} at target${f.lost ? `, ${f.lost} LOST` : ''}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+export function bytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}

@@ -1,0 +1,54 @@
+import type { LmdbStore } from '../store/lmdb-store.js'
+import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
+import { decodeChunkRecord } from '../codec/chunk-record.js'
+import { wrapStorageError } from '../errors.js'
+import type { PutResult, PeerStats } from './peer-link.js'
+
+// Answers peers' chunk requests from the local store. A full member checks a
+// received record opens under the data key before keeping it; a storage-only
+// member holds no such key and checks the record's shape. Either way the ack
+// goes out only after the record is committed and flushed to disk.
+export class ChunkService {
+  constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
+
+  async put (id: Buffer, record: Buffer): Promise<PutResult> {
+    if (id.length !== 32) return { ok: false, reason: 'bad chunk id' }
+    try {
+      decodeChunkRecord(record)
+      if (this.pipeline) await this.pipeline.open(id, record)
+    } catch {
+      return { ok: false, reason: 'chunk failed verification' }
+    }
+    try {
+      if (!this.store.chunks.doesExist(id)) {
+        await this.store.chunks.put(id, record)
+      }
+      if (!this.store.refs.doesExist(id)) await this.store.foreign.put(id, Buffer.alloc(0))
+      await this.store.flushed()
+      return { ok: true }
+    } catch (e) {
+      return { ok: false, reason: wrapStorageError(e, 'cannot store chunk').message }
+    }
+  }
+
+  async get (id: Buffer): Promise<Buffer | null> {
+    if (id.length !== 32) return null
+    await this.store.chunks.prefetch([id])
+    return this.store.chunks.getBinary(id) ?? null
+  }
+
+  has (ids: Buffer[]): boolean[] {
+    return ids.map(id => id.length === 32 && this.store.chunks.doesExist(id))
+  }
+
+  stats (): PeerStats {
+    return storeStats(this.store)
+  }
+}
+
+// Live chunk count and bytes from LMDB's own page accounting: no scan, and
+// unlike the file size it shrinks when chunks are deleted.
+export function storeStats (store: LmdbStore): PeerStats {
+  const s = store.chunks.getStats() as { pageSize: number, entryCount: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number }
+  return { chunks: s.entryCount, bytes: (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize }
+}
