@@ -127,6 +127,8 @@ export class DisktroNode {
     })
     if (!st.isDirectory()) throw fail('MOUNTPOINT_MISSING', `mountpoint ${mountpoint} is not a directory`)
     if (await isMounted(mountpoint)) throw fail('ALREADY_MOUNTED', `${mountpoint} is already mounted`)
+    const file = await readVolumeFile(resolve(o.dataDir)).catch(() => null)
+    if (file?.role === 'storage') throw fail('EPERM', 'this data dir is a storage-only member: it holds no key that reads the volume, so it cannot mount (run `disktro serve`)')
     const node = await DisktroNode.open(o)
     try {
       await node.attach(mountpoint, o.allowOther)

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs'
 import { createRequire } from 'node:module'
 import type { GlobalArgs } from './common.js'
+import { createSocket } from 'node:dgram'
 
 const require = createRequire(import.meta.url)
 
@@ -13,7 +14,7 @@ export function bootstrapCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     async argv => {
       const HyperDHT = require('hyperdht')
       const host = String(argv.host)
-      const boot = HyperDHT.bootstrapper(Number(argv.port), host)
+      const boot = HyperDHT.bootstrapper(Number(argv.port) || await freeUdpPort(host), host)
       await boot.ready()
       const port = boot.address().port
       const extra: Array<{ destroy (): Promise<void> }> = []
@@ -30,4 +31,16 @@ export function bootstrapCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       await Promise.all([...extra.map(n => n.destroy()), boot.destroy()])
       process.exit(0)
     })
+}
+
+// dht-rpc's bootstrapper needs a concrete port: ask the OS for a free one.
+function freeUdpPort (host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4')
+    s.once('error', reject)
+    s.bind(0, host, () => {
+      const port = s.address().port
+      s.close(() => resolve(port))
+    })
+  })
 }

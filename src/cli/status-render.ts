@@ -8,7 +8,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     `${safe}`,
     '',
     `volume      ${v.volumeId}`,
-    `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon pid ${r.daemon.pid}` : 'daemon not running'}`,
+    `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon running (pid ${r.daemon.pid})` : 'no daemon running: peers unknown, shown from the data dir alone'}`,
     `data dir    ${r.dataDir}`
   ]
   if ('files' in v) {

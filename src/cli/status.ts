@@ -6,7 +6,7 @@ import { Replicator } from '../replication/replicator.js'
 import { storeStats } from '../replication/chunk-service.js'
 import type { StatusReport } from '../status-report.js'
 import { renderStatus } from './status-render.js'
-import { dataDirOf, configOf, passwords, log, type GlobalArgs } from './common.js'
+import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
 
 export function statusCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('status', 'is my data safe? peers, replication, volume totals (exit 1 while any chunk is below target)',
@@ -35,7 +35,6 @@ export function statusCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
 
 // No daemon: what the data dir alone says (peers unknown).
 async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<StatusReport> {
-  log('no daemon is running for this data dir; showing what the data dir alone says')
   const config = await configOf(argv)
   const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
   try {

@@ -1,0 +1,288 @@
+import { fail } from '../errors.js'
+import { CHUNK_ID_BYTES } from './block-record.js'
+
+// Every message peers exchange, in one place (docs/format.md). A frame on the
+// wire is [u32 LE length][version u8][type u8][fields]; the length counts
+// everything after itself. Integers are little-endian. Decoding checks every
+// length and bound and rejects trailing bytes, because the bytes come from
+// another machine: a frame that does not decode exactly is hostile or broken,
+// and the connection that sent it is dropped.
+export const WIRE_VERSION = 1
+export const FRAME_HEADER_BYTES = 4
+export const MAX_FRAME_BYTES = 32 * 1024 * 1024
+export const PROOF_BYTES = 32
+export const MAX_HAS_IDS = 4096
+export const MAX_TEXT_BYTES = 1024
+// Room for the frame, request and length headers around a chunk record.
+export const MAX_RECORD_BYTES = MAX_FRAME_BYTES - 64
+export { CHUNK_ID_BYTES }
+
+export type Role = 'full' | 'storage'
+
+export interface PutChunk { type: 'PUT_CHUNK', id: Buffer, record: Buffer }
+export interface GetChunk { type: 'GET_CHUNK', id: Buffer }
+export interface Has { type: 'HAS', ids: Buffer[] }
+export interface Stats { type: 'STATS' }
+export type RequestBody = PutChunk | GetChunk | Has | Stats
+
+export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
+export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
+// `have[i]` answers `ids[i]` of the HAS it replies to; it travels as a bitmap.
+export interface HasReply { type: 'HAS_REPLY', have: boolean[] }
+export interface StatsReply { type: 'STATS_REPLY', chunks: number, bytes: number, role: Role }
+export interface ErrorReply { type: 'ERROR', message: string }
+export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply
+
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply }
+export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
+export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY'
+}
+
+export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
+// `time` is the sender's own clock, echoed back in the PONG, so clocks need not agree.
+export interface Ping { type: 'PING', time: number }
+export interface Pong { type: 'PONG', time: number }
+export interface Request { type: 'REQUEST', id: number, body: RequestBody }
+export interface Reply { type: 'REPLY', id: number, body: ReplyBody }
+export type Message = Hello | Ping | Pong | Request | Reply
+
+// Type bytes are part of the format: never renumber, only add.
+const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
+const BODY = {
+  PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9
+} as const
+const ROLE = { full: 1, storage: 2 } as const
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+// ---- encoding -------------------------------------------------------------
+
+// Returns the whole frame, length prefix included, ready to write.
+export function encodeMessage (m: Message): Buffer {
+  const fields = encodeFields(m)
+  const bodyLength = 2 + fields.reduce((n, f) => n + f.length, 0)
+  if (bodyLength > MAX_FRAME_BYTES) throw fail('EINVAL', `message of ${bodyLength} bytes exceeds the frame limit`)
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength)
+  out.writeUInt32LE(bodyLength, 0)
+  out[4] = WIRE_VERSION
+  out[5] = FRAME[m.type]
+  let o = 6
+  for (const f of fields) o += f.copy(out, o)
+  return out
+}
+
+function encodeFields (m: Message): Buffer[] {
+  switch (m.type) {
+    case 'HELLO':
+      checkLength(m.proof, PROOF_BYTES, 'proof')
+      if (!Number.isInteger(m.version) || m.version < 0 || m.version > 255) throw fail('EINVAL', 'bad wire version')
+      return [Buffer.from([m.version, roleByte(m.role)]), m.proof]
+    case 'PING':
+    case 'PONG':
+      if (!Number.isFinite(m.time)) throw fail('EINVAL', 'heartbeat time must be finite')
+      return [f64(m.time)]
+    case 'REQUEST':
+      return [u32(m.id), ...encodeRequest(m.body)]
+    case 'REPLY':
+      return [u32(m.id), ...encodeReply(m.body)]
+  }
+}
+
+function encodeRequest (b: RequestBody): Buffer[] {
+  switch (b.type) {
+    case 'PUT_CHUNK':
+      checkLength(b.id, CHUNK_ID_BYTES, 'chunk id')
+      if (b.record.length > MAX_RECORD_BYTES) throw fail('EINVAL', 'chunk record too large for one frame')
+      return [Buffer.from([BODY.PUT_CHUNK]), b.id, u32(b.record.length), b.record]
+    case 'GET_CHUNK':
+      checkLength(b.id, CHUNK_ID_BYTES, 'chunk id')
+      return [Buffer.from([BODY.GET_CHUNK]), b.id]
+    case 'HAS':
+      if (b.ids.length > MAX_HAS_IDS) throw fail('EINVAL', `HAS carries at most ${MAX_HAS_IDS} ids`)
+      for (const id of b.ids) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
+      return [Buffer.from([BODY.HAS]), u16(b.ids.length), ...b.ids]
+    case 'STATS':
+      return [Buffer.from([BODY.STATS])]
+  }
+}
+
+function encodeReply (b: ReplyBody): Buffer[] {
+  switch (b.type) {
+    case 'PUT_ACK':
+      return [Buffer.from([BODY.PUT_ACK, b.ok ? 1 : 0]), ...optionalText(b.reason)]
+    case 'CHUNK':
+      if (b.record === null) return [Buffer.from([BODY.CHUNK, 0])]
+      if (b.record.length > MAX_RECORD_BYTES) throw fail('EINVAL', 'chunk record too large for one frame')
+      return [Buffer.from([BODY.CHUNK, 1]), u32(b.record.length), b.record]
+    case 'HAS_REPLY': {
+      if (b.have.length > MAX_HAS_IDS) throw fail('EINVAL', `HAS_REPLY carries at most ${MAX_HAS_IDS} bits`)
+      const bitmap = Buffer.alloc(Math.ceil(b.have.length / 8))
+      b.have.forEach((h, i) => { if (h) bitmap[i >> 3] |= 1 << (i & 7) })
+      return [Buffer.from([BODY.HAS_REPLY]), u16(b.have.length), bitmap]
+    }
+    case 'STATS_REPLY':
+      return [Buffer.from([BODY.STATS_REPLY]), u64(b.chunks), u64(b.bytes), Buffer.from([roleByte(b.role)])]
+    case 'ERROR':
+      return [Buffer.from([BODY.ERROR]), text(b.message)]
+  }
+}
+
+function checkLength (b: Buffer, n: number, what: string): void {
+  if (!Buffer.isBuffer(b) || b.length !== n) throw fail('EINVAL', `${what} must be ${n} bytes`)
+}
+
+function roleByte (r: Role): number {
+  const v = ROLE[r]
+  if (v === undefined) throw fail('EINVAL', `unknown role ${String(r)}`)
+  return v
+}
+
+function u16 (n: number): Buffer { const b = Buffer.allocUnsafe(2); b.writeUInt16LE(n); return b }
+function u32 (n: number): Buffer { const b = Buffer.allocUnsafe(4); b.writeUInt32LE(n >>> 0); return b }
+function f64 (n: number): Buffer { const b = Buffer.allocUnsafe(8); b.writeDoubleLE(n); return b }
+function u64 (n: number): Buffer {
+  if (!Number.isSafeInteger(n) || n < 0) throw fail('EINVAL', `${n} is not a u64 this side can represent`)
+  const b = Buffer.allocUnsafe(8); b.writeBigUInt64LE(BigInt(n)); return b
+}
+
+// Text is cut to MAX_TEXT_BYTES on a character boundary: error messages come
+// from anywhere and must never make a reply unsendable.
+function text (s: string): Buffer {
+  let b = Buffer.from(s, 'utf8')
+  if (b.length > MAX_TEXT_BYTES) {
+    let end = MAX_TEXT_BYTES
+    while (end > 0 && (b[end] & 0xc0) === 0x80) end--
+    b = b.subarray(0, end)
+  }
+  return Buffer.concat([u16(b.length), b])
+}
+
+function optionalText (s: string | undefined): Buffer[] {
+  return s === undefined ? [Buffer.from([0])] : [Buffer.from([1]), text(s)]
+}
+
+// ---- decoding -------------------------------------------------------------
+
+// Decodes one frame as returned by FrameReader (without the length prefix).
+// Throws BAD_MESSAGE or UNSUPPORTED_VERSION; decoded buffers are views of `frame`.
+export function decodeMessage (frame: Buffer): Message {
+  const r = new Reader(frame)
+  const version = r.u8()
+  if (version !== WIRE_VERSION) throw fail('UNSUPPORTED_VERSION', `wire version ${version}`)
+  const type = r.u8()
+  let m: Message
+  switch (type) {
+    case FRAME.HELLO: m = { type: 'HELLO', version: r.u8(), role: decodeRole(r.u8()), proof: r.bytes(PROOF_BYTES) }; break
+    case FRAME.PING: m = { type: 'PING', time: r.time() }; break
+    case FRAME.PONG: m = { type: 'PONG', time: r.time() }; break
+    case FRAME.REQUEST: m = { type: 'REQUEST', id: r.u32(), body: decodeRequest(r) }; break
+    case FRAME.REPLY: m = { type: 'REPLY', id: r.u32(), body: decodeReply(r) }; break
+    default: throw fail('BAD_MESSAGE', `unknown frame type ${type}`)
+  }
+  r.end()
+  return m
+}
+
+function decodeRequest (r: Reader): RequestBody {
+  const type = r.u8()
+  switch (type) {
+    case BODY.PUT_CHUNK: {
+      const id = r.bytes(CHUNK_ID_BYTES)
+      return { type: 'PUT_CHUNK', id, record: r.bytes(r.u32()) }
+    }
+    case BODY.GET_CHUNK: return { type: 'GET_CHUNK', id: r.bytes(CHUNK_ID_BYTES) }
+    case BODY.HAS: {
+      const n = r.u16()
+      if (n > MAX_HAS_IDS) throw fail('BAD_MESSAGE', `HAS with ${n} ids`)
+      const ids: Buffer[] = []
+      for (let i = 0; i < n; i++) ids.push(r.bytes(CHUNK_ID_BYTES))
+      return { type: 'HAS', ids }
+    }
+    case BODY.STATS: return { type: 'STATS' }
+    default: throw fail('BAD_MESSAGE', `body type ${type} is not a request`)
+  }
+}
+
+function decodeReply (r: Reader): ReplyBody {
+  const type = r.u8()
+  switch (type) {
+    case BODY.PUT_ACK: {
+      const ok = r.bool()
+      return r.bool() ? { type: 'PUT_ACK', ok, reason: r.text() } : { type: 'PUT_ACK', ok }
+    }
+    case BODY.CHUNK: return { type: 'CHUNK', record: r.bool() ? r.bytes(r.u32()) : null }
+    case BODY.HAS_REPLY: {
+      const n = r.u16()
+      if (n > MAX_HAS_IDS) throw fail('BAD_MESSAGE', `HAS_REPLY with ${n} bits`)
+      const bitmap = r.bytes(Math.ceil(n / 8))
+      // Spare bits of the last byte must be zero, so each answer has one encoding.
+      if (n % 8 !== 0 && (bitmap[bitmap.length - 1] >> (n % 8)) !== 0) throw fail('BAD_MESSAGE', 'HAS_REPLY padding bits set')
+      const have: boolean[] = []
+      for (let i = 0; i < n; i++) have.push((bitmap[i >> 3] & (1 << (i & 7))) !== 0)
+      return { type: 'HAS_REPLY', have }
+    }
+    case BODY.STATS_REPLY: return { type: 'STATS_REPLY', chunks: r.u64(), bytes: r.u64(), role: decodeRole(r.u8()) }
+    case BODY.ERROR: return { type: 'ERROR', message: r.text() }
+    default: throw fail('BAD_MESSAGE', `body type ${type} is not a reply`)
+  }
+}
+
+function decodeRole (v: number): Role {
+  if (v === ROLE.full) return 'full'
+  if (v === ROLE.storage) return 'storage'
+  throw fail('BAD_MESSAGE', `unknown role ${v}`)
+}
+
+class Reader {
+  private o = 0
+  constructor (private readonly b: Buffer) {}
+
+  private need (n: number): void {
+    if (this.o + n > this.b.length) throw fail('BAD_MESSAGE', 'message truncated')
+  }
+
+  u8 (): number { this.need(1); return this.b[this.o++] }
+  u16 (): number { this.need(2); const v = this.b.readUInt16LE(this.o); this.o += 2; return v }
+  u32 (): number { this.need(4); const v = this.b.readUInt32LE(this.o); this.o += 4; return v }
+  u64 (): number {
+    this.need(8)
+    const v = this.b.readBigUInt64LE(this.o); this.o += 8
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('BAD_MESSAGE', 'u64 beyond 2^53')
+    return Number(v)
+  }
+
+  time (): number {
+    this.need(8)
+    const v = this.b.readDoubleLE(this.o); this.o += 8
+    if (!Number.isFinite(v)) throw fail('BAD_MESSAGE', 'heartbeat time is not finite')
+    return v
+  }
+
+  bool (): boolean {
+    const v = this.u8()
+    if (v > 1) throw fail('BAD_MESSAGE', `boolean byte ${v}`)
+    return v === 1
+  }
+
+  bytes (n: number): Buffer {
+    this.need(n)
+    const v = this.b.subarray(this.o, this.o + n); this.o += n
+    return v
+  }
+
+  text (): string {
+    const n = this.u16()
+    if (n > MAX_TEXT_BYTES) throw fail('BAD_MESSAGE', `text of ${n} bytes`)
+    try {
+      return utf8.decode(this.bytes(n))
+    } catch (e) {
+      if (e instanceof TypeError) throw fail('BAD_MESSAGE', 'text is not valid UTF-8', e)
+      throw e
+    }
+  }
+
+  end (): void {
+    if (this.o !== this.b.length) throw fail('BAD_MESSAGE', `${this.b.length - this.o} trailing bytes`)
+  }
+}

@@ -1,0 +1,294 @@
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import type HyperDHT from 'hyperdht'
+import { fail, isDisktroError } from '../errors.js'
+import {
+  decodeMessage, encodeMessage, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
+  type Message, type ReplyBody, type ReplyFor, type RequestBody, type Role
+} from '../codec/wire.js'
+import { FrameReader } from '../codec/wire-frame.js'
+import { capabilityProof, verifyProof } from './capability.js'
+
+export const HELLO_TIMEOUT_MS = 3000
+export const SILENT_INTERVALS = 3
+export const MAX_OUTSTANDING = 16
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+// Frames waiting for the socket beyond this mean the peer has stopped reading
+// what it asked for: drop it rather than buffer without bound.
+export const MAX_QUEUED_FRAMES = 1024
+// Until the peer has proved the key, the only frame it may send is a HELLO.
+const HELLO_FRAME_BYTES = 4 + PROOF_BYTES
+// secret-stream seals each write as one message of at most 16 MiB.
+const WRITE_PIECE = 1024 * 1024
+
+export type RequestHandler = (msg: RequestBody) => Promise<ReplyBody>
+
+export interface PeerConnectionOptions {
+  swarmKey: Buffer
+  role: Role
+  heartbeatInterval: number
+  log: (line: string) => void
+}
+
+interface Pending {
+  id: number
+  body: RequestBody
+  resolve: (reply: ReplyBody) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+interface Queued { frame: Buffer, written?: () => void }
+
+// One peer over one Noise stream. The connection starts unauthenticated: it
+// sends its HELLO, accepts nothing but the peer's HELLO, and closes if that
+// does not arrive or does not prove the swarm key. Only then is it 'open':
+// heartbeats start and requests flow. Events: 'open', 'rejected' (wrong
+// proof), 'close' (wasOpen: boolean).
+export class PeerConnection extends EventEmitter {
+  readonly id: string
+  readonly address: string
+  rttMs: number | null = null
+  lastSeen = 0
+
+  private state: 'hello' | 'open' | 'closed' = 'hello'
+  private remoteRole: Role = 'full'
+  private readonly reader = new FrameReader(HELLO_FRAME_BYTES)
+  private lastHeard = Date.now()
+  private helloTimer: NodeJS.Timeout | null
+  private heartbeat: NodeJS.Timeout | null = null
+  private handler: RequestHandler | null = null
+  private nextId = 1
+  private readonly pending = new Map<number, Pending>()
+  private readonly waiting: Pending[] = []
+  private serving = 0
+  private readonly queue: Queued[] = []
+  private pumping = false
+  private drained: (() => void) | null = null
+
+  constructor (private readonly stream: HyperDHT.SecretStream, private readonly opts: PeerConnectionOptions) {
+    super()
+    this.id = stream.remotePublicKey.toString('hex')
+    const raw = stream.rawStream
+    this.address = raw?.remoteHost ? `${raw.remoteHost}:${raw.remotePort ?? 0}` : 'unknown'
+    stream.on('data', (d: Buffer) => this.ondata(d))
+    stream.on('drain', () => this.ondrain())
+    stream.on('error', (e: Error) => this.log(`stream error: ${e.message}`))
+    stream.on('close', () => this.close('stream closed'))
+    this.helloTimer = setTimeout(() => this.close('no HELLO within ' + HELLO_TIMEOUT_MS + ' ms'), HELLO_TIMEOUT_MS)
+    this.helloTimer.unref()
+    const side = stream.isInitiator ? 'initiator' : 'responder'
+    this.send({ type: 'HELLO', version: WIRE_VERSION, role: opts.role, proof: capabilityProof(opts.swarmKey, side, stream.handshakeHash) })
+  }
+
+  get role (): Role { return this.remoteRole }
+  get isOpen (): boolean { return this.state === 'open' }
+  // A method, not a narrowed field read: callbacks run inside loops can close us.
+  private get closed (): boolean { return this.state === 'closed' }
+
+  // Resolves with the matching reply; rejects with PEER_ERROR when the peer
+  // answered ERROR, PEER_TIMEOUT, or PEER_CLOSED. The timeout includes time
+  // spent waiting for one of the MAX_OUTSTANDING request slots.
+  request<R extends RequestBody> (body: R, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<ReplyFor<R>> {
+    if (this.state !== 'open') return Promise.reject(fail('PEER_CLOSED', `peer ${this.short} is not connected`))
+    return new Promise<ReplyBody>((resolve, reject) => {
+      const p: Pending = { id: 0, body, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
+      if (this.pending.size < MAX_OUTSTANDING) this.dispatch(p)
+      else this.waiting.push(p)
+    }) as Promise<ReplyFor<R>>
+  }
+
+  // One handler per connection; a handler that throws answers ERROR.
+  onRequest (handler: RequestHandler): void {
+    this.handler = handler
+  }
+
+  close (reason = 'closed locally'): void {
+    if (this.state === 'closed') return
+    const wasOpen = this.state === 'open'
+    this.state = 'closed'
+    this.log(`closed: ${reason}`)
+    if (this.helloTimer) clearTimeout(this.helloTimer)
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    const err = fail('PEER_CLOSED', `peer ${this.short} closed: ${reason}`)
+    for (const p of [...this.pending.values(), ...this.waiting]) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    this.pending.clear()
+    this.waiting.length = 0
+    for (const q of this.queue.splice(0)) q.written?.()
+    this.drained?.()
+    this.stream.destroy()
+    this.emit('close', wasOpen)
+  }
+
+  // ---- incoming -----------------------------------------------------------
+
+  private ondata (data: Buffer): void {
+    if (this.state === 'closed') return
+    if (data.length > 0) this.lastHeard = Date.now()
+    try {
+      this.reader.push(data)
+      let frame: Buffer | null
+      while (!this.closed && (frame = this.reader.next()) !== null) this.onmessage(decodeMessage(frame))
+    } catch (e) {
+      // Nothing a peer sends may throw past here: it costs that peer its connection.
+      this.close(`bad frame: ${e instanceof Error ? e.message : String(e)}`)
+    }
+  }
+
+  private onmessage (m: Message): void {
+    if (this.state === 'hello') return this.onhello(m)
+    this.lastSeen = Date.now()
+    switch (m.type) {
+      case 'HELLO': throw fail('BAD_MESSAGE', 'second HELLO')
+      case 'PING': this.send({ type: 'PONG', time: m.time }); break
+      case 'PONG': {
+        const rtt = performance.now() - m.time
+        if (rtt >= 0) this.rttMs = rtt
+        break
+      }
+      case 'REQUEST': void this.serve(m.id, m.body); break
+      case 'REPLY': this.settle(m.id, m.body); break
+    }
+  }
+
+  private onhello (m: Message): void {
+    if (m.type !== 'HELLO') throw fail('BAD_MESSAGE', `${m.type} before HELLO`)
+    if (m.version !== WIRE_VERSION) return this.close(`peer speaks wire version ${m.version}`)
+    const side = this.stream.isInitiator ? 'responder' : 'initiator'
+    if (!verifyProof(this.opts.swarmKey, side, this.stream.handshakeHash, m.proof)) {
+      this.emit('rejected')
+      return this.close('wrong capability proof (another key)')
+    }
+    this.state = 'open'
+    this.remoteRole = m.role
+    this.reader.maxFrame = MAX_FRAME_BYTES
+    if (this.helloTimer) clearTimeout(this.helloTimer)
+    this.helloTimer = null
+    this.lastSeen = this.lastHeard = Date.now()
+    this.heartbeat = setInterval(() => this.tick(), this.opts.heartbeatInterval)
+    this.heartbeat.unref()
+    this.emit('open')
+  }
+
+  private tick (): void {
+    const silentFor = Date.now() - this.lastHeard
+    if (silentFor > SILENT_INTERVALS * this.opts.heartbeatInterval) return this.close(`silent for ${silentFor} ms`)
+    this.send({ type: 'PING', time: performance.now() })
+  }
+
+  private async serve (id: number, body: RequestBody): Promise<void> {
+    // The peer holds at most MAX_OUTSTANDING requests open; more can only come
+    // from a late answer to one it gave up on, or from a peer that ignores the
+    // limit. Either way answer at once instead of queueing work.
+    if (this.serving >= MAX_OUTSTANDING) return this.send({ type: 'REPLY', id, body: { type: 'ERROR', message: 'busy' } })
+    this.serving++
+    let frame: Buffer
+    try {
+      if (this.handler === null) throw new Error('no request handler')
+      const reply = await this.handler(body)
+      if (reply.type !== REPLY_TYPE[body.type] && reply.type !== 'ERROR') throw new Error(`handler answered ${body.type} with ${reply.type}`)
+      frame = encodeMessage({ type: 'REPLY', id, body: reply })
+    } catch (e) {
+      frame = encodeMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
+    }
+    // The slot stays taken until the reply is on the socket, so a peer that
+    // does not read cannot make replies pile up here.
+    await new Promise<void>(resolve => this.write(frame, resolve))
+    this.serving--
+  }
+
+  private settle (id: number, reply: ReplyBody): void {
+    const p = this.pending.get(id)
+    if (p === undefined) return // a late answer to a request that timed out
+    this.pending.delete(id)
+    clearTimeout(p.timer)
+    this.dispatchWaiting()
+    if (reply.type === 'ERROR') return p.reject(fail('PEER_ERROR', `peer ${this.short}: ${reply.message}`))
+    const expected = REPLY_TYPE[p.body.type]
+    const wrong = reply.type !== expected
+      ? `${p.body.type} answered with ${reply.type}`
+      : reply.type === 'HAS_REPLY' && p.body.type === 'HAS' && reply.have.length !== p.body.ids.length
+        ? `HAS of ${p.body.ids.length} answered with ${reply.have.length} bits`
+        : null
+    if (wrong !== null) {
+      p.reject(fail('BAD_MESSAGE', wrong))
+      throw fail('BAD_MESSAGE', wrong)
+    }
+    p.resolve(reply)
+  }
+
+  // ---- outgoing -----------------------------------------------------------
+
+  private dispatch (p: Pending): void {
+    while (this.pending.has(this.nextId) || this.nextId === 0) this.nextId = (this.nextId + 1) >>> 0
+    p.id = this.nextId
+    this.nextId = (this.nextId + 1) >>> 0
+    let frame: Buffer
+    try {
+      frame = encodeMessage({ type: 'REQUEST', id: p.id, body: p.body })
+    } catch (e) {
+      clearTimeout(p.timer)
+      p.reject(isDisktroError(e) ? e : fail('EINVAL', String(e), e))
+      return this.dispatchWaiting()
+    }
+    this.pending.set(p.id, p)
+    this.write(frame)
+  }
+
+  private dispatchWaiting (): void {
+    while (this.state === 'open' && this.pending.size < MAX_OUTSTANDING && this.waiting.length > 0) {
+      this.dispatch(this.waiting.shift() as Pending)
+    }
+  }
+
+  private expire (p: Pending, timeoutMs: number): void {
+    if (this.pending.get(p.id) === p) this.pending.delete(p.id)
+    const i = this.waiting.indexOf(p)
+    if (i >= 0) this.waiting.splice(i, 1)
+    p.reject(fail('PEER_TIMEOUT', `peer ${this.short} did not answer ${p.body.type} within ${timeoutMs} ms`))
+    this.dispatchWaiting()
+  }
+
+  private send (m: Message): void {
+    this.write(encodeMessage(m))
+  }
+
+  // Frames go out in order; once the stream says it is full, everything
+  // waits for 'drain' instead of piling into the stream's own buffer.
+  private write (frame: Buffer, written?: () => void): void {
+    if (this.state === 'closed') return written?.()
+    if (this.queue.length >= MAX_QUEUED_FRAMES) return this.close('peer is not reading (send queue full)')
+    this.queue.push({ frame, written })
+    if (!this.pumping) void this.pump()
+  }
+
+  private async pump (): Promise<void> {
+    this.pumping = true
+    while (this.queue.length > 0 && !this.closed) {
+      const { frame, written } = this.queue[0]
+      for (let o = 0; o < frame.length && !this.closed; o += WRITE_PIECE) {
+        if (!this.stream.write(frame.subarray(o, o + WRITE_PIECE))) {
+          await new Promise<void>(resolve => { this.drained = resolve })
+        }
+      }
+      this.queue.shift()
+      written?.()
+    }
+    this.pumping = false
+  }
+
+  private ondrain (): void {
+    const d = this.drained
+    this.drained = null
+    d?.()
+  }
+
+  private get short (): string { return this.id.slice(0, 8) }
+
+  private log (line: string): void {
+    this.opts.log(`net: peer ${this.short} (${this.address}): ${line}`)
+  }
+}
