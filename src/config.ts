@@ -6,7 +6,8 @@ export interface Config {
   chunkSize: number
   replicaCount: number
   heartbeatInterval: number // ms
-  port: number
+  port: number // the web dashboard's; the next free one when taken, 0 for any
+  webHost: string // the dashboard listens here only: loopback unless you mean otherwise
   maxStoreBytes: number // LMDB map size: the most this node stores
   bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults
 }
@@ -21,6 +22,7 @@ export const DEFAULT_CONFIG: Config = {
   replicaCount: 3,
   heartbeatInterval: 5000,
   port: 8080,
+  webHost: '127.0.0.1',
   maxStoreBytes: 1024 * 1024 * 1024 * 1024,
   bootstrap: null
 }
@@ -55,6 +57,10 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
   if (r.replicaCount !== undefined) c.replicaCount = int(r.replicaCount, 'replicaCount', where, 1, 64)
   if (r.heartbeatInterval !== undefined) c.heartbeatInterval = duration(r.heartbeatInterval, 'heartbeatInterval', where)
   if (r.port !== undefined) c.port = int(r.port, 'port', where, 0, 65535)
+  if (r.webHost !== undefined) {
+    if (typeof r.webHost !== 'string' || !/^[0-9A-Za-z.:-]+$/.test(r.webHost)) throw fail('BAD_CONFIG', `${where}: webHost must be an address such as 127.0.0.1`)
+    c.webHost = r.webHost
+  }
   if (r.maxStoreBytes !== undefined) c.maxStoreBytes = size(r.maxStoreBytes, 'maxStoreBytes', where)
   if (r.bootstrap !== undefined) {
     const list = Array.isArray(r.bootstrap) ? r.bootstrap : [r.bootstrap]

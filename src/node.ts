@@ -15,10 +15,14 @@ import { storeStats } from './replication/chunk-service.js'
 import { SwarmServices } from './swarm-services.js'
 import type { StatusReport } from './status-report.js'
 import { fileReplication } from './replication/file-replication.js'
+import { Pinning } from './replication/pinning.js'
+import { WebServer } from './api/web-server.js'
+import { nodeBackend } from './api/web-backend.js'
 
 export interface NodeOptions {
   dataDir: string
   offline?: boolean // no swarm (tests of the single-machine layers)
+  web?: boolean // serve the dashboard (default true)
   password: () => Promise<string>
   newPassword: () => Promise<string>
   config: Config
@@ -36,12 +40,15 @@ export class DisktroNode {
   private fuse: FuseInstance | null = null
   private closing: Promise<void> | null = null
   private control: ControlServer | null = null
+  private web: WebServer | null = null
+  private webError = 'this daemon was started without a dashboard'
   private readonly started = Date.now()
 
   private constructor (
     readonly volume: Volume,
     private readonly vfsOrNull: Vfs | null,
     readonly swarm: SwarmServices | null,
+    readonly pinning: Pinning | null,
     private readonly lock: DataDirLock,
     private readonly log: (line: string) => void
   ) {}
@@ -82,11 +89,14 @@ export class DisktroNode {
           return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
         }
       })
-      const node = new DisktroNode(volume, vfs, swarm, lock, o.log)
+      const pinning = volume.access ? new Pinning(volume.store, volume.access.ns, o.log) : null
+      if (pinning) swarm?.replicator.usePins(pinning)
+      const node = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
       try {
         node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
         await node.control.open()
         await swarm?.start()
+        if (o.web !== false) await node.serveWeb(o.config)
       } catch (e) {
         await node.close()
         throw e
@@ -98,8 +108,26 @@ export class DisktroNode {
     }
   }
 
+  // The dashboard is a convenience: when it cannot listen, the node still
+  // runs, and says why.
+  private async serveWeb (config: Config): Promise<void> {
+    const backend = nodeBackend({ volume: this.volume, vfs: this.vfsOrNull, swarm: this.swarm, pinning: this.pinning, replicaCount: config.replicaCount, status: () => this.status() })
+    const web = new WebServer({ host: config.webHost, port: config.port, backend, log: this.log })
+    try {
+      await web.open()
+      this.web = web
+    } catch (e) {
+      this.webError = `no web dashboard: ${(e as Error).message}`
+      this.log(this.webError)
+    }
+  }
+
   private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
     if (req.cmd === 'status') return await this.status(Boolean(req.files))
+    if (req.cmd === 'web') {
+      if (!this.web) throw new Error(this.webError)
+      return { url: this.web.url, origin: this.web.origin, token: this.web.token }
+    }
     throw new Error(`unknown command ${req.cmd}`)
   }
 
@@ -113,10 +141,16 @@ export class DisktroNode {
       volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
       store: storeStats(v.store),
       peers: this.swarm ? await this.swarm.peerReports() : [],
-      replication
+      replication,
+      pins: this.pins()
     }
     if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
     return report
+  }
+
+  private pins (): StatusReport['pins'] {
+    const online = new Set(this.swarm?.network.connections().map(c => c.id) ?? [])
+    return this.pinning?.reports(id => online.has(id)) ?? []
   }
 
   static async mount (o: MountOptions): Promise<DisktroNode> {
@@ -171,6 +205,8 @@ export class DisktroNode {
   }
 
   private async doClose (): Promise<void> {
+    // First: uploads through the dashboard end while the VFS is still there.
+    await this.web?.close().catch(e => this.log(`web dashboard: ${(e as Error).message}`))
     if (this.fuse) {
       const fuse = this.fuse
       this.fuse = null

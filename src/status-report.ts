@@ -23,6 +23,17 @@ export interface FileReplication {
   lost: number
 }
 
+// A file or folder pinned to a peer: that peer must hold all of its chunks.
+export interface PinReport {
+  path: string | null // null when no name in the tree reaches it any more
+  ino: number
+  peer: string
+  peerOnline: boolean
+  chunks: number
+  held: number // chunks the peer acknowledged holding
+  created: number
+}
+
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
@@ -31,5 +42,6 @@ export interface StatusReport {
   store: PeerStats
   peers: PeerReport[]
   replication: ReplicationSummary
+  pins: PinReport[]
   files?: FileReplication[]
 }

@@ -9,18 +9,19 @@ import { statusCommand } from './status.js'
 import { bootstrapCommand } from './bootstrap.js'
 import { inviteCommand, joinCommand } from './invite.js'
 import { serveCommand } from './serve.js'
+import { webCommand } from './web.js'
 
 export async function main (argv: string[]): Promise<void> {
   let y = yargs(hideBin(argv))
     .scriptName('disktro')
     .usage('$0 <command> [options]')
     .option('data-dir', { type: 'string', describe: 'volume data directory (default $DISKTRO_HOME or ~/.local/share/disktro)' })
-    .option('config', { type: 'string', describe: 'config file, JSON or YAML (chunkSize, replicaCount, heartbeatInterval, port)' })
+    .option('config', { type: 'string', describe: 'config file, JSON or YAML (chunkSize, replicaCount, heartbeatInterval, port, webHost)' })
     .option('password-file', { type: 'string', describe: 'read the password from this file (else $DISKTRO_PASSWORD or a prompt)' })
     .option('bootstrap', { type: 'string', array: true, describe: 'DHT bootstrap node host:port (repeatable; overrides the config file)' }) as unknown as Argv<GlobalArgs>
-  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, inviteCommand, joinCommand, bootstrapCommand]) y = add(y)
+  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, webCommand, inviteCommand, joinCommand, bootstrapCommand]) y = add(y)
   await y
-    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, invite, join or bootstrap')
+    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, web, invite, join or bootstrap')
     .strict()
     .help()
     .alias('h', 'help')

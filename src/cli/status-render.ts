@@ -28,6 +28,13 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     const seen = p.lastSeen ? `${Math.max(0, Math.round((Date.now() - p.lastSeen) / 1000))}s ago` : 'never'
     lines.push(`  ${p.id.slice(0, 16)} ${p.online ? 'online ' : 'OFFLINE'} ${p.role.padEnd(7)} ${p.address.padEnd(21)} seen ${seen.padEnd(8)} rtt ${p.rttMs === null ? '-' : p.rttMs.toFixed(1) + 'ms'}  holds ${p.chunks ?? '?'} chunks ${p.bytes === null ? '' : bytes(p.bytes)}`)
   }
+  if (r.pins?.length) {
+    lines.push('', 'pins (the peer always holds a full copy)')
+    for (const p of r.pins) {
+      const state = p.held >= p.chunks ? 'complete' : `${p.held}/${p.chunks} chunks held`
+      lines.push(`  ${p.path ?? `(inode ${p.ino}, no longer named)`}  -> ${p.peer.slice(0, 16)} ${p.peerOnline ? 'online ' : 'offline'}  ${state}`)
+    }
+  }
   if (r.files) {
     lines.push('', 'files')
     for (const f of r.files) lines.push(`  ${f.path}  ${bytes(f.size)}  ${f.atTarget}/${f.chunks} at target${f.lost ? `, ${f.lost} LOST` : ''}`)

@@ -4,6 +4,7 @@ import { volumeStats } from '../volume/stats.js'
 import { askDaemon } from '../api/control-client.js'
 import { Replicator } from '../replication/replicator.js'
 import { storeStats } from '../replication/chunk-service.js'
+import { Pinning } from '../replication/pinning.js'
 import type { StatusReport } from '../status-report.js'
 import { renderStatus } from './status-render.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
@@ -46,7 +47,8 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
       volume: volume.access ? volumeStats(volume) : { volumeId: volume.file.volumeId },
       store: storeStats(volume.store),
       peers: [],
-      replication: replicator.summary()
+      replication: replicator.summary(),
+      pins: volume.access ? new Pinning(volume.store, volume.access.ns, () => {}, true).reports(() => false) : []
     }
   } finally {
     await volume.close()

@@ -31,7 +31,7 @@ export interface PeerNetworkOptions {
 // alone re-queries only every ~10 minutes, so two nodes whose first queries
 // crossed, or a node that started offline, would otherwise stay apart that long.
 const REDISCOVER_FIRST_MS = 1000
-const REDISCOVER_MAX_MS = 60_000
+const REDISCOVER_MAX_MS = 30_000
 // Leaving the DHT politely (unannouncing) can hang when it is unreachable.
 const CLOSE_GRACE_MS = 2000
 
@@ -142,6 +142,7 @@ export class PeerNetwork extends EventEmitter {
     if (old !== undefined) old.close('replaced by a newer connection')
     this.seen.set(conn.id, { id: conn.id, role: conn.role, address: conn.address, online: true, lastSeen: conn.lastSeen, rttMs: conn.rttMs })
     this.rediscoverDelay = REDISCOVER_FIRST_MS
+    this.scheduleRediscover()
     this.log(`peer ${conn.id.slice(0, 8)} (${conn.role}, ${conn.address}) authenticated`)
     this.emit('peer', conn)
   }
@@ -161,7 +162,10 @@ export class PeerNetwork extends EventEmitter {
     if (this.closing !== null || this.rediscoverTimer !== null) return
     this.rediscoverTimer = setTimeout(() => {
       this.rediscoverTimer = null
-      if (this.closing !== null || this.open.size > 0 || this.discovery === null) return
+      // Keep looking even with peers: nodes that start together can miss each
+      // other's first announce, and Hyperswarm alone searches again only
+      // every ~10 minutes. A lookup every <= 30 s is cheap.
+      if (this.closing !== null || this.discovery === null) return
       this.discovery.refresh().catch(e => this.log(`discovery: ${String(e)}`))
       this.rediscoverDelay = Math.min(this.rediscoverDelay * 2, REDISCOVER_MAX_MS)
       this.scheduleRediscover()

@@ -9,6 +9,8 @@ import type { PutResult, PeerStats } from './peer-link.js'
 // member holds no such key and checks the record's shape. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
+  readonly traffic = { received: 0, served: 0 } // record bytes, this run (dashboard throughput)
+
   constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
 
   async put (id: Buffer, record: Buffer): Promise<PutResult> {
@@ -21,12 +23,14 @@ export class ChunkService {
     }
     try {
       if (!this.store.chunks.doesExist(id)) {
-        await this.store.chunks.put(id, record)
+        await this.store.putLimited(this.store.chunks, id, record)
       }
       if (!this.store.refs.doesExist(id)) await this.store.foreign.put(id, Buffer.alloc(0))
       await this.store.flushed()
+      this.traffic.received += record.length
       return { ok: true }
     } catch (e) {
+      // A full disk refuses with a reason; placement moves on to another member.
       return { ok: false, reason: wrapStorageError(e, 'cannot store chunk').message }
     }
   }
@@ -34,7 +38,9 @@ export class ChunkService {
   async get (id: Buffer): Promise<Buffer | null> {
     if (id.length !== 32) return null
     await this.store.chunks.prefetch([id])
-    return this.store.chunks.getBinary(id) ?? null
+    const record = this.store.chunks.getBinary(id) ?? null
+    if (record) this.traffic.served += record.length
+    return record
   }
 
   has (ids: Buffer[]): boolean[] {

@@ -11,6 +11,7 @@ const S_IFREG = 0o100000
 // file counts its chunks at target, under it, and lost.
 export function fileReplication (ns: LmdbNamespace, replicator: Replicator, target: number, limit = 10_000): FileReplication[] {
   const out: FileReplication[] = []
+  const copiesOf = (id: Buffer): number => replicator.copiesOf(id)
   const walk = (dir: number, prefix: string): void => {
     for (const e of ns.readdir(dir)) {
       if (out.length >= limit) return
@@ -19,19 +20,31 @@ export function fileReplication (ns: LmdbNamespace, replicator: Replicator, targ
       const path = prefix + '/' + e.name
       if ((a.mode & S_IFMT) === S_IFDIR) { walk(e.ino, path); continue }
       if ((a.mode & S_IFMT) !== S_IFREG) continue
-      const f: FileReplication = { path, size: a.size, chunks: 0, atTarget: 0, underReplicated: 0, lost: 0 }
-      for (const index of ns.blockIndexes(e.ino)) {
-        const ref = ns.getBlock(e.ino, index)
-        if (!ref) continue
-        f.chunks++
-        const copies = replicator.copiesOf(ref.id)
-        if (copies === 0) f.lost++
-        if (copies >= target) f.atTarget++
-        else f.underReplicated++
-      }
-      out.push(f)
+      out.push({ path, size: a.size, ...chunkReplication(ns, e.ino, copiesOf, target) })
     }
   }
   walk(ROOT_INO, '')
   return out
+}
+
+export interface ChunkReplication {
+  chunks: number
+  atTarget: number
+  underReplicated: number // includes the lost ones
+  lost: number
+}
+
+// One file's chunks by their number of copies (the dashboard's bar).
+export function chunkReplication (ns: LmdbNamespace, ino: number, copiesOf: (id: Buffer) => number, target: number): ChunkReplication {
+  const r = { chunks: 0, atTarget: 0, underReplicated: 0, lost: 0 }
+  for (const index of ns.blockIndexes(ino)) {
+    const ref = ns.getBlock(ino, index)
+    if (!ref) continue
+    r.chunks++
+    const copies = copiesOf(ref.id)
+    if (copies === 0) r.lost++
+    if (copies >= target) r.atTarget++
+    else r.underReplicated++
+  }
+  return r
 }

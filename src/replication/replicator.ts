@@ -3,7 +3,7 @@ import type { PeerLink } from './peer-link.js'
 import { Holders } from './holders.js'
 import { rank } from './placement.js'
 
-const PARALLEL = 4 // chunk pushes in flight: bounds memory and keeps links busy
+const PARALLEL = 16 // chunk pushes in flight: bounds memory (16 x chunk size) and keeps links busy
 const RETRY_MS = 5000
 
 export interface ReplicationSummary {
@@ -15,6 +15,11 @@ export interface ReplicationSummary {
   lost: number
   pendingBytes: number
   uploadRate: number // bytes/s acknowledged over the last few seconds
+}
+
+// Peers that must hold a chunk whatever the placement says (pinning.ts).
+export interface PinPolicy {
+  pinnedTo (chunkId: Buffer): string[]
 }
 
 export interface ReplicatorOptions {
@@ -30,7 +35,8 @@ export interface ReplicatorOptions {
 // replicaCount - 1 other members chosen by rendezvous hashing, in the
 // background. A placement is recorded only on the receiver's acknowledgement
 // that the chunk is verified and durable. Chunks short of target wait for
-// peers to appear and are retried.
+// peers to appear and are retried. A chunk of a pinned file also goes to the
+// pinned peer; that copy counts toward replicaCount like any other.
 export class Replicator {
   private readonly holders: Holders
   private readonly queue = new Set<string>()
@@ -38,6 +44,9 @@ export class Replicator {
   private closed = false
   private timer: NodeJS.Timeout | null = null
   private readonly acked: Array<{ t: number, bytes: number }> = []
+  private pins: PinPolicy | null = null
+  readonly sentTo = new Map<string, number>() // bytes acknowledged per peer, this run
+  sentBytes = 0
 
   constructor (private readonly o: ReplicatorOptions) {
     this.holders = o.holders ?? new Holders(o.store)
@@ -47,6 +56,10 @@ export class Replicator {
     this.rescan()
     this.timer = setInterval(() => this.rescan(), RETRY_MS)
     this.timer.unref()
+  }
+
+  usePins (pins: PinPolicy): void {
+    this.pins = pins
   }
 
   // New chunks committed locally.
@@ -61,9 +74,15 @@ export class Replicator {
     if (this.o.links().length === 0) return
     for (const key of this.o.store.refs.getKeys({})) {
       const id = key as Buffer
-      if (1 + this.holders.get(id).length < this.o.replicaCount) this.queue.add(id.toString('hex'))
+      const have = this.holders.get(id)
+      if (1 + have.length < this.o.replicaCount || this.missingPins(id, have).length > 0) this.queue.add(id.toString('hex'))
     }
     this.pump()
+  }
+
+  private missingPins (id: Buffer, have: string[]): string[] {
+    if (!this.pins) return []
+    return this.pins.pinnedTo(id).filter(p => p !== this.o.selfId && !have.includes(p))
   }
 
   summary (): ReplicationSummary {
@@ -78,7 +97,7 @@ export class Replicator {
       if (copies >= this.o.replicaCount) { s.atTarget++; continue }
       s.underReplicated++
       if (h === 0) s.onlyHere++
-      const size = local ? (this.o.store.chunks.getBinary(id)?.length ?? 0) : 0
+      const size = local ? this.sizeOf(id) : 0
       s.pendingBytes += size * (this.o.replicaCount - copies)
     }
     return s
@@ -108,24 +127,44 @@ export class Replicator {
   private async replicate (id: Buffer): Promise<void> {
     if (!this.o.store.refs.doesExist(id)) return // deleted meanwhile
     const have = this.holders.get(id)
+    const pinned = new Set(this.missingPins(id, have))
     let need = this.o.replicaCount - 1 - have.length
-    if (need <= 0) return
-    const candidates = rank(id, this.o.links().filter(l => !have.includes(l.id) && l.id !== this.o.selfId))
+    if (need <= 0 && pinned.size === 0) return
+    const others = this.o.links().filter(l => !have.includes(l.id) && l.id !== this.o.selfId)
+    // Pinned peers first: their copies count toward the target.
+    const candidates = [...others.filter(l => pinned.has(l.id)), ...rank(id, others.filter(l => !pinned.has(l.id)))]
     if (candidates.length === 0) return
     await this.o.store.chunks.prefetch([id])
     const record = this.o.store.chunks.getBinary(id)
     if (!record) return // lost locally: healing fetches it back on read
     for (const link of candidates) {
-      if (need <= 0 || this.closed) break
+      if (this.closed) break
+      if (need <= 0 && !pinned.has(link.id)) break
       const r = await link.putChunk(id, record).catch((e: Error) => ({ ok: false, reason: e.message }))
       if (r.ok) {
         this.holders.add(id, link.id)
         this.acked.push({ t: Date.now(), bytes: record.length })
+        this.sentTo.set(link.id, (this.sentTo.get(link.id) ?? 0) + record.length)
+        this.sentBytes += record.length
         need--
       } else {
         this.o.log(`peer ${link.id.slice(0, 12)} refused chunk ${id.toString('hex').slice(0, 12)}: ${r.reason ?? 'no reason'}`)
       }
     }
+  }
+
+  // Record sizes for pendingBytes, without copying records out of the map
+  // on every status call (the length of a fast view is all that is read).
+  private readonly sizes = new Map<string, number>()
+  private sizeOf (id: Buffer): number {
+    const hex = id.toString('hex')
+    let n = this.sizes.get(hex)
+    if (n === undefined) {
+      n = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
+      if (this.sizes.size > 100_000) this.sizes.clear()
+      this.sizes.set(hex, n)
+    }
+    return n
   }
 
   private rate (): number {

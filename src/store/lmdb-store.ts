@@ -26,6 +26,7 @@ export class LmdbStore {
   readonly sys: Db // small plain bookkeeping: format, next inode, clean-shutdown flag
   readonly holders: Db // chunk id -> node ids (32 bytes each) that acknowledged a replica
   readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
+  readonly pins: Db // ino (u64 BE) + peer node id (32) -> pin record: a peer that must hold the subtree
   private closed = false
   private readonly all: Db[] = []
   private queued = 0 // bytes of limited puts not yet committed
@@ -46,6 +47,7 @@ export class LmdbStore {
     this.sys = sub('sys')
     this.holders = sub('holders')
     this.foreign = sub('foreign')
+    this.pins = sub('pins') // the tenth of maxDbs (12)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
