@@ -47,6 +47,8 @@ t.test('every chunk reaches three machines; offline peers, catch-up and healing'
   const st = await disktro(['status', '--data-dir', a.dataDir, '--config', a.config])
   t.equal(st.code, 0, 'status exits 0 when every chunk is at target')
   t.match(st.stdout, /safe: every chunk on 3 machines/)
+  const files = JSON.parse((await disktro(['status', '--json', '--files', '--data-dir', a.dataDir, '--config', a.config])).stdout)
+  t.match(files.files, [{ path: '/big', size: 50 * 1024 * 1024, chunks: 50, atTarget: 50, lost: 0 }], 'status --files: per-file replication')
   for (const p of s.peers) {
     t.ok(p.online, `peer ${p.id.slice(0, 8)} online`)
     t.type(p.rttMs, 'number')
