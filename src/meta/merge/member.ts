@@ -1,0 +1,92 @@
+import { HybridClock } from '../hlc.js'
+import { fail } from '../../errors.js'
+import { MergeTree } from './merge-tree.js'
+import type { Attrs, CreateOp, MoveOp, NodeKind, Op, OpStamp, RemoveOp, SetattrOp, WriteOp } from './op.js'
+
+// One writer of the volume: stamps its ops, applies them to its own replica at
+// once, and applies ops received from the others. It also tracks, per member,
+// the gapless prefix of that member's log it holds, which gives its
+// stability frontier (see `frontier`).
+export class Member {
+  readonly tree = new MergeTree()
+  private counter = 0
+  private seq = 0
+  private readonly prefix = new Map<string, { seq: number, hlc: bigint, pending: Map<number, bigint> }>()
+
+  constructor (readonly id: string, readonly clock: HybridClock = new HybridClock()) {
+    if (!/^[0-9a-f]{8,}$/.test(id)) throw fail('EINVAL', `member id must be hex: ${id}`)
+  }
+
+  receive (op: Op): void {
+    this.clock.observe(op.hlc)
+    this.tree.apply(op)
+    this.track(op)
+  }
+
+  create (parent: string, name: string, kind: NodeKind, content = '', attrs: Attrs = {}): CreateOp {
+    if (kind === 'dir' && content !== '') throw fail('EINVAL', 'a directory has no content')
+    return this.local({ ...this.stamp(), type: 'create', id: this.newId(), parent, name, kind, attrs, content })
+  }
+
+  move (id: string, parent: string, name: string): MoveOp {
+    return this.local({ ...this.stamp(), type: 'move', id, parent, name })
+  }
+
+  // Removes a view entry: a file (its current version), a conflict copy
+  // (that version only), or an empty directory.
+  remove (entryId: string): RemoveOp {
+    const e = this.tree.entry(entryId)
+    if (!e) throw fail('ENOENT', entryId)
+    if (e.kind === 'dir' && this.tree.listDir(e.id).length > 0) throw fail('ENOTEMPTY', entryId)
+    return this.local({ ...this.stamp(), type: 'remove', id: e.node, versions: e.version === null ? [] : [e.version] })
+  }
+
+  // A new version of a file's content, based on the version this member sees.
+  write (id: string, content: string): WriteOp {
+    const base = this.tree.winner(id)
+    return this.local({ ...this.stamp(), type: 'write', id, version: this.newId(), content, base: base ? base.id : null })
+  }
+
+  setattr (id: string, attrs: Attrs): SetattrOp {
+    return this.local({ ...this.stamp(), type: 'setattr', id, attrs })
+  }
+
+  // Every op stamped at or below the frontier is here, and this member will
+  // stamp nothing that low again. Members publish their frontier; the
+  // minimum over all members is the compaction horizon. A member that is
+  // silent holds the horizon back (in the live system, heartbeats carry it).
+  frontier (members: string[]): bigint {
+    let min = this.clock.current
+    for (const m of members) {
+      if (m === this.id) continue
+      const h = this.prefix.get(m)?.hlc ?? 0n
+      if (h < min) min = h
+    }
+    return min
+  }
+
+  private track (op: Op): void {
+    if (op.member === this.id) return
+    let p = this.prefix.get(op.member)
+    if (!p) this.prefix.set(op.member, p = { seq: 0, hlc: 0n, pending: new Map() })
+    if (op.seq <= p.seq) return
+    p.pending.set(op.seq, op.hlc)
+    for (let h = p.pending.get(p.seq + 1); h !== undefined; h = p.pending.get(p.seq + 1)) {
+      p.pending.delete(++p.seq)
+      p.hlc = h
+    }
+  }
+
+  private stamp (): OpStamp {
+    return { hlc: this.clock.tick(), member: this.id, seq: ++this.seq }
+  }
+
+  private newId (): string {
+    return `${this.id}:${++this.counter}`
+  }
+
+  private local<T extends Op> (op: T): T {
+    this.tree.apply(op)
+    return op
+  }
+}

@@ -1,0 +1,80 @@
+import { compareTs, ROOT_ID, type PlacementOp, type Ts } from './op.js'
+
+export interface Placement { parent: string, name: string, by: Ts }
+
+interface LogEntry { op: PlacementOp, old: Placement | undefined, applied: boolean }
+
+// The tree of placements (Kleppmann et al. 2021, "A highly-available move
+// operation for replicated trees"). Creates and moves are kept sorted by
+// (hlc, member). One that arrives out of order undoes the later ones, applies
+// itself and redoes them, so the result depends only on the set of ops. A
+// move that would make a node its own ancestor is skipped, and since the
+// check runs in the same order everywhere, it is skipped everywhere.
+//
+// Entries at or below the compaction horizon are dropped: by the stability
+// rule (docs/consistency.md) nothing can ever sort before them again.
+export class MoveTree {
+  private readonly log: LogEntry[] = []
+  private readonly place = new Map<string, Placement>()
+  private horizon = -1n
+
+  get (id: string): Placement | undefined {
+    return this.place.get(id)
+  }
+
+  entries (): IterableIterator<[string, Placement]> {
+    return this.place.entries()
+  }
+
+  get logLength (): number {
+    return this.log.length
+  }
+
+  // Moves still in the undo log that were skipped because they would form a
+  // cycle (for reporting; compaction forgets them).
+  skipped (): PlacementOp[] {
+    return this.log.filter(e => !e.applied).map(e => e.op)
+  }
+
+  // Returns false for an op at or below the horizon (a duplicate by the rule).
+  apply (op: PlacementOp): boolean {
+    if (op.hlc <= this.horizon) return false
+    let i = this.log.length
+    while (i > 0 && compareTs(this.log[i - 1].op, op) > 0) i--
+    const later = this.log.splice(i)
+    for (let j = later.length - 1; j >= 0; j--) this.undo(later[j])
+    this.log.push(this.doOp(op))
+    for (const e of later) this.log.push(this.doOp(e.op))
+    return true
+  }
+
+  compact (horizon: bigint): void {
+    let n = 0
+    while (n < this.log.length && this.log[n].op.hlc <= horizon) n++
+    this.log.splice(0, n)
+    if (horizon > this.horizon) this.horizon = horizon
+  }
+
+  private doOp (op: PlacementOp): LogEntry {
+    const old = this.place.get(op.id)
+    if (op.id === ROOT_ID || this.isAncestor(op.id, op.parent)) return { op, old, applied: false }
+    this.place.set(op.id, { parent: op.parent, name: op.name, by: { hlc: op.hlc, member: op.member } })
+    return { op, old, applied: true }
+  }
+
+  private undo (e: LogEntry): void {
+    if (!e.applied) return
+    if (e.old) this.place.set(e.op.id, e.old)
+    else this.place.delete(e.op.id)
+  }
+
+  // True if `a` is `b` or one of b's ancestors.
+  private isAncestor (a: string, b: string): boolean {
+    let cur: string | undefined = b
+    while (cur !== undefined) {
+      if (cur === a) return true
+      cur = this.place.get(cur)?.parent
+    }
+    return false
+  }
+}
