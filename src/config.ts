@@ -9,7 +9,7 @@ export interface Config {
   port: number // the web dashboard's; the next free one when taken, 0 for any
   webHost: string // the dashboard listens here only: loopback unless you mean otherwise
   maxStoreBytes: number // LMDB map size: the most this node stores
-  bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults
+  bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults; []: no network
 }
 
 export interface HostPort {

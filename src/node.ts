@@ -13,6 +13,7 @@ import { ControlServer } from './api/control-server.js'
 import { volumeStats } from './volume/stats.js'
 import { storeStats } from './replication/chunk-service.js'
 import { SwarmServices } from './swarm-services.js'
+import { Replicator } from './replication/replicator.js'
 import type { StatusReport } from './status-report.js'
 import { fileReplication } from './replication/file-replication.js'
 import { Pinning } from './replication/pinning.js'
@@ -43,6 +44,7 @@ export class DisktroNode {
   private web: WebServer | null = null
   private webError = 'this daemon was started without a dashboard'
   private readonly started = Date.now()
+  replicaCount = 3
 
   private constructor (
     readonly volume: Volume,
@@ -73,7 +75,8 @@ export class DisktroNode {
       const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes })
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
-      const swarm = o.offline ? null : new SwarmServices(volume, o.config, o.log)
+      const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)
+      const swarm = alone ? null : new SwarmServices(volume, o.config, o.log)
       const vfs = !volume.access ? null : new Vfs({
         ns: volume.access.ns,
         chunks: volume.chunks,
@@ -91,7 +94,8 @@ export class DisktroNode {
       })
       const pinning = volume.access ? new Pinning(volume.store, volume.access.ns, o.log) : null
       if (pinning) swarm?.replicator.usePins(pinning)
-      const node = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
+      const node: DisktroNode = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
+      node.replicaCount = o.config.replicaCount
       try {
         node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
         await node.control.open()
@@ -133,7 +137,7 @@ export class DisktroNode {
 
   async status (files = false): Promise<StatusReport> {
     const v = this.volume
-    const replication = this.swarm ? this.swarm.replicator.summary() : { target: 1, chunks: 0, atTarget: 0, underReplicated: 0, onlyHere: 0, lost: 0, pendingBytes: 0, uploadRate: 0 }
+    const replication = (this.swarm?.replicator ?? new Replicator({ store: v.store, selfId: v.file.nodeId, replicaCount: this.replicaCount, links: () => [], log: () => {} })).summary()
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,

@@ -4,6 +4,7 @@ export interface ChunkStore {
   has (id: Buffer): boolean
   get (id: Buffer): Promise<Buffer | undefined>
   put (id: Buffer, record: Buffer): Promise<void>
+  checkRoom (bytes: number): void // throws ENOSPC when `bytes` more would not fit
 }
 
 // Somewhere else a chunk can be had from (peers), for healing a chunk that is

@@ -16,6 +16,10 @@ export class LmdbChunkStore implements ChunkStore {
     return this.store.chunks.getBinary(id)
   }
 
+  checkRoom (bytes: number): void {
+    this.store.checkRoom(bytes)
+  }
+
   async put (id: Buffer, record: Buffer): Promise<void> {
     try {
       await this.store.putLimited(this.store.chunks, id, record)

@@ -14,10 +14,16 @@ export function dataDirOf (a: GlobalArgs): string {
   return resolve(a.dataDir ?? process.env.DISKTRO_HOME ?? join(homedir(), '.local', 'share', 'disktro'))
 }
 
-// The config file, with --bootstrap on the command line taking precedence.
+// Bootstrap nodes: --bootstrap, else the config file, else $DISKTRO_BOOTSTRAP
+// (host:port,... or "none" to run without a network), else hyperdht's public ones.
 export async function configOf (a: GlobalArgs): Promise<Config> {
   const c = await loadConfig(a.config)
-  if (a.bootstrap && a.bootstrap.length > 0) c.bootstrap = a.bootstrap.map(v => parseHostPort(v, '--bootstrap'))
+  if (a.bootstrap && a.bootstrap.length > 0) {
+    c.bootstrap = a.bootstrap.map(v => parseHostPort(v, '--bootstrap'))
+  } else if (c.bootstrap === null && process.env.DISKTRO_BOOTSTRAP) {
+    const env = process.env.DISKTRO_BOOTSTRAP.trim()
+    c.bootstrap = env === 'none' ? [] : env.split(',').map(v => parseHostPort(v, 'DISKTRO_BOOTSTRAP'))
+  }
   return c
 }
 

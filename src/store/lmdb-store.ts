@@ -1,12 +1,17 @@
 import { open, type RootDatabase, type Database } from 'lmdb'
+import { open as openFile, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fail, wrapStorageError } from '../errors.js'
 
 type Db = Database<Buffer, Buffer>
 
-// Transaction flags (lmdb-js TransactionFlags): commit synchronously so the
-// change is visible and survives kill -9 at once, but let the fsync overlap;
-// fsync(2) on a file awaits `flushed()` for power-loss durability.
+// Transaction flags (lmdb-js TransactionFlags): commit synchronously, so the
+// change is in the file (the page cache) and survives kill -9 at once. The
+// environment runs with noSync: a commit costs ~7 us instead of ~300 us with
+// an fsync each. Durability against power loss comes from sync(): fsync(2) on
+// a file, acknowledgements to peers, and a background sync every few seconds.
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
+const BACKGROUND_SYNC_MS = 2000
 const PAGE_SLACK = 2 * 4096 // an overflow value's page header and rounding
 
 export interface StoreOptions {
@@ -60,9 +65,16 @@ export class LmdbStore {
         compression: false,
         mapSize: opts.mapSize,
         readOnly: opts.readOnly,
-        noMemInit: false // never let freed pages leak stale bytes into the file
+        noMemInit: false, // never let freed pages leak stale bytes into the file
+        noSync: !opts.readOnly
       })
-      return new LmdbStore(env, opts.mapSize)
+      const store = new LmdbStore(env, opts.mapSize)
+      store.dataFile = join(path, 'data.mdb')
+      if (!opts.readOnly) {
+        store.timer = setInterval(() => { store.sync().catch(() => {}) }, BACKGROUND_SYNC_MS)
+        store.timer.unref()
+      }
+      return store
     } catch (e) {
       throw wrapStorageError(e, `cannot open store at ${path}`)
     }
@@ -82,18 +94,39 @@ export class LmdbStore {
   // list's own pages, the two meta pages) plus puts still queued must leave
   // room for `value`. Pages freed by deletes are reused, so deleting makes room.
   async putLimited (db: Db, key: Buffer, value: Buffer): Promise<void> {
-    if (this.limit !== undefined) {
-      const used = this.usedBytes() + this.queued
-      if (used + value.length + PAGE_SLACK > this.limit) {
-        throw fail('ENOSPC', `storage full (${used} of maxStoreBytes ${this.limit} bytes in use)`)
-      }
-    }
+    this.checkRoom(value.length)
     this.queued += value.length
     try {
       await db.put(key, value)
     } finally {
       this.queued -= value.length
     }
+  }
+
+  checkRoom (bytes: number): void {
+    if (this.limit === undefined) return
+    const used = this.usedBytesCached() + this.queued
+    if (used + bytes + PAGE_SLACK > this.limit) {
+      this.usedAt = 0 // recount exactly before refusing
+      const exact = this.usedBytesCached() + this.queued
+      if (exact + bytes + PAGE_SLACK > this.limit) throw fail('ENOSPC', `storage full (${exact} of maxStoreBytes ${this.limit} bytes in use)`)
+    }
+    this.usedSince += bytes
+  }
+
+  // Counting pages reads the stats of every database (~45 us): recount at
+  // most every 100 ms and add what was stored since.
+  private usedAt = 0
+  private usedBase = 0
+  private usedSince = 0
+  private usedBytesCached (): number {
+    const now = Date.now()
+    if (now - this.usedAt > 100) {
+      this.usedBase = this.usedBytes()
+      this.usedSince = 0
+      this.usedAt = now
+    }
+    return this.usedBase + this.usedSince
   }
 
   usedBytes (): number {
@@ -109,8 +142,33 @@ export class LmdbStore {
     return n * (stat?.pageSize ?? 4096)
   }
 
+  private dataFile = ''
+  private file: FileHandle | null = null
+  private timer: NodeJS.Timeout | null = null
+  private syncing: Promise<void> | null = null
+  private syncAgain = false
+
+  // Everything committed so far is on disk when this resolves. Concurrent
+  // calls share fsyncs: one runs, and one more after it for late callers.
+  async sync (): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true
+      while (this.syncing) await this.syncing
+      return
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false
+        this.file ??= await openFile(this.dataFile, 'r')
+        await this.file.datasync()
+      } while (this.syncAgain)
+    })().finally(() => { this.syncing = null })
+    await this.syncing
+  }
+
   async flushed (): Promise<void> {
-    await this.env.flushed
+    await this.env.committed
+    await this.sync()
   }
 
   sysGet (key: string): Buffer | undefined {
@@ -124,6 +182,11 @@ export class LmdbStore {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.timer) {
+      clearInterval(this.timer)
+      await this.flushed().catch(() => {})
+    }
+    await this.file?.close()
     await this.env.close()
   }
 }

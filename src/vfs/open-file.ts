@@ -6,6 +6,7 @@ import type { BufferPool } from './buffer-pool.js'
 import { fail, DisktroError, wrapStorageError } from '../errors.js'
 
 const MAX_INFLIGHT = 4 // sealed blocks awaiting commit per file: bounds memory
+const INLINE_RECORD_BYTES = 128 * 1024
 
 interface Inflight {
   buf: Buffer
@@ -200,7 +201,13 @@ export class OpenFile {
     const plain = buf.subarray(0, len)
     const hole = len === 0 || isZero(plain)
     const sealed = hole ? null : await this.d.pipeline.seal(plain)
-    if (sealed && !this.d.chunks.has(sealed.id)) await this.d.chunks.put(sealed.id, sealed.record)
+    if (sealed && !this.d.chunks.has(sealed.id)) {
+      // Big records go to LMDB's write thread first so the event loop never
+      // copies them inside a transaction; small ones ride in the commit below
+      // (`ensure`), which saves a round trip through the write thread.
+      if (sealed.record.length > INLINE_RECORD_BYTES) await this.d.chunks.put(sealed.id, sealed.record)
+      else this.d.chunks.checkRoom(sealed.record.length)
+    }
     // Commits of one block apply in the order the block was sealed.
     if (previous) await previous.done
     const end = index * this.d.chunkSize + len

@@ -46,9 +46,12 @@ export async function sh (script: string, opts: { cwd?: string, timeoutMs?: numb
   return r.stdout
 }
 
+// Daemons started by tests never reach for the public DHT: without a
+// bootstrap in their config they run alone (DISKTRO_BOOTSTRAP=none).
 export function disktroEnv (password: string | null = PASSWORD): NodeJS.ProcessEnv {
   const env = { ...process.env }
   delete env.DISKTRO_HOME
+  env.DISKTRO_BOOTSTRAP = 'none'
   if (password === null) delete env.DISKTRO_PASSWORD
   else env.DISKTRO_PASSWORD = password
   return env
