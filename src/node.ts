@@ -14,6 +14,7 @@ import { volumeStats } from './volume/stats.js'
 import { storeStats } from './replication/chunk-service.js'
 import { SwarmServices } from './swarm-services.js'
 import { Replicator } from './replication/replicator.js'
+import { readRevoked } from './volume/revoked.js'
 import type { StatusReport } from './status-report.js'
 import { fileReplication } from './replication/file-replication.js'
 import { Pinning } from './replication/pinning.js'
@@ -76,7 +77,7 @@ export class DisktroNode {
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
       const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)
-      const swarm = alone ? null : new SwarmServices(volume, o.config, o.log)
+      const swarm = alone ? null : new SwarmServices(volume, o.config, o.log, await readRevoked(dataDir))
       const vfs = !volume.access ? null : new Vfs({
         ns: volume.access.ns,
         chunks: volume.chunks,
@@ -128,6 +129,7 @@ export class DisktroNode {
 
   private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
     if (req.cmd === 'status') return await this.status(Boolean(req.files))
+    if (req.cmd === 'revoke' && typeof req.id === 'string') { this.swarm?.network.revoke(req.id); return { revoked: req.id } }
     if (req.cmd === 'web') {
       if (!this.web) throw new Error(this.webError)
       return { url: this.web.url, origin: this.web.origin, token: this.web.token }

@@ -25,7 +25,7 @@ export class SwarmServices {
   readonly replicaCount: number
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
 
-  constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void) {
+  constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void, revoked: string[] = []) {
     this.replicaCount = config.replicaCount
     this.network = new PeerNetwork({
       swarmKey: volume.swarmKey,
@@ -33,7 +33,8 @@ export class SwarmServices {
       role: volume.file.role,
       bootstrap: config.bootstrap ?? undefined,
       heartbeatInterval: config.heartbeatInterval,
-      log
+      log,
+      revoked
     })
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))

@@ -9,6 +9,7 @@ import { statusCommand } from './status.js'
 import { bootstrapCommand } from './bootstrap.js'
 import { inviteCommand, joinCommand } from './invite.js'
 import { serveCommand } from './serve.js'
+import { revokeCommand } from './revoke.js'
 import { webCommand } from './web.js'
 
 export async function main (argv: string[]): Promise<void> {
@@ -19,9 +20,9 @@ export async function main (argv: string[]): Promise<void> {
     .option('config', { type: 'string', describe: 'config file, JSON or YAML (chunkSize, replicaCount, heartbeatInterval, port, webHost)' })
     .option('password-file', { type: 'string', describe: 'read the password from this file (else $DISKTRO_PASSWORD or a prompt)' })
     .option('bootstrap', { type: 'string', array: true, describe: 'DHT bootstrap node host:port (repeatable; overrides the config file)' }) as unknown as Argv<GlobalArgs>
-  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, webCommand, inviteCommand, joinCommand, bootstrapCommand]) y = add(y)
+  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, webCommand, inviteCommand, joinCommand, revokeCommand, bootstrapCommand]) y = add(y)
   await y
-    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, web, invite, join or bootstrap')
+    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, web, invite, join, revoke or bootstrap')
     .strict()
     .help()
     .alias('h', 'help')

@@ -25,10 +25,11 @@ export interface PeerNetworkOptions {
   dhtHost?: string // default 127.0.0.1 when every bootstrap node is loopback, else 0.0.0.0
   heartbeatInterval: number // ms
   log: (line: string) => void
+  revoked?: Iterable<string> // node ids (hex public keys) never to talk to
 }
 
-// While a node has no peers it looks again, backing off to a minute: hyperswarm
-// alone re-queries only every ~10 minutes, so two nodes whose first queries
+// A node keeps looking for peers, backing off to 30 s: hyperswarm alone
+// re-queries only every ~10 minutes, so two nodes whose first queries
 // crossed, or a node that started offline, would otherwise stay apart that long.
 const REDISCOVER_FIRST_MS = 1000
 const REDISCOVER_MAX_MS = 30_000
@@ -63,6 +64,16 @@ export class PeerNetwork extends EventEmitter {
     this.keyPair = HyperDHT.keyPair(opts.keySeed)
     this.id = this.keyPair.publicKey.toString('hex')
     this.topic = topicFor(opts.swarmKey)
+    for (const id of opts.revoked ?? []) this.banned.add(id.toLowerCase())
+  }
+
+  // Revokes a member: its connection closes now and it is never dialled or
+  // accepted again by this node (Hyperswarm's firewall runs before the
+  // handshake, so it gets nothing, not even our HELLO).
+  revoke (id: string): void {
+    this.banned.add(id.toLowerCase())
+    this.open.get(id.toLowerCase())?.close('revoked')
+    for (const c of this.handshaking) if (c.id === id.toLowerCase()) c.close('revoked')
   }
 
   // Resolves at once: discovery runs in the background and keeps retrying, so
