@@ -42,7 +42,7 @@ export interface NodeParts {
 // The backend over a running node's layers.
 export function nodeBackend (n: NodeParts): WebBackend {
   const { volume, swarm, pinning } = n
-  const copiesOf = (id: Buffer): number => swarm ? swarm.replicator.copiesOf(id) : (volume.store.chunks.doesExist(id) ? 1 : 0)
+  const copiesOf = (id: Buffer): number => swarm ? swarm.replicator.copiesOf(id) : (volume.store.hasChunk(id) ? 1 : 0)
   const online = (peer: string): boolean => swarm?.network.connections().some(c => c.id === peer) ?? false
   const ns = () => volume.full.ns
   const check = (peer: string): void => {

@@ -6,7 +6,7 @@ export class LmdbChunkStore implements ChunkStore {
   constructor (private readonly store: LmdbStore) {}
 
   has (id: Buffer): boolean {
-    return this.store.chunks.doesExist(id)
+    return this.store.hasChunk(id)
   }
 
   // Page faults happen on lmdb's prefetch thread, not the event loop; the

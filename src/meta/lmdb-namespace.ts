@@ -114,7 +114,7 @@ export class LmdbNamespace implements Namespace {
     try {
       this.store.txn(() => {
         for (const c of ensure) {
-          if (!this.store.chunks.doesExist(c.id)) this.store.chunks.putSync(c.id, c.record)
+          if (!this.store.hasChunk(c.id)) this.store.chunks.putSync(c.id, c.record)
         }
         this.apply(stamped)
         const logKey = Buffer.allocUnsafe(8 + 8)

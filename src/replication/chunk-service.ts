@@ -22,7 +22,7 @@ export class ChunkService {
       return { ok: false, reason: 'chunk failed verification' }
     }
     try {
-      if (!this.store.chunks.doesExist(id)) {
+      if (!this.store.hasChunk(id)) {
         await this.store.putLimited(this.store.chunks, id, record)
       }
       if (!this.store.refs.doesExist(id)) await this.store.foreign.put(id, Buffer.alloc(0))
@@ -44,7 +44,7 @@ export class ChunkService {
   }
 
   has (ids: Buffer[]): boolean[] {
-    return ids.map(id => id.length === 32 && this.store.chunks.doesExist(id))
+    return ids.map(id => id.length === 32 && this.store.hasChunk(id))
   }
 
   stats (): PeerStats {

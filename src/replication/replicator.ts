@@ -91,7 +91,7 @@ export class Replicator {
       const id = key as Buffer
       s.chunks++
       const h = this.holders.get(id).length
-      const local = this.o.store.chunks.doesExist(id)
+      const local = this.o.store.hasChunk(id)
       const copies = h + (local ? 1 : 0)
       if (copies === 0) { s.lost++; s.underReplicated++; continue }
       if (copies >= this.o.replicaCount) { s.atTarget++; continue }
@@ -104,7 +104,7 @@ export class Replicator {
   }
 
   copiesOf (id: Buffer): number {
-    return this.holders.get(id).length + (this.o.store.chunks.doesExist(id) ? 1 : 0)
+    return this.holders.get(id).length + (this.o.store.hasChunk(id) ? 1 : 0)
   }
 
   close (): void {

@@ -171,6 +171,13 @@ export class LmdbStore {
     await this.sync()
   }
 
+  // Whether a chunk is stored, without reading it: lmdb-js's doesExist reads
+  // the whole value (a 1 MiB copy per call for a chunk); a key cursor does not.
+  hasChunk (id: Buffer): boolean {
+    for (const key of this.chunks.getKeys({ start: id, limit: 1 })) return (key as Buffer).equals(id)
+    return false
+  }
+
   sysGet (key: string): Buffer | undefined {
     return this.sys.getBinary(Buffer.from(key))
   }
