@@ -1,0 +1,103 @@
+// One side of the replication benchmark, run as its own process by
+// bench/replication.ts. Phase 1 measures a raw Hyperswarm stream to the other
+// process; phase 2 opens the real disktro node in the same process and
+// measures replication of the sender's chunks to the receiver.
+import { createRequire } from 'node:module'
+import { createHash, randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { DisktroNode } from '../src/node.js'
+import { DEFAULT_CONFIG, parseHostPort, type Config } from '../src/config.js'
+
+const require = createRequire(import.meta.url)
+const Hyperswarm = require('hyperswarm')
+const HyperDHT = require('hyperdht')
+const MiB = 1024 * 1024
+
+const { values } = parseArgs({ options: { 'data-dir': { type: 'string' }, bootstrap: { type: 'string' }, role: { type: 'string' }, size: { type: 'string' }, password: { type: 'string' } } })
+const dataDir = values['data-dir']!
+const bootstrap = parseHostPort(values.bootstrap!)
+const sender = values.role === 'sender'
+const size = Number(values.size) * MiB
+const password = values.password!
+const say = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+
+const config: Config = { ...DEFAULT_CONFIG, replicaCount: 2, heartbeatInterval: 1000, port: 0, bootstrap: [bootstrap] }
+const open = (offline: boolean): Promise<DisktroNode> => DisktroNode.open({ dataDir, offline, config, password: async () => password, newPassword: async () => password, log: () => {} })
+
+async function fill (): Promise<void> {
+  const node = await open(true)
+  const fh = node.vfs.create('/payload', 0o644)
+  const block = Buffer.allocUnsafe(MiB)
+  for (let off = 0; off < size; off += MiB) {
+    randomBytes(MiB).copy(block)
+    await node.vfs.write(fh, block, MiB, off)
+  }
+  await node.vfs.release(fh)
+  await node.close()
+}
+
+async function rawStream (): Promise<void> {
+  const dht = new HyperDHT({ bootstrap: [bootstrap], host: '127.0.0.1' })
+  const swarm = new Hyperswarm({ dht })
+  const topic = createHash('sha256').update('disktro-raw-bench').update(dataDir.length > 0 ? 'x' : 'y').digest()
+  const done = new Promise<void>(resolve => {
+    swarm.on('connection', (conn: any) => {
+      conn.on('error', () => {})
+      if (sender) {
+        const chunk = randomBytes(MiB)
+        let sent = 0
+        const pump = (): void => {
+          while (sent < size) {
+            sent += MiB
+            if (!conn.write(chunk)) { conn.once('drain', pump); return }
+          }
+          conn.end()
+        }
+        pump()
+        conn.on('close', () => resolve())
+      } else {
+        let got = 0; let t0 = 0n
+        conn.on('data', (d: Buffer) => {
+          if (got === 0) t0 = process.hrtime.bigint()
+          got += d.length
+          if (got >= size) {
+            const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+            say({ raw: { bytes: got, seconds } })
+            conn.end()
+            resolve()
+          }
+        })
+      }
+    })
+  })
+  swarm.join(topic, { client: true, server: true })
+  await done
+  await swarm.destroy().catch(() => {})
+}
+
+async function replicate (): Promise<void> {
+  const node = await open(false)
+  if (!sender) {
+    await new Promise<void>(resolve => process.stdin.once('data', () => resolve()))
+    await node.close()
+    return
+  }
+  const swarm = node.swarm!
+  while (swarm.network.connections().length === 0) await new Promise(resolve => setTimeout(resolve, 20))
+  const t0 = process.hrtime.bigint()
+  swarm.replicator.rescan()
+  for (;;) {
+    const s = swarm.replicator.summary()
+    if (s.chunks > 0 && s.atTarget === s.chunks) break
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  say({ replication: { bytes: size, seconds } })
+  await node.close()
+}
+
+if (sender) await fill()
+say({ ready: true })
+await rawStream()
+await replicate()
+process.exit(0)

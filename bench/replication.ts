@@ -1,0 +1,72 @@
+// Replication throughput over loopback: disktro pushing chunks between two
+// processes, against a raw Hyperswarm stream between the same two processes,
+// measured in the same run. `node dist/bench/replication.js --size 1024`.
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { run } from './proc.js'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const BIN = join(here, '..', '..', 'bin', 'disktro')
+const PASSWORD = 'bench-password'
+
+interface Line { raw?: { bytes: number, seconds: number }, replication?: { bytes: number, seconds: number }, ready?: boolean }
+
+export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: number, replMBs: number, ratio: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'disktro-repl-bench-'))
+  const kids: Array<ReturnType<typeof spawn>> = []
+  try {
+    const env = { ...process.env, DISKTRO_PASSWORD: PASSWORD }
+    const boot = spawn(process.execPath, [BIN, 'bootstrap', '--host', '127.0.0.1', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    kids.push(boot)
+    const bootstrap = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      boot.stdout!.on('data', (d: Buffer) => { out += d; const m = /listening on (\S+)/.exec(out); if (m) resolve(m[1]) })
+      boot.on('exit', () => reject(new Error('bootstrap exited')))
+    })
+    const a = join(dir, 'a'); const b = join(dir, 'b')
+    const init = await run(process.execPath, [BIN, 'init', '--data-dir', a], { env })
+    if (init.code !== 0) throw new Error(init.stderr)
+    const inv = await run(process.execPath, [BIN, 'invite', '--data-dir', a], { env })
+    const join1 = await run(process.execPath, [BIN, 'join', inv.stdout.trim(), '--data-dir', b], { env })
+    if (join1.code !== 0) throw new Error(join1.stderr)
+    const lines: Line[] = []
+    const start = (dataDir: string, role: string): ReturnType<typeof spawn> => {
+      const prof = process.env.DISKTRO_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DISKTRO_BENCH_PROFILE}`] : []
+      const child = spawn(process.execPath, [...prof, join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
+      kids.push(child)
+      let buf = ''
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d
+        let nl
+        while ((nl = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1) }
+      })
+      return child
+    }
+    const sender = start(a, 'sender')
+    while (!lines.some(l => l.ready)) await new Promise(resolve => setTimeout(resolve, 100))
+    const receiver = start(b, 'receiver')
+    const exited = new Promise(resolve => sender.on('exit', resolve))
+    await exited
+    receiver.stdin!.end('done\n')
+    await new Promise(resolve => receiver.on('exit', resolve))
+    const raw = lines.find(l => l.raw)?.raw
+    const repl = lines.find(l => l.replication)?.replication
+    if (!raw || !repl) throw new Error('replication bench produced no result')
+    const rawMBs = raw.bytes / 1e6 / raw.seconds
+    const replMBs = repl.bytes / 1e6 / repl.seconds
+    return { rawMBs, replMBs, ratio: replMBs / rawMBs }
+  } finally {
+    for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { size: { type: 'string', default: '1024' } } })
+  const r = await replicationBench(Number(values.size))
+  process.stdout.write(`replication over loopback, ${values.size} MiB: raw hyperswarm stream ${r.rawMBs.toFixed(1)} MB/s, disktro replication ${r.replMBs.toFixed(1)} MB/s, ratio ${r.ratio.toFixed(2)} (target >= 0.7)\n`)
+}
