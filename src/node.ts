@@ -73,7 +73,7 @@ export class DisktroNode {
     }
     const lock = await DataDirLock.acquire(dataDir)
     try {
-      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes })
+      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes, log: o.log })
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
       const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)
@@ -149,6 +149,13 @@ export class DisktroNode {
       peers: this.swarm ? await this.swarm.peerReports() : [],
       replication,
       pins: this.pins()
+    }
+    const shared = v.access?.shared
+    report.namespace = {
+      members: v.oplog.allHeads().length,
+      records: v.oplog.size,
+      conflicts: shared?.conflictsSeen ?? 0,
+      peers: this.swarm?.nsSync.status() ?? []
     }
     if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
     return report

@@ -34,6 +34,15 @@ export interface PinReport {
   created: number
 }
 
+// The shared namespace: this node's copy of every member's log, and how far
+// behind each peer was at its last sync (records of ours it lacked).
+export interface NamespaceReport {
+  members: number
+  records: number
+  conflicts: number // conflict copies in the tree now
+  peers: Array<{ id: string, behind: number, lastSync: number | null }>
+}
+
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
@@ -43,5 +52,6 @@ export interface StatusReport {
   peers: PeerReport[]
   replication: ReplicationSummary
   pins: PinReport[]
+  namespace?: NamespaceReport
   files?: FileReplication[]
 }

@@ -9,10 +9,12 @@ import { Holders } from './replication/holders.js'
 import { RemoteFetcher } from './replication/remote-fetcher.js'
 import type { PeerLink, PutResult, PeerStats } from './replication/peer-link.js'
 import type { PeerReport } from './status-report.js'
+import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
 
 const PUT_TIMEOUT_MS = 60_000
 const GET_TIMEOUT_MS = 30_000
 const STATS_TIMEOUT_MS = 3_000
+const NS_TIMEOUT_MS = 30_000
 
 // Everything a node does with other machines: the peer network, answering
 // peers' chunk requests, pushing our chunks to replicaCount members, and
@@ -23,7 +25,9 @@ export class SwarmServices {
   readonly remote: RemoteFetcher
   readonly service: ChunkService
   readonly replicaCount: number
+  readonly nsSync: NamespaceSync
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
+  private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
 
   constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void, revoked: string[] = []) {
     this.replicaCount = config.replicaCount
@@ -41,6 +45,13 @@ export class SwarmServices {
     this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
     this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders })
     this.remote = new RemoteFetcher(links, holders, log)
+    this.nsSync = new NamespaceSync({
+      store: volume.store,
+      log: volume.oplog,
+      shared: volume.access?.shared ?? null,
+      peers: () => this.network.connections().map(c => this.nsPeerOf(c)),
+      print: log
+    })
     volume.access?.ns.onCommit(c => {
       if (c.op === 'blocks') this.replicator.enqueue(c.blocks.flatMap(([, hex]) => hex ? [Buffer.from(hex, 'hex')] : []))
     })
@@ -48,22 +59,47 @@ export class SwarmServices {
 
   async start (): Promise<void> {
     this.network.on('peer', (conn: PeerConnection) => {
-      conn.onRequest(body => this.answer(body))
+      conn.onRequest(body => this.answer(conn, body))
       this.log(`peer ${conn.id.slice(0, 12)} (${conn.role}) connected from ${conn.address}`)
       this.replicator.rescan()
+      this.nsSync.peerConnected(this.nsPeerOf(conn))
     })
     this.network.on('peer-closed', (id: string) => this.log(`peer ${id.slice(0, 12)} went offline`))
     await this.network.start()
     this.replicator.start()
+    this.nsSync.start()
   }
 
-  private async answer (body: RequestBody): Promise<ReplyBody> {
+  private async answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
     switch (body.type) {
       case 'PUT_CHUNK': return { type: 'PUT_ACK', ...await this.service.put(body.id, body.record) }
       case 'GET_CHUNK': return { type: 'CHUNK', record: await this.service.get(body.id) }
       case 'HAS': return { type: 'HAS_REPLY', have: this.service.has(body.ids) }
       case 'STATS': return { type: 'STATS_REPLY', ...this.service.stats(), role: this.volume.file.role }
+      case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(conn.id, body.heads) }
+      case 'NS_PUSH': return { type: 'NS_ACK', accepted: this.nsSync.answerPush(this.nsPeerOf(conn), body.records) }
     }
+  }
+
+  private nsPeerOf (conn: PeerConnection): NsPeer {
+    let p = this.nsPeerCache.get(conn)
+    if (!p) {
+      p = {
+        id: conn.id,
+        async sync (heads) {
+          const r = await conn.request({ type: 'NS_SYNC', heads }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'NS_RECORDS') throw new Error(r.type === 'ERROR' ? r.message : `unexpected ${r.type}`)
+          return { records: r.records, more: r.more }
+        },
+        async push (records) {
+          const r = await conn.request({ type: 'NS_PUSH', records }, NS_TIMEOUT_MS) as ReplyBody
+          return r.type === 'NS_ACK' ? r.accepted : 0
+        },
+        close: reason => conn.close(reason)
+      }
+      this.nsPeerCache.set(conn, p)
+    }
+    return p
   }
 
   private linkOf (conn: PeerConnection): PeerLink {
@@ -102,6 +138,7 @@ export class SwarmServices {
   }
 
   async close (): Promise<void> {
+    this.nsSync.close()
     this.replicator.close()
     await this.network.close()
   }

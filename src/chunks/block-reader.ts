@@ -2,6 +2,8 @@ import type { ChunkStore, RemoteChunks } from './chunk-store.js'
 import type { ChunkPipeline } from './chunk-pipeline.js'
 import { fail, isDisktroError } from '../errors.js'
 
+const MISSING = ' is not in the local store'
+
 // Reads plaintext blocks by chunk id through a small LRU of decrypted
 // blocks: the kernel reads 128 KiB at a time, so one 1 MiB chunk serves many
 // reads. Content-addressed, so entries never go stale. Concurrent misses for
@@ -40,7 +42,8 @@ export class BlockReader {
     })
     if (!got || !plain) throw fail('CORRUPT_CHUNK', `${why}; no peer has a good copy`)
     await this.chunks.put(id, got.record)
-    this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${got.from.slice(0, 12)}`)
+    // A chunk another member wrote is fetched on demand: not worth a line.
+    if (!why.endsWith(MISSING)) this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${got.from.slice(0, 12)}`)
     return plain
   }
 
@@ -53,7 +56,7 @@ export class BlockReader {
     let plain: Buffer
     try {
       const record = await this.chunks.get(id)
-      if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)} is missing from the store`)
+      if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)}${MISSING}`)
       plain = await this.pipeline.open(id, record)
     } catch (e) {
       if (!isDisktroError(e, 'CORRUPT_CHUNK') || !this.remote) throw e

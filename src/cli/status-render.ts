@@ -28,6 +28,11 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     const seen = p.lastSeen ? `${Math.max(0, Math.round((Date.now() - p.lastSeen) / 1000))}s ago` : 'never'
     lines.push(`  ${p.id.slice(0, 16)} ${p.online ? 'online ' : 'OFFLINE'} ${p.role.padEnd(7)} ${p.address.padEnd(21)} seen ${seen.padEnd(8)} rtt ${p.rttMs === null ? '-' : p.rttMs.toFixed(1) + 'ms'}  holds ${p.chunks ?? '?'} chunks ${p.bytes === null ? '' : bytes(p.bytes)}`)
   }
+  if (r.namespace) {
+    const n = r.namespace
+    lines.push('', `namespace   ${n.records} changes from ${n.members} member(s), ${n.conflicts} conflict cop${n.conflicts === 1 ? 'y' : 'ies'} in the tree`)
+    for (const p of n.peers) lines.push(`  ${p.id.slice(0, 16)} ${p.behind === 0 ? 'in sync' : `behind by ${p.behind} change(s)`}`)
+  }
   if (r.pins?.length) {
     lines.push('', 'pins (the peer always holds a full copy)')
     for (const p of r.pins) {

@@ -13,6 +13,9 @@ export const MAX_FRAME_BYTES = 32 * 1024 * 1024
 export const PROOF_BYTES = 32
 export const MAX_HAS_IDS = 4096
 export const MAX_TEXT_BYTES = 1024
+export const MAX_NS_HEADS = 4096
+export const MAX_NS_RECORDS = 4096
+export const MEMBER_ID_BYTES = 32
 // Room for the frame, request and length headers around a chunk record.
 export const MAX_RECORD_BYTES = MAX_FRAME_BYTES - 64
 export { CHUNK_ID_BYTES }
@@ -23,7 +26,13 @@ export interface PutChunk { type: 'PUT_CHUNK', id: Buffer, record: Buffer }
 export interface GetChunk { type: 'GET_CHUNK', id: Buffer }
 export interface Has { type: 'HAS', ids: Buffer[] }
 export interface Stats { type: 'STATS' }
-export type RequestBody = PutChunk | GetChunk | Has | Stats
+// The shared namespace (docs/protocol.md, "Namespace sync"): `heads` says how
+// much of each member's log the sender holds (a gapless prefix); the answer
+// carries op records the sender lacks, `more` when a budget cut it short.
+export interface NsHead { member: Buffer, seq: number }
+export interface NsSync { type: 'NS_SYNC', heads: NsHead[] }
+export interface NsPush { type: 'NS_PUSH', records: Buffer[] }
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -31,12 +40,14 @@ export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
 export interface HasReply { type: 'HAS_REPLY', have: boolean[] }
 export interface StatsReply { type: 'STATS_REPLY', chunks: number, bytes: number, role: Role }
 export interface ErrorReply { type: 'ERROR', message: string }
-export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply
+export interface NsRecords { type: 'NS_RECORDS', records: Buffer[], more: boolean }
+export interface NsAck { type: 'NS_ACK', accepted: number }
+export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK'
 }
 
 export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
@@ -50,7 +61,8 @@ export type Message = Hello | Ping | Pong | Request | Reply
 // Type bytes are part of the format: never renumber, only add.
 const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
-  PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9
+  PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
+  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13
 } as const
 const ROLE = { full: 1, storage: 2 } as const
 
@@ -104,7 +116,22 @@ function encodeRequest (b: RequestBody): Buffer[] {
       return [Buffer.from([BODY.HAS]), u16(b.ids.length), ...b.ids]
     case 'STATS':
       return [Buffer.from([BODY.STATS])]
+    case 'NS_SYNC': {
+      if (b.heads.length > MAX_NS_HEADS) throw fail('EINVAL', `NS_SYNC carries at most ${MAX_NS_HEADS} heads`)
+      const out = [Buffer.from([BODY.NS_SYNC]), u16(b.heads.length)]
+      for (const h of b.heads) { checkLength(h.member, MEMBER_ID_BYTES, 'member id'); out.push(h.member, u64(h.seq)) }
+      return out
+    }
+    case 'NS_PUSH':
+      return [Buffer.from([BODY.NS_PUSH]), ...records(b.records)]
   }
+}
+
+function records (list: Buffer[]): Buffer[] {
+  if (list.length > MAX_NS_RECORDS) throw fail('EINVAL', `at most ${MAX_NS_RECORDS} records per message`)
+  const out = [u16(list.length)]
+  for (const r of list) out.push(u32(r.length), r)
+  return out
 }
 
 function encodeReply (b: ReplyBody): Buffer[] {
@@ -125,6 +152,10 @@ function encodeReply (b: ReplyBody): Buffer[] {
       return [Buffer.from([BODY.STATS_REPLY]), u64(b.chunks), u64(b.bytes), Buffer.from([roleByte(b.role)])]
     case 'ERROR':
       return [Buffer.from([BODY.ERROR]), text(b.message)]
+    case 'NS_RECORDS':
+      return [Buffer.from([BODY.NS_RECORDS, b.more ? 1 : 0]), ...records(b.records)]
+    case 'NS_ACK':
+      return [Buffer.from([BODY.NS_ACK]), u32(b.accepted)]
   }
 }
 
@@ -200,6 +231,14 @@ function decodeRequest (r: Reader): RequestBody {
       return { type: 'HAS', ids }
     }
     case BODY.STATS: return { type: 'STATS' }
+    case BODY.NS_SYNC: {
+      const n = r.u16()
+      if (n > MAX_NS_HEADS) throw fail('BAD_MESSAGE', `NS_SYNC with ${n} heads`)
+      const heads: NsHead[] = []
+      for (let i = 0; i < n; i++) heads.push({ member: r.bytes(MEMBER_ID_BYTES), seq: r.u64() })
+      return { type: 'NS_SYNC', heads }
+    }
+    case BODY.NS_PUSH: return { type: 'NS_PUSH', records: readRecords(r) }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a request`)
   }
 }
@@ -224,8 +263,23 @@ function decodeReply (r: Reader): ReplyBody {
     }
     case BODY.STATS_REPLY: return { type: 'STATS_REPLY', chunks: r.u64(), bytes: r.u64(), role: decodeRole(r.u8()) }
     case BODY.ERROR: return { type: 'ERROR', message: r.text() }
+    case BODY.NS_RECORDS: {
+      const more = r.bool()
+      return { type: 'NS_RECORDS', records: readRecords(r), more }
+    }
+    case BODY.NS_ACK: return { type: 'NS_ACK', accepted: r.u32() }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a reply`)
   }
+}
+
+// Op records are checked (signature, sealing) by the namespace layer; here
+// only their count and lengths.
+function readRecords (r: Reader): Buffer[] {
+  const n = r.u16()
+  if (n > MAX_NS_RECORDS) throw fail('BAD_MESSAGE', `${n} namespace records in one message`)
+  const out: Buffer[] = []
+  for (let i = 0; i < n; i++) out.push(r.bytes(r.u32()))
+  return out
 }
 
 function decodeRole (v: number): Role {

@@ -25,6 +25,10 @@ export class LmdbNamespace implements Namespace {
   private nextIno: number
   readonly clock: HybridClock
   private readonly listeners: Array<(c: StampedChange) => void> = []
+  // Runs inside each local commit's transaction, before the change applies:
+  // the shared namespace turns the change into ops of this member's log, so
+  // a change and its log entry commit or fail together.
+  journal: ((c: StampedChange) => void) | null = null
 
   constructor (private readonly store: LmdbStore, private readonly keys: VolumeKeys, readonly nodeId: string) {
     const next = store.sysGet('nextIno')
@@ -101,6 +105,13 @@ export class LmdbNamespace implements Namespace {
     this.listeners.push(fn)
   }
 
+  // Called after a commit failed: listeners drop state the store does not hold.
+  onAbort (fn: () => void): void {
+    this.abortListeners.push(fn)
+  }
+
+  private readonly abortListeners: Array<() => void> = []
+
   allocIno (): number {
     return this.nextIno++
   }
@@ -116,6 +127,7 @@ export class LmdbNamespace implements Namespace {
         for (const c of ensure) {
           if (!this.store.hasChunk(c.id)) this.store.chunks.putSync(c.id, c.record)
         }
+        this.journal?.(stamped)
         this.apply(stamped)
         const logKey = Buffer.allocUnsafe(8 + 8)
         logKey.writeBigUInt64BE(stamped.hlc, 0)
@@ -128,9 +140,60 @@ export class LmdbNamespace implements Namespace {
     } catch (e) {
       this.attrCache.clear()
       this.lookupCache.clear()
+      for (const fn of this.abortListeners) fn()
       throw e
     }
     for (const fn of this.listeners) fn(stamped)
+  }
+
+  // Writes the tree directly, in one transaction: the shared namespace makes
+  // the local tree match the merged view of every member's log. Not journaled.
+  materialize<T> (fn: (w: TreeWriter) => T): T {
+    const w: TreeWriter = {
+      putInode: (ino, attrs) => this.putInode(ino, attrs),
+      placeDirent: (parent, name, ino) => this.putDirent(parent, name, ino),
+      removeDirent: (parent, name) => this.deleteDirent(parent, name),
+      replaceBlocks: (ino, blocks) => this.replaceBlocks(ino, blocks),
+      purge: ino => {
+        const a = this.getAttrs(ino)
+        if (a) this.truncateBlocks(ino, 0, a.blocks)
+        this.store.inodes.removeSync(u64Key(ino))
+        this.attrCache.delete(ino)
+      }
+    }
+    try {
+      return this.store.txn(() => {
+        const out = fn(w)
+        const next = Buffer.allocUnsafe(8)
+        next.writeDoubleLE(this.nextIno)
+        this.store.sys.putSync(Buffer.from('nextIno'), next)
+        return out
+      })
+    } catch (e) {
+      this.attrCache.clear()
+      this.lookupCache.clear()
+      throw e
+    }
+  }
+
+  // Sets a file's whole block map; returns the number of stored blocks.
+  private replaceBlocks (ino: number, blocks: Array<{ index: number, id: Buffer, length: number }>): number {
+    const old = new Map<number, BlockRef>()
+    for (const index of this.blockIndexes(ino)) {
+      const b = this.getBlock(ino, index)
+      if (b) old.set(index, b)
+    }
+    for (const b of blocks) {
+      const key = pairKey(ino, b.index)
+      this.incref(b.id)
+      this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id: b.id, length: b.length }), key))
+    }
+    const keep = new Set(blocks.map(b => b.index))
+    for (const [index, b] of old) {
+      if (!keep.has(index)) this.store.blocks.removeSync(pairKey(ino, index))
+      this.decref(b.id)
+    }
+    return blocks.length
   }
 
   // Deterministic: the same change on the same tree gives the same tree.
@@ -352,6 +415,15 @@ export class LmdbNamespace implements Namespace {
     if (m.size >= CACHE_LIMIT) m.clear()
     m.set(k, v)
   }
+}
+
+// Low-level writes for materializing the merged view (no journal, no times).
+export interface TreeWriter {
+  putInode: (ino: number, attrs: InodeAttrs) => void
+  placeDirent: (parent: number, name: string, ino: number) => void
+  removeDirent: (parent: number, name: string) => void
+  replaceBlocks: (ino: number, blocks: Array<{ index: number, id: Buffer, length: number }>) => number
+  purge: (ino: number) => void
 }
 
 export function isDir (mode: number): boolean {

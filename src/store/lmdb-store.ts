@@ -32,6 +32,8 @@ export class LmdbStore {
   readonly holders: Db // chunk id -> node ids (32 bytes each) that acknowledged a replica
   readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
   readonly pins: Db // ino (u64 BE) + peer node id (32) -> pin record: a peer that must hold the subtree
+  readonly oplog: Db // member id (32) + seq (u64 BE) -> signed, sealed namespace op record (every member's log)
+  readonly nsmap: Db // shared-namespace bookkeeping: view entry <-> local inode, materialized versions, unsent writes
   private closed = false
   private readonly all: Db[] = []
   private queued = 0 // bytes of limited puts not yet committed
@@ -52,14 +54,16 @@ export class LmdbStore {
     this.sys = sub('sys')
     this.holders = sub('holders')
     this.foreign = sub('foreign')
-    this.pins = sub('pins') // the tenth of maxDbs (12)
+    this.pins = sub('pins')
+    this.oplog = sub('oplog')
+    this.nsmap = sub('nsmap') // 12 of maxDbs (16)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
     try {
       const env = open<Buffer, Buffer>({
         path,
-        maxDbs: 12,
+        maxDbs: 16,
         encoding: 'binary',
         keyEncoding: 'binary',
         compression: false,

@@ -7,10 +7,13 @@ import { deriveVolumeKeys, type VolumeKeys } from '../crypto/volume-keys.js'
 import { readVolumeFile, createVolumeFile, unlockVolumeFile, type VolumeFile, type NewVolume } from './volume-file.js'
 import { Recovery } from './recovery.js'
 import { fail } from '../errors.js'
+import { OpLog } from '../meta/shared/op-log.js'
+import { SharedNamespace } from '../meta/shared/shared-namespace.js'
 
 export interface VolumeOptions {
   maxStoreBytes: number
   readOnly?: boolean // a reader beside a running daemon (status)
+  log?: (line: string) => void
 }
 
 // What only a full member has: the keys that read data and names.
@@ -18,6 +21,7 @@ export interface FullAccess {
   keys: VolumeKeys
   ns: LmdbNamespace
   pipeline: ChunkPipeline
+  shared: SharedNamespace | null // null for a read-only view beside a daemon
 }
 
 // An unlocked volume on this node: its store and chunk store, the swarm key,
@@ -33,7 +37,8 @@ export class Volume {
     readonly store: LmdbStore,
     readonly chunks: LmdbChunkStore,
     readonly access: FullAccess | null,
-    private readonly readOnly: boolean
+    private readonly readOnly: boolean,
+    readonly oplog: OpLog // every member's namespace log, as held here
   ) {}
 
   static async create (dataDir: string, password: string, chunkSize: number, join?: NewVolume): Promise<VolumeFile> {
@@ -46,14 +51,15 @@ export class Volume {
     const store = LmdbStore.open(join(dataDir, 'store'), { mapSize: opts.maxStoreBytes })
     const chunks = new LmdbChunkStore(store)
     if (file.role === 'storage') {
-      return new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly)
+      return new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store))
     }
     const keys = deriveVolumeKeys(secrets.key)
     const ns = new LmdbNamespace(store, keys, file.nodeId)
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
-    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId) }
-    const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly)
+    const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}) })
+    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId), shared }
+    const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key
     return v
   }
@@ -74,11 +80,13 @@ export class Volume {
       }
     }
     this.store.txn(() => this.store.sysPut('clean', Buffer.from([0])))
+    this.access?.shared?.start()
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.access?.shared?.close()
     if (!this.readOnly) this.store.txn(() => this.store.sysPut('clean', Buffer.from([1])))
     await this.store.flushed()
     await this.store.close()

@@ -41,10 +41,28 @@ export class Member {
     return this.local({ ...this.stamp(), type: 'remove', id: e.node, versions: e.version === null ? [] : [e.version] })
   }
 
-  // A new version of a file's content, based on the version this member sees.
-  write (id: string, content: string): WriteOp {
-    const base = this.tree.winner(id)
-    return this.local({ ...this.stamp(), type: 'write', id, version: this.newId(), content, base: base ? base.id : null })
+  // A new version of a file's content, based on the version this member sees
+  // (by default its newest head; the live namespace passes the version the
+  // local file was showing when it was edited).
+  write (id: string, content: string, base: string | null | undefined = undefined): WriteOp {
+    const b = base !== undefined ? base : (this.tree.winner(id)?.id ?? null)
+    return this.local({ ...this.stamp(), type: 'write', id, version: this.newId(), content, base: b })
+  }
+
+  // A remove built by a caller that knows which node and versions it deletes
+  // (the live namespace, which must not rebuild the view on every unlink).
+  removeNode (node: string, versions: string[]): RemoveOp {
+    return this.local({ ...this.stamp(), type: 'remove', id: node, versions })
+  }
+
+  // After a restart: the own log's last sequence number and id counter.
+  restore (seq: number, counter: number): void {
+    if (seq > this.seq) this.seq = seq
+    if (counter > this.counter) this.counter = counter
+  }
+
+  get lastSeq (): number {
+    return this.seq
   }
 
   setattr (id: string, attrs: Attrs): SetattrOp {

@@ -1,0 +1,110 @@
+import type { LmdbStore } from '../../store/lmdb-store.js'
+import { verifyOpRecord, type OpRecordHeader } from '../../codec/op-record.js'
+
+const KEY_BYTES = 32 + 8
+
+export interface LogHead { member: string, seq: number }
+
+// Every member's namespace log as this node holds it: signed, sealed op
+// records keyed by (member, seq) in the `oplog` database. Storage-only
+// members keep and relay the records without being able to open them. `heads`
+// is the gapless prefix held of each member's log: what a peer is told we
+// have. Records past a gap are kept too (ops commute; the gap is filled later).
+export class OpLog {
+  private readonly heads = new Map<string, number>()
+  private readonly above = new Map<string, Set<number>>()
+
+  constructor (private readonly store: LmdbStore) {
+    for (const key of store.oplog.getKeys({})) {
+      const k = key as Buffer
+      this.note(k.subarray(0, 32).toString('hex'), Number(k.readBigUInt64BE(32)))
+    }
+  }
+
+  static key (member: string, seq: number): Buffer {
+    const k = Buffer.allocUnsafe(KEY_BYTES)
+    k.write(member, 0, 'hex')
+    k.writeBigUInt64BE(BigInt(seq), 32)
+    return k
+  }
+
+  has (member: string, seq: number): boolean {
+    if (seq <= (this.heads.get(member) ?? 0)) return true
+    return this.above.get(member)?.has(seq) ?? false
+  }
+
+  // Stores a record this node wrote or verified; call inside a transaction.
+  // Returns false for a record already held.
+  put (h: OpRecordHeader, record: Buffer): boolean {
+    if (this.has(h.member, h.seq)) return false
+    this.store.oplog.putSync(OpLog.key(h.member, h.seq), record)
+    this.note(h.member, h.seq)
+    return true
+  }
+
+  // Verifies the signature and stores; returns the header, or null for a
+  // duplicate. Throws CORRUPT_RECORD for a record that does not verify.
+  accept (record: Buffer): OpRecordHeader | null {
+    const h = verifyOpRecord(record)
+    return this.put(h, Buffer.from(record)) ? h : null
+  }
+
+  headOf (member: string): number {
+    return this.heads.get(member) ?? 0
+  }
+
+  allHeads (): LogHead[] {
+    return [...this.heads].map(([member, seq]) => ({ member, seq }))
+  }
+
+  get size (): number {
+    let n = 0
+    for (const s of this.heads.values()) n += s
+    for (const a of this.above.values()) n += a.size
+    return n
+  }
+
+  // Records the peer with these heads lacks, up to `budget` bytes (at least one).
+  missingFor (peer: Map<string, number>, budget: number): { records: Buffer[], more: boolean } {
+    const records: Buffer[] = []
+    let bytes = 0
+    const members = new Set([...this.heads.keys(), ...this.above.keys()])
+    for (const member of members) {
+      const from = (peer.get(member) ?? 0) + 1
+      for (const { value } of this.store.oplog.getRange({ start: OpLog.key(member, from), end: OpLog.key(member, Number.MAX_SAFE_INTEGER) })) {
+        const v = value as Buffer
+        if (records.length > 0 && (bytes + v.length > budget || records.length >= 4096)) return { records, more: true }
+        records.push(Buffer.from(v))
+        bytes += v.length
+      }
+    }
+    return { records, more: false }
+  }
+
+  // How many of our records a peer with these heads lacks (status: "behind by N").
+  behind (peer: Map<string, number>): number {
+    let n = 0
+    for (const [member, seq] of this.heads) n += Math.max(0, seq - (peer.get(member) ?? 0))
+    return n
+  }
+
+  // Every record, in key order: replayed into the merge at start-up.
+  * all (): Generator<Buffer> {
+    for (const { value } of this.store.oplog.getRange({})) yield value as Buffer
+  }
+
+  private note (member: string, seq: number): void {
+    const head = this.heads.get(member) ?? 0
+    if (seq <= head) return
+    if (seq === head + 1) {
+      let h = seq
+      const above = this.above.get(member)
+      while (above?.delete(h + 1)) h++
+      this.heads.set(member, h)
+      return
+    }
+    let a = this.above.get(member)
+    if (!a) this.above.set(member, a = new Set())
+    a.add(seq)
+  }
+}

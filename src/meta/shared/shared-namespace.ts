@@ -1,0 +1,486 @@
+import type { LmdbStore } from '../../store/lmdb-store.js'
+import type { VolumeKeys } from '../../crypto/volume-keys.js'
+import type { InodeAttrs } from '../../codec/inode-record.js'
+import type { StampedChange } from '../../codec/change-record.js'
+import { decodeOpRecord, encodeOpRecord, opRecordHeader, signingKeyOfSeed, verifyOpRecord } from '../../codec/op-record.js'
+import { fail } from '../../errors.js'
+import { ROOT_INO } from '../namespace.js'
+import type { LmdbNamespace, TreeWriter } from '../lmdb-namespace.js'
+import { Member } from '../merge/member.js'
+import { ROOT_ID, type Attrs, type NodeKind, type Op } from '../merge/op.js'
+import type { ViewEntry } from '../merge/merge-tree.js'
+import { OpLog } from './op-log.js'
+import { EntryMap } from './entry-map.js'
+import { decodeManifest, encodeManifest } from './manifest.js'
+
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+const S_IFLNK = 0o120000
+const S_IFREG = 0o100000
+const EMIT_DELAY_MS = 150
+const RECONCILE_DELAY_MS = 20
+
+export interface SharedNamespaceOptions {
+  store: LmdbStore
+  ns: LmdbNamespace
+  keys: VolumeKeys
+  seed: Buffer // the node seed: its Ed25519 key signs this member's log
+  memberId: string
+  chunkSize: number
+  log: (line: string) => void
+}
+
+export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: string }
+
+// The bridge between this node's local tree (LmdbNamespace, which the VFS
+// uses) and the volume's shared namespace (docs/consistency.md):
+// - every local change is journaled, in its own transaction, as ops of this
+//   member's signed log; file contents become write ops (a manifest of the
+//   block map) at close granularity, a moment after the last change;
+// - ops from other members are verified, stored, merged (src/meta/merge),
+//   and the local tree is then made to match the merged view, in one
+//   transaction, so the tree in LMDB is a materialized view of all logs.
+export class SharedNamespace {
+  readonly log: OpLog
+  private member: Member
+  private map: EntryMap
+  private readonly secretKey: Buffer
+  private pending: Buffer[] = []
+  private readonly listeners: Array<(records: Buffer[]) => void> = []
+  private emitTimer: NodeJS.Timeout | null = null
+  private reconcileTimer: NodeJS.Timeout | null = null
+  private closed = false
+  conflictsSeen = 0
+
+  constructor (private readonly o: SharedNamespaceOptions) {
+    this.secretKey = signingKeyOfSeed(o.seed).secretKey
+    this.log = new OpLog(o.store)
+    this.map = new EntryMap(o.store)
+    this.member = this.replay()
+    o.ns.journal = c => this.journal(c)
+    o.ns.onCommit(() => this.flushPending())
+    o.ns.onAbort(() => this.resync())
+  }
+
+  // Binds an existing local tree that has no log yet (a volume from before
+  // the shared namespace), writes out content left unsent by a crash, and
+  // brings the local tree in line with the merged logs.
+  start (): void {
+    if (this.log.headOf(this.o.memberId) === 0 && this.map.entriesOf(ROOT_INO).length === 0 && this.o.ns.readdir(ROOT_INO).length > 0) this.genesis()
+    this.emitDirty()
+    this.reconcile()
+  }
+
+  onRecords (fn: (records: Buffer[]) => void): void {
+    this.listeners.push(fn)
+  }
+
+  get memberId (): string {
+    return this.o.memberId
+  }
+
+  get tree (): Member['tree'] {
+    return this.member.tree
+  }
+
+  // --- records from peers ---
+
+  receive (records: Buffer[]): ReceiveResult {
+    const accepted: Buffer[] = []
+    const ops: Op[] = []
+    let rejected = 0
+    let reason: string | undefined
+    this.o.store.txn(() => {
+      for (const r of records) {
+        try {
+          const h = verifyOpRecord(r)
+          if (this.log.has(h.member, h.seq)) continue
+          if (h.member === this.o.memberId) throw fail('CORRUPT_RECORD', 'a record of our own log that we never wrote')
+          const op = decodeOpRecord(r, this.o.keys.meta, false)
+          const copy = Buffer.from(r)
+          this.log.put(h, copy)
+          accepted.push(copy)
+          ops.push(op)
+        } catch (e) {
+          rejected++
+          reason = (e as Error).message
+        }
+      }
+    })
+    for (const op of ops) this.member.receive(op)
+    if (ops.length > 0) this.scheduleReconcile()
+    return { accepted, rejected, reason }
+  }
+
+  // --- local changes -> ops ---
+
+  private journal (c: StampedChange): void {
+    const ns = this.o.ns
+    switch (c.op) {
+      case 'mknode': {
+        const parent = this.entryOfDir(c.parent)
+        if (parent === undefined) return this.skip(c)
+        const kind = kindOf(c.attrs.mode)
+        const content = kind === 'symlink' ? c.attrs.target ?? '' : ''
+        const op = this.member.create(parent, c.name, kind, content, opAttrs(c.attrs))
+        this.append(op)
+        this.map.bind(op.id, c.ino, kind === 'dir' ? '' : op.id)
+        return
+      }
+      case 'link': {
+        // The shared tree has no hard links: another member sees a copy.
+        const parent = this.entryOfDir(c.parent)
+        const a = ns.getAttrs(c.ino)
+        if (parent === undefined || !a) return this.skip(c)
+        const op = this.member.create(parent, c.name, 'file', this.manifestOf(c.ino, a), opAttrs(a))
+        this.append(op)
+        this.map.bind(op.id, c.ino, op.id)
+        return
+      }
+      case 'unlink': {
+        const ino = ns.lookup(c.parent, c.name)
+        if (ino === undefined) return
+        const entry = this.entryAt(c.parent, c.name, ino)
+        if (entry === undefined) return this.skip(c)
+        this.removeEntry(entry, ino)
+        return
+      }
+      case 'rename': {
+        const ino = ns.lookup(c.parent, c.name)
+        if (ino === undefined) return
+        const entry = this.entryAt(c.parent, c.name, ino)
+        const newParent = this.entryOfDir(c.newParent)
+        if (entry === undefined || newParent === undefined) return this.skip(c)
+        const replaced = ns.lookup(c.newParent, c.newName)
+        if (replaced === ino) return
+        if (replaced !== undefined) {
+          const r = this.entryAt(c.newParent, c.newName, replaced)
+          if (r !== undefined) this.removeEntry(r, replaced)
+        }
+        const at = entry.indexOf('@')
+        if (at < 0) {
+          this.append(this.member.move(entry, newParent, c.newName))
+          return
+        }
+        // A conflict copy renamed: it becomes a file of its own.
+        const a = ns.getAttrs(ino)
+        if (!a) return this.skip(c)
+        const op = this.member.create(newParent, c.newName, 'file', this.manifestOf(ino, a), opAttrs(a))
+        this.append(op)
+        this.removeEntry(entry, ino)
+        this.map.bind(op.id, ino, op.id)
+        return
+      }
+      case 'setattr': {
+        if (c.attrs.size !== undefined) this.markDirty(c.ino)
+        const attrs: Attrs = {}
+        if (c.attrs.mode !== undefined) attrs.mode = c.attrs.mode
+        if (c.attrs.uid !== undefined) attrs.uid = c.attrs.uid
+        if (c.attrs.gid !== undefined) attrs.gid = c.attrs.gid
+        if (c.attrs.mtime !== undefined && c.attrs.size === undefined) attrs.mtime = c.attrs.mtime
+        if (Object.keys(attrs).length === 0 || c.ino === ROOT_INO) return
+        for (const node of this.nodesOf(c.ino)) this.append(this.member.setattr(node, attrs))
+        return
+      }
+      case 'blocks':
+      case 'truncate':
+        this.markDirty(c.ino)
+    }
+  }
+
+  private removeEntry (entry: string, ino: number): void {
+    const at = entry.indexOf('@')
+    const node = at < 0 ? entry : entry.slice(0, at)
+    const b = this.map.get(entry)
+    const versions = b && b.version !== '' ? [b.version] : []
+    this.append(this.member.removeNode(node, versions))
+    this.map.unbind(entry)
+    if (this.map.entriesOf(ino).length === 0) this.map.clean(ino)
+  }
+
+  private markDirty (ino: number): void {
+    if (this.map.entriesOf(ino).length === 0) return
+    this.map.markDirty(ino)
+    if (!this.emitTimer && !this.closed) {
+      this.emitTimer = setTimeout(() => { this.emitTimer = null; this.emitDirtyLogged() }, EMIT_DELAY_MS)
+    }
+  }
+
+  private emitDirtyLogged (): void {
+    try { this.emitDirty() } catch (e) { this.o.log(`namespace: cannot record file contents: ${(e as Error).message}`) }
+  }
+
+  // File contents changed since their last write op become write ops now.
+  private emitDirty (): void {
+    if (this.map.dirty.size === 0) return
+    this.o.store.txn(() => {
+      for (const ino of [...this.map.dirty]) {
+        const a = this.o.ns.getAttrs(ino)
+        const entries = this.map.entriesOf(ino)
+        this.map.clean(ino)
+        if (!a || entries.length === 0) continue
+        const content = this.manifestOf(ino, a)
+        for (const entry of entries) {
+          const at = entry.indexOf('@')
+          const node = at < 0 ? entry : entry.slice(0, at)
+          const base = this.map.get(entry)?.version ?? null
+          const current = this.member.tree.winner(node)
+          if (current && current.id === base && current.content === content) continue
+          const op = this.member.write(node, content, base === '' ? null : base)
+          this.append(op)
+          this.append(this.member.setattr(node, { mtime: a.mtime }))
+          this.map.bind(entry, ino, op.version)
+        }
+      }
+    })
+    this.flushPending()
+  }
+
+  private append (op: Op): void {
+    const record = encodeOpRecord(op, this.o.keys.meta, this.secretKey)
+    this.log.put(opRecordHeader(record), record)
+    this.pending.push(record)
+  }
+
+  private flushPending (): void {
+    if (this.pending.length === 0) return
+    const out = this.pending
+    this.pending = []
+    for (const fn of this.listeners) fn(out)
+  }
+
+  private skip (c: StampedChange): void {
+    this.o.log(`namespace: a local ${c.op} is not known to the shared tree; other members will not see it`)
+  }
+
+  private entryOfDir (ino: number): string | undefined {
+    if (ino === ROOT_INO) return ROOT_ID
+    return this.map.entriesOf(ino)[0]
+  }
+
+  private nodesOf (ino: number): string[] {
+    return [...new Set(this.map.entriesOf(ino).map(e => e.split('@')[0]))]
+  }
+
+  // The entry shown at (parent, name): the inode's only entry, or for a
+  // local hard link, the one the merged view places there.
+  private entryAt (parent: number, name: string, ino: number): string | undefined {
+    const entries = this.map.entriesOf(ino)
+    if (entries.length <= 1) return entries[0]
+    const dir = this.entryOfDir(parent)
+    const e = dir === undefined ? undefined : this.member.tree.listDir(dir).find(x => x.name === name)
+    return e && entries.includes(e.id) ? e.id : entries[0]
+  }
+
+  private manifestOf (ino: number, a: InodeAttrs): string {
+    if ((a.mode & S_IFMT) === S_IFLNK) return a.target ?? ''
+    const blocks = []
+    for (const index of this.o.ns.blockIndexes(ino)) {
+      const b = this.o.ns.getBlock(ino, index)
+      if (b) blocks.push({ index, id: b.id, length: b.length })
+    }
+    return encodeManifest({ size: a.size, blocks })
+  }
+
+  // --- merged view -> local tree ---
+
+  private scheduleReconcile (): void {
+    if (this.reconcileTimer || this.closed) return
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = null
+      try { this.reconcile() } catch (e) { this.o.log(`namespace: cannot apply changes from peers: ${(e as Error).message}`) }
+    }, RECONCILE_DELAY_MS)
+  }
+
+  // Makes the local tree show exactly the merged view. Local edits not yet
+  // in a write op go out first, so they merge instead of being overwritten.
+  reconcile (): void {
+    this.emitDirty()
+    const ns = this.o.ns
+    const tree = this.member.tree
+    interface Want { ino: number, parent: number, name: string, e: ViewEntry, fresh: boolean }
+    const wants: Want[] = []
+    const wantAt = new Map<string, number>()
+    const claimed = new Set<number>()
+    const walk = (dir: string, dirIno: number): void => {
+      for (const e of tree.listDir(dir)) {
+        const b = this.map.get(e.id)
+        let ino = b?.ino
+        let fresh = false
+        // A bound inode that disappeared or already shows another entry kind: start anew.
+        if (ino === undefined || claimed.has(ino) && e.kind === 'dir') { ino = ns.allocIno(); fresh = true }
+        claimed.add(ino)
+        wants.push({ ino, parent: dirIno, name: e.name, e, fresh })
+        wantAt.set(dirIno + '/' + e.name, ino)
+        if (e.kind === 'dir') walk(e.id, ino)
+      }
+    }
+    walk(ROOT_ID, ROOT_INO)
+    const have: Array<{ parent: number, name: string, ino: number }> = []
+    const haveAt = new Map<string, number>()
+    const walkLocal = (dir: number): void => {
+      for (const d of ns.readdir(dir)) {
+        have.push({ parent: dir, name: d.name, ino: d.ino })
+        haveAt.set(dir + '/' + d.name, d.ino)
+        const a = ns.getAttrs(d.ino)
+        if (a && (a.mode & S_IFMT) === S_IFDIR) walkLocal(d.ino)
+      }
+    }
+    walkLocal(ROOT_INO)
+    let changes = 0
+    const cs = this.o.chunkSize
+    ns.materialize((w: TreeWriter) => {
+      for (const h of have) {
+        if (wantAt.get(h.parent + '/' + h.name) === h.ino) continue
+        // Never drop what the shared tree does not know (a change it skipped).
+        if (this.map.entriesOf(h.ino).length === 0) continue
+        w.removeDirent(h.parent, h.name)
+        changes++
+      }
+      const links = new Map<number, number>()
+      const subdirs = new Map<number, number>()
+      for (const want of wants) {
+        links.set(want.ino, (links.get(want.ino) ?? 0) + 1)
+        if (want.e.kind === 'dir') subdirs.set(want.parent, (subdirs.get(want.parent) ?? 0) + 1)
+      }
+      const now = Date.now()
+      for (const want of wants) {
+        const { e, ino } = want
+        let a = ns.getAttrs(ino)
+        if (!a) {
+          const mtime = e.attrs.mtime ?? now
+          a = { mode: modeOf(e), uid: e.attrs.uid ?? 0, gid: e.attrs.gid ?? 0, nlink: 1, rdev: 0, size: 0, blocks: 0, atime: mtime, mtime, ctime: now }
+          w.putInode(ino, a)
+          changes++
+        }
+        if (haveAt.get(want.parent + '/' + want.name) !== ino) { w.placeDirent(want.parent, want.name, ino); changes++ }
+        const bound = this.map.get(e.id)
+        const version = e.version ?? ''
+        let next: InodeAttrs = a
+        if (e.kind !== 'dir' && bound?.version !== version && !this.map.dirty.has(ino)) {
+          if (e.kind === 'symlink') {
+            next = { ...next, target: e.content, size: Buffer.byteLength(e.content) }
+          } else {
+            let m
+            try { m = decodeManifest(e.content, cs) } catch (err) { this.o.log(`namespace: ${(err as Error).message}`); m = { size: 0, blocks: [] } }
+            const blocks = w.replaceBlocks(ino, m.blocks)
+            next = { ...next, size: m.size, blocks, ctime: now }
+          }
+        }
+        if (bound?.ino !== ino || bound.version !== version) this.map.bind(e.id, ino, version)
+        if (!this.map.dirty.has(ino)) {
+          if (e.attrs.mode !== undefined && (next.mode & 0o7777) !== (e.attrs.mode & 0o7777)) next = { ...next, mode: (next.mode & S_IFMT) | (e.attrs.mode & 0o7777), ctime: now }
+          if (e.attrs.uid !== undefined && next.uid !== e.attrs.uid) next = { ...next, uid: e.attrs.uid }
+          if (e.attrs.gid !== undefined && next.gid !== e.attrs.gid) next = { ...next, gid: e.attrs.gid }
+          if (e.kind !== 'dir' && e.attrs.mtime !== undefined && next.mtime !== e.attrs.mtime) next = { ...next, mtime: e.attrs.mtime }
+        }
+        const nlink = e.kind === 'dir' ? 2 + (subdirs.get(ino) ?? 0) : links.get(ino) ?? 1
+        if (next.nlink !== nlink) next = { ...next, nlink }
+        if (next !== a) { w.putInode(ino, next); changes++ }
+      }
+      const root = ns.getAttrs(ROOT_INO)
+      if (root && root.nlink !== 2 + (subdirs.get(ROOT_INO) ?? 0)) w.putInode(ROOT_INO, { ...root, nlink: 2 + (subdirs.get(ROOT_INO) ?? 0) })
+      // Inodes the view no longer shows anywhere.
+      const gone = new Set<number>()
+      for (const h of have) if (!links.has(h.ino) && this.map.entriesOf(h.ino).length > 0) gone.add(h.ino)
+      for (const ino of gone) {
+        w.purge(ino)
+        for (const entry of this.map.entriesOf(ino)) this.map.unbind(entry)
+        this.map.clean(ino)
+        changes++
+      }
+    })
+    if (changes > 0) this.conflictsSeen = this.countConflicts()
+  }
+
+  private countConflicts (): number {
+    let n = 0
+    const walk = (dir: string): void => {
+      for (const e of this.member.tree.listDir(dir)) {
+        if (e.id.includes('@')) n++
+        if (e.kind === 'dir') walk(e.id)
+      }
+    }
+    walk(ROOT_ID)
+    return n
+  }
+
+  // --- start-up ---
+
+  private replay (): Member {
+    const m = new Member(this.o.memberId, this.o.ns.clock)
+    const self = this.o.memberId
+    let seq = 0
+    let counter = 0
+    const counterOf = (id: string): number => id.startsWith(self + ':') ? Number(id.slice(self.length + 1)) || 0 : 0
+    for (const record of this.log.all()) {
+      let op: Op
+      try {
+        op = decodeOpRecord(record, this.o.keys.meta, false)
+      } catch (e) {
+        this.o.log(`namespace: skipping a damaged log record: ${(e as Error).message}`)
+        continue
+      }
+      m.receive(op)
+      if (op.member === self) {
+        seq = Math.max(seq, op.seq)
+        if (op.type === 'create') counter = Math.max(counter, counterOf(op.id))
+        if (op.type === 'write') counter = Math.max(counter, counterOf(op.version))
+      }
+    }
+    m.restore(seq, counter)
+    return m
+  }
+
+  // After a failed local transaction: memory may hold ops the disk does not.
+  private resync (): void {
+    this.pending = []
+    this.map = new EntryMap(this.o.store)
+    this.member = this.replay()
+  }
+
+  private genesis (): void {
+    const ns = this.o.ns
+    this.o.store.txn(() => {
+      const walk = (dirIno: number, dir: string): void => {
+        for (const d of ns.readdir(dirIno)) {
+          const a = ns.getAttrs(d.ino)
+          if (!a) continue
+          const existing = this.map.entriesOf(d.ino)[0]
+          const kind = kindOf(a.mode)
+          const op = this.member.create(dir, d.name, kind, kind === 'dir' ? '' : this.manifestOf(d.ino, a), opAttrs(a))
+          this.append(op)
+          this.map.bind(op.id, d.ino, kind === 'dir' ? '' : op.id)
+          if (kind === 'dir' && existing === undefined) walk(d.ino, op.id)
+        }
+      }
+      walk(ROOT_INO, ROOT_ID)
+    })
+    this.o.log(`namespace: recorded the existing tree as ${this.log.headOf(this.o.memberId)} entries of this member's log`)
+    this.flushPending()
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.emitTimer) clearTimeout(this.emitTimer)
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer)
+    this.emitTimer = this.reconcileTimer = null
+    try { this.emitDirty() } catch (e) { this.o.log(`namespace: ${(e as Error).message}`) }
+  }
+}
+
+function kindOf (mode: number): NodeKind {
+  const t = mode & S_IFMT
+  return t === S_IFDIR ? 'dir' : t === S_IFLNK ? 'symlink' : 'file'
+}
+
+function opAttrs (a: InodeAttrs): Attrs {
+  return { mode: a.mode, uid: a.uid, gid: a.gid, mtime: a.mtime }
+}
+
+function modeOf (e: ViewEntry): number {
+  const m = e.attrs.mode
+  if (m !== undefined && (m & S_IFMT) !== 0) return m
+  const perms = m ?? (e.kind === 'dir' ? 0o755 : e.kind === 'symlink' ? 0o777 : 0o644)
+  return (e.kind === 'dir' ? S_IFDIR : e.kind === 'symlink' ? S_IFLNK : S_IFREG) | (perms & 0o7777)
+}

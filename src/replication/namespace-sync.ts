@@ -1,0 +1,150 @@
+import type { LmdbStore } from '../store/lmdb-store.js'
+import type { OpLog } from '../meta/shared/op-log.js'
+import type { SharedNamespace } from '../meta/shared/shared-namespace.js'
+import type { NsHead } from '../codec/wire.js'
+
+const REPLY_BUDGET_BYTES = 4 * 1024 * 1024
+const PUSH_BATCH_BYTES = 4 * 1024 * 1024
+const PUSH_BATCH_RECORDS = 1024
+const ANTI_ENTROPY_MS = 3000
+
+// What the sync needs of a connected peer.
+export interface NsPeer {
+  id: string
+  sync: (heads: NsHead[]) => Promise<{ records: Buffer[], more: boolean }>
+  push: (records: Buffer[]) => Promise<number>
+  close: (reason: string) => void
+}
+
+export interface NamespaceSyncOptions {
+  store: LmdbStore
+  log: OpLog
+  shared: SharedNamespace | null // null on a storage-only member: it keeps and relays records it cannot open
+  peers: () => NsPeer[]
+  print: (line: string) => void
+}
+
+export interface NsPeerState { id: string, behind: number, lastSync: number | null }
+
+// Exchanges the members' namespace logs (docs/protocol.md, "Namespace sync"):
+// new local records are pushed to every peer at once; records accepted from
+// one peer are relayed to the others; and every few seconds, and whenever a
+// peer connects, each side asks the other for what its heads lack, which
+// fills any gap a lost push left. A peer that sends a record that fails
+// verification is disconnected.
+export class NamespaceSync {
+  private readonly peerHeads = new Map<string, Map<string, number>>()
+  private readonly lastSync = new Map<string, number>()
+  private readonly pulling = new Set<string>()
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor (private readonly o: NamespaceSyncOptions) {
+    o.shared?.onRecords(records => this.relay(records, null))
+  }
+
+  start (): void {
+    this.timer = setInterval(() => { for (const p of this.o.peers()) this.pull(p) }, ANTI_ENTROPY_MS)
+    this.timer.unref()
+  }
+
+  peerConnected (p: NsPeer): void {
+    this.pull(p)
+  }
+
+  // A peer asks for what its heads lack; its heads also tell us how far behind it is.
+  answerSync (from: string, heads: NsHead[]): { records: Buffer[], more: boolean } {
+    const map = headsMap(heads)
+    this.peerHeads.set(from, map)
+    return this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
+  }
+
+  answerPush (from: NsPeer, records: Buffer[]): number {
+    return this.ingest(from, records)
+  }
+
+  status (): NsPeerState[] {
+    return [...this.peerHeads].map(([id, heads]) => ({ id, behind: this.o.log.behind(heads), lastSync: this.lastSync.get(id) ?? null }))
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+  }
+
+  private heads (): NsHead[] {
+    return this.o.log.allHeads().map(h => ({ member: Buffer.from(h.member, 'hex'), seq: h.seq }))
+  }
+
+  private pull (p: NsPeer): void {
+    if (this.closed || this.pulling.has(p.id)) return
+    this.pulling.add(p.id)
+    const loop = async (): Promise<void> => {
+      for (let round = 0; round < 1000 && !this.closed; round++) {
+        const r = await p.sync(this.heads())
+        this.ingest(p, r.records)
+        if (!r.more || r.records.length === 0) break
+      }
+      this.lastSync.set(p.id, Date.now())
+    }
+    loop().catch(e => this.o.print(`namespace sync with ${p.id.slice(0, 12)}: ${(e as Error).message}`))
+      .finally(() => this.pulling.delete(p.id))
+  }
+
+  // Verifies and stores records from a peer, applies them (full members) and
+  // relays the new ones to everyone else.
+  private ingest (from: NsPeer, records: Buffer[]): number {
+    if (records.length === 0) return 0
+    let accepted: Buffer[]
+    let rejected = 0
+    let reason: string | undefined
+    if (this.o.shared) {
+      ({ accepted, rejected, reason } = this.o.shared.receive(records))
+    } else {
+      accepted = []
+      this.o.store.txn(() => {
+        for (const r of records) {
+          try {
+            if (this.o.log.accept(r)) accepted.push(Buffer.from(r))
+          } catch (e) {
+            rejected++
+            reason = (e as Error).message
+          }
+        }
+      })
+    }
+    if (rejected > 0) {
+      this.o.print(`peer ${from.id.slice(0, 12)} sent ${rejected} namespace record(s) that failed verification (${reason ?? 'invalid'}); disconnecting it`)
+      from.close('sent an invalid namespace record')
+    }
+    if (accepted.length > 0) this.relay(accepted, from.id)
+    return accepted.length
+  }
+
+  private relay (records: Buffer[], except: string | null): void {
+    if (this.closed) return
+    const batches: Buffer[][] = []
+    let batch: Buffer[] = []
+    let bytes = 0
+    for (const r of records) {
+      if (batch.length > 0 && (bytes + r.length > PUSH_BATCH_BYTES || batch.length >= PUSH_BATCH_RECORDS)) { batches.push(batch); batch = []; bytes = 0 }
+      batch.push(r)
+      bytes += r.length
+    }
+    if (batch.length > 0) batches.push(batch)
+    for (const p of this.o.peers()) {
+      if (p.id === except) continue
+      for (const b of batches) {
+        p.push(b).catch(() => {
+          // A lost push is repaired by the next anti-entropy round.
+        })
+      }
+    }
+  }
+}
+
+function headsMap (heads: NsHead[]): Map<string, number> {
+  const m = new Map<string, number>()
+  for (const h of heads) m.set(h.member.toString('hex'), h.seq)
+  return m
+}
