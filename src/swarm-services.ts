@@ -10,6 +10,7 @@ import { RemoteFetcher } from './replication/remote-fetcher.js'
 import type { PeerLink, PutResult, PeerStats } from './replication/peer-link.js'
 import type { PeerReport } from './status-report.js'
 import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
+import { Census } from './replication/census.js'
 
 const PUT_TIMEOUT_MS = 60_000
 const GET_TIMEOUT_MS = 30_000
@@ -26,6 +27,7 @@ export class SwarmServices {
   readonly service: ChunkService
   readonly replicaCount: number
   readonly nsSync: NamespaceSync
+  readonly census: Census
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
 
@@ -45,6 +47,14 @@ export class SwarmServices {
     this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
     this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders })
     this.remote = new RemoteFetcher(links, holders, log)
+    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({
+      id: conn.id,
+      async has (ids: Buffer[]) {
+        const r = await conn.request({ type: 'HAS', ids }, STATS_TIMEOUT_MS * 5) as ReplyBody
+        if (r.type !== 'HAS_REPLY' || r.have.length !== ids.length) throw new Error('bad HAS reply')
+        return r.have
+      }
+    })))
     this.nsSync = new NamespaceSync({
       store: volume.store,
       log: volume.oplog,
@@ -63,11 +73,13 @@ export class SwarmServices {
       this.log(`peer ${conn.id.slice(0, 12)} (${conn.role}) connected from ${conn.address}`)
       this.replicator.rescan()
       this.nsSync.peerConnected(this.nsPeerOf(conn))
+      setTimeout(() => { void this.census.run() }, 1000).unref()
     })
     this.network.on('peer-closed', (id: string) => this.log(`peer ${id.slice(0, 12)} went offline`))
     await this.network.start()
     this.replicator.start()
     this.nsSync.start()
+    this.census.start()
   }
 
   private async answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
@@ -139,6 +151,7 @@ export class SwarmServices {
 
   async close (): Promise<void> {
     this.nsSync.close()
+    this.census.close()
     this.replicator.close()
     await this.network.close()
   }

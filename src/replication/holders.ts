@@ -14,6 +14,10 @@ export class Holders {
     return out
   }
 
+  addMany (chunkIds: Buffer[], node: string): void {
+    this.store.txn(() => { for (const id of chunkIds) this.add(id, node) })
+  }
+
   add (chunkId: Buffer, node: string): void {
     this.store.txn(() => {
       const cur = this.get(chunkId)

@@ -126,6 +126,13 @@ t.test('three mounts share one tree', async t => {
   for (let i = 0; i < 15; i++) t.equal((await readFile(md.path(`conv-${i}.txt`))).toString(), `round ${i}\n`)
   t.equal((await stat(md.path('docs/deep/big.bin'))).size, big.length, 'sizes come across')
   t.pass('a fresh member reads every file from its peers')
+  // Its status counts the chunks others wrote by asking who holds them.
+  const sd = await until('the fresh member knows where every chunk is', async () => {
+    const st = await statusJson(d)
+    return st.replication.chunks > 0 && st.replication.lost === 0 && st.replication.underReplicated === 0 ? st : false
+  }, 40_000)
+  t.equal(sd.replication.atTarget, sd.replication.chunks, 'every chunk at target as the fresh member sees it')
+  t.equal((await disktro(['status', '--data-dir', d.dataDir, '--config', d.config])).code, 0, 'its status exits 0')
 })
 
 // A storage-only member keeps and relays the sealed logs: a member catches
