@@ -129,8 +129,11 @@ function validateOp (o: unknown): Op {
       if (!Array.isArray(r.versions) || r.versions.length > 1024) return bad('versions')
       return { ...stamp, type: 'remove', id: id(r.id), versions: r.versions.map(id) }
     }
-    case 'write':
-      return { ...stamp, type: 'write', id: id(r.id), version: id(r.version), content: content(r.content), base: r.base === null ? null : id(r.base) }
+    case 'write': {
+      const w: Op = { ...stamp, type: 'write', id: id(r.id), version: id(r.version), content: content(r.content), base: r.base === null ? null : id(r.base) }
+      if (r.attrs !== undefined) w.attrs = attrs(r.attrs)
+      return w
+    }
     case 'setattr':
       return { ...stamp, type: 'setattr', id: id(r.id), attrs: attrs(r.attrs) }
     default:

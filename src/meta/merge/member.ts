@@ -44,9 +44,11 @@ export class Member {
   // A new version of a file's content, based on the version this member sees
   // (by default its newest head; the live namespace passes the version the
   // local file was showing when it was edited).
-  write (id: string, content: string, base: string | null | undefined = undefined): WriteOp {
+  write (id: string, content: string, base: string | null | undefined = undefined, attrs?: Attrs): WriteOp {
     const b = base !== undefined ? base : (this.tree.winner(id)?.id ?? null)
-    return this.local({ ...this.stamp(), type: 'write', id, version: this.newId(), content, base: b })
+    const op: WriteOp = { ...this.stamp(), type: 'write', id, version: this.newId(), content, base: b }
+    if (attrs) op.attrs = attrs
+    return this.local(op)
   }
 
   // A remove built by a caller that knows which node and versions it deletes

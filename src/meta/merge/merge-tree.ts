@@ -66,6 +66,7 @@ export class MergeTree {
         for (const v of op.versions) this.dismissed.add(v)
         return true
       case 'write':
+        if (op.attrs) this.setAttrs(op.id, op.attrs, ts)
         this.addVersion(op.id, { id: op.version, content: op.content, ts, base: op.base })
         if (op.base !== null) {
           this.superseded.add(op.base)

@@ -28,8 +28,9 @@ export type MoveOp = OpStamp & { type: 'move', id: string, parent: string, name:
 // in the entry it deleted; versions it did not see stay alive.
 export type RemoveOp = OpStamp & { type: 'remove', id: string, versions: string[] }
 // write: a new version of a file's content (a content ref, opaque here);
-// `base` is the version the writer was looking at.
-export type WriteOp = OpStamp & { type: 'write', id: string, version: string, content: string, base: string | null }
+// `base` is the version the writer was looking at. `attrs` (optional) set
+// attributes in the same op, as a setattr would (the mtime of the write).
+export type WriteOp = OpStamp & { type: 'write', id: string, version: string, content: string, base: string | null, attrs?: Attrs }
 export type SetattrOp = OpStamp & { type: 'setattr', id: string, attrs: Attrs }
 
 export type Op = CreateOp | MoveOp | RemoveOp | WriteOp | SetattrOp

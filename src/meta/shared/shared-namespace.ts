@@ -226,9 +226,8 @@ export class SharedNamespace {
           const base = this.map.get(entry)?.version ?? null
           const current = this.member.tree.winner(node)
           if (current && current.id === base && current.content === content) continue
-          const op = this.member.write(node, content, base === '' ? null : base)
+          const op = this.member.write(node, content, base === '' ? null : base, { mtime: a.mtime })
           this.append(op)
-          this.append(this.member.setattr(node, { mtime: a.mtime }))
           this.map.bind(entry, ino, op.version)
         }
       }
