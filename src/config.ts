@@ -10,6 +10,8 @@ export interface Config {
   webHost: string // the dashboard listens here only: loopback unless you mean otherwise
   maxStoreBytes: number // LMDB map size: the most this node stores
   bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults; []: no network
+  gcGrace: number // ms a chunk stays unreferenced before every member's copy is deleted
+  repairAfter: number // ms a peer may be offline before its copies stop counting and are re-made elsewhere
 }
 
 export interface HostPort {
@@ -24,7 +26,9 @@ export const DEFAULT_CONFIG: Config = {
   port: 8080,
   webHost: '127.0.0.1',
   maxStoreBytes: 1024 * 1024 * 1024 * 1024,
-  bootstrap: null
+  bootstrap: null,
+  gcGrace: 10 * 60 * 1000,
+  repairAfter: 10 * 60 * 1000
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -61,6 +65,8 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
     if (typeof r.webHost !== 'string' || !/^[0-9A-Za-z.:-]+$/.test(r.webHost)) throw fail('BAD_CONFIG', `${where}: webHost must be an address such as 127.0.0.1`)
     c.webHost = r.webHost
   }
+  if (r.repairAfter !== undefined) c.repairAfter = duration(r.repairAfter, 'repairAfter', where)
+  if (r.gcGrace !== undefined) c.gcGrace = duration(r.gcGrace, 'gcGrace', where)
   if (r.maxStoreBytes !== undefined) c.maxStoreBytes = size(r.maxStoreBytes, 'maxStoreBytes', where)
   if (r.bootstrap !== undefined) {
     const list = Array.isArray(r.bootstrap) ? r.bootstrap : [r.bootstrap]

@@ -157,6 +157,7 @@ export class DisktroNode {
       conflicts: shared?.conflictsSeen ?? 0,
       peers: this.swarm?.nsSync.status() ?? []
     }
+    if (this.swarm) report.gc = this.swarm.gc.report()
     if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
     return report
   }

@@ -1,6 +1,7 @@
 import type { VolumeStats } from './volume/stats.js'
 import type { ReplicationSummary } from './replication/replicator.js'
 import type { PeerStats } from './replication/peer-link.js'
+import type { GcReport } from './replication/garbage-collector.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -12,6 +13,7 @@ export interface PeerReport {
   rttMs: number | null
   chunks: number | null
   bytes: number | null
+  refusing?: string // the reason of the peer's last refusal of a chunk within the last minute (a full disk)
 }
 
 export interface FileReplication {
@@ -53,5 +55,6 @@ export interface StatusReport {
   replication: ReplicationSummary
   pins: PinReport[]
   namespace?: NamespaceReport
+  gc?: GcReport
   files?: FileReplication[]
 }

@@ -11,6 +11,8 @@ import type { PeerLink, PutResult, PeerStats } from './replication/peer-link.js'
 import type { PeerReport } from './status-report.js'
 import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
 import { Census } from './replication/census.js'
+import { GarbageCollector } from './replication/garbage-collector.js'
+import { Trimmer } from './replication/trimmer.js'
 
 const PUT_TIMEOUT_MS = 60_000
 const GET_TIMEOUT_MS = 30_000
@@ -28,6 +30,8 @@ export class SwarmServices {
   readonly replicaCount: number
   readonly nsSync: NamespaceSync
   readonly census: Census
+  readonly gc: GarbageCollector
+  readonly trimmer: Trimmer
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
 
@@ -45,7 +49,19 @@ export class SwarmServices {
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
     this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
-    this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders })
+    const started = Date.now()
+    let seen = new Map<string, { online: boolean, lastSeen: number }>()
+    let seenAt = 0
+    const counts = (peer: string): boolean => {
+      if (Date.now() - seenAt > 500) {
+        seen = new Map(this.network.peers().map(p => [p.id, p]))
+        seenAt = Date.now()
+      }
+      const p = seen.get(peer)
+      if (p?.online) return true
+      return Date.now() - Math.max(p?.lastSeen ?? 0, started) < config.repairAfter
+    }
+    this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, counts })
     this.remote = new RemoteFetcher(links, holders, log)
     this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({
       id: conn.id,
@@ -55,6 +71,42 @@ export class SwarmServices {
         return r.have
       }
     })))
+    this.gc = new GarbageCollector({
+      store: volume.store,
+      holders,
+      graceMs: config.gcGrace,
+      settled: () => volume.access?.shared?.settled ?? true,
+      log,
+      links: () => this.network.connections().map(conn => ({
+        id: conn.id,
+        async drop (ids: Buffer[]) {
+          const r = await conn.request({ type: 'DROP_CHUNKS', ids }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'DROP_ACK') throw new Error('bad DROP reply')
+          return r.dropped
+        }
+      }))
+    })
+    this.trimmer = new Trimmer({
+      store: volume.store,
+      holders,
+      selfId: volume.file.nodeId,
+      replicaCount: config.replicaCount,
+      pins: () => this.replicator.pinPolicy,
+      log,
+      links: () => this.network.connections().map(conn => ({
+        id: conn.id,
+        async has (ids: Buffer[]) {
+          const r = await conn.request({ type: 'HAS', ids }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'HAS_REPLY' || r.have.length !== ids.length) throw new Error('bad HAS reply')
+          return r.have
+        },
+        async trim (ids: Buffer[]) {
+          const r = await conn.request({ type: 'TRIM_CHUNKS', ids }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'DROP_ACK') throw new Error('bad TRIM reply')
+          return r.dropped
+        }
+      }))
+    })
     this.nsSync = new NamespaceSync({
       store: volume.store,
       log: volume.oplog,
@@ -80,6 +132,8 @@ export class SwarmServices {
     this.replicator.start()
     this.nsSync.start()
     this.census.start()
+    if (this.volume.access) this.gc.start()
+    this.trimmer.start()
   }
 
   private async answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
@@ -90,6 +144,9 @@ export class SwarmServices {
       case 'STATS': return { type: 'STATS_REPLY', ...this.service.stats(), role: this.volume.file.role }
       case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(conn.id, body.heads) }
       case 'NS_PUSH': return { type: 'NS_ACK', accepted: this.nsSync.answerPush(this.nsPeerOf(conn), body.records) }
+      // Only a member that can read the tree may say a chunk is garbage.
+      case 'DROP_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? this.gc.answerDrop(body.ids) : 0 }
+      case 'TRIM_CHUNKS': return { type: 'DROP_ACK', dropped: Trimmer.answerTrim(this.volume.store, body.ids) }
     }
   }
 
@@ -145,13 +202,18 @@ export class SwarmServices {
     return await Promise.all(this.network.peers().map(async p => {
       const conn = open.get(p.id)
       const stats = conn ? await this.linkOf(conn).stats().catch(() => null) : null
-      return { id: p.id, address: p.address, role: p.role, online: p.online && !!conn, lastSeen: p.lastSeen || null, rttMs: p.rttMs, chunks: stats?.chunks ?? null, bytes: stats?.bytes ?? null }
+      const refused = this.replicator.refusals.get(p.id)
+      const report: PeerReport = { id: p.id, address: p.address, role: p.role, online: p.online && !!conn, lastSeen: p.lastSeen || null, rttMs: p.rttMs, chunks: stats?.chunks ?? null, bytes: stats?.bytes ?? null }
+      if (refused && Date.now() - refused.at < 60_000) report.refusing = refused.reason
+      return report
     }))
   }
 
   async close (): Promise<void> {
     this.nsSync.close()
     this.census.close()
+    this.gc.close()
+    this.trimmer.close()
     this.replicator.close()
     await this.network.close()
   }

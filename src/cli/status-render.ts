@@ -18,6 +18,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   }
   lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here`)
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
+  if (rep.etaSec !== null && rep.etaSec !== undefined) lines.push(`            ${rep.queued} chunk(s) queued; safe in about ${rep.etaSec < 120 ? `${rep.etaSec} s` : `${Math.round(rep.etaSec / 60)} min`} at the current rate`)
   if (progress && rep.chunks > 0 && rep.underReplicated > 0) {
     const width = 40
     const done = Math.round(width * rep.atTarget / rep.chunks)
@@ -26,12 +27,15 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   lines.push('', r.peers.length ? 'peers' : 'peers       none seen yet')
   for (const p of r.peers) {
     const seen = p.lastSeen ? `${Math.max(0, Math.round((Date.now() - p.lastSeen) / 1000))}s ago` : 'never'
-    lines.push(`  ${p.id.slice(0, 16)} ${p.online ? 'online ' : 'OFFLINE'} ${p.role.padEnd(7)} ${p.address.padEnd(21)} seen ${seen.padEnd(8)} rtt ${p.rttMs === null ? '-' : p.rttMs.toFixed(1) + 'ms'}  holds ${p.chunks ?? '?'} chunks ${p.bytes === null ? '' : bytes(p.bytes)}`)
+    lines.push(`  ${p.id.slice(0, 16)} ${p.online ? 'online ' : 'OFFLINE'} ${p.role.padEnd(7)} ${p.address.padEnd(21)} seen ${seen.padEnd(8)} rtt ${p.rttMs === null ? '-' : p.rttMs.toFixed(1) + 'ms'}  holds ${p.chunks ?? '?'} chunks ${p.bytes === null ? '' : bytes(p.bytes)}${p.refusing ? `  REFUSING: ${p.refusing}` : ''}`)
   }
   if (r.namespace) {
     const n = r.namespace
     lines.push('', `namespace   ${n.records} changes from ${n.members} member(s), ${n.conflicts} conflict cop${n.conflicts === 1 ? 'y' : 'ies'} in the tree`)
     for (const p of n.peers) lines.push(`  ${p.id.slice(0, 16)} ${p.behind === 0 ? 'in sync' : `behind by ${p.behind} change(s)`}`)
+  }
+  if (r.gc) {
+    lines.push(`garbage     ${r.gc.pending} unreferenced chunk(s) waiting (grace ${Math.round(r.gc.graceMs / 1000)} s); ${r.gc.collectedChunks} collected, ${bytes(r.gc.collectedBytes)} freed here`)
   }
   if (r.pins?.length) {
     lines.push('', 'pins (the peer always holds a full copy)')

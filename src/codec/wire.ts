@@ -32,7 +32,12 @@ export interface Stats { type: 'STATS' }
 export interface NsHead { member: Buffer, seq: number }
 export interface NsSync { type: 'NS_SYNC', heads: NsHead[] }
 export interface NsPush { type: 'NS_PUSH', records: Buffer[] }
-export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush
+// Garbage collection: chunks no version of the namespace references any more
+// (sent by full members only; docs/protocol.md, "Garbage collection").
+export interface DropChunks { type: 'DROP_CHUNKS', ids: Buffer[] }
+// Surplus replicas: drop these copies held for others (replication/trimmer.ts).
+export interface TrimChunks { type: 'TRIM_CHUNKS', ids: Buffer[] }
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -42,12 +47,13 @@ export interface StatsReply { type: 'STATS_REPLY', chunks: number, bytes: number
 export interface ErrorReply { type: 'ERROR', message: string }
 export interface NsRecords { type: 'NS_RECORDS', records: Buffer[], more: boolean }
 export interface NsAck { type: 'NS_ACK', accepted: number }
-export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck
+export interface DropAck { type: 'DROP_ACK', dropped: number }
+export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK'
 }
 
 export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
@@ -62,7 +68,7 @@ export type Message = Hello | Ping | Pong | Request | Reply
 const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
   PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
-  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13
+  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16
 } as const
 const ROLE = { full: 1, storage: 2 } as const
 
@@ -124,6 +130,11 @@ function encodeRequest (b: RequestBody): Buffer[] {
     }
     case 'NS_PUSH':
       return [Buffer.from([BODY.NS_PUSH]), ...records(b.records)]
+    case 'DROP_CHUNKS':
+    case 'TRIM_CHUNKS':
+      if (b.ids.length > MAX_HAS_IDS) throw fail('EINVAL', `${b.type} carries at most ${MAX_HAS_IDS} ids`)
+      for (const id of b.ids) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
+      return [Buffer.from([BODY[b.type]]), u16(b.ids.length), ...b.ids]
   }
 }
 
@@ -156,6 +167,8 @@ function encodeReply (b: ReplyBody): Buffer[] {
       return [Buffer.from([BODY.NS_RECORDS, b.more ? 1 : 0]), ...records(b.records)]
     case 'NS_ACK':
       return [Buffer.from([BODY.NS_ACK]), u32(b.accepted)]
+    case 'DROP_ACK':
+      return [Buffer.from([BODY.DROP_ACK]), u32(b.dropped)]
   }
 }
 
@@ -239,6 +252,14 @@ function decodeRequest (r: Reader): RequestBody {
       return { type: 'NS_SYNC', heads }
     }
     case BODY.NS_PUSH: return { type: 'NS_PUSH', records: readRecords(r) }
+    case BODY.DROP_CHUNKS:
+    case BODY.TRIM_CHUNKS: {
+      const n = r.u16()
+      if (n > MAX_HAS_IDS) throw fail('BAD_MESSAGE', `chunk list with ${n} ids`)
+      const ids: Buffer[] = []
+      for (let i = 0; i < n; i++) ids.push(r.bytes(CHUNK_ID_BYTES))
+      return { type: type === BODY.DROP_CHUNKS ? 'DROP_CHUNKS' : 'TRIM_CHUNKS', ids }
+    }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a request`)
   }
 }
@@ -268,6 +289,7 @@ function decodeReply (r: Reader): ReplyBody {
       return { type: 'NS_RECORDS', records: readRecords(r), more }
     }
     case BODY.NS_ACK: return { type: 'NS_ACK', accepted: r.u32() }
+    case BODY.DROP_ACK: return { type: 'DROP_ACK', dropped: r.u32() }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a reply`)
   }
 }

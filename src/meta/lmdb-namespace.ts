@@ -337,6 +337,7 @@ export class LmdbNamespace implements Namespace {
   private incref (id: Buffer): void {
     const raw = this.store.refs.getBinary(id)
     const n = raw ? raw.readUInt32LE(0) : 0
+    if (n === 0) this.store.garbage.removeSync(id)
     const out = Buffer.allocUnsafe(4)
     out.writeUInt32LE(n + 1)
     this.store.refs.putSync(id, out)
@@ -347,12 +348,16 @@ export class LmdbNamespace implements Namespace {
     const n = raw ? raw.readUInt32LE(0) : 0
     if (n <= 1) {
       this.store.refs.removeSync(id)
-      // A replica held for another member stays; collecting those is the
-      // garbage collector's job (self-healing issue).
-      if (!this.store.foreign.doesExist(id)) {
-        this.store.chunks.removeSync(id)
-        this.store.holders.removeSync(id)
+      // Copies elsewhere (replicas we placed, or this one when we hold it for
+      // other members) are collected after a grace period by the garbage
+      // collector (replication/garbage-collector.ts); it needs the holders.
+      const foreign = this.store.foreign.doesExist(id)
+      if (foreign || this.store.holders.doesExist(id)) {
+        const t = Buffer.allocUnsafe(8)
+        t.writeDoubleLE(Date.now())
+        this.store.garbage.putSync(id, t)
       }
+      if (!foreign) this.store.chunks.removeSync(id)
     } else {
       const out = Buffer.allocUnsafe(4)
       out.writeUInt32LE(n - 1)

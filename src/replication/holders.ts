@@ -14,6 +14,10 @@ export class Holders {
     return out
   }
 
+  set (chunkId: Buffer, nodes: string[]): void {
+    this.store.holders.putSync(chunkId, Buffer.concat(nodes.map(h => Buffer.from(h, 'hex'))))
+  }
+
   addMany (chunkIds: Buffer[], node: string): void {
     this.store.txn(() => { for (const id of chunkIds) this.add(id, node) })
   }

@@ -15,6 +15,8 @@ export interface ReplicationSummary {
   lost: number
   pendingBytes: number
   uploadRate: number // bytes/s acknowledged over the last few seconds
+  queued: number // chunks waiting to be pushed now (new writes and repairs)
+  etaSec: number | null // pendingBytes / uploadRate: time to safety at the current rate; null when idle or stalled
 }
 
 // Peers that must hold a chunk whatever the placement says (pinning.ts).
@@ -29,6 +31,9 @@ export interface ReplicatorOptions {
   links: () => PeerLink[]
   log: (line: string) => void
   holders?: Holders
+  // False for a holder offline longer than `repairAfter`: its copies no
+  // longer count, so the chunk is copied to another member.
+  counts?: (peerId: string) => boolean
 }
 
 // Pushes this node's chunks (the ones its own block maps reference) to
@@ -46,10 +51,17 @@ export class Replicator {
   private readonly acked: Array<{ t: number, bytes: number }> = []
   private pins: PinPolicy | null = null
   readonly sentTo = new Map<string, number>() // bytes acknowledged per peer, this run
+  readonly refusals = new Map<string, { at: number, reason: string }>() // last refusal per peer (a full disk, say)
   sentBytes = 0
 
   constructor (private readonly o: ReplicatorOptions) {
     this.holders = o.holders ?? new Holders(o.store)
+  }
+
+  // Holders whose copies count toward the target.
+  private holdersOf (id: Buffer): string[] {
+    const all = this.holders.get(id)
+    return this.o.counts ? all.filter(this.o.counts) : all
   }
 
   start (): void {
@@ -60,6 +72,10 @@ export class Replicator {
 
   usePins (pins: PinPolicy): void {
     this.pins = pins
+  }
+
+  get pinPolicy (): PinPolicy | null {
+    return this.pins
   }
 
   // New chunks committed locally.
@@ -74,7 +90,7 @@ export class Replicator {
     if (this.o.links().length === 0) return
     for (const key of this.o.store.refs.getKeys({})) {
       const id = key as Buffer
-      const have = this.holders.get(id)
+      const have = this.holdersOf(id)
       if (1 + have.length < this.o.replicaCount || this.missingPins(id, have).length > 0) this.queue.add(id.toString('hex'))
     }
     this.pump()
@@ -86,11 +102,11 @@ export class Replicator {
   }
 
   summary (): ReplicationSummary {
-    const s: ReplicationSummary = { target: this.o.replicaCount, chunks: 0, atTarget: 0, underReplicated: 0, onlyHere: 0, lost: 0, pendingBytes: 0, uploadRate: this.rate() }
+    const s: ReplicationSummary = { target: this.o.replicaCount, chunks: 0, atTarget: 0, underReplicated: 0, onlyHere: 0, lost: 0, pendingBytes: 0, uploadRate: this.rate(), queued: this.queue.size + this.running, etaSec: null }
     for (const key of this.o.store.refs.getKeys({})) {
       const id = key as Buffer
       s.chunks++
-      const h = this.holders.get(id).length
+      const h = this.holdersOf(id).length
       const local = this.o.store.hasChunk(id)
       const copies = h + (local ? 1 : 0)
       if (copies === 0) { s.lost++; s.underReplicated++; continue }
@@ -100,11 +116,12 @@ export class Replicator {
       const size = local ? this.sizeOf(id) : 0
       s.pendingBytes += size * (this.o.replicaCount - copies)
     }
+    if (s.pendingBytes > 0 && s.uploadRate > 0) s.etaSec = Math.ceil(s.pendingBytes / s.uploadRate)
     return s
   }
 
   copiesOf (id: Buffer): number {
-    return this.holders.get(id).length + (this.o.store.hasChunk(id) ? 1 : 0)
+    return this.holdersOf(id).length + (this.o.store.hasChunk(id) ? 1 : 0)
   }
 
   close (): void {
@@ -126,7 +143,7 @@ export class Replicator {
 
   private async replicate (id: Buffer): Promise<void> {
     if (!this.o.store.refs.doesExist(id)) return // deleted meanwhile
-    const have = this.holders.get(id)
+    const have = this.holdersOf(id)
     const pinned = new Set(this.missingPins(id, have))
     let need = this.o.replicaCount - 1 - have.length
     if (need <= 0 && pinned.size === 0) return
@@ -148,6 +165,7 @@ export class Replicator {
         this.sentBytes += record.length
         need--
       } else {
+        this.refusals.set(link.id, { at: Date.now(), reason: r.reason ?? 'no reason' })
         this.o.log(`peer ${link.id.slice(0, 12)} refused chunk ${id.toString('hex').slice(0, 12)}: ${r.reason ?? 'no reason'}`)
       }
     }

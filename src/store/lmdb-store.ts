@@ -33,6 +33,7 @@ export class LmdbStore {
   readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
   readonly pins: Db // ino (u64 BE) + peer node id (32) -> pin record: a peer that must hold the subtree
   readonly oplog: Db // member id (32) + seq (u64 BE) -> signed, sealed namespace op record (every member's log)
+  readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then; copies elsewhere to collect
   readonly nsmap: Db // shared-namespace bookkeeping: view entry <-> local inode, materialized versions, unsent writes
   private closed = false
   private readonly all: Db[] = []
@@ -56,7 +57,8 @@ export class LmdbStore {
     this.foreign = sub('foreign')
     this.pins = sub('pins')
     this.oplog = sub('oplog')
-    this.nsmap = sub('nsmap') // 12 of maxDbs (16)
+    this.nsmap = sub('nsmap')
+    this.garbage = sub('garbage') // 13 of maxDbs (16)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {

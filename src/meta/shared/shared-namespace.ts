@@ -75,6 +75,11 @@ export class SharedNamespace {
     this.listeners.push(fn)
   }
 
+  // No local edit waits to become an op and no peer op waits to be applied.
+  get settled (): boolean {
+    return this.map.dirty.size === 0 && this.reconcileTimer === null
+  }
+
   get memberId (): string {
     return this.o.memberId
   }

@@ -1,0 +1,127 @@
+import type { LmdbStore } from '../store/lmdb-store.js'
+import type { Holders } from './holders.js'
+
+const BATCH = 4096 // the DROP_CHUNKS message limit
+const GIVE_UP_MS = 7 * 24 * 3600 * 1000 // a holder gone this long keeps its copy
+
+export interface DropLink {
+  id: string
+  drop: (ids: Buffer[]) => Promise<number>
+}
+
+export interface GcReport {
+  graceMs: number
+  pending: number // chunks no longer referenced, waiting for the grace period or for holders to come back
+  collectedChunks: number // this run of the daemon, here and acknowledged by peers
+  collectedBytes: number // here
+  lastRun: number | null
+}
+
+export interface GarbageCollectorOptions {
+  store: LmdbStore
+  holders: Holders
+  graceMs: number
+  links: () => DropLink[]
+  settled: () => boolean // the local tree is up to date with what peers sent
+  log: (line: string) => void
+}
+
+// Deletes chunks that no version of the namespace references any more, here
+// and on every member holding a copy. A chunk enters `garbage` when its last
+// reference in the merged tree goes (LmdbNamespace.decref); after `graceMs`
+// without a new reference, every connected member is told to drop it
+// (DROP_CHUNKS); a full member refuses for chunks its own tree references, a
+// storage-only member, which has no tree, drops. Holders that were offline
+// are told when they come back. A chunk written but not yet referenced never
+// enters `garbage`, so writes in flight are never collected.
+export class GarbageCollector {
+  private timer: NodeJS.Timeout | null = null
+  private running = false
+  private closed = false
+  private lastRun: number | null = null
+  private collectedChunks = 0
+  private collectedBytes = 0
+
+  constructor (private readonly o: GarbageCollectorOptions) {}
+
+  start (): void {
+    const every = Math.max(500, Math.min(this.o.graceMs / 4, 10_000))
+    this.timer = setInterval(() => { void this.run().catch(e => this.o.log(`garbage collection: ${(e as Error).message}`)) }, every)
+    this.timer.unref()
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+  }
+
+  report (): GcReport {
+    let pending = 0
+    for (const _ of this.o.store.garbage.getKeys({})) pending++
+    return { graceMs: this.o.graceMs, pending, collectedChunks: this.collectedChunks, collectedBytes: this.collectedBytes, lastRun: this.lastRun }
+  }
+
+  async run (): Promise<void> {
+    if (this.running || this.closed || !this.o.settled()) return
+    this.running = true
+    try {
+      const now = Date.now()
+      const due: Array<{ id: Buffer, since: number }> = []
+      for (const { key, value } of this.o.store.garbage.getRange({})) {
+        const since = (value as Buffer).readDoubleLE(0)
+        if (now - since >= this.o.graceMs) due.push({ id: Buffer.from(key as Buffer), since })
+        if (due.length >= BATCH) break
+      }
+      this.lastRun = now
+      if (due.length === 0) return
+      const ids = due.map(d => d.id)
+      const told = new Set<string>()
+      for (const link of this.o.links()) {
+        const n = await link.drop(ids).catch(() => null)
+        if (n === null) continue
+        told.add(link.id)
+        this.collectedChunks += n
+      }
+      this.o.store.txn(() => {
+        for (const { id, since } of due) {
+          if (this.o.store.refs.doesExist(id)) { this.o.store.garbage.removeSync(id); continue }
+          const size = this.o.store.chunks.getBinaryFast(id)?.length
+          if (size !== undefined) {
+            this.o.store.chunks.removeSync(id)
+            this.collectedChunks++
+            this.collectedBytes += size
+          }
+          this.o.store.foreign.removeSync(id)
+          const left = this.o.holders.get(id).filter(h => !told.has(h))
+          if (left.length === 0 || now - since > GIVE_UP_MS) {
+            this.o.store.holders.removeSync(id)
+            this.o.store.garbage.removeSync(id)
+          } else {
+            this.o.holders.set(id, left)
+          }
+        }
+      })
+    } finally {
+      this.running = false
+    }
+  }
+
+  // A full member asks us to drop chunks it no longer references. Chunks our
+  // own tree references stay (we may have written the same content).
+  answerDrop (ids: Buffer[]): number {
+    let dropped = 0
+    this.o.store.txn(() => {
+      for (const id of ids) {
+        if (this.o.store.refs.doesExist(id)) continue
+        if (this.o.store.hasChunk(id)) {
+          this.o.store.chunks.removeSync(id)
+          dropped++
+        }
+        this.o.store.foreign.removeSync(id)
+        this.o.store.holders.removeSync(id)
+        this.o.store.garbage.removeSync(id)
+      }
+    })
+    return dropped
+  }
+}
