@@ -12,6 +12,7 @@ export interface Config {
   bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults; []: no network
   gcGrace: number // ms a chunk stays unreferenced before every member's copy is deleted
   repairAfter: number // ms a peer may be offline before its copies stop counting and are re-made elsewhere
+  cacheSize: number | null // bytes of chunks to keep here at most (beyond what placement and pins require); null: everything
 }
 
 export interface HostPort {
@@ -28,7 +29,8 @@ export const DEFAULT_CONFIG: Config = {
   maxStoreBytes: 1024 * 1024 * 1024 * 1024,
   bootstrap: null,
   gcGrace: 10 * 60 * 1000,
-  repairAfter: 10 * 60 * 1000
+  repairAfter: 10 * 60 * 1000,
+  cacheSize: null
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -65,6 +67,7 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
     if (typeof r.webHost !== 'string' || !/^[0-9A-Za-z.:-]+$/.test(r.webHost)) throw fail('BAD_CONFIG', `${where}: webHost must be an address such as 127.0.0.1`)
     c.webHost = r.webHost
   }
+  if (r.cacheSize !== undefined && r.cacheSize !== null) c.cacheSize = size(r.cacheSize, 'cacheSize', where)
   if (r.repairAfter !== undefined) c.repairAfter = duration(r.repairAfter, 'repairAfter', where)
   if (r.gcGrace !== undefined) c.gcGrace = duration(r.gcGrace, 'gcGrace', where)
   if (r.maxStoreBytes !== undefined) c.maxStoreBytes = size(r.maxStoreBytes, 'maxStoreBytes', where)

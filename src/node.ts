@@ -158,6 +158,7 @@ export class DisktroNode {
       peers: this.swarm?.nsSync.status() ?? []
     }
     if (this.swarm) report.gc = this.swarm.gc.report()
+    if (this.swarm?.evictor) report.cache = this.swarm.evictor.report()
     if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
     return report
   }

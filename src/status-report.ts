@@ -2,6 +2,7 @@ import type { VolumeStats } from './volume/stats.js'
 import type { ReplicationSummary } from './replication/replicator.js'
 import type { PeerStats } from './replication/peer-link.js'
 import type { GcReport } from './replication/garbage-collector.js'
+import type { EvictionReport } from './replication/evictor.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -56,5 +57,6 @@ export interface StatusReport {
   pins: PinReport[]
   namespace?: NamespaceReport
   gc?: GcReport
+  cache?: EvictionReport
   files?: FileReplication[]
 }

@@ -13,6 +13,7 @@ import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
 import { Census } from './replication/census.js'
 import { GarbageCollector } from './replication/garbage-collector.js'
 import { Trimmer } from './replication/trimmer.js'
+import { Evictor } from './replication/evictor.js'
 
 const PUT_TIMEOUT_MS = 60_000
 const GET_TIMEOUT_MS = 30_000
@@ -32,6 +33,7 @@ export class SwarmServices {
   readonly census: Census
   readonly gc: GarbageCollector
   readonly trimmer: Trimmer
+  readonly evictor: Evictor | null
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
 
@@ -86,7 +88,21 @@ export class SwarmServices {
         }
       }))
     })
+    this.evictor = config.cacheSize === null || !volume.access
+      ? null
+      : new Evictor({
+        store: volume.store,
+        cacheSize: config.cacheSize,
+        selfId: volume.file.nodeId,
+        replicaCount: config.replicaCount,
+        lastUse: hex => volume.chunks.lastUse.get(hex),
+        holdersOf: id => this.replicator.holdersOf(id),
+        handoff: async id => await this.replicator.handoff(id),
+        pins: () => this.replicator.pinPolicy,
+        log
+      })
     this.trimmer = new Trimmer({
+      exempt: hex => this.evictor?.handingOff.has(hex) ?? false,
       store: volume.store,
       holders,
       selfId: volume.file.nodeId,
@@ -134,6 +150,7 @@ export class SwarmServices {
     this.census.start()
     if (this.volume.access) this.gc.start()
     this.trimmer.start()
+    this.evictor?.start()
   }
 
   private async answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
@@ -214,6 +231,7 @@ export class SwarmServices {
     this.census.close()
     this.gc.close()
     this.trimmer.close()
+    this.evictor?.close()
     this.replicator.close()
     await this.network.close()
   }

@@ -2,8 +2,21 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import { wrapStorageError } from '../errors.js'
 import type { ChunkStore } from './chunk-store.js'
 
+const USE_LIMIT = 1_000_000
+
 export class LmdbChunkStore implements ChunkStore {
+  // When each chunk was last read or stored, this run (hex id -> ms): the
+  // least recently used go first when a bounded cache must shrink.
+  readonly lastUse = new Map<string, number>()
+
   constructor (private readonly store: LmdbStore) {}
+
+  private used (id: Buffer): void {
+    if (this.lastUse.size >= USE_LIMIT) this.lastUse.clear()
+    const hex = id.toString('hex')
+    this.lastUse.delete(hex)
+    this.lastUse.set(hex, Date.now())
+  }
 
   has (id: Buffer): boolean {
     return this.store.hasChunk(id)
@@ -13,6 +26,7 @@ export class LmdbChunkStore implements ChunkStore {
   // copy made by getBinary is then a memory read.
   async get (id: Buffer): Promise<Buffer | undefined> {
     await this.store.chunks.prefetch([id])
+    this.used(id)
     return this.store.chunks.getBinary(id)
   }
 
@@ -23,6 +37,7 @@ export class LmdbChunkStore implements ChunkStore {
   async put (id: Buffer, record: Buffer): Promise<void> {
     try {
       await this.store.putLimited(this.store.chunks, id, record)
+      this.used(id)
     } catch (e) {
       throw wrapStorageError(e, 'cannot store chunk')
     }

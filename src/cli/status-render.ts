@@ -16,7 +16,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
       `files       ${v.files} in ${v.directories} directories, ${bytes(v.logicalBytes)}`,
       `stored      ${bytes(v.storedBytes)} in ${v.chunks} chunks (compression ${v.compressionRatio.toFixed(2)}x, dedupe ${v.dedupeRatio.toFixed(2)}x)`)
   }
-  lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here`)
+  lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here${r.cache ? ` (cache limit ${bytes(r.cache.cacheSize)}; ${r.cache.evictedChunks} chunks evicted, fetched back on demand)` : ''}`)
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
   if (rep.etaSec !== null && rep.etaSec !== undefined) lines.push(`            ${rep.queued} chunk(s) queued; safe in about ${rep.etaSec < 120 ? `${rep.etaSec} s` : `${Math.round(rep.etaSec / 60)} min`} at the current rate`)
   if (progress && rep.chunks > 0 && rep.underReplicated > 0) {

@@ -59,7 +59,7 @@ export class Replicator {
   }
 
   // Holders whose copies count toward the target.
-  private holdersOf (id: Buffer): string[] {
+  holdersOf (id: Buffer): string[] {
     const all = this.holders.get(id)
     return this.o.counts ? all.filter(this.o.counts) : all
   }
@@ -141,11 +141,18 @@ export class Replicator {
     }
   }
 
-  private async replicate (id: Buffer): Promise<void> {
+  // Before this node drops its own copy (a bounded cache): make sure
+  // replicaCount copies exist elsewhere. True when they do.
+  async handoff (id: Buffer): Promise<boolean> {
+    await this.replicate(id, 1)
+    return this.holdersOf(id).length >= this.o.replicaCount
+  }
+
+  private async replicate (id: Buffer, extra = 0): Promise<void> {
     if (!this.o.store.refs.doesExist(id)) return // deleted meanwhile
     const have = this.holdersOf(id)
     const pinned = new Set(this.missingPins(id, have))
-    let need = this.o.replicaCount - 1 - have.length
+    let need = this.o.replicaCount - 1 - have.length + extra
     if (need <= 0 && pinned.size === 0) return
     const others = this.o.links().filter(l => !have.includes(l.id) && l.id !== this.o.selfId)
     // Pinned peers first: their copies count toward the target.

@@ -19,6 +19,7 @@ export interface TrimmerOptions {
   replicaCount: number
   links: () => TrimLink[] // connected peers
   pins?: () => PinPolicy | null
+  exempt?: (hex: string) => boolean // chunks being handed off before eviction
   log: (line: string) => void
 }
 
@@ -64,7 +65,7 @@ export class Trimmer {
         if (live.length + 1 <= this.o.replicaCount || !this.o.store.hasChunk(id)) continue
         // Only a member whose copy is its own (it wrote the chunk) trims, as
         // placement put it: itself plus the best-ranked others.
-        if (this.o.store.foreign.doesExist(id)) continue
+        if (this.o.store.foreign.doesExist(id) || this.o.exempt?.(id.toString('hex'))) continue
         const keep = [this.o.selfId, ...rank(id, live.map(m => ({ id: m }))).slice(0, this.o.replicaCount - 1).map(m => m.id)]
         const pinned = new Set(this.o.pins?.()?.pinnedTo(id) ?? [])
         const drop = live.filter(h => !keep.includes(h) && !pinned.has(h))
