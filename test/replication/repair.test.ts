@@ -2,7 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { requireFuse } from '../helpers/disktro.js'
-import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until } from '../helpers/cluster.js'
+import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until, spawnDisktro } from '../helpers/cluster.js'
+import { sleep } from '../helpers/disktro.js'
 
 // Four real processes, replicaCount 3: a replica holder killed and kept down
 // stops counting after `repairAfter`, and its chunks are copied to the
@@ -28,6 +29,8 @@ t.test('chunks of a peer that stays down are re-replicated', async t => {
   daemons[victim].child.kill('SIGKILL')
   await daemons[victim].exited
   const killed = Date.now()
+  // `status --watch` follows the repair live.
+  const watch = spawnDisktro(t, ['status', '--watch', '--data-dir', a.dataDir, '--config', a.config])
   const alive = [a, ...replicas.filter((_, i) => i !== victim)]
   await until('every chunk on three live machines, by their own stores', () => {
     const stores = alive.map(n => storedChunkIds(n.dataDir))
@@ -37,6 +40,12 @@ t.test('chunks of a peer that stays down are re-replicated', async t => {
   const s = await until('status agrees', async () => { const st = await statusJson(a); return st.replication.atTarget === 16 ? st : false }, 30_000)
   t.equal(s.replication.underReplicated, 0)
   t.equal(s.peers.filter((p: any) => !p.online).length, 1, 'the dead peer shows offline')
+  await sleep(1500)
+  await watch.stop('SIGINT')
+  const frames = watch.stdout.split('\x1b[2J\x1b[H').filter(f => f.trim() !== '')
+  t.comment(`status --watch: ${frames.map(f => f.split('\n')[0]).join(' | ')}`)
+  t.ok(frames.length >= 3, `status --watch refreshed ${frames.length} times`)
+  t.match(frames[frames.length - 1], /^safe: every chunk on 3 machines/, 'the last frame says safe')
 
   // It comes back with its old copies: the surplus is trimmed to three.
   const copies = (): number[] => {

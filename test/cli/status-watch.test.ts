@@ -1,0 +1,22 @@
+import t from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { requireFuse, Mount } from '../helpers/disktro.js'
+import { spawnDisktro } from '../helpers/cluster.js'
+
+// A node alone cannot reach three copies: `status --watch` keeps refreshing
+// with a progress bar while chunks are below target.
+t.test('status --watch refreshes with a progress bar while replication is behind', async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  await writeFile(m.path('f.bin'), randomBytes(3 * 1024 * 1024))
+  const watch = spawnDisktro(t, ['status', '--watch', '--data-dir', m.dataDir])
+  await watch.waitFor(/(\x1b\[2J\x1b\[H[^]*){3}/, 30_000)
+  await watch.stop('SIGINT')
+  const frames = watch.stdout.split('\x1b[2J\x1b[H').filter(f => f.trim() !== '')
+  t.ok(frames.length >= 3, `${frames.length} frames, each after clearing the screen`)
+  for (const f of frames.slice(0, 3)) {
+    t.match(f, /^replicating: 3 of 3 chunks below 3 copies/, 'says what is behind')
+    t.match(f, /\[\.{40}\] 0\.0%/, 'shows the progress bar')
+  }
+})
