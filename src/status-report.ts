@@ -1,6 +1,7 @@
 import type { VolumeStats } from './volume/stats.js'
 import type { ReplicationSummary } from './replication/replicator.js'
 import type { PeerStats } from './replication/peer-link.js'
+import type { ScrubReport } from './replication/scrubber.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -53,5 +54,6 @@ export interface StatusReport {
   replication: ReplicationSummary
   pins: PinReport[]
   namespace?: NamespaceReport
+  scrub?: ScrubReport // the background re-verification of stored chunks
   files?: FileReplication[]
 }

@@ -22,7 +22,7 @@ export class LmdbChunkStore implements ChunkStore {
 
   async put (id: Buffer, record: Buffer): Promise<void> {
     try {
-      await this.store.putLimited(this.store.chunks, id, record)
+      await this.store.putChunk(id, record)
     } catch (e) {
       throw wrapStorageError(e, 'cannot store chunk')
     }

@@ -125,7 +125,7 @@ export class LmdbNamespace implements Namespace {
     try {
       this.store.txn(() => {
         for (const c of ensure) {
-          if (!this.store.hasChunk(c.id)) this.store.chunks.putSync(c.id, c.record)
+          if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record)
         }
         this.journal?.(stamped)
         this.apply(stamped)
@@ -350,7 +350,7 @@ export class LmdbNamespace implements Namespace {
       // A replica held for another member stays; collecting those is the
       // garbage collector's job (self-healing issue).
       if (!this.store.foreign.doesExist(id)) {
-        this.store.chunks.removeSync(id)
+        this.store.removeChunkSync(id)
         this.store.holders.removeSync(id)
       }
     } else {
@@ -361,7 +361,7 @@ export class LmdbNamespace implements Namespace {
   }
 
   private collectIfUnreferenced (id: Buffer): void {
-    if (!this.store.refs.doesExist(id) && !this.store.foreign.doesExist(id)) this.store.chunks.removeSync(id)
+    if (!this.store.refs.doesExist(id) && !this.store.foreign.doesExist(id)) this.store.removeChunkSync(id)
   }
 
   private touchDir (dir: number, ms: number, nlinkDelta: number): void {
