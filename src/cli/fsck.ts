@@ -5,6 +5,7 @@ import { DataDirLock, lockPath, runningPid } from '../volume/data-dir-lock.js'
 import { ChunkVerifier } from '../chunks/chunk-verifier.js'
 import { Fsck, PROBLEMS, type FsckReport } from '../volume/fsck.js'
 import { bytes } from './status-render.js'
+import { DisktroError } from '../errors.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
 
 export function fsckCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -13,32 +14,43 @@ export function fsckCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('repair', { type: 'boolean', default: false, describe: 'fix what needs no other machine: counts, leaked chunks, entries pointing nowhere' })
       .option('json', { type: 'boolean', default: false, describe: 'the report, machine-readable' }),
     async argv => {
-      const dataDir = dataDirOf(argv)
-      await readVolumeFile(dataDir)
-      const pid = await runningPid(lockPath(dataDir))
-      if (pid !== null) {
-        process.stderr.write(`disktro: a daemon (pid ${pid}) is using ${dataDir}: stop it first (disktro status shows what its scrubber found)\n`)
-        process.exitCode = 2
-        return
-      }
-      const lock = await DataDirLock.acquire(dataDir)
-      let report: FsckReport
       try {
-        const config = await configOf(argv)
-        // readOnly: no namespace start-up work, and the clean flag stays as
-        // it was, so an unclean volume still gets crash recovery at start.
-        const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
-        try {
-          report = await new Fsck(volume.store, new ChunkVerifier(volume.access?.pipeline ?? null), volume.access?.keys ?? null).run(Boolean(argv.repair))
-        } finally {
-          await volume.close()
-        }
-      } finally {
-        await lock.release()
+        await fsck(argv)
+      } catch (e) {
+        // Could not check (no volume, wrong password, store unreadable): not "problems found".
+        if (!(e instanceof DisktroError)) throw e
+        process.stderr.write(`disktro: ${e.message}\n`)
+        process.exitCode = 2
       }
-      process.stdout.write(argv.json ? JSON.stringify({ dataDir, ...report }, null, 2) + '\n' : render(dataDir, report, Boolean(argv.repair)))
-      process.exitCode = report.found > 0 ? 1 : 0
     })
+}
+
+async function fsck (argv: GlobalArgs & { repair?: boolean, json?: boolean }): Promise<void> {
+  const dataDir = dataDirOf(argv)
+  await readVolumeFile(dataDir)
+  const pid = await runningPid(lockPath(dataDir))
+  if (pid !== null) {
+    process.stderr.write(`disktro: a daemon (pid ${pid}) is using ${dataDir}: stop it first (disktro status shows what its scrubber found)\n`)
+    process.exitCode = 2
+    return
+  }
+  const lock = await DataDirLock.acquire(dataDir)
+  let report: FsckReport
+  try {
+    const config = await configOf(argv)
+    // readOnly: no namespace start-up work, and the clean flag stays as
+    // it was, so an unclean volume still gets crash recovery at start.
+    const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
+    try {
+      report = await new Fsck(volume.store, new ChunkVerifier(volume.access?.pipeline ?? null), volume.access?.keys ?? null).run(Boolean(argv.repair))
+    } finally {
+      await volume.close()
+    }
+  } finally {
+    await lock.release()
+  }
+  process.stdout.write(argv.json ? JSON.stringify({ dataDir, ...report }, null, 2) + '\n' : render(dataDir, report, Boolean(argv.repair)))
+  process.exitCode = report.found > 0 ? 1 : 0
 }
 
 function render (dataDir: string, r: FsckReport, repair: boolean): string {

@@ -7,6 +7,7 @@ const BATCH = 256 // keys read per cursor pass: a short read transaction each
 const SAVE_MS = 1000 // progress written to `sys` at most this often
 const RETRY_MS = 5000 // chunks no peer could repair are asked for again this often
 const STATE_KEY = 'scrub'
+const PACE_SLACK_MS = 100
 
 // One walk over every chunk this node holds (or held: a checksum whose
 // record is gone is a missing chunk).
@@ -153,7 +154,14 @@ export class Scrubber {
       if (keys.length === 0 || this.closed) break
       for (const id of keys) {
         if (this.closed) return
-        await this.scrubOne(id, pass)
+        const before = { ...pass }
+        try {
+          await this.scrubOne(id, pass)
+        } catch (e) {
+          // Stopped half way through this chunk: it is checked again on resume.
+          if (this.closed) { Object.assign(pass, before); return }
+          throw e
+        }
         after = id
         this.state.pos = id.toString('hex')
         this.save(false)
@@ -196,6 +204,7 @@ export class Scrubber {
 
   private async scrubOne (id: Buffer, pass: ScrubPass): Promise<void> {
     const store = this.o.store
+    const began = Date.now()
     await this.until(store.chunks.prefetch([id]))
     // Both read in one synchronous step: the same snapshot.
     const record = store.chunks.getBinary(id)
@@ -216,12 +225,15 @@ export class Scrubber {
       pass.corrupt++
       await this.repair(id, pass, verdict.why)
     }
-    await this.pace(record.length)
+    await this.pace(record.length, began)
   }
 
-  private async pace (bytes: number): Promise<void> {
+  // A read of `bytes` that began at `began` may be followed by the next one
+  // bytes / rate later: the time spent verifying counts toward the pause.
+  private async pace (bytes: number, began: number): Promise<void> {
     const now = Date.now()
-    this.nextAt = Math.max(this.nextAt, now) + bytes * 1000 / this.o.rate
+    // Timers fire late; a little slack lets the next reads make up for it.
+    this.nextAt = Math.max(this.nextAt, began - PACE_SLACK_MS) + bytes * 1000 / this.o.rate
     if (this.nextAt - now >= 1) await this.wait(this.nextAt - now)
     else await new Promise<void>(resolve => setImmediate(resolve))
   }

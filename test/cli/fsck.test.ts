@@ -61,6 +61,9 @@ t.test('a clean volume: exit 0', async t => {
   const j = JSON.parse((await fsck(dataDir, '--json')).stdout)
   t.match(j, { role: 'full', found: 0, remaining: 0, problems: [] })
   t.ok(j.checked.chunks >= 7, `${j.checked.chunks} chunks checked`)
+  const wrong = await disktro(['fsck', '--data-dir', dataDir], { password: 'not the password' })
+  t.equal(wrong.code, 2, 'exit 2: could not check')
+  t.match(wrong.stderr, /^disktro: wrong password for this volume$/m)
 })
 
 t.test('damage is found, one line per kind; --repair fixes what it can offline', async t => {

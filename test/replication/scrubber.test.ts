@@ -151,9 +151,11 @@ t.test('the read rate stays under scrubRate, and a pass resumes where it stopped
   await until('half way', () => (s.report().current?.checked ?? 0) >= n / 2, 30_000, 20)
   const elapsed = (Date.now() - started) / 1000
   const got = s.report().current!
-  // the pause comes after each read, so the first chunk is read at once
+  // the pause comes after each read, so the first chunk is read at once,
+  // and up to 100 ms of late timers are made up for
   const paced = (got.bytes - 256 * KiB) / elapsed
-  t.ok(paced <= rate * 1.1, `read ${(paced / 1024 / 1024).toFixed(2)} MiB/s (one chunk of burst aside) with a bound of 1 MiB/s`)
+  t.ok(paced <= rate * 1.2, `read ${(paced / 1024 / 1024).toFixed(2)} MiB/s (one chunk of burst aside) with a bound of 1 MiB/s`)
+  t.ok(paced >= rate * 0.5, 'and not much less')
   await s.close()
   const stoppedAt = Scrubber.offlineReport(mine, rate, 60_000).current!
   t.ok(stoppedAt.checked >= n / 2 && stoppedAt.checked < n, `stopped after ${stoppedAt.checked} chunks`)
