@@ -13,6 +13,8 @@ export interface Config {
   gcGrace: number // ms a chunk stays unreferenced before every member's copy is deleted
   repairAfter: number // ms a peer may be offline before its copies stop counting and are re-made elsewhere
   cacheSize: number | null // bytes of chunks to keep here at most (beyond what placement and pins require); null: everything
+  scrubRate: number // bytes/s the background scrubber may read at most; 0: off
+  scrubInterval: number // ms between the end of one scrub pass and the next
 }
 
 export interface HostPort {
@@ -30,7 +32,9 @@ export const DEFAULT_CONFIG: Config = {
   bootstrap: null,
   gcGrace: 10 * 60 * 1000,
   repairAfter: 10 * 60 * 1000,
-  cacheSize: null
+  cacheSize: null,
+  scrubRate: 16 * 1024 * 1024,
+  scrubInterval: 60 * 60 * 1000
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -75,6 +79,8 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
     const list = Array.isArray(r.bootstrap) ? r.bootstrap : [r.bootstrap]
     c.bootstrap = list.map(v => parseHostPort(String(v), `${where}: bootstrap`))
   }
+  if (r.scrubRate !== undefined) c.scrubRate = r.scrubRate === 0 || r.scrubRate === '0' ? 0 : size(r.scrubRate, 'scrubRate', where)
+  if (r.scrubInterval !== undefined) c.scrubInterval = duration(r.scrubInterval, 'scrubInterval', where)
   if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
     throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)
   }
@@ -99,9 +105,9 @@ function size (v: unknown, key: string, where: string): number {
 
 function duration (v: unknown, key: string, where: string): number {
   if (typeof v === 'number' && v > 0) return v
-  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v) : null
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v) : null
   if (!m) throw fail('BAD_CONFIG', `${where}: ${key} must be milliseconds or a duration such as "5s"`)
-  const mult = m[2] === 's' ? 1000 : m[2] === 'm' ? 60000 : 1
+  const mult = m[2] === 's' ? 1000 : m[2] === 'm' ? 60000 : m[2] === 'h' ? 3600000 : 1
   return Number(m[1]) * mult
 }
 

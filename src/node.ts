@@ -20,6 +20,8 @@ import { fileReplication } from './replication/file-replication.js'
 import { Pinning } from './replication/pinning.js'
 import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
+import { Scrubber } from './replication/scrubber.js'
+import { ChunkVerifier } from './chunks/chunk-verifier.js'
 
 export interface NodeOptions {
   dataDir: string
@@ -46,6 +48,7 @@ export class DisktroNode {
   private webError = 'this daemon was started without a dashboard'
   private readonly started = Date.now()
   replicaCount = 3
+  scrubber: Scrubber | null = null
 
   private constructor (
     readonly volume: Volume,
@@ -97,10 +100,19 @@ export class DisktroNode {
       if (pinning) swarm?.replicator.usePins(pinning)
       const node: DisktroNode = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
       node.replicaCount = o.config.replicaCount
+      node.scrubber = new Scrubber({
+        store: volume.store,
+        verifier: new ChunkVerifier(volume.access?.pipeline ?? null),
+        remote: swarm?.remote ?? null,
+        rate: o.config.scrubRate,
+        interval: o.config.scrubInterval,
+        log: o.log
+      })
       try {
         node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
         await node.control.open()
         await swarm?.start()
+        node.scrubber.start()
         if (o.web !== false) await node.serveWeb(o.config)
       } catch (e) {
         await node.close()
@@ -150,6 +162,7 @@ export class DisktroNode {
       replication,
       pins: this.pins()
     }
+    if (this.scrubber) report.scrub = this.scrubber.report()
     const shared = v.access?.shared
     report.namespace = {
       members: v.oplog.allHeads().length,
@@ -234,6 +247,7 @@ export class DisktroNode {
     }
     await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
     await this.control?.close()
+    await this.scrubber?.close()
     await this.swarm?.close()
     await this.volume.close()
     await this.lock.release()

@@ -3,6 +3,7 @@ import type { ReplicationSummary } from './replication/replicator.js'
 import type { PeerStats } from './replication/peer-link.js'
 import type { GcReport } from './replication/garbage-collector.js'
 import type { EvictionReport } from './replication/evictor.js'
+import type { ScrubReport } from './replication/scrubber.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -58,5 +59,6 @@ export interface StatusReport {
   namespace?: NamespaceReport
   gc?: GcReport
   cache?: EvictionReport
+  scrub?: ScrubReport // the background re-verification of stored chunks
   files?: FileReplication[]
 }

@@ -36,7 +36,7 @@ export class LmdbChunkStore implements ChunkStore {
 
   async put (id: Buffer, record: Buffer): Promise<void> {
     try {
-      await this.store.putLimited(this.store.chunks, id, record)
+      await this.store.putChunk(id, record)
       this.used(id)
     } catch (e) {
       throw wrapStorageError(e, 'cannot store chunk')

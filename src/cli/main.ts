@@ -11,6 +11,7 @@ import { inviteCommand, joinCommand } from './invite.js'
 import { serveCommand } from './serve.js'
 import { revokeCommand } from './revoke.js'
 import { webCommand } from './web.js'
+import { fsckCommand } from './fsck.js'
 
 export async function main (argv: string[]): Promise<void> {
   let y = yargs(hideBin(argv))
@@ -20,9 +21,9 @@ export async function main (argv: string[]): Promise<void> {
     .option('config', { type: 'string', describe: 'config file, JSON or YAML (chunkSize, replicaCount, heartbeatInterval, port, webHost)' })
     .option('password-file', { type: 'string', describe: 'read the password from this file (else $DISKTRO_PASSWORD or a prompt)' })
     .option('bootstrap', { type: 'string', array: true, describe: 'DHT bootstrap node host:port (repeatable; overrides the config file)' }) as unknown as Argv<GlobalArgs>
-  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, webCommand, inviteCommand, joinCommand, revokeCommand, bootstrapCommand]) y = add(y)
+  for (const add of [initCommand, mountCommand, serveCommand, unmountCommand, statusCommand, webCommand, inviteCommand, joinCommand, revokeCommand, fsckCommand, bootstrapCommand]) y = add(y)
   await y
-    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, web, invite, join, revoke or bootstrap')
+    .demandCommand(1, 'name a command: init, mount, serve, unmount, status, web, invite, join, revoke, fsck or bootstrap')
     .strict()
     .help()
     .alias('h', 'help')

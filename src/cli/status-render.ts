@@ -1,4 +1,5 @@
 import type { StatusReport } from '../status-report.js'
+import type { ScrubReport, ScrubPass } from '../replication/scrubber.js'
 
 export function renderStatus (r: StatusReport, progress: boolean): string {
   const rep = r.replication
@@ -37,6 +38,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   if (r.gc) {
     lines.push(`garbage     ${r.gc.pending} unreferenced chunk(s) waiting (grace ${Math.round(r.gc.graceMs / 1000)} s); ${r.gc.collectedChunks} collected, ${bytes(r.gc.collectedBytes)} freed here`)
   }
+  if (r.scrub) lines.push('', ...scrubLines(r.scrub))
   if (r.pins?.length) {
     lines.push('', 'pins (the peer always holds a full copy)')
     for (const p of r.pins) {
@@ -49,6 +51,24 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     for (const f of r.files) lines.push(`  ${f.path}  ${bytes(f.size)}  ${f.atTarget}/${f.chunks} at target${f.lost ? `, ${f.lost} LOST` : ''}`)
   }
   return lines.join('\n') + '\n'
+}
+
+function scrubLines (s: ScrubReport): string[] {
+  const found = (p: ScrubPass): string => {
+    const bad = p.corrupt + p.missing
+    if (bad === 0) return 'all good'
+    return `${p.corrupt} corrupt, ${p.missing} missing: ${p.repaired} repaired from peers${p.unrepairable ? `, ${p.unrepairable} WITHOUT A GOOD COPY yet` : ''}`
+  }
+  const ago = (t: number): string => `${Math.max(0, Math.round((Date.now() - t) / 1000))}s ago`
+  const out = [`scrub       ${s.rateBytesPerSec > 0 ? `at most ${bytes(s.rateBytesPerSec)}/s, ${s.passes} pass(es) done` : 'off (scrubRate 0)'}`]
+  if (s.last) {
+    const secs = ((s.last.finished ?? s.last.started) - s.last.started) / 1000
+    out.push(`  last pass finished ${ago(s.last.finished ?? s.last.started)}: ${s.last.checked} chunks, ${bytes(s.last.bytes)} in ${secs.toFixed(1)} s; ${found(s.last)}`)
+  } else {
+    out.push('  no pass finished yet')
+  }
+  if (s.current) out.push(`  ${s.running ? 'running' : 'interrupted'} since ${ago(s.current.started)}: ${s.current.checked} chunks, ${bytes(s.current.bytes)} so far; ${found(s.current)}`)
+  return out
 }
 
 export function bytes (n: number): string {

@@ -5,6 +5,7 @@ import { askDaemon } from '../api/control-client.js'
 import { Replicator } from '../replication/replicator.js'
 import { storeStats } from '../replication/chunk-service.js'
 import { Pinning } from '../replication/pinning.js'
+import { Scrubber } from '../replication/scrubber.js'
 import type { StatusReport } from '../status-report.js'
 import { renderStatus } from './status-render.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
@@ -48,7 +49,8 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
       store: storeStats(volume.store),
       peers: [],
       replication: replicator.summary(),
-      pins: volume.access ? new Pinning(volume.store, volume.access.ns, () => {}, true).reports(() => false) : []
+      pins: volume.access ? new Pinning(volume.store, volume.access.ns, () => {}, true).reports(() => false) : [],
+      scrub: Scrubber.offlineReport(volume.store, config.scrubRate, config.scrubInterval)
     }
   } finally {
     await volume.close()

@@ -125,7 +125,7 @@ export class LmdbNamespace implements Namespace {
     try {
       this.store.txn(() => {
         for (const c of ensure) {
-          if (!this.store.hasChunk(c.id)) this.store.chunks.putSync(c.id, c.record)
+          if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record)
         }
         this.journal?.(stamped)
         this.apply(stamped)
@@ -357,7 +357,7 @@ export class LmdbNamespace implements Namespace {
         t.writeDoubleLE(Date.now())
         this.store.garbage.putSync(id, t)
       }
-      if (!foreign) this.store.chunks.removeSync(id)
+      if (!foreign) this.store.removeChunkSync(id)
     } else {
       const out = Buffer.allocUnsafe(4)
       out.writeUInt32LE(n - 1)
@@ -366,7 +366,7 @@ export class LmdbNamespace implements Namespace {
   }
 
   private collectIfUnreferenced (id: Buffer): void {
-    if (!this.store.refs.doesExist(id) && !this.store.foreign.doesExist(id)) this.store.chunks.removeSync(id)
+    if (!this.store.refs.doesExist(id) && !this.store.foreign.doesExist(id)) this.store.removeChunkSync(id)
   }
 
   private touchDir (dir: number, ms: number, nlinkDelta: number): void {

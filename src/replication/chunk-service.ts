@@ -23,7 +23,7 @@ export class ChunkService {
     }
     try {
       if (!this.store.hasChunk(id)) {
-        await this.store.putLimited(this.store.chunks, id, record)
+        await this.store.putChunk(id, record)
       }
       if (!this.store.refs.doesExist(id)) await this.store.foreign.put(id, Buffer.alloc(0))
       await this.store.flushed()

@@ -76,7 +76,7 @@ export class Evictor {
         // Checked again right before the delete: holders may have changed.
         if (this.elsewhere(id) < this.o.replicaCount) { this.handingOff.delete(hex); continue }
         const size = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
-        this.o.store.txn(() => this.o.store.chunks.removeSync(id))
+        this.o.store.txn(() => this.o.store.removeChunkSync(id))
         this.handingOff.delete(hex)
         this.evictedChunks++
         this.evictedBytes += size

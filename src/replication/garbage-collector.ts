@@ -87,7 +87,7 @@ export class GarbageCollector {
           if (this.o.store.refs.doesExist(id)) { this.o.store.garbage.removeSync(id); continue }
           const size = this.o.store.chunks.getBinaryFast(id)?.length
           if (size !== undefined) {
-            this.o.store.chunks.removeSync(id)
+            this.o.store.removeChunkSync(id)
             this.collectedChunks++
             this.collectedBytes += size
           }
@@ -114,7 +114,7 @@ export class GarbageCollector {
       for (const id of ids) {
         if (this.o.store.refs.doesExist(id)) continue
         if (this.o.store.hasChunk(id)) {
-          this.o.store.chunks.removeSync(id)
+          this.o.store.removeChunkSync(id)
           dropped++
         }
         this.o.store.foreign.removeSync(id)

@@ -108,7 +108,7 @@ export class Trimmer {
     store.txn(() => {
       for (const id of ids) {
         if (!store.foreign.doesExist(id)) continue
-        if (store.hasChunk(id)) { store.chunks.removeSync(id); dropped++ }
+        if (store.hasChunk(id)) { store.removeChunkSync(id); dropped++ }
         store.foreign.removeSync(id)
       }
     })

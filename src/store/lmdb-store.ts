@@ -2,6 +2,7 @@ import { open, type RootDatabase, type Database } from 'lmdb'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fail, wrapStorageError } from '../errors.js'
+import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -35,6 +36,7 @@ export class LmdbStore {
   readonly oplog: Db // member id (32) + seq (u64 BE) -> signed, sealed namespace op record (every member's log)
   readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then; copies elsewhere to collect
   readonly nsmap: Db // shared-namespace bookkeeping: view entry <-> local inode, materialized versions, unsent writes
+  readonly sums: Db // chunk id -> checksum of the stored record (codec/chunk-sum.ts): the scrubber's reference
   private closed = false
   private readonly all: Db[] = []
   private queued = 0 // bytes of limited puts not yet committed
@@ -58,7 +60,8 @@ export class LmdbStore {
     this.pins = sub('pins')
     this.oplog = sub('oplog')
     this.nsmap = sub('nsmap')
-    this.garbage = sub('garbage') // 13 of maxDbs (16)
+    this.garbage = sub('garbage')
+    this.sums = sub('sums') // 14 of maxDbs (16)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -100,13 +103,35 @@ export class LmdbStore {
   // list's own pages, the two meta pages) plus puts still queued must leave
   // room for `value`. Pages freed by deletes are reused, so deleting makes room.
   async putLimited (db: Db, key: Buffer, value: Buffer): Promise<void> {
-    this.checkRoom(value.length)
-    this.queued += value.length
+    await this.limited(value.length, () => db.put(key, value))
+  }
+
+  private async limited (bytes: number, put: () => Promise<unknown>): Promise<void> {
+    this.checkRoom(bytes)
+    this.queued += bytes
     try {
-      await db.put(key, value)
+      await put()
     } finally {
-      this.queued -= value.length
+      this.queued -= bytes
     }
+  }
+
+  // A chunk record always goes in with its checksum, and leaves with it:
+  // a checksum without its record means the record was lost (the scrubber
+  // fetches it again). Both puts are queued together, so they share a commit.
+  async putChunk (id: Buffer, record: Buffer): Promise<void> {
+    const sum = await chunkSumAsync(record)
+    await this.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum)]))
+  }
+
+  putChunkSync (id: Buffer, record: Buffer): void {
+    this.chunks.putSync(id, record)
+    this.sums.putSync(id, chunkSum(record))
+  }
+
+  removeChunkSync (id: Buffer): void {
+    this.chunks.removeSync(id)
+    this.sums.removeSync(id)
   }
 
   checkRoom (bytes: number): void {

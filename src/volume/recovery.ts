@@ -56,7 +56,7 @@ export class Recovery {
       }
       for (const key of this.store.chunks.getKeys({})) {
         if (!counts.has((key as Buffer).toString('hex')) && !this.store.foreign.doesExist(key as Buffer)) {
-          this.store.chunks.removeSync(key as Buffer)
+          this.store.removeChunkSync(key as Buffer)
           report.chunksDropped++
         }
       }

@@ -1,0 +1,168 @@
+// The scrubber against real LMDB stores: one is ours, the other plays the
+// peers a good copy is fetched from.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { LmdbStore } from '../../src/store/lmdb-store.js'
+import { ChunkPipeline } from '../../src/chunks/chunk-pipeline.js'
+import { ChunkVerifier } from '../../src/chunks/chunk-verifier.js'
+import { Scrubber, type ScrubberOptions } from '../../src/replication/scrubber.js'
+import type { RemoteChunks } from '../../src/chunks/chunk-store.js'
+import { chunkSum } from '../../src/codec/chunk-sum.js'
+import { randomKey } from '../../src/crypto/volume-keys.js'
+import { tempDir } from '../helpers/disktro.js'
+import { until } from '../helpers/cluster.js'
+
+const KiB = 1024
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+async function openStore (t: Teardown, name: string): Promise<LmdbStore> {
+  const store = LmdbStore.open(join(await tempDir(t), name))
+  t.teardown(() => store.close())
+  return store
+}
+
+// `n` sealed chunks of `size` random bytes, stored in every given store.
+async function fill (pipeline: ChunkPipeline, n: number, size: number, ...stores: LmdbStore[]): Promise<Buffer[]> {
+  const ids: Buffer[] = []
+  for (let i = 0; i < n; i++) {
+    const s = await pipeline.seal(randomBytes(size))
+    for (const store of stores) await store.putChunk(s.id, s.record)
+    ids.push(s.id)
+  }
+  return ids
+}
+
+// Peers, as the scrubber sees them: here, one other real store.
+function peerOf (store: LmdbStore, asked: string[] = []): RemoteChunks {
+  return {
+    async fetch (id, accept) {
+      asked.push(id.toString('hex'))
+      const record = store.chunks.getBinary(id)
+      if (record && await accept(Buffer.from(record))) return { record: Buffer.from(record), from: 'peer' }
+      return null
+    }
+  }
+}
+
+function scrubber (t: Teardown, o: Partial<ScrubberOptions> & Pick<ScrubberOptions, 'store' | 'verifier'>, logs: string[] = []): Scrubber {
+  const s = new Scrubber({ remote: null, rate: 1024 * 1024 * 1024, interval: 60_000, startDelay: 0, log: line => logs.push(line), ...o })
+  t.teardown(() => s.close())
+  return s
+}
+
+async function corrupt (store: LmdbStore, id: Buffer, at = 0.5): Promise<void> {
+  const bad = Buffer.from(store.chunks.getBinary(id)!)
+  bad[Math.floor(bad.length * at)] ^= 0x20
+  await store.chunks.put(id, bad) // behind the store's back: the checksum stays
+}
+
+t.test('full member: corrupt, missing and unsummed chunks are found; bad ones repaired from a peer', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const peer = await openStore(t, 'peer')
+  const ids = await fill(pipeline, 10, 256 * KiB, mine, peer)
+  for (const i of [0, 3, 5]) await corrupt(mine, ids[i], i / 10 + 0.05)
+  await mine.chunks.remove(ids[7]) // record lost, checksum still here
+  await mine.sums.remove(ids[9]) // a chunk stored before checksums existed
+  const logs: string[] = []
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), remote: peerOf(peer) }, logs)
+  const started = Date.now()
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 10, corrupt: 3, missing: 1, repaired: 4, unrepairable: 0, adopted: 1 }, 'what the pass found and did')
+  t.ok(last.bytes >= 9 * 256 * KiB, 'bytes read are counted')
+  t.comment(`10 x 256 KiB scrubbed and 4 repaired in ${Date.now() - started} ms`)
+  for (const id of ids) {
+    const record = mine.chunks.getBinary(id)!
+    t.ok(Buffer.from(record).equals(Buffer.from(peer.chunks.getBinary(id)!)), `chunk ${id.toString('hex').slice(0, 8)} is the good copy again`)
+    t.ok(chunkSum(Buffer.from(record)).equals(Buffer.from(mine.sums.getBinary(id)!)), 'and has its checksum')
+  }
+  t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(checksum mismatch\)/)
+  t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(missing\)/)
+  const saved = Scrubber.offlineReport(mine, 1, 1)
+  t.match(saved, { passes: 1, last: { corrupt: 3, repaired: 4 } }, 'the result is kept in the data dir')
+})
+
+t.test('a record that fails under the data key is corrupt even when it has no checksum', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const peer = await openStore(t, 'peer')
+  const ids = await fill(pipeline, 3, 64 * KiB, mine, peer)
+  await corrupt(mine, ids[1])
+  await mine.sums.remove(ids[1])
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), remote: peerOf(peer) })
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 3, corrupt: 1, repaired: 1, adopted: 0 })
+  await pipeline.open(ids[1], Buffer.from(mine.chunks.getBinary(ids[1])!))
+  t.pass('the repaired record opens')
+})
+
+t.test('storage-only: checksums decide, only the exact stored bytes are accepted, and a later attempt repairs', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey()) // the writer's; the scrubber never sees it
+  const mine = await openStore(t, 'mine')
+  const peer = await openStore(t, 'peer')
+  const ids = await fill(pipeline, 6, 128 * KiB, mine, peer)
+  await corrupt(mine, ids[2])
+  await corrupt(mine, ids[4])
+  await corrupt(peer, ids[4], 0.1) // the peer's copy of this one is bad too, differently
+  const logs: string[] = []
+  const asked: string[] = []
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(null), remote: peerOf(peer, asked), interval: 60_000 }, logs)
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 6, corrupt: 2, repaired: 1, unrepairable: 1 })
+  t.match(logs.join('\n'), /chunk [0-9a-f]{16} is bad \(checksum mismatch\) and no peer had a good copy yet/)
+  t.notOk(Buffer.from(mine.chunks.getBinary(ids[4])!).equals(Buffer.from(peer.chunks.getBinary(ids[4])!)), 'a bad copy from the peer was not taken')
+  // the peer gets a good copy back (say, its own scrubber fixed it)
+  const original = Buffer.from(mine.chunks.getBinary(ids[4])!)
+  original[Math.floor(original.length * 0.5)] ^= 0x20 // undo our corruption: the original bytes
+  await peer.chunks.put(ids[4], original)
+  const fixed = await until('the retry repaired it', () => s.report().last?.unrepairable === 0 && s.report().last, 30_000, 100)
+  t.match(fixed, { corrupt: 2, repaired: 2, unrepairable: 0 })
+  t.ok(Buffer.from(mine.chunks.getBinary(ids[4])!).equals(original), 'the good copy is stored')
+  t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} on a later attempt/)
+})
+
+t.test('with no peers a bad chunk is reported, not touched', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const ids = await fill(pipeline, 4, 64 * KiB, mine)
+  await corrupt(mine, ids[0])
+  const bad = Buffer.from(mine.chunks.getBinary(ids[0])!)
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline) })
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 4, corrupt: 1, repaired: 0, unrepairable: 1 })
+  t.ok(Buffer.from(mine.chunks.getBinary(ids[0])!).equals(bad), 'the record is left as it was')
+})
+
+t.test('the read rate stays under scrubRate, and a pass resumes where it stopped', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const n = 12
+  await fill(pipeline, n, 256 * KiB, mine)
+  const rate = 1024 * 1024 // 1 MiB/s: 12 x 256 KiB take about 3 s
+  let s = new Scrubber({ store: mine, verifier: new ChunkVerifier(pipeline), remote: null, rate, interval: 60_000, startDelay: 0, log: () => {} })
+  const started = Date.now()
+  s.start()
+  await until('half way', () => (s.report().current?.checked ?? 0) >= n / 2, 30_000, 20)
+  const elapsed = (Date.now() - started) / 1000
+  const got = s.report().current!
+  // the pause comes after each read, so the first chunk is read at once,
+  // and up to 100 ms of late timers are made up for
+  const paced = (got.bytes - 256 * KiB) / elapsed
+  t.ok(paced <= rate * 1.2, `read ${(paced / 1024 / 1024).toFixed(2)} MiB/s (one chunk of burst aside) with a bound of 1 MiB/s`)
+  t.ok(paced >= rate * 0.5, 'and not much less')
+  await s.close()
+  const stoppedAt = Scrubber.offlineReport(mine, rate, 60_000).current!
+  t.ok(stoppedAt.checked >= n / 2 && stoppedAt.checked < n, `stopped after ${stoppedAt.checked} chunks`)
+  s = new Scrubber({ store: mine, verifier: new ChunkVerifier(pipeline), remote: null, rate: 1024 * 1024 * 1024, interval: 60_000, startDelay: 0, log: () => {} })
+  t.teardown(() => s.close())
+  s.start()
+  const last = await until('the pass finished', () => s.report().last, 30_000, 20)
+  t.equal(last.checked, n, 'each chunk checked exactly once in the pass, across the restart')
+  t.equal(last.started, stoppedAt.started, 'the same pass went on')
+})
