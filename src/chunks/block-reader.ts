@@ -41,9 +41,13 @@ export class BlockReader {
       try { plain = await this.pipeline.open(id, record); return true } catch { return false }
     })
     if (!got || !plain) throw fail('CORRUPT_CHUNK', `${why}; no peer has a good copy`)
-    await this.chunks.put(id, got.record)
-    // A chunk another member wrote is fetched on demand: not worth a line.
-    if (!why.endsWith(MISSING)) this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${got.from.slice(0, 12)}`)
+    // Stored in the background: the reader has its bytes now, and a
+    // sequential read of a remote file does not wait on a local commit per block.
+    const from = got.from
+    this.chunks.put(id, got.record).then(() => {
+      // A chunk another member wrote is fetched on demand: not worth a line.
+      if (!why.endsWith(MISSING)) this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${from.slice(0, 12)}`)
+    }, e => this.log(`cannot keep chunk ${key.slice(0, 16)} fetched from peer ${from.slice(0, 12)}: ${(e as Error).message}`))
     return plain
   }
 

@@ -175,10 +175,17 @@ export class OpenFile {
     return plain.subarray(0, Math.min(ref.length, valid, plain.length))
   }
 
+  // One block ahead from the local store; REMOTE_READ_AHEAD blocks when the
+  // next one must come from a peer (another member wrote it, or the cache
+  // evicted it), so the network round trips overlap.
   private readAhead (index: number): void {
-    if (index * this.d.chunkSize >= this.size || this.dirty.has(index) || this.inflight.has(index)) return
-    const ref = this.d.ns.getBlock(this.ino, index)
-    if (ref) this.d.reader.prefetch(ref.id)
+    for (let i = index; i < index + REMOTE_READ_AHEAD; i++) {
+      if (i * this.d.chunkSize >= this.size || this.dirty.has(i) || this.inflight.has(i)) return
+      const ref = this.d.ns.getBlock(this.ino, i)
+      if (!ref) continue
+      this.d.reader.prefetch(ref.id)
+      if (i === index && this.d.chunks.has(ref.id)) return
+    }
   }
 
   private seal (index: number): void {
@@ -223,6 +230,7 @@ export class OpenFile {
   }
 }
 
+const REMOTE_READ_AHEAD = 4
 const ZERO = Buffer.alloc(64 * 1024)
 function isZero (b: Buffer): boolean {
   for (let o = 0; o < b.length; o += ZERO.length) {
