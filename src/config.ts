@@ -12,6 +12,8 @@ export interface Config {
   bootstrap: HostPort[] | null // DHT bootstrap nodes; null: hyperdht's public defaults; []: no network
   gcGrace: number // ms a chunk stays unreferenced before every member's copy is deleted
   repairAfter: number // ms a peer may be offline before its copies stop counting and are re-made elsewhere
+  compactEvery: number // ms between namespace log compaction attempts; 0: never
+  compactMargin: number // ms the compaction horizon stays behind the slowest member's frontier (clock skew allowance)
   cacheSize: number | null // bytes of chunks to keep here at most (beyond what placement and pins require); null: everything
   scrubRate: number // bytes/s the background scrubber may read at most; 0: off
   scrubInterval: number // ms between the end of one scrub pass and the next
@@ -32,6 +34,8 @@ export const DEFAULT_CONFIG: Config = {
   bootstrap: null,
   gcGrace: 10 * 60 * 1000,
   repairAfter: 10 * 60 * 1000,
+  compactEvery: 5 * 60 * 1000,
+  compactMargin: 60 * 1000,
   cacheSize: null,
   scrubRate: 16 * 1024 * 1024,
   scrubInterval: 60 * 60 * 1000
@@ -71,6 +75,8 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
     if (typeof r.webHost !== 'string' || !/^[0-9A-Za-z.:-]+$/.test(r.webHost)) throw fail('BAD_CONFIG', `${where}: webHost must be an address such as 127.0.0.1`)
     c.webHost = r.webHost
   }
+  if (r.compactEvery !== undefined) c.compactEvery = r.compactEvery === 0 ? 0 : duration(r.compactEvery, 'compactEvery', where)
+  if (r.compactMargin !== undefined) c.compactMargin = r.compactMargin === 0 ? 0 : duration(r.compactMargin, 'compactMargin', where)
   if (r.cacheSize !== undefined && r.cacheSize !== null) c.cacheSize = size(r.cacheSize, 'cacheSize', where)
   if (r.repairAfter !== undefined) c.repairAfter = duration(r.repairAfter, 'repairAfter', where)
   if (r.gcGrace !== undefined) c.gcGrace = duration(r.gcGrace, 'gcGrace', where)

@@ -76,7 +76,7 @@ export class DisktroNode {
     }
     const lock = await DataDirLock.acquire(dataDir)
     try {
-      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes, log: o.log })
+      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes, log: o.log, compactEvery: o.config.compactEvery, compactMargin: o.config.compactMargin })
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
       const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)
@@ -167,6 +167,8 @@ export class DisktroNode {
     report.namespace = {
       members: v.oplog.allHeads().length,
       records: v.oplog.size,
+      folded: v.oplog.folded,
+      compactions: shared?.compactions ?? 0,
       conflicts: shared?.conflictsSeen ?? 0,
       peers: this.swarm?.nsSync.status() ?? []
     }

@@ -42,7 +42,9 @@ export interface PinReport {
 // behind each peer was at its last sync (records of ours it lacked).
 export interface NamespaceReport {
   members: number
-  records: number
+  records: number // kept as log records
+  folded: number // folded into the snapshot (compacted away)
+  compactions: number // by this daemon
   conflicts: number // conflict copies in the tree now
   peers: Array<{ id: string, behind: number, lastSync: number | null }>
 }

@@ -159,7 +159,8 @@ export class SwarmServices {
       case 'GET_CHUNK': return { type: 'CHUNK', record: await this.service.get(body.id) }
       case 'HAS': return { type: 'HAS_REPLY', have: this.service.has(body.ids) }
       case 'STATS': return { type: 'STATS_REPLY', ...this.service.stats(), role: this.volume.file.role }
-      case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(conn.id, body.heads) }
+      case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(this.nsPeerOf(conn), body.frontier, body.heads) }
+      case 'NS_SNAPSHOT': return { type: 'NS_ACK', accepted: conn.role === 'full' ? this.nsSync.answerSnapshot(this.nsPeerOf(conn), body.snapshot) : 0 }
       case 'NS_PUSH': return { type: 'NS_ACK', accepted: this.nsSync.answerPush(this.nsPeerOf(conn), body.records) }
       // Only a member that can read the tree may say a chunk is garbage.
       case 'DROP_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? this.gc.answerDrop(body.ids) : 0 }
@@ -172,10 +173,14 @@ export class SwarmServices {
     if (!p) {
       p = {
         id: conn.id,
-        async sync (heads) {
-          const r = await conn.request({ type: 'NS_SYNC', heads }, NS_TIMEOUT_MS) as ReplyBody
+        role: conn.role,
+        async sync (heads, frontier) {
+          const r = await conn.request({ type: 'NS_SYNC', heads, frontier }, NS_TIMEOUT_MS) as ReplyBody
           if (r.type !== 'NS_RECORDS') throw new Error(r.type === 'ERROR' ? r.message : `unexpected ${r.type}`)
-          return { records: r.records, more: r.more }
+          return { records: r.records, more: r.more, snapshot: r.snapshot }
+        },
+        async offer (snapshot) {
+          await conn.request({ type: 'NS_SNAPSHOT', snapshot }, NS_TIMEOUT_MS)
         },
         async push (records) {
           const r = await conn.request({ type: 'NS_PUSH', records }, NS_TIMEOUT_MS) as ReplyBody

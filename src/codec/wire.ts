@@ -30,14 +30,19 @@ export interface Stats { type: 'STATS' }
 // much of each member's log the sender holds (a gapless prefix); the answer
 // carries op records the sender lacks, `more` when a budget cut it short.
 export interface NsHead { member: Buffer, seq: number }
-export interface NsSync { type: 'NS_SYNC', heads: NsHead[] }
+// `frontier`: the sender's stability frontier (docs/consistency.md); 0 from a
+// storage-only member, which cannot read stamps.
+export interface NsSync { type: 'NS_SYNC', frontier: bigint, heads: NsHead[] }
 export interface NsPush { type: 'NS_PUSH', records: Buffer[] }
 // Garbage collection: chunks no version of the namespace references any more
 // (sent by full members only; docs/protocol.md, "Garbage collection").
 export interface DropChunks { type: 'DROP_CHUNKS', ids: Buffer[] }
 // Surplus replicas: drop these copies held for others (replication/trimmer.ts).
 export interface TrimChunks { type: 'TRIM_CHUNKS', ids: Buffer[] }
-export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks
+// A full member that compacted its log offers the snapshot to its peers, so
+// storage-only members (which cannot compact) can drop the records too.
+export interface NsSnapshot { type: 'NS_SNAPSHOT', snapshot: Buffer }
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -45,15 +50,17 @@ export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
 export interface HasReply { type: 'HAS_REPLY', have: boolean[] }
 export interface StatsReply { type: 'STATS_REPLY', chunks: number, bytes: number, role: Role }
 export interface ErrorReply { type: 'ERROR', message: string }
-export interface NsRecords { type: 'NS_RECORDS', records: Buffer[], more: boolean }
+// `snapshot`: sent when the asker's heads are below what the sender still
+// keeps as records (compacted into that snapshot).
+export interface NsRecords { type: 'NS_RECORDS', records: Buffer[], more: boolean, snapshot?: Buffer }
 export interface NsAck { type: 'NS_ACK', accepted: number }
 export interface DropAck { type: 'DROP_ACK', dropped: number }
 export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK'
 }
 
 export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
@@ -68,7 +75,7 @@ export type Message = Hello | Ping | Pong | Request | Reply
 const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
   PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
-  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16
+  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17
 } as const
 const ROLE = { full: 1, storage: 2 } as const
 
@@ -124,12 +131,17 @@ function encodeRequest (b: RequestBody): Buffer[] {
       return [Buffer.from([BODY.STATS])]
     case 'NS_SYNC': {
       if (b.heads.length > MAX_NS_HEADS) throw fail('EINVAL', `NS_SYNC carries at most ${MAX_NS_HEADS} heads`)
-      const out = [Buffer.from([BODY.NS_SYNC]), u16(b.heads.length)]
+      const f = Buffer.allocUnsafe(8)
+      f.writeBigUInt64LE(b.frontier)
+      const out = [Buffer.from([BODY.NS_SYNC]), f, u16(b.heads.length)]
       for (const h of b.heads) { checkLength(h.member, MEMBER_ID_BYTES, 'member id'); out.push(h.member, u64(h.seq)) }
       return out
     }
     case 'NS_PUSH':
       return [Buffer.from([BODY.NS_PUSH]), ...records(b.records)]
+    case 'NS_SNAPSHOT':
+      if (b.snapshot.length > MAX_RECORD_BYTES) throw fail('EINVAL', 'snapshot too large for one frame')
+      return [Buffer.from([BODY.NS_SNAPSHOT]), u32(b.snapshot.length), b.snapshot]
     case 'DROP_CHUNKS':
     case 'TRIM_CHUNKS':
       if (b.ids.length > MAX_HAS_IDS) throw fail('EINVAL', `${b.type} carries at most ${MAX_HAS_IDS} ids`)
@@ -164,7 +176,8 @@ function encodeReply (b: ReplyBody): Buffer[] {
     case 'ERROR':
       return [Buffer.from([BODY.ERROR]), text(b.message)]
     case 'NS_RECORDS':
-      return [Buffer.from([BODY.NS_RECORDS, b.more ? 1 : 0]), ...records(b.records)]
+      if (b.snapshot && b.snapshot.length > MAX_RECORD_BYTES) throw fail('EINVAL', 'snapshot too large for one frame')
+      return [Buffer.from([BODY.NS_RECORDS, b.more ? 1 : 0, b.snapshot ? 1 : 0]), ...(b.snapshot ? [u32(b.snapshot.length), b.snapshot] : []), ...records(b.records)]
     case 'NS_ACK':
       return [Buffer.from([BODY.NS_ACK]), u32(b.accepted)]
     case 'DROP_ACK':
@@ -245,13 +258,15 @@ function decodeRequest (r: Reader): RequestBody {
     }
     case BODY.STATS: return { type: 'STATS' }
     case BODY.NS_SYNC: {
+      const frontier = r.u64big()
       const n = r.u16()
       if (n > MAX_NS_HEADS) throw fail('BAD_MESSAGE', `NS_SYNC with ${n} heads`)
       const heads: NsHead[] = []
       for (let i = 0; i < n; i++) heads.push({ member: r.bytes(MEMBER_ID_BYTES), seq: r.u64() })
-      return { type: 'NS_SYNC', heads }
+      return { type: 'NS_SYNC', frontier, heads }
     }
     case BODY.NS_PUSH: return { type: 'NS_PUSH', records: readRecords(r) }
+    case BODY.NS_SNAPSHOT: return { type: 'NS_SNAPSHOT', snapshot: r.bytes(r.u32()) }
     case BODY.DROP_CHUNKS:
     case BODY.TRIM_CHUNKS: {
       const n = r.u16()
@@ -286,7 +301,10 @@ function decodeReply (r: Reader): ReplyBody {
     case BODY.ERROR: return { type: 'ERROR', message: r.text() }
     case BODY.NS_RECORDS: {
       const more = r.bool()
-      return { type: 'NS_RECORDS', records: readRecords(r), more }
+      const snapshot = r.bool() ? r.bytes(r.u32()) : undefined
+      const out: NsRecords = { type: 'NS_RECORDS', records: readRecords(r), more }
+      if (snapshot) out.snapshot = snapshot
+      return out
     }
     case BODY.NS_ACK: return { type: 'NS_ACK', accepted: r.u32() }
     case BODY.DROP_ACK: return { type: 'DROP_ACK', dropped: r.u32() }
@@ -326,6 +344,12 @@ class Reader {
     const v = this.b.readBigUInt64LE(this.o); this.o += 8
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('BAD_MESSAGE', 'u64 beyond 2^53')
     return Number(v)
+  }
+
+  u64big (): bigint {
+    this.need(8)
+    const v = this.b.readBigUInt64LE(this.o); this.o += 8
+    return v
   }
 
   time (): number {

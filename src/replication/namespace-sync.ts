@@ -2,6 +2,7 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import type { OpLog } from '../meta/shared/op-log.js'
 import type { SharedNamespace } from '../meta/shared/shared-namespace.js'
 import type { NsHead } from '../codec/wire.js'
+import { verifySnapshot } from '../codec/snapshot-record.js'
 
 const REPLY_BUDGET_BYTES = 4 * 1024 * 1024
 const PUSH_BATCH_BYTES = 4 * 1024 * 1024
@@ -11,8 +12,10 @@ const ANTI_ENTROPY_MS = 3000
 // What the sync needs of a connected peer.
 export interface NsPeer {
   id: string
-  sync: (heads: NsHead[]) => Promise<{ records: Buffer[], more: boolean }>
+  role: 'full' | 'storage'
+  sync: (heads: NsHead[], frontier: bigint) => Promise<{ records: Buffer[], more: boolean, snapshot?: Buffer }>
   push: (records: Buffer[]) => Promise<number>
+  offer: (snapshot: Buffer) => Promise<void>
   close: (reason: string) => void
 }
 
@@ -41,6 +44,14 @@ export class NamespaceSync {
 
   constructor (private readonly o: NamespaceSyncOptions) {
     o.shared?.onRecords(records => this.relay(records, null))
+    o.shared?.onSnapshot(snapshot => {
+      for (const p of this.o.peers()) p.offer(snapshot).catch(() => {})
+    })
+  }
+
+  // A peer offers its snapshot (it compacted). Returns 1 when it was used.
+  answerSnapshot (from: NsPeer, snapshot: Buffer): number {
+    return this.adopt(from, snapshot) ? 1 : 0
   }
 
   start (): void {
@@ -52,11 +63,19 @@ export class NamespaceSync {
     this.pull(p)
   }
 
-  // A peer asks for what its heads lack; its heads also tell us how far behind it is.
-  answerSync (from: string, heads: NsHead[]): { records: Buffer[], more: boolean } {
+  // A peer asks for what its heads lack; its heads also tell us how far
+  // behind it is, and a full member's frontier feeds our compaction horizon.
+  // A peer below what we still keep as records gets our snapshot too.
+  answerSync (from: NsPeer, frontier: bigint, heads: NsHead[]): { records: Buffer[], more: boolean, snapshot?: Buffer } {
     const map = headsMap(heads)
-    this.peerHeads.set(from, map)
-    return this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
+    this.peerHeads.set(from.id, map)
+    if (from.role === 'full' && frontier > 0n) this.o.shared?.noteFrontier(from.id, frontier)
+    const out: { records: Buffer[], more: boolean, snapshot?: Buffer } = this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
+    if (this.o.log.needsSnapshot(map)) {
+      const snap = this.o.log.snapshot
+      if (snap) out.snapshot = snap
+    }
+    return out
   }
 
   answerPush (from: NsPeer, records: Buffer[]): number {
@@ -81,7 +100,8 @@ export class NamespaceSync {
     this.pulling.add(p.id)
     const loop = async (): Promise<void> => {
       for (let round = 0; round < 1000 && !this.closed; round++) {
-        const r = await p.sync(this.heads())
+        const r = await p.sync(this.heads(), this.o.shared?.frontier() ?? 0n)
+        if (r.snapshot) this.adopt(p, r.snapshot)
         this.ingest(p, r.records)
         if (!r.more || r.records.length === 0) break
       }
@@ -89,6 +109,28 @@ export class NamespaceSync {
     }
     loop().catch(e => this.o.print(`namespace sync with ${p.id.slice(0, 12)}: ${(e as Error).message}`))
       .finally(() => this.pulling.delete(p.id))
+  }
+
+  // A full member adopts a snapshot only when it covers changes it lacks (it
+  // compacts by itself otherwise); a storage-only member also when it lets
+  // it drop records it keeps.
+  private adopt (from: NsPeer, snapshot: Buffer): boolean {
+    try {
+      if (this.o.shared) return this.o.shared.adoptSnapshot(snapshot)
+      const h = verifySnapshot(snapshot)
+      if (!h.covered.some(c => c.seq > this.o.log.headOf(c.member)) && !this.o.log.wouldFold(h.base)) return false
+      // Records it never had up to `covered` cannot be served: the floor goes there too.
+      const upTo = h.covered.map(c => {
+        const b = h.base.find(x => x.member === c.member)?.seq ?? 0
+        return { member: c.member, seq: c.seq > this.o.log.headOf(c.member) ? c.seq : b }
+      })
+      this.o.store.txn(() => this.o.log.fold(snapshot, upTo, h.covered))
+      return true
+    } catch (e) {
+      this.o.print(`peer ${from.id.slice(0, 12)} sent a namespace snapshot that failed verification (${(e as Error).message}); disconnecting it`)
+      from.close('sent an invalid namespace snapshot')
+      return false
+    }
   }
 
   // Verifies and stores records from a peer, applies them (full members) and

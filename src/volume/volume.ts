@@ -14,6 +14,8 @@ export interface VolumeOptions {
   maxStoreBytes: number
   readOnly?: boolean // a reader beside a running daemon (status)
   log?: (line: string) => void
+  compactEvery?: number
+  compactMargin?: number
 }
 
 // What only a full member has: the keys that read data and names.
@@ -57,7 +59,7 @@ export class Volume {
     const ns = new LmdbNamespace(store, keys, file.nodeId)
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
-    const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}) })
+    const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
     const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId), shared }
     const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key

@@ -52,9 +52,10 @@ t.test('namespace sync messages on the wire', async t => {
   const r = encodeOpRecord(create, meta, key.secretKey)
   const reader = new FrameReader()
   for (const m of [
-    { type: 'REQUEST', id: 1, body: { type: 'NS_SYNC', heads: [{ member: key.publicKey, seq: 42 }] } },
+    { type: 'REQUEST', id: 1, body: { type: 'NS_SYNC', frontier: 123456789n << 16n, heads: [{ member: key.publicKey, seq: 42 }] } },
     { type: 'REQUEST', id: 2, body: { type: 'NS_PUSH', records: [r, r] } },
     { type: 'REPLY', id: 1, body: { type: 'NS_RECORDS', records: [r], more: true } },
+    { type: 'REPLY', id: 3, body: { type: 'NS_RECORDS', records: [], more: false, snapshot: Buffer.from('sealed snapshot') } },
     { type: 'REPLY', id: 2, body: { type: 'NS_ACK', accepted: 2 } }
   ] as const) {
     reader.push(encodeMessage(m as never))

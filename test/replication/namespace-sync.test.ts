@@ -19,10 +19,12 @@ const record = (seq: number): Buffer => encodeOpRecord(op(seq), meta, writer.sec
 function peer (id: string, serve: (heads: NsHead[]) => { records: Buffer[], more: boolean } = () => ({ records: [], more: false })): NsPeer & { pushed: Buffer[], closed: string | null } {
   const p = {
     id,
+    role: 'full' as const,
     pushed: [] as Buffer[],
     closed: null as string | null,
     sync: async (heads: NsHead[]) => serve(heads),
     push: async (records: Buffer[]) => { p.pushed.push(...records); return records.length },
+    offer: async () => {},
     close: (reason: string) => { p.closed = reason }
   }
   return p
@@ -53,7 +55,7 @@ t.test('a relay stores verified records, passes them on, and cuts off a forger',
   t.equal(log.headOf(member), 2, 'the head stays at the gapless prefix')
 
   // A peer that has seq 1 only is sent what it lacks, and its lag shows.
-  const answer = sync.answerSync('d'.repeat(64), [{ member: writer.publicKey, seq: 1 }])
+  const answer = sync.answerSync(peer('d'.repeat(64)), 0n, [{ member: writer.publicKey, seq: 1 }])
   t.equal(answer.records.length, 2, 'records 2 and 4')
   t.same(sync.status().find(s => s.id === 'd'.repeat(64))?.behind, 1, 'behind by one change of the gapless prefix')
 

@@ -8,7 +8,7 @@ import type { Attrs, CreateOp, MoveOp, NodeKind, Op, OpStamp, RemoveOp, SetattrO
 // the gapless prefix of that member's log it holds, which gives its
 // stability frontier (see `frontier`).
 export class Member {
-  readonly tree = new MergeTree()
+  tree = new MergeTree()
   private counter = 0
   private seq = 0
   private readonly prefix = new Map<string, { seq: number, hlc: bigint, pending: Map<number, bigint> }>()
@@ -55,6 +55,28 @@ export class Member {
   // (the live namespace, which must not rebuild the view on every unlink).
   removeNode (node: string, versions: string[]): RemoveOp {
     return this.local({ ...this.stamp(), type: 'remove', id: node, versions })
+  }
+
+  // Takes over a snapshot's state: the ops it folded in count as held, each
+  // member's up to `covered` (seq, and the stamp every op of it at or below
+  // which is in the state).
+  adopt (tree: MergeTree, covered: Array<{ member: string, seq: number, hlc: bigint }>): void {
+    this.tree = tree
+    for (const c of covered) {
+      if (c.member === this.id) { if (c.seq > this.seq) this.seq = c.seq; continue }
+      const p = this.prefix.get(c.member)
+      if (!p) this.prefix.set(c.member, { seq: c.seq, hlc: c.hlc, pending: new Map() })
+      else if (c.seq > p.seq) { p.seq = c.seq; p.hlc = c.hlc; for (const k of [...p.pending.keys()]) if (k <= c.seq) p.pending.delete(k) }
+    }
+    this.clock.observe(tree.compactedTo)
+  }
+
+  // Per member, the gapless prefix of its log this member holds, and the stamp
+  // of its last op (for itself: its clock): what a snapshot covers.
+  covered (): Array<{ member: string, seq: number, hlc: bigint }> {
+    const out = [{ member: this.id, seq: this.seq, hlc: this.clock.current }]
+    for (const [member, p] of this.prefix) if (p.seq > 0) out.push({ member, seq: p.seq, hlc: p.hlc })
+    return out
   }
 
   // After a restart: the own log's last sequence number and id counter.

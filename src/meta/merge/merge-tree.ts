@@ -1,4 +1,4 @@
-import { MoveTree } from './move-tree.js'
+import { MoveTree, type MoveTreeState } from './move-tree.js'
 import { compareTs, conflictName, opKey, ROOT_ID, type Attrs, type NodeKind, type Op, type Ts } from './op.js'
 
 export interface Version { id: string, content: string, ts: Ts, base: string | null }
@@ -16,6 +16,20 @@ export interface ViewEntry {
   attrs: Attrs
 }
 
+// Everything a MergeTree holds, for a namespace snapshot (the state at a
+// compaction horizon plus what came after it).
+export interface MergeTreeState {
+  moves: MoveTreeState
+  kinds: Array<[string, NodeKind]>
+  attrs: Array<[string, Array<[keyof Attrs, { value: number, ts: Ts }]>]>
+  versions: Array<[string, Version[]]>
+  superseded: string[]
+  dismissed: string[]
+  removed: string[]
+  seen: Array<[string, bigint]>
+  horizon: bigint
+}
+
 export interface SnapshotEntry { path: string, id: string, kind: NodeKind, content: string, attrs: Attrs }
 export type TreeSnapshot = SnapshotEntry[]
 
@@ -31,7 +45,7 @@ interface Candidate { id: string, node: string, version: string | null, name: st
 // - a removed directory stays while anything inside it is visible;
 // - equal names in one directory: the earlier placement keeps the name.
 export class MergeTree {
-  private readonly moves = new MoveTree()
+  private moves = new MoveTree()
   private readonly kinds = new Map<string, NodeKind>()
   private readonly attrs = new Map<string, Map<keyof Attrs, { value: number, ts: Ts }>>()
   private readonly versions = new Map<string, Map<string, Version>>()
@@ -77,6 +91,38 @@ export class MergeTree {
         this.setAttrs(op.id, op.attrs, ts)
         return true
     }
+  }
+
+  toState (): MergeTreeState {
+    return {
+      moves: this.moves.toState(),
+      kinds: [...this.kinds],
+      attrs: [...this.attrs].map(([id, m]) => [id, [...m]]),
+      versions: [...this.versions].map(([id, m]) => [id, [...m.values()]]),
+      superseded: [...this.superseded],
+      dismissed: [...this.dismissed],
+      removed: [...this.removed],
+      seen: [...this.seen],
+      horizon: this.horizon
+    }
+  }
+
+  static fromState (s: MergeTreeState): MergeTree {
+    const t = new MergeTree()
+    t.moves = MoveTree.fromState(s.moves)
+    for (const [id, k] of s.kinds) t.kinds.set(id, k)
+    for (const [id, list] of s.attrs) t.attrs.set(id, new Map(list))
+    for (const [id, list] of s.versions) t.versions.set(id, new Map(list.map(v => [v.id, v])))
+    for (const v of s.superseded) t.superseded.add(v)
+    for (const v of s.dismissed) t.dismissed.add(v)
+    for (const v of s.removed) t.removed.add(v)
+    for (const [k, h] of s.seen) t.seen.set(k, h)
+    t.horizon = s.horizon
+    return t
+  }
+
+  get compactedTo (): bigint {
+    return this.horizon
   }
 
   applyAll (ops: Iterable<Op>): void {

@@ -2,7 +2,9 @@ import { compareTs, ROOT_ID, type PlacementOp, type Ts } from './op.js'
 
 export interface Placement { parent: string, name: string, by: Ts }
 
-interface LogEntry { op: PlacementOp, old: Placement | undefined, applied: boolean }
+export interface LogEntry { op: PlacementOp, old: Placement | undefined, applied: boolean }
+
+export interface MoveTreeState { log: LogEntry[], place: Array<[string, Placement]>, horizon: bigint }
 
 // The tree of placements (Kleppmann et al. 2021, "A highly-available move
 // operation for replicated trees"). Creates and moves are kept sorted by
@@ -46,6 +48,19 @@ export class MoveTree {
     this.log.push(this.doOp(op))
     for (const e of later) this.log.push(this.doOp(e.op))
     return true
+  }
+
+  // The whole state, for a snapshot (merge/state-codec.ts encodes it).
+  toState (): MoveTreeState {
+    return { log: this.log.map(e => ({ ...e })), place: [...this.place], horizon: this.horizon }
+  }
+
+  static fromState (s: MoveTreeState): MoveTree {
+    const t = new MoveTree()
+    for (const e of s.log) t.log.push({ ...e })
+    for (const [id, p] of s.place) t.place.set(id, p)
+    t.horizon = s.horizon
+    return t
   }
 
   compact (horizon: bigint): void {

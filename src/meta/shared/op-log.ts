@@ -13,8 +13,13 @@ export interface LogHead { member: string, seq: number }
 export class OpLog {
   private readonly heads = new Map<string, number>()
   private readonly above = new Map<string, Set<number>>()
+  // Per member: records up to this seq were folded into the snapshot and are
+  // not kept; a peer whose head is below it is sent the snapshot.
+  private readonly floor = new Map<string, number>()
 
   constructor (private readonly store: LmdbStore) {
+    const f = store.sysGet('nsfloor')
+    if (f) for (const [m, seq] of Object.entries(JSON.parse(f.toString('utf8')) as Record<string, number>)) { this.floor.set(m, seq); this.heads.set(m, seq) }
     for (const key of store.oplog.getKeys({})) {
       const k = key as Buffer
       this.note(k.subarray(0, 32).toString('hex'), Number(k.readBigUInt64BE(32)))
@@ -29,7 +34,7 @@ export class OpLog {
   }
 
   has (member: string, seq: number): boolean {
-    if (seq <= (this.heads.get(member) ?? 0)) return true
+    if (seq <= (this.heads.get(member) ?? 0) || seq <= (this.floor.get(member) ?? 0)) return true
     return this.above.get(member)?.has(seq) ?? false
   }
 
@@ -49,6 +54,49 @@ export class OpLog {
     return this.put(h, Buffer.from(record)) ? h : null
   }
 
+  // The snapshot this node keeps (its own or one it adopted), if any.
+  get snapshot (): Buffer | null {
+    return this.store.sysGet('nssnap') ?? null
+  }
+
+  // After a compaction or adopting a snapshot: records up to `upTo[m]` are
+  // in the snapshot's state; they are deleted and count as held. Call in a transaction.
+  fold (snapshot: Buffer, upTo: Array<{ member: string, seq: number }>, covered: Array<{ member: string, seq: number }>): number {
+    let dropped = 0
+    for (const { member, seq } of upTo) {
+      if (seq <= (this.floor.get(member) ?? 0)) continue
+      for (const key of this.store.oplog.getKeys({ start: OpLog.key(member, 1), end: OpLog.key(member, seq + 1) })) {
+        this.store.oplog.removeSync(key as Buffer)
+        dropped++
+      }
+      this.floor.set(member, seq)
+      const a = this.above.get(member)
+      if (a) for (const s of [...a]) if (s <= seq) a.delete(s)
+    }
+    for (const { member, seq } of covered) {
+      if (seq > (this.heads.get(member) ?? 0)) this.heads.set(member, seq)
+      let h = this.heads.get(member) ?? 0
+      const a = this.above.get(member)
+      while (a?.delete(h + 1)) h++
+      if (h > 0) this.heads.set(member, h)
+    }
+    for (const [m, f] of this.floor) if ((this.heads.get(m) ?? 0) < f) this.heads.set(m, f)
+    this.store.sysPut('nsfloor', Buffer.from(JSON.stringify(Object.fromEntries(this.floor)), 'utf8'))
+    this.store.sysPut('nssnap', snapshot)
+    return dropped
+  }
+
+  // True when folding up to `base` would drop records we keep.
+  wouldFold (base: Array<{ member: string, seq: number }>): boolean {
+    return base.some(b => b.seq > (this.floor.get(b.member) ?? 0))
+  }
+
+  // True when a peer with these heads lacks records we no longer keep.
+  needsSnapshot (peer: Map<string, number>): boolean {
+    for (const [m, f] of this.floor) if ((peer.get(m) ?? 0) < f) return true
+    return false
+  }
+
   headOf (member: string): number {
     return this.heads.get(member) ?? 0
   }
@@ -57,10 +105,17 @@ export class OpLog {
     return [...this.heads].map(([member, seq]) => ({ member, seq }))
   }
 
+  // Records kept (not folded into the snapshot).
   get size (): number {
     let n = 0
-    for (const s of this.heads.values()) n += s
+    for (const [m, s] of this.heads) n += s - (this.floor.get(m) ?? 0)
     for (const a of this.above.values()) n += a.size
+    return n
+  }
+
+  get folded (): number {
+    let n = 0
+    for (const f of this.floor.values()) n += f
     return n
   }
 
@@ -70,7 +125,7 @@ export class OpLog {
     let bytes = 0
     const members = new Set([...this.heads.keys(), ...this.above.keys()])
     for (const member of members) {
-      const from = (peer.get(member) ?? 0) + 1
+      const from = Math.max(peer.get(member) ?? 0, this.floor.get(member) ?? 0) + 1
       for (const { value } of this.store.oplog.getRange({ start: OpLog.key(member, from), end: OpLog.key(member, Number.MAX_SAFE_INTEGER) })) {
         const v = value as Buffer
         if (records.length > 0 && (bytes + v.length > budget || records.length >= 4096)) return { records, more: true }

@@ -5,6 +5,7 @@ import type { StampedChange } from '../../codec/change-record.js'
 import { decodeOpRecord, encodeOpRecord, opRecordHeader, signingKeyOfSeed, verifyOpRecord } from '../../codec/op-record.js'
 import { fail } from '../../errors.js'
 import { ROOT_INO } from '../namespace.js'
+import { HybridClock } from '../hlc.js'
 import type { LmdbNamespace, TreeWriter } from '../lmdb-namespace.js'
 import { Member } from '../merge/member.js'
 import { ROOT_ID, type Attrs, type NodeKind, type Op } from '../merge/op.js'
@@ -12,6 +13,8 @@ import type { ViewEntry } from '../merge/merge-tree.js'
 import { OpLog } from './op-log.js'
 import { EntryMap } from './entry-map.js'
 import { decodeManifest, encodeManifest } from './manifest.js'
+import { encodeSnapshot, decodeSnapshotState } from '../../codec/snapshot-record.js'
+import { MergeTree, type MergeTreeState } from '../merge/merge-tree.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
@@ -28,6 +31,8 @@ export interface SharedNamespaceOptions {
   memberId: string
   chunkSize: number
   log: (line: string) => void
+  compactEvery?: number // ms between compaction attempts (default 5 min; 0: never)
+  compactMargin?: number // ms the horizon stays behind the slowest frontier (clock skew allowance)
 }
 
 export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: string }
@@ -50,7 +55,10 @@ export class SharedNamespace {
   private emitTimer: NodeJS.Timeout | null = null
   private reconcileTimer: NodeJS.Timeout | null = null
   private closed = false
+  private compactTimer: NodeJS.Timeout | null = null
+  private readonly frontiers = new Map<string, bigint>() // full members' published frontiers
   conflictsSeen = 0
+  compactions = 0
 
   constructor (private readonly o: SharedNamespaceOptions) {
     this.secretKey = signingKeyOfSeed(o.seed).secretKey
@@ -69,10 +77,91 @@ export class SharedNamespace {
     if (this.log.headOf(this.o.memberId) === 0 && this.map.entriesOf(ROOT_INO).length === 0 && this.o.ns.readdir(ROOT_INO).length > 0) this.genesis()
     this.emitDirty()
     this.reconcile()
+    const every = this.o.compactEvery ?? 5 * 60_000
+    if (every > 0) {
+      this.compactTimer = setInterval(() => {
+        try { this.compact() } catch (e) { this.o.log(`namespace: compaction failed: ${(e as Error).message}`) }
+      }, every)
+      this.compactTimer.unref()
+    }
+  }
+
+  // --- compaction (docs/consistency.md, "Compaction") ---
+
+  // Every op stamped at or below this is held here, and this member will
+  // stamp nothing that low again.
+  frontier (): bigint {
+    return this.member.frontier(this.log.allHeads().map(h => h.member))
+  }
+
+  noteFrontier (member: string, frontier: bigint): void {
+    if (frontier > (this.frontiers.get(member) ?? 0n)) this.frontiers.set(member, frontier)
+  }
+
+  // Folds every op at or below the stability horizon into a snapshot and
+  // drops those records. The horizon is the lowest frontier published by
+  // every member that ever wrote (and ours), less a margin for clock skew; a
+  // writer that has not published one holds it back entirely.
+  compact (): number {
+    let horizon = this.frontier()
+    for (const h of this.log.allHeads()) {
+      if (h.member === this.o.memberId) continue
+      const f = this.frontiers.get(h.member)
+      if (f === undefined) return 0
+      if (f < horizon) horizon = f
+    }
+    horizon -= BigInt(this.o.compactMargin ?? 60_000) << 16n
+    if (horizon <= this.member.tree.compactedTo || horizon <= 0n) return 0
+    this.emitDirty()
+    const base: Array<{ member: string, seq: number }> = []
+    for (const h of this.log.allHeads()) {
+      let seq = 0
+      for (const { key, value } of this.o.store.oplog.getRange({ start: OpLog.key(h.member, 1), end: OpLog.key(h.member, h.seq + 1) })) {
+        const op = decodeOpRecord(value as Buffer, this.o.keys.meta, false)
+        if (op.hlc > horizon) break
+        seq = Number((key as Buffer).readBigUInt64BE(32))
+      }
+      if (seq > 0) base.push({ member: h.member, seq })
+    }
+    if (base.length === 0) return 0
+    this.member.tree.compact(horizon)
+    const covered = this.member.covered()
+    const snap = encodeSnapshot({ creator: this.o.memberId, horizon, covered, base }, this.member.tree.toState(), this.o.keys.meta, this.secretKey)
+    const dropped = this.o.store.txn(() => this.log.fold(snap, base, covered.map(c => ({ member: c.member, seq: Math.min(c.seq, this.log.headOf(c.member)) }))))
+    this.compactions++
+    for (const fn of this.snapshotListeners) fn(snap)
+    this.o.log(`namespace: compacted ${dropped} log records into a snapshot (horizon ${new Date(HybridClock.millis(horizon)).toISOString()})`)
+    return dropped
+  }
+
+  // A snapshot from a peer whose records we lack: adopt its state, then
+  // re-apply every record we hold on top (duplicates are ignored).
+  adoptSnapshot (blob: Buffer): boolean {
+    const { header, state } = decodeSnapshotState(blob, this.o.keys.meta)
+    if (!header.covered.some(c => c.seq > this.log.headOf(c.member))) return false
+    let tree: MergeTree
+    try { tree = MergeTree.fromState(state as MergeTreeState) } catch (e) { throw fail('CORRUPT_RECORD', `namespace snapshot state is malformed: ${(e as Error).message}`) }
+    const m = new Member(this.o.memberId, this.o.ns.clock)
+    m.adopt(tree, header.covered)
+    const own = this.ownProgress()
+    m.restore(Math.max(own.seq, this.member.lastSeq), own.counter)
+    for (const record of this.log.all()) {
+      try { m.receive(decodeOpRecord(record, this.o.keys.meta, false)) } catch { /* damaged: skipped, as at start-up */ }
+    }
+    this.member = m
+    this.o.store.txn(() => this.log.fold(blob, header.covered, header.covered))
+    this.o.log(`namespace: adopted a snapshot from ${header.creator.slice(0, 12)} covering ${header.covered.reduce((n, c) => n + c.seq, 0)} changes`)
+    this.scheduleReconcile()
+    return true
   }
 
   onRecords (fn: (records: Buffer[]) => void): void {
     this.listeners.push(fn)
+  }
+
+  private readonly snapshotListeners: Array<(snapshot: Buffer) => void> = []
+  onSnapshot (fn: (snapshot: Buffer) => void): void {
+    this.snapshotListeners.push(fn)
   }
 
   // No local edit waits to become an op and no peer op waits to be applied.
@@ -417,6 +506,15 @@ export class SharedNamespace {
     let seq = 0
     let counter = 0
     const counterOf = (id: string): number => id.startsWith(self + ':') ? Number(id.slice(self.length + 1)) || 0 : 0
+    const snap = this.log.snapshot
+    if (snap) {
+      const { header, state } = decodeSnapshotState(snap, this.o.keys.meta)
+      const tree = MergeTree.fromState(state as MergeTreeState)
+      m.adopt(tree, header.covered)
+      const own = idsCounter(state as MergeTreeState, self)
+      counter = own
+      seq = header.covered.find(c => c.member === self)?.seq ?? 0
+    }
     for (const record of this.log.all()) {
       let op: Op
       try {
@@ -434,6 +532,20 @@ export class SharedNamespace {
     }
     m.restore(seq, counter)
     return m
+  }
+
+  // This member's last seq and id counter, from its records and snapshot.
+  private ownProgress (): { seq: number, counter: number } {
+    const self = this.o.memberId
+    let counter = idsCounter(this.member.tree.toState(), self)
+    let seq = this.log.headOf(self)
+    for (const record of this.log.all()) {
+      const h = opRecordHeader(record)
+      if (h.member !== self) continue
+      seq = Math.max(seq, h.seq)
+    }
+    counter = Math.max(counter, 0)
+    return { seq, counter }
   }
 
   // After a failed local transaction: memory may hold ops the disk does not.
@@ -466,11 +578,22 @@ export class SharedNamespace {
 
   close (): void {
     this.closed = true
+    if (this.compactTimer) clearInterval(this.compactTimer)
     if (this.emitTimer) clearTimeout(this.emitTimer)
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer)
     this.emitTimer = this.reconcileTimer = null
     try { this.emitDirty() } catch (e) { this.o.log(`namespace: ${(e as Error).message}`) }
   }
+}
+
+// The highest `<self>:<n>` id in a state: ids must never be reused.
+function idsCounter (s: MergeTreeState, self: string): number {
+  let n = 0
+  const see = (id: string): void => { if (id.startsWith(self + ':')) n = Math.max(n, Number(id.slice(self.length + 1)) || 0) }
+  for (const [id] of s.kinds) see(id)
+  for (const [, list] of s.versions) for (const v of list) see(v.id)
+  for (const v of s.superseded) see(v)
+  return n
 }
 
 function kindOf (mode: number): NodeKind {

@@ -1,0 +1,65 @@
+import t from 'tap'
+import { writeFile, readFile, readdir, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { requireFuse, disktro } from '../../helpers/disktro.js'
+import { startBootstrap, makeCluster, mountNode, serveNode, statusJson, until, nodeConfig, type ClusterNode } from '../../helpers/cluster.js'
+
+async function tryRead (p: string): Promise<string | null> {
+  try { return (await readFile(p)).toString() } catch { return null }
+}
+
+// Two writers and a storage-only member with fast compaction: logs are
+// folded into snapshots at the stability horizon, the storage member drops
+// the folded records too, a fresh member starts from a snapshot, and a writer
+// restarted from its snapshot keeps its tree and keeps writing.
+t.test('namespace logs are compacted into snapshots', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const [a, b, s] = await makeCluster(t, bootstrap, ['full', 'full', 'storage'], { compactEvery: '1s', compactMargin: 0, replicaCount: 2 })
+  let ma = await mountNode(t, a)
+  const mb = await mountNode(t, b)
+  await serveNode(t, s)
+  await until('A sees B and the storage member', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 2, 60_000)
+
+  await mkdir(ma.path('d'))
+  for (let i = 0; i < 30; i++) await writeFile(ma.path(`d/a${i}.txt`), `A ${i}\n`)
+  for (let i = 0; i < 10; i++) await writeFile(mb.path(`b${i}.txt`), `B ${i}\n`)
+  for (let round = 0; round < 5; round++) await writeFile(ma.path('d/a0.txt'), `A 0 round ${round}\n`)
+  await until('B sees A\'s last write', async () => await tryRead(mb.path('d/a0.txt')) === 'A 0 round 4\n', 30_000)
+
+  const sa = await until('A compacts its log', async () => {
+    const s = await statusJson(a)
+    return s.namespace.compactions > 0 && s.namespace.folded >= 60 ? s : false
+  }, 30_000)
+  t.pass(`A: ${sa.namespace.folded} changes folded into a snapshot, ${sa.namespace.records} kept as records`)
+  const ss = await until('the storage member drops the folded records too', async () => {
+    const st = await statusJson(s)
+    return st.namespace.folded >= 60 ? st : false
+  }, 30_000)
+  t.pass(`storage member: ${ss.namespace.folded} records folded, ${ss.namespace.records} kept`)
+
+  // A fresh member joins after compaction: it starts from a snapshot.
+  const inv = await disktro(['invite', '--data-dir', a.dataDir])
+  const base = join(a.dataDir, '..', '..', 'n3')
+  await mkdir(base)
+  const c: ClusterNode = { name: 'n3', dataDir: join(base, 'data'), config: await nodeConfig(base, bootstrap, { compactEvery: '1s', compactMargin: 0, replicaCount: 2 }) }
+  t.equal((await disktro(['join', inv.stdout.trim(), '--data-dir', c.dataDir])).code, 0)
+  const mc = await mountNode(t, c)
+  await until('the fresh member shows the whole tree', async () => {
+    try {
+      return (await readdir(mc.path('d'))).length === 30 && (await readdir(mc.path())).length === 11 && await tryRead(mc.path('d/a0.txt')) === 'A 0 round 4\n'
+    } catch { return false }
+  }, 60_000)
+  t.match(mc.stderr, /adopted a snapshot/, 'it adopted a snapshot')
+  for (let i = 1; i < 30; i++) t.equal(await tryRead(mc.path(`d/a${i}.txt`)), `A ${i}\n`)
+  for (let i = 0; i < 10; i++) t.equal(await tryRead(mc.path(`b${i}.txt`)), `B ${i}\n`)
+
+  // A restarts from its snapshot and keeps writing.
+  await ma.stop()
+  ma = await mountNode(t, a)
+  t.equal((await readdir(ma.path('d'))).length, 30, 'after a restart A shows its tree from the snapshot')
+  t.equal(await tryRead(ma.path('b3.txt')), 'B 3\n')
+  await writeFile(ma.path('after-restart.txt'), 'still writing\n')
+  for (const m of [mb, mc]) await until('the write after the restart arrives', async () => await tryRead(m.path('after-restart.txt')) === 'still writing\n', 30_000)
+  t.pass('writes after a restart from a snapshot reach the others')
+})
