@@ -35,8 +35,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     if (join1.code !== 0) throw new Error(join1.stderr)
     const lines: Line[] = []
     const start = (dataDir: string, role: string): ReturnType<typeof spawn> => {
-      const prof = process.env.DISKTRO_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DISKTRO_BENCH_PROFILE}`] : []
-      const child = spawn(process.execPath, [...prof, join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, [join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
       kids.push(child)
       let buf = ''
       child.stdout!.on('data', (d: Buffer) => {

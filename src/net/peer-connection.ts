@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks'
 import type HyperDHT from 'hyperdht'
 import { fail, isDisktroError } from '../errors.js'
 import {
-  decodeMessage, encodeMessage, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
-  type Message, type ReplyBody, type ReplyFor, type RequestBody, type Role
+  decodeMessage, prepareMessage, writeFrame, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
+  type Message, type PreparedFrame, type ReplyBody, type ReplyFor, type RequestBody, type Role
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
 import { capabilityProof, verifyProof } from './capability.js'
@@ -18,8 +18,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const MAX_QUEUED_FRAMES = 1024
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES
-// secret-stream seals each write as one message of at most 16 MiB.
-const WRITE_PIECE = 1024 * 1024
+// secret-stream seals each write as one message of at most 16 MiB. A frame
+// up to this size goes out as one write, so the receiver gets it whole (and
+// can use it without copying); larger ones are cut into pieces.
+const WRITE_PIECE = 8 * 1024 * 1024
 
 export type RequestHandler = (msg: RequestBody) => Promise<ReplyBody>
 
@@ -38,7 +40,7 @@ interface Pending {
   timer: NodeJS.Timeout
 }
 
-interface Queued { frame: Buffer, written?: () => void }
+interface Queued { frame: PreparedFrame, written?: () => void }
 
 // One peer over one Noise stream. The connection starts unauthenticated: it
 // sends its HELLO, accepts nothing but the peer's HELLO, and closes if that
@@ -185,14 +187,14 @@ export class PeerConnection extends EventEmitter {
     // limit. Either way answer at once instead of queueing work.
     if (this.serving >= MAX_OUTSTANDING) return this.send({ type: 'REPLY', id, body: { type: 'ERROR', message: 'busy' } })
     this.serving++
-    let frame: Buffer
+    let frame: PreparedFrame
     try {
       if (this.handler === null) throw new Error('no request handler')
       const reply = await this.handler(body)
       if (reply.type !== REPLY_TYPE[body.type] && reply.type !== 'ERROR') throw new Error(`handler answered ${body.type} with ${reply.type}`)
-      frame = encodeMessage({ type: 'REPLY', id, body: reply })
+      frame = prepareMessage({ type: 'REPLY', id, body: reply })
     } catch (e) {
-      frame = encodeMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
+      frame = prepareMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
     }
     // The slot stays taken until the reply is on the socket, so a peer that
     // does not read cannot make replies pile up here.
@@ -226,9 +228,9 @@ export class PeerConnection extends EventEmitter {
     while (this.pending.has(this.nextId) || this.nextId === 0) this.nextId = (this.nextId + 1) >>> 0
     p.id = this.nextId
     this.nextId = (this.nextId + 1) >>> 0
-    let frame: Buffer
+    let frame: PreparedFrame
     try {
-      frame = encodeMessage({ type: 'REQUEST', id: p.id, body: p.body })
+      frame = prepareMessage({ type: 'REQUEST', id: p.id, body: p.body })
     } catch (e) {
       clearTimeout(p.timer)
       p.reject(isDisktroError(e) ? e : fail('EINVAL', String(e), e))
@@ -253,12 +255,14 @@ export class PeerConnection extends EventEmitter {
   }
 
   private send (m: Message): void {
-    this.write(encodeMessage(m))
+    this.write(prepareMessage(m))
   }
 
   // Frames go out in order; once the stream says it is full, everything
-  // waits for 'drain' instead of piling into the stream's own buffer.
-  private write (frame: Buffer, written?: () => void): void {
+  // waits for 'drain' instead of piling into the stream's own buffer. A
+  // queued frame still references the buffers it was prepared from (a chunk
+  // record): they are copied out only when the frame reaches the stream.
+  private write (frame: PreparedFrame, written?: () => void): void {
     if (this.state === 'closed') return written?.()
     if (this.queue.length >= MAX_QUEUED_FRAMES) return this.close('peer is not reading (send queue full)')
     this.queue.push({ frame, written })
@@ -268,9 +272,13 @@ export class PeerConnection extends EventEmitter {
   private async pump (): Promise<void> {
     this.pumping = true
     while (this.queue.length > 0 && !this.closed) {
-      const { frame, written } = this.queue[0]
+      const { frame: prepared, written } = this.queue[0]
+      // secret-stream's alloc() hands out a buffer it encrypts in place when
+      // it is the next thing written: the frame is copied once, here.
+      const whole = prepared.length <= WRITE_PIECE && typeof this.stream.alloc === 'function'
+      const frame = writeFrame(prepared, whole ? n => this.stream.alloc!(n) : Buffer.allocUnsafe)
       for (let o = 0; o < frame.length && !this.closed; o += WRITE_PIECE) {
-        if (!this.stream.write(frame.subarray(o, o + WRITE_PIECE))) {
+        if (!this.stream.write(o === 0 && frame.length <= WRITE_PIECE ? frame : frame.subarray(o, o + WRITE_PIECE))) {
           await new Promise<void>(resolve => { this.drained = resolve })
         }
       }

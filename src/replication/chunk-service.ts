@@ -5,7 +5,8 @@ import { wrapStorageError } from '../errors.js'
 import type { PutResult, PeerStats } from './peer-link.js'
 
 // Answers peers' chunk requests from the local store. A full member checks a
-// received record opens under the data key before keeping it; a storage-only
+// received record authenticates under the data key before keeping it (the
+// AEAD tag, as opening would, without decrypting); a storage-only
 // member holds no such key and checks the record's shape. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
@@ -17,7 +18,7 @@ export class ChunkService {
     if (id.length !== 32) return { ok: false, reason: 'bad chunk id' }
     try {
       decodeChunkRecord(record)
-      if (this.pipeline) await this.pipeline.open(id, record)
+      this.pipeline?.verify(id, record)
     } catch {
       return { ok: false, reason: 'chunk failed verification' }
     }
