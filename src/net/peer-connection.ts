@@ -18,10 +18,12 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const MAX_QUEUED_FRAMES = 1024
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES
-// secret-stream seals each write as one message of at most 16 MiB. A frame
-// up to this size goes out as one write, so the receiver gets it whole (and
-// can use it without copying); larger ones are cut into pieces.
-const WRITE_PIECE = 8 * 1024 * 1024
+// secret-stream seals each write as one message (at most 16 MiB), and the
+// receiver sees nothing of a message until all of it is in: pieces stay small
+// so that a big frame cannot look like silence to the heartbeat. A frame of
+// up to one piece (a 1 MiB chunk's, with its headers) goes out as one write,
+// so the receiver gets it whole and uses it without copying.
+const WRITE_PIECE = 1024 * 1024 + 64 * 1024
 
 export type RequestHandler = (msg: RequestBody) => Promise<ReplyBody>
 
