@@ -14,10 +14,10 @@ export class ChunkService {
 
   constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
 
-  // Not async: the record (typically a view of the received message) is
-  // referenced only until it is committed, not while the ack waits for the
-  // fsync, so its buffer dies young. The promise resolves once the record is
-  // on disk; chunks arriving together share that fsync.
+  // Verifies and commits the record before returning (synchronously: the
+  // record, typically a view of the received message, is not kept past this
+  // call); the promise resolves once the commit is on disk. Chunks arriving
+  // together share that fsync.
   put (id: Buffer, record: Buffer): Promise<PutResult> {
     if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
     try {
@@ -26,8 +26,12 @@ export class ChunkService {
     } catch {
       return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
     }
-    const bytes = record.length
-    return this.store.putReplica(id, record).then(() => this.durable(bytes), refused)
+    try {
+      this.store.putReplica(id, record)
+    } catch (e) {
+      return Promise.resolve(refused(e))
+    }
+    return this.durable(record.length)
   }
 
   private async durable (bytes: number): Promise<PutResult> {

@@ -105,15 +105,18 @@ export class LmdbStore {
   }
 
   // A chunk record held for another member: stored unless already here, and
-  // marked foreign unless our own block maps reference it. Both writes go to
-  // lmdb-js's write thread in one batch (the main thread does not wait on the
-  // page cache); resolves when committed, not yet fsynced (see flushed()).
-  // `record` is referenced only until then. Rejects ENOSPC past the limit.
-  async putReplica (id: Buffer, record: Buffer): Promise<void> {
-    const writes: Array<Promise<unknown>> = []
-    if (!this.hasChunk(id)) writes.push(this.putLimited(this.chunks, id, record))
-    if (!this.refs.doesExist(id)) writes.push(this.foreign.put(id, EMPTY))
-    await Promise.all(writes)
+  // marked foreign unless our own block maps reference it, in one synchronous
+  // transaction (committed to the file, not yet fsynced: see flushed()).
+  // Throws ENOSPC past the limit like putLimited.
+  putReplica (id: Buffer, record: Buffer): void {
+    const store = !this.hasChunk(id)
+    const foreign = !this.refs.doesExist(id)
+    if (!store && !foreign) return
+    if (store) this.checkRoom(record.length)
+    this.txn(() => {
+      if (store) this.chunks.putSync(id, record)
+      if (foreign) this.foreign.putSync(id, EMPTY)
+    })
   }
 
   checkRoom (bytes: number): void {
