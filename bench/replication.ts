@@ -13,9 +13,11 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const BIN = join(here, '..', '..', 'bin', 'disktro')
 const PASSWORD = 'bench-password'
 
-interface Line { raw?: { bytes: number, seconds: number }, replication?: { bytes: number, seconds: number }, ready?: boolean }
+interface Line { raw?: { bytes: number, seconds: number }, replication?: { bytes: number, seconds: number }, cpu?: { phase: string, role: string, seconds: number }, ready?: boolean }
 
-export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: number, replMBs: number, ratio: number }> {
+// cpu: CPU seconds of both processes together per phase (the raw phase, and
+// the replication phase including opening and closing the nodes).
+export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: number, replMBs: number, ratio: number, cpu: { raw: number, replication: number } }> {
   const dir = await mkdtemp(join(tmpdir(), 'disktro-repl-bench-'))
   const kids: Array<ReturnType<typeof spawn>> = []
   try {
@@ -35,8 +37,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     if (join1.code !== 0) throw new Error(join1.stderr)
     const lines: Line[] = []
     const start = (dataDir: string, role: string): ReturnType<typeof spawn> => {
-      const prof = process.env.DISKTRO_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DISKTRO_BENCH_PROFILE}`] : []
-      const child = spawn(process.execPath, [...prof, join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, [join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
       kids.push(child)
       let buf = ''
       child.stdout!.on('data', (d: Buffer) => {
@@ -58,7 +59,8 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     if (!raw || !repl) throw new Error('replication bench produced no result')
     const rawMBs = raw.bytes / 1e6 / raw.seconds
     const replMBs = repl.bytes / 1e6 / repl.seconds
-    return { rawMBs, replMBs, ratio: replMBs / rawMBs }
+    const cpu = (phase: string): number => lines.reduce((n, l) => n + (l.cpu?.phase === phase ? l.cpu.seconds : 0), 0)
+    return { rawMBs, replMBs, ratio: replMBs / rawMBs, cpu: { raw: cpu('raw'), replication: cpu('replication') } }
   } finally {
     for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
@@ -68,5 +70,5 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { size: { type: 'string', default: '1024' } } })
   const r = await replicationBench(Number(values.size))
-  process.stdout.write(`replication over loopback, ${values.size} MiB: raw hyperswarm stream ${r.rawMBs.toFixed(1)} MB/s, disktro replication ${r.replMBs.toFixed(1)} MB/s, ratio ${r.ratio.toFixed(2)} (target >= 0.7)\n`)
+  process.stdout.write(`replication over loopback, ${values.size} MiB: raw hyperswarm stream ${r.rawMBs.toFixed(1)} MB/s, disktro replication ${r.replMBs.toFixed(1)} MB/s, ratio ${r.ratio.toFixed(2)} (target >= 0.7); CPU s of both processes: raw ${r.cpu.raw.toFixed(1)}, replication ${r.cpu.replication.toFixed(1)}\n`)
 }

@@ -7,7 +7,7 @@ import { ChunkService } from './replication/chunk-service.js'
 import { Replicator } from './replication/replicator.js'
 import { Holders } from './replication/holders.js'
 import { RemoteFetcher } from './replication/remote-fetcher.js'
-import type { PeerLink, PutResult, PeerStats } from './replication/peer-link.js'
+import type { PeerLink, PutResult, PeerStats, RecordSource } from './replication/peer-link.js'
 import type { PeerReport } from './status-report.js'
 import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
 import { Census } from './replication/census.js'
@@ -153,9 +153,16 @@ export class SwarmServices {
     this.evictor?.start()
   }
 
-  private async answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
+  // Not async: a PUT_CHUNK's record (a view of the received message) is
+  // stored synchronously and not held while the ack waits for the disk.
+  private answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
+    if (body.type === 'PUT_CHUNK') return this.service.put(body.id, body.record).then(r => ({ type: 'PUT_ACK', ...r }))
+    return this.answerOther(conn, body)
+  }
+
+  private async answerOther (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
     switch (body.type) {
-      case 'PUT_CHUNK': return { type: 'PUT_ACK', ...await this.service.put(body.id, body.record) }
+      case 'PUT_CHUNK': throw new Error('PUT_CHUNK is answered by answer()')
       case 'GET_CHUNK': return { type: 'CHUNK', record: await this.service.get(body.id) }
       case 'HAS': return { type: 'HAS_REPLY', have: this.service.has(body.ids) }
       case 'STATS': return { type: 'STATS_REPLY', ...this.service.stats(), role: this.volume.file.role }
@@ -199,8 +206,10 @@ export class SwarmServices {
       link = {
         id: conn.id,
         role: conn.role,
-        async putChunk (id: Buffer, record: Buffer): Promise<PutResult> {
-          const r = await conn.request({ type: 'PUT_CHUNK', id, record }, PUT_TIMEOUT_MS) as ReplyBody
+        async putChunk (id: Buffer, record: RecordSource): Promise<PutResult> {
+          const r = (typeof record === 'function'
+            ? await conn.putChunk(id, record, PUT_TIMEOUT_MS)
+            : await conn.request({ type: 'PUT_CHUNK', id, record }, PUT_TIMEOUT_MS)) as ReplyBody
           if (r.type !== 'PUT_ACK') return { ok: false, reason: r.type === 'ERROR' ? r.message : `unexpected ${r.type}` }
           return { ok: r.ok, reason: r.reason }
         },

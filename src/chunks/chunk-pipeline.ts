@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { seal, open } from '../crypto/aead.js'
+import { seal, open, authentic } from '../crypto/aead.js'
 import { keyedHash } from '../crypto/keyed-hash.js'
 import { encodeChunkRecord, decodeChunkRecord, chunkAd, FLAG_LZ4 } from '../codec/chunk-record.js'
 import { fail } from '../errors.js'
@@ -54,6 +54,16 @@ export class ChunkPipeline {
       }
     }
     return body
+  }
+
+  // Throws CORRUPT_CHUNK unless the record is one sealed under this volume's
+  // data key for this id (and these flags): what open() authenticates, without
+  // decrypting or decompressing. For a member storing a replica it won't read.
+  verify (id: Buffer, record: Buffer): void {
+    const { flags, sealed } = decodeChunkRecord(record)
+    if (!authentic(this.dataKey, sealed, chunkAd(id, flags))) {
+      throw fail('CORRUPT_CHUNK', `chunk ${id.toString('hex').slice(0, 16)} failed authentication`)
+    }
   }
 
   private worthCompressing (plain: Buffer): boolean {

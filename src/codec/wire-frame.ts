@@ -5,7 +5,9 @@ import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './wire.js'
 // checked against `maxFrame` before a byte of the body is buffered, so a
 // peer cannot make us allocate more than the limit; the limit can be changed
 // between frames (a connection accepts only a tiny HELLO until it trusts the
-// peer). Each frame gets its own buffer, so decoded views never pin input chunks.
+// peer). A frame is copied into its own buffer unless it arrived whole and
+// makes up most of its input chunk, so decoded views never pin much more
+// than themselves. The caller must not modify input chunks after pushing them.
 export class FrameReader {
   private input: Buffer = Buffer.alloc(0)
   private offset = 0
@@ -36,6 +38,15 @@ export class FrameReader {
         const length = this.header.readUInt32LE(0)
         if (length > this.maxFrame) throw fail('BAD_MESSAGE', `frame of ${length} bytes exceeds the limit of ${this.maxFrame}`)
         if (length < 2) throw fail('BAD_MESSAGE', `frame of ${length} bytes is too short`)
+        // A frame that arrives whole in one input, and is most of it, is
+        // handed out as a view: no copy, and at most a small remainder of
+        // the input is pinned by it. (A chunk frame is typically exactly one
+        // secret-stream message.)
+        if (input.length - this.offset >= length && length * 2 >= input.length) {
+          const done = input.subarray(this.offset, this.offset + length)
+          this.offset += length
+          return done
+        }
         this.frame = Buffer.allocUnsafe(length)
         this.frameFill = 0
       }

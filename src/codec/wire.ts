@@ -85,15 +85,31 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 // Returns the whole frame, length prefix included, ready to write.
 export function encodeMessage (m: Message): Buffer {
+  return writeFrame(prepareMessage(m))
+}
+
+// A message checked and laid out but not yet copied into one buffer: its
+// parts still reference the caller's buffers (a chunk record is not copied
+// until writeFrame). `length` is the whole frame's, prefix included.
+export interface PreparedFrame { readonly length: number, readonly parts: Buffer[] }
+
+// Validates like encodeMessage and throws the same errors.
+export function prepareMessage (m: Message): PreparedFrame {
   const fields = encodeFields(m)
   const bodyLength = 2 + fields.reduce((n, f) => n + f.length, 0)
   if (bodyLength > MAX_FRAME_BYTES) throw fail('EINVAL', `message of ${bodyLength} bytes exceeds the frame limit`)
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength)
-  out.writeUInt32LE(bodyLength, 0)
-  out[4] = WIRE_VERSION
-  out[5] = FRAME[m.type]
-  let o = 6
-  for (const f of fields) o += f.copy(out, o)
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 2)
+  head.writeUInt32LE(bodyLength, 0)
+  head[4] = WIRE_VERSION
+  head[5] = FRAME[m.type]
+  return { length: FRAME_HEADER_BYTES + bodyLength, parts: [head, ...fields] }
+}
+
+export function writeFrame (f: PreparedFrame, alloc: (length: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const out = alloc(f.length)
+  if (out.length !== f.length) throw fail('EINVAL', 'frame buffer has the wrong length')
+  let o = 0
+  for (const p of f.parts) o += p.copy(out, o)
   return out
 }
 

@@ -1,4 +1,5 @@
 import sodium from './sodium.js'
+import { timingSafeEqual } from 'node:crypto'
 import { fail } from '../errors.js'
 
 export const KEY_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -33,4 +34,46 @@ export function open (key: Buffer, sealed: Buffer, ad: Buffer | null, out?: Buff
     throw fail('CORRUPT_RECORD', 'authentication failed', e)
   }
   return plaintext
+}
+
+// The parts of sodium-native that @types/sodium-native does not declare.
+const poly = sodium as unknown as {
+  crypto_onetimeauth_STATEBYTES: number
+  crypto_stream_xchacha20: (out: Buffer, nonce: Buffer, key: Buffer) => void
+  crypto_onetimeauth_init: (state: Buffer, key: Buffer) => void
+  crypto_onetimeauth_update: (state: Buffer, input: Buffer) => void
+  crypto_onetimeauth_final: (state: Buffer, out: Buffer) => void
+}
+const ZERO_PAD = Buffer.alloc(16)
+
+// Whether `sealed` opens under `key` and `ad`, without decrypting it: the
+// Poly1305 tag of XChaCha20-Poly1305 (IETF) is recomputed and compared, which
+// is exactly the check open() makes before it decrypts, at about a third of
+// the cost and without a plaintext buffer. For a peer that keeps a record it
+// will not read.
+export function authentic (key: Buffer, sealed: Buffer, ad: Buffer | null): boolean {
+  if (sealed.length < NONCE_BYTES + TAG_BYTES) return false
+  const nonce = sealed.subarray(0, NONCE_BYTES)
+  const cipher = sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)
+  const a = ad ?? Buffer.alloc(0)
+  // Block 0 of XChaCha20 under (key, nonce) is block 0 of ChaCha20-IETF under
+  // the HChaCha20 subkey and nonce 0^4 || nonce[16..24]: its first 32 bytes
+  // are the one-time Poly1305 key (RFC 8439 2.6, draft-irtf-cfrg-xchacha).
+  const polyKey = Buffer.alloc(32)
+  poly.crypto_stream_xchacha20(polyKey, nonce, key)
+  const state = Buffer.alloc(poly.crypto_onetimeauth_STATEBYTES)
+  poly.crypto_onetimeauth_init(state, polyKey)
+  poly.crypto_onetimeauth_update(state, a)
+  poly.crypto_onetimeauth_update(state, ZERO_PAD.subarray(0, (16 - (a.length % 16)) % 16))
+  poly.crypto_onetimeauth_update(state, cipher)
+  poly.crypto_onetimeauth_update(state, ZERO_PAD.subarray(0, (16 - (cipher.length % 16)) % 16))
+  const lengths = Buffer.alloc(16)
+  lengths.writeBigUInt64LE(BigInt(a.length), 0)
+  lengths.writeBigUInt64LE(BigInt(cipher.length), 8)
+  poly.crypto_onetimeauth_update(state, lengths)
+  const tag = Buffer.alloc(TAG_BYTES)
+  poly.crypto_onetimeauth_final(state, tag)
+  polyKey.fill(0)
+  state.fill(0)
+  return timingSafeEqual(tag, sealed.subarray(sealed.length - TAG_BYTES))
 }

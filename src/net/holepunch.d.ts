@@ -23,6 +23,9 @@ declare module 'hyperdht' {
       readonly rawStream: { remoteHost?: string | null, remotePort?: number } | null
       readonly destroyed: boolean
       write (data: Buffer): boolean
+      // A buffer of `length` bytes that write() seals in place, without a copy, if
+      // nothing else is allocated before it is written. Its contents are gone after.
+      alloc? (length: number): Buffer
       end (): void
       destroy (err?: Error): void
     }

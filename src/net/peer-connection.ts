@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks'
 import type HyperDHT from 'hyperdht'
 import { fail, isDisktroError } from '../errors.js'
 import {
-  decodeMessage, encodeMessage, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
-  type Message, type ReplyBody, type ReplyFor, type RequestBody, type Role
+  decodeMessage, prepareMessage, writeFrame, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
+  type Message, type PreparedFrame, type PutChunk, type ReplyBody, type ReplyFor, type RequestBody, type Role
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
 import { capabilityProof, verifyProof } from './capability.js'
@@ -18,8 +18,12 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const MAX_QUEUED_FRAMES = 1024
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES
-// secret-stream seals each write as one message of at most 16 MiB.
-const WRITE_PIECE = 1024 * 1024
+// secret-stream seals each write as one message (at most 16 MiB), and the
+// receiver sees nothing of a message until all of it is in: pieces stay small
+// so that a big frame cannot look like silence to the heartbeat. A frame of
+// up to one piece (a 1 MiB chunk's, with its headers) goes out as one write,
+// so the receiver gets it whole and uses it without copying.
+const WRITE_PIECE = 1024 * 1024 + 64 * 1024
 
 export type RequestHandler = (msg: RequestBody) => Promise<ReplyBody>
 
@@ -30,15 +34,24 @@ export interface PeerConnectionOptions {
   log: (line: string) => void
 }
 
+// A PUT_CHUNK whose record is read only when its frame reaches the stream
+// (see putChunk): called synchronously, its result copied into the frame at
+// once and not kept; undefined when there is no longer a record to send.
+export type RecordReader = () => Buffer | undefined
+
 interface Pending {
   id: number
-  body: RequestBody
+  type: RequestBody['type']
+  hasIds: number // ids in a HAS: its reply must carry as many bits
+  body: RequestBody | null // until encoded: nothing here outlives its frame
+  read: { chunkId: Buffer, record: RecordReader } | null
   resolve: (reply: ReplyBody) => void
   reject: (err: Error) => void
   timer: NodeJS.Timeout
 }
 
-interface Queued { frame: Buffer, written?: () => void }
+// A frame, or the means to make it when it is its turn (null: nothing to send).
+interface Queued { frame: PreparedFrame | (() => PreparedFrame | null), written?: () => void }
 
 // One peer over one Noise stream. The connection starts unauthenticated: it
 // sends its HELLO, accepts nothing but the peer's HELLO, and closes if that
@@ -90,12 +103,24 @@ export class PeerConnection extends EventEmitter {
   // answered ERROR, PEER_TIMEOUT, or PEER_CLOSED. The timeout includes time
   // spent waiting for one of the MAX_OUTSTANDING request slots.
   request<R extends RequestBody> (body: R, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<ReplyFor<R>> {
+    return this.enqueue(body.type, body.type === 'HAS' ? body.ids.length : 0, body, null, timeoutMs) as Promise<ReplyFor<R>>
+  }
+
+  // PUT_CHUNK with the record read by `record` when the frame is written,
+  // not now: a queued request holds no copy of it, and the caller's buffer
+  // can be LMDB's reused read buffer. If `record` gives nothing, the request
+  // fails (ENOENT) without being sent.
+  putChunk (chunkId: Buffer, record: RecordReader, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<ReplyFor<PutChunk>> {
+    return this.enqueue('PUT_CHUNK', 0, null, { chunkId, record }, timeoutMs) as Promise<ReplyFor<PutChunk>>
+  }
+
+  private enqueue (type: RequestBody['type'], hasIds: number, body: RequestBody | null, read: Pending['read'], timeoutMs: number): Promise<ReplyBody> {
     if (this.state !== 'open') return Promise.reject(fail('PEER_CLOSED', `peer ${this.short} is not connected`))
     return new Promise<ReplyBody>((resolve, reject) => {
-      const p: Pending = { id: 0, body, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
+      const p: Pending = { id: 0, type, hasIds, body, read, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
       if (this.pending.size < MAX_OUTSTANDING) this.dispatch(p)
       else this.waiting.push(p)
-    }) as Promise<ReplyFor<R>>
+    })
   }
 
   // One handler per connection; a handler that throws answers ERROR.
@@ -149,7 +174,7 @@ export class PeerConnection extends EventEmitter {
         if (rtt >= 0) this.rttMs = rtt
         break
       }
-      case 'REQUEST': void this.serve(m.id, m.body); break
+      case 'REQUEST': this.serve(m.id, m.body); break
       case 'REPLY': this.settle(m.id, m.body); break
     }
   }
@@ -179,20 +204,34 @@ export class PeerConnection extends EventEmitter {
     this.send({ type: 'PING', time: performance.now() })
   }
 
-  private async serve (id: number, body: RequestBody): Promise<void> {
+  // Not async, and the handler gets the body only for its synchronous part:
+  // nothing here holds a request (a 1 MiB chunk record, a view of the
+  // received message) while its answer is awaited, so the message's buffer
+  // dies young instead of being promoted and left to a full GC.
+  private serve (id: number, body: RequestBody): void {
     // The peer holds at most MAX_OUTSTANDING requests open; more can only come
     // from a late answer to one it gave up on, or from a peer that ignores the
     // limit. Either way answer at once instead of queueing work.
     if (this.serving >= MAX_OUTSTANDING) return this.send({ type: 'REPLY', id, body: { type: 'ERROR', message: 'busy' } })
     this.serving++
-    let frame: Buffer
+    let answer: Promise<ReplyBody>
     try {
       if (this.handler === null) throw new Error('no request handler')
-      const reply = await this.handler(body)
-      if (reply.type !== REPLY_TYPE[body.type] && reply.type !== 'ERROR') throw new Error(`handler answered ${body.type} with ${reply.type}`)
-      frame = encodeMessage({ type: 'REPLY', id, body: reply })
+      answer = this.handler(body)
     } catch (e) {
-      frame = encodeMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
+      answer = Promise.reject(e)
+    }
+    void this.reply(id, body.type, answer)
+  }
+
+  private async reply (id: number, type: RequestBody['type'], answer: Promise<ReplyBody>): Promise<void> {
+    let frame: PreparedFrame
+    try {
+      const reply = await answer
+      if (reply.type !== REPLY_TYPE[type] && reply.type !== 'ERROR') throw new Error(`handler answered ${type} with ${reply.type}`)
+      frame = prepareMessage({ type: 'REPLY', id, body: reply })
+    } catch (e) {
+      frame = prepareMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
     }
     // The slot stays taken until the reply is on the socket, so a peer that
     // does not read cannot make replies pile up here.
@@ -207,11 +246,11 @@ export class PeerConnection extends EventEmitter {
     clearTimeout(p.timer)
     this.dispatchWaiting()
     if (reply.type === 'ERROR') return p.reject(fail('PEER_ERROR', `peer ${this.short}: ${reply.message}`))
-    const expected = REPLY_TYPE[p.body.type]
+    const expected = REPLY_TYPE[p.type]
     const wrong = reply.type !== expected
-      ? `${p.body.type} answered with ${reply.type}`
-      : reply.type === 'HAS_REPLY' && p.body.type === 'HAS' && reply.have.length !== p.body.ids.length
-        ? `HAS of ${p.body.ids.length} answered with ${reply.have.length} bits`
+      ? `${p.type} answered with ${reply.type}`
+      : reply.type === 'HAS_REPLY' && reply.have.length !== p.hasIds
+        ? `HAS of ${p.hasIds} answered with ${reply.have.length} bits`
         : null
     if (wrong !== null) {
       p.reject(fail('BAD_MESSAGE', wrong))
@@ -226,16 +265,40 @@ export class PeerConnection extends EventEmitter {
     while (this.pending.has(this.nextId) || this.nextId === 0) this.nextId = (this.nextId + 1) >>> 0
     p.id = this.nextId
     this.nextId = (this.nextId + 1) >>> 0
-    let frame: Buffer
+    if (p.read !== null) {
+      this.pending.set(p.id, p)
+      return this.write(() => this.prepareLazy(p))
+    }
+    let frame: PreparedFrame
     try {
-      frame = encodeMessage({ type: 'REQUEST', id: p.id, body: p.body })
+      frame = prepareMessage({ type: 'REQUEST', id: p.id, body: p.body as RequestBody })
     } catch (e) {
       clearTimeout(p.timer)
       p.reject(isDisktroError(e) ? e : fail('EINVAL', String(e), e))
       return this.dispatchWaiting()
     }
+    p.body = null
     this.pending.set(p.id, p)
     this.write(frame)
+  }
+
+  // A lazy PUT_CHUNK's turn on the stream: read its record now. A request
+  // that timed out while queued is not sent at all.
+  private prepareLazy (p: Pending): PreparedFrame | null {
+    if (this.pending.get(p.id) !== p || p.read === null) return null
+    const { chunkId, record: read } = p.read
+    p.read = null
+    try {
+      const record = read()
+      if (record === undefined) throw fail('ENOENT', `chunk ${chunkId.toString('hex').slice(0, 12)} is no longer stored`)
+      return prepareMessage({ type: 'REQUEST', id: p.id, body: { type: 'PUT_CHUNK', id: chunkId, record } })
+    } catch (e) {
+      this.pending.delete(p.id)
+      clearTimeout(p.timer)
+      p.reject(isDisktroError(e) ? e : fail('EINVAL', String(e), e))
+      this.dispatchWaiting()
+      return null
+    }
   }
 
   private dispatchWaiting (): void {
@@ -248,17 +311,19 @@ export class PeerConnection extends EventEmitter {
     if (this.pending.get(p.id) === p) this.pending.delete(p.id)
     const i = this.waiting.indexOf(p)
     if (i >= 0) this.waiting.splice(i, 1)
-    p.reject(fail('PEER_TIMEOUT', `peer ${this.short} did not answer ${p.body.type} within ${timeoutMs} ms`))
+    p.reject(fail('PEER_TIMEOUT', `peer ${this.short} did not answer ${p.type} within ${timeoutMs} ms`))
     this.dispatchWaiting()
   }
 
   private send (m: Message): void {
-    this.write(encodeMessage(m))
+    this.write(prepareMessage(m))
   }
 
   // Frames go out in order; once the stream says it is full, everything
-  // waits for 'drain' instead of piling into the stream's own buffer.
-  private write (frame: Buffer, written?: () => void): void {
+  // waits for 'drain' instead of piling into the stream's own buffer. A
+  // queued frame still references the buffers it was prepared from (a chunk
+  // record): they are copied out only when the frame reaches the stream.
+  private write (frame: Queued['frame'], written?: () => void): void {
     if (this.state === 'closed') return written?.()
     if (this.queue.length >= MAX_QUEUED_FRAMES) return this.close('peer is not reading (send queue full)')
     this.queue.push({ frame, written })
@@ -268,9 +333,19 @@ export class PeerConnection extends EventEmitter {
   private async pump (): Promise<void> {
     this.pumping = true
     while (this.queue.length > 0 && !this.closed) {
-      const { frame, written } = this.queue[0]
+      const { frame: queued, written } = this.queue[0]
+      const prepared = typeof queued === 'function' ? queued() : queued
+      if (prepared === null) {
+        this.queue.shift()
+        written?.()
+        continue
+      }
+      // secret-stream's alloc() hands out a buffer it encrypts in place when
+      // it is the next thing written: the frame is copied once, here.
+      const whole = prepared.length <= WRITE_PIECE && typeof this.stream.alloc === 'function'
+      const frame = writeFrame(prepared, whole ? n => this.stream.alloc!(n) : Buffer.allocUnsafe)
       for (let o = 0; o < frame.length && !this.closed; o += WRITE_PIECE) {
-        if (!this.stream.write(frame.subarray(o, o + WRITE_PIECE))) {
+        if (!this.stream.write(o === 0 && frame.length <= WRITE_PIECE ? frame : frame.subarray(o, o + WRITE_PIECE))) {
           await new Promise<void>(resolve => { this.drained = resolve })
         }
       }

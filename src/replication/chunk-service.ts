@@ -5,7 +5,8 @@ import { wrapStorageError } from '../errors.js'
 import type { PutResult, PeerStats } from './peer-link.js'
 
 // Answers peers' chunk requests from the local store. A full member checks a
-// received record opens under the data key before keeping it; a storage-only
+// received record authenticates under the data key before keeping it (the
+// AEAD tag, as opening would, without decrypting); a storage-only
 // member holds no such key and checks the record's shape. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
@@ -13,25 +14,33 @@ export class ChunkService {
 
   constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
 
-  async put (id: Buffer, record: Buffer): Promise<PutResult> {
-    if (id.length !== 32) return { ok: false, reason: 'bad chunk id' }
+  // Verifies and commits the record before returning (synchronously: the
+  // record, typically a view of the received message, is not kept past this
+  // call); the promise resolves once the commit is on disk. Chunks arriving
+  // together share that fsync.
+  put (id: Buffer, record: Buffer): Promise<PutResult> {
+    if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
     try {
       decodeChunkRecord(record)
-      if (this.pipeline) await this.pipeline.open(id, record)
+      this.pipeline?.verify(id, record)
     } catch {
-      return { ok: false, reason: 'chunk failed verification' }
+      return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
     }
     try {
-      if (!this.store.hasChunk(id)) {
-        await this.store.putChunk(id, record)
-      }
-      if (!this.store.refs.doesExist(id)) await this.store.foreign.put(id, Buffer.alloc(0))
+      this.store.putReplica(id, record)
+    } catch (e) {
+      return Promise.resolve(refused(e))
+    }
+    return this.durable(record.length)
+  }
+
+  private async durable (bytes: number): Promise<PutResult> {
+    try {
       await this.store.flushed()
-      this.traffic.received += record.length
+      this.traffic.received += bytes
       return { ok: true }
     } catch (e) {
-      // A full disk refuses with a reason; placement moves on to another member.
-      return { ok: false, reason: wrapStorageError(e, 'cannot store chunk').message }
+      return refused(e)
     }
   }
 
@@ -50,6 +59,11 @@ export class ChunkService {
   stats (): PeerStats {
     return storeStats(this.store)
   }
+}
+
+// A full disk refuses with a reason; placement moves on to another member.
+function refused (e: unknown): PutResult {
+  return { ok: false, reason: wrapStorageError(e, 'cannot store chunk').message }
 }
 
 // Live chunk count and bytes from LMDB's own page accounting: no scan, and

@@ -159,17 +159,29 @@ export class Replicator {
     const candidates = [...others.filter(l => pinned.has(l.id)), ...rank(id, others.filter(l => !pinned.has(l.id)))]
     if (candidates.length === 0) return
     await this.o.store.chunks.prefetch([id])
-    const record = this.o.store.chunks.getBinary(id)
-    if (!record) return // lost locally: healing fetches it back on read
+    if (!this.o.store.hasChunk(id)) return // lost locally: healing fetches it back on read
+    // The record is read when each push goes on the wire, from LMDB's reused
+    // read buffer, and copied straight into the frame: no 1 MiB copy lives
+    // here across the awaits (it would outlive young-generation GCs and cost
+    // full ones).
+    let size = -1
+    const read = (): Buffer | undefined => {
+      const fast = this.o.store.chunks.getBinaryFast(id)
+      size = fast?.length ?? 0
+      // lmdb-js's read buffer is larger than the value and only its `length`
+      // property says otherwise; a real view of the value is what may be copied.
+      return fast?.subarray(0, fast.length)
+    }
     for (const link of candidates) {
       if (this.closed) break
       if (need <= 0 && !pinned.has(link.id)) break
-      const r = await link.putChunk(id, record).catch((e: Error) => ({ ok: false, reason: e.message }))
+      const r = await link.putChunk(id, read).catch((e: Error) => ({ ok: false, reason: e.message }))
       if (r.ok) {
+        if (size < 0) read() // a link that never read it
         this.holders.add(id, link.id)
-        this.acked.push({ t: Date.now(), bytes: record.length })
-        this.sentTo.set(link.id, (this.sentTo.get(link.id) ?? 0) + record.length)
-        this.sentBytes += record.length
+        this.acked.push({ t: Date.now(), bytes: size })
+        this.sentTo.set(link.id, (this.sentTo.get(link.id) ?? 0) + size)
+        this.sentBytes += size
         need--
       } else {
         this.refusals.set(link.id, { at: Date.now(), reason: r.reason ?? 'no reason' })

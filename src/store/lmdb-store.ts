@@ -14,6 +14,7 @@ type Db = Database<Buffer, Buffer>
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
 const BACKGROUND_SYNC_MS = 2000
 const PAGE_SLACK = 2 * 4096 // an overflow value's page header and rounding
+const EMPTY = Buffer.alloc(0)
 
 export interface StoreOptions {
   mapSize?: number
@@ -132,6 +133,21 @@ export class LmdbStore {
   removeChunkSync (id: Buffer): void {
     this.chunks.removeSync(id)
     this.sums.removeSync(id)
+  }
+
+  // A chunk record held for another member: stored unless already here, and
+  // marked foreign unless our own block maps reference it, in one synchronous
+  // transaction (committed to the file, not yet fsynced: see flushed()).
+  // Throws ENOSPC past the limit like putLimited.
+  putReplica (id: Buffer, record: Buffer): void {
+    const store = !this.hasChunk(id)
+    const foreign = !this.refs.doesExist(id)
+    if (!store && !foreign) return
+    if (store) this.checkRoom(record.length)
+    this.txn(() => {
+      if (store) this.putChunkSync(id, record)
+      if (foreign) this.foreign.putSync(id, EMPTY)
+    })
   }
 
   checkRoom (bytes: number): void {

@@ -49,3 +49,26 @@ t.test('a flipped byte, a wrong id or a wrong key fails as CORRUPT_CHUNK', async
   const q = new ChunkPipeline(randomKey(), randomKey())
   await t.rejects(q.open(r.id, r.record), { code: 'CORRUPT_CHUNK' })
 })
+
+t.test('verify authenticates like open, without decrypting', async t => {
+  const p = new ChunkPipeline(randomKey(), randomKey())
+  for (const size of [0, 1, 15, 16, 17, 4096, MiB, MiB + 3]) {
+    const block = size % 2 === 0 ? randomBytes(size) : Buffer.alloc(size, 'a')
+    const r = await p.seal(block)
+    t.doesNotThrow(() => p.verify(r.id, r.record), `${size} bytes`)
+    for (const at of [1, 2, 10, 30, r.record.length - 17, r.record.length - 1]) {
+      if (at >= r.record.length) continue
+      const bad = Buffer.from(r.record)
+      bad[at] ^= 0x01
+      t.throws(() => p.verify(r.id, bad), { code: 'CORRUPT_CHUNK' }, `${size} bytes, flipped byte ${at}`)
+      await t.rejects(p.open(r.id, bad), { code: 'CORRUPT_CHUNK' }, 'open agrees')
+    }
+    t.throws(() => p.verify(Buffer.alloc(32), r.record), { code: 'CORRUPT_CHUNK' }, 'wrong id')
+    t.throws(() => p.verify(r.id, r.record.subarray(0, r.record.length - 1)), { code: 'CORRUPT_CHUNK' }, 'truncated')
+  }
+  const r = await p.seal(randomBytes(4096))
+  const q = new ChunkPipeline(randomKey(), randomKey())
+  t.throws(() => q.verify(r.id, r.record), { code: 'CORRUPT_CHUNK' }, 'another key')
+  t.throws(() => p.verify(r.id, Buffer.alloc(1)), { code: 'CORRUPT_CHUNK' }, 'too short')
+  t.throws(() => p.verify(r.id, Buffer.alloc(20)), { code: 'CORRUPT_CHUNK' }, 'shorter than nonce and tag')
+})

@@ -46,6 +46,22 @@ t.test('two nodes with the same key connect, authenticate, talk and watch each o
   t.same(bigReplies[1], { type: 'PUT_ACK', ok: true })
   t.ok(bigReplies[2].record?.equals(big), '20 MiB record back intact')
   t.comment(`3 x 20 MiB moved in ${Date.now() - bigStart} ms`)
+  // A PUT_CHUNK whose record is read when it reaches the stream: the reader
+  // runs once, after every frame queued before it; a view of a larger buffer
+  // goes out as exactly the view; a reader with nothing fails the request
+  // without sending it, and the connection carries on.
+  const order: string[] = []
+  const padded = Buffer.alloc(big.length + 4096, 0x5a)
+  const lazy = await Promise.all([
+    toB.request({ type: 'GET_CHUNK', id: Buffer.alloc(32, 3) }).then(r => { order.push('get'); return r }),
+    toB.putChunk(Buffer.alloc(32, 3), () => { order.push('read'); return padded.subarray(0, big.length) }),
+    toB.putChunk(Buffer.alloc(32, 3), () => { order.push('read-nothing'); return undefined }).catch((e: Error & { code?: string }) => e.code),
+    toB.putChunk(Buffer.alloc(32, 3), () => { throw new Error('reader broke') }).catch((e: Error & { code?: string }) => e.code)
+  ])
+  t.same(lazy[1], { type: 'PUT_ACK', ok: true }, 'lazily read record arrives intact')
+  t.equal(lazy[2], 'ENOENT', 'a reader with nothing fails the request')
+  t.equal(lazy[3], 'EINVAL', 'a throwing reader fails the request')
+  t.same(order.filter(o => o !== 'get'), ['read', 'read-nothing'], 'each reader runs once, in order')
   const many = await Promise.all(Array.from({ length: 40 }, () => toB.request({ type: 'STATS' })))
   t.equal(many.length, 40, 'more requests than slots queue for a slot')
 
