@@ -65,14 +65,7 @@ export class SwarmServices {
     }
     this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, counts })
     this.remote = new RemoteFetcher(links, holders, log)
-    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({
-      id: conn.id,
-      async has (ids: Buffer[]) {
-        const r = await conn.request({ type: 'HAS', ids }, STATS_TIMEOUT_MS * 5) as ReplyBody
-        if (r.type !== 'HAS_REPLY' || r.have.length !== ids.length) throw new Error('bad HAS reply')
-        return r.have
-      }
-    })))
+    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({ id: conn.id, has: hasOf(conn) })))
     this.gc = new GarbageCollector({
       store: volume.store,
       holders,
@@ -111,11 +104,7 @@ export class SwarmServices {
       log,
       links: () => this.network.connections().map(conn => ({
         id: conn.id,
-        async has (ids: Buffer[]) {
-          const r = await conn.request({ type: 'HAS', ids }, NS_TIMEOUT_MS) as ReplyBody
-          if (r.type !== 'HAS_REPLY' || r.have.length !== ids.length) throw new Error('bad HAS reply')
-          return r.have
-        },
+        has: hasOf(conn),
         async trim (ids: Buffer[]) {
           const r = await conn.request({ type: 'TRIM_CHUNKS', ids }, NS_TIMEOUT_MS) as ReplyBody
           if (r.type !== 'DROP_ACK') throw new Error('bad TRIM reply')
@@ -248,5 +237,14 @@ export class SwarmServices {
     this.evictor?.close()
     this.replicator.close()
     await this.network.close()
+  }
+}
+
+// Asks a peer which of these chunks it holds.
+function hasOf (conn: PeerConnection): (ids: Buffer[]) => Promise<boolean[]> {
+  return async ids => {
+    const r = await conn.request({ type: 'HAS', ids }, NS_TIMEOUT_MS) as ReplyBody
+    if (r.type !== 'HAS_REPLY' || r.have.length !== ids.length) throw new Error('bad HAS reply')
+    return r.have
   }
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { writeFile, readFile, unlink, rename, mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { disktro } from '../helpers/disktro.js'
+import { prng } from '../helpers/prng.js'
 import { startBootstrap, makeCluster, mountNode, serveNode, statusJson, until, nodeConfig, type Daemon, type ClusterNode } from '../helpers/cluster.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -26,18 +27,6 @@ export interface ChaosResult {
   restarts: number
   atTargetMs: number // after the chaos ended and every peer was back
   verifiedFiles: number
-}
-
-// mulberry32: small, seeded, good enough for schedules and contents.
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function content (seed: number, size: number): Buffer {

@@ -3,6 +3,7 @@ import { HybridClock } from '../../src/meta/hlc.js'
 import { Member } from '../../src/meta/merge/member.js'
 import { MergeTree, type TreeSnapshot, type ViewEntry } from '../../src/meta/merge/merge-tree.js'
 import { ROOT_ID, type Op } from '../../src/meta/merge/op.js'
+import { prng } from '../helpers/prng.js'
 
 // A deterministic simulation of several members editing one namespace: random
 // operations, random delivery order, duplicates, members offline for a while
@@ -14,16 +15,6 @@ import { ROOT_ID, type Op } from '../../src/meta/merge/op.js'
 //   MERGE_SEED=123 node dist/test/meta/merge-sim.test.js   replays one case, verbosely
 //   MERGE_CASES=20000 ...                                  runs more cases
 
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const FILE_NAMES = ['a.txt', 'b.txt', 'c', 'notes.md', 'x.tar.gz', '.hidden']
 const DIR_NAMES = ['d1', 'd2', 'docs', 'src']
