@@ -145,7 +145,7 @@ export class SwarmServices {
   // Not async: a PUT_CHUNK's record (a view of the received message) is
   // stored synchronously and not held while the ack waits for the disk.
   private answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
-    if (body.type === 'PUT_CHUNK') return this.service.put(body.id, body.record).then(r => ({ type: 'PUT_ACK', ...r }))
+    if (body.type === 'PUT_CHUNK') return this.service.put(body.id, body.record, conn.id).then(r => ({ type: 'PUT_ACK', ...r }))
     return this.answerOther(conn, body)
   }
 

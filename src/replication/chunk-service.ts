@@ -18,7 +18,7 @@ export class ChunkService {
   // record, typically a view of the received message, is not kept past this
   // call); the promise resolves once the commit is on disk. Chunks arriving
   // together share that fsync.
-  put (id: Buffer, record: Buffer): Promise<PutResult> {
+  put (id: Buffer, record: Buffer, from?: string): Promise<PutResult> {
     if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
     try {
       decodeChunkRecord(record)
@@ -27,7 +27,7 @@ export class ChunkService {
       return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
     }
     try {
-      this.store.putReplica(id, record)
+      this.store.putReplica(id, record, from, this.pipeline === null)
     } catch (e) {
       return Promise.resolve(refused(e))
     }

@@ -58,6 +58,13 @@ export class Replicator {
     this.holders = o.holders ?? new Holders(o.store)
   }
 
+  // A copy we hold for another member (it was pushed to us) is that member's
+  // to replicate while a holder of it still counts; when none does (they
+  // have been gone longer than repairAfter), we repair it.
+  private othersDuty (id: Buffer, have: string[]): boolean {
+    return have.length > 0 && this.o.store.foreign.doesExist(id) && this.missingPins(id, have).length === 0
+  }
+
   // Holders whose copies count toward the target.
   holdersOf (id: Buffer): string[] {
     const all = this.holders.get(id)
@@ -91,6 +98,7 @@ export class Replicator {
     for (const key of this.o.store.refs.getKeys({})) {
       const id = key as Buffer
       const have = this.holdersOf(id)
+      if (this.othersDuty(id, have)) continue
       if (1 + have.length < this.o.replicaCount || this.missingPins(id, have).length > 0) this.queue.add(id.toString('hex'))
     }
     this.pump()
@@ -151,6 +159,7 @@ export class Replicator {
   private async replicate (id: Buffer, extra = 0): Promise<void> {
     if (!this.o.store.refs.doesExist(id)) return // deleted meanwhile
     const have = this.holdersOf(id)
+    if (extra === 0 && this.othersDuty(id, have)) return
     const pinned = new Set(this.missingPins(id, have))
     let need = this.o.replicaCount - 1 - have.length + extra
     if (need <= 0 && pinned.size === 0) return

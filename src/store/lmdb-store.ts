@@ -136,17 +136,29 @@ export class LmdbStore {
   }
 
   // A chunk record held for another member: stored unless already here, and
-  // marked foreign unless our own block maps reference it, in one synchronous
+  // marked foreign (placement put it here: the sender, recorded as a holder,
+  // stays responsible for its copies while it lives), in one synchronous
   // transaction (committed to the file, not yet fsynced: see flushed()).
   // Throws ENOSPC past the limit like putLimited.
-  putReplica (id: Buffer, record: Buffer): void {
+  putReplica (id: Buffer, record: Buffer, from?: string, withSum = true): void {
     const store = !this.hasChunk(id)
-    const foreign = !this.refs.doesExist(id)
-    if (!store && !foreign) return
+    const foreign = !this.foreign.doesExist(id)
+    const held = this.holders.getBinary(id)
+    const sender = from === undefined ? null : Buffer.from(from, 'hex')
+    const known = sender === null || (held !== undefined && held.includes(sender))
+    if (!store && !foreign && known) return
     if (store) this.checkRoom(record.length)
+    // A storage-only member records the checksum now: it has no other way to
+    // tell a good record from a bad one later. A full member may skip it
+    // (hashing 1 MiB costs ~13% of the receive path): its scrubber opens a
+    // record without a checksum under the data key and only then adopts one.
     this.txn(() => {
-      if (store) this.putChunkSync(id, record)
+      if (store) {
+        if (withSum) this.putChunkSync(id, record)
+        else { this.chunks.putSync(id, record); this.sums.removeSync(id) }
+      }
       if (foreign) this.foreign.putSync(id, EMPTY)
+      if (!known) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
     })
   }
 
