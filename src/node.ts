@@ -7,6 +7,7 @@ import { Vfs } from './vfs/vfs.js'
 import { fuseOps } from './fuse/fuse-adapter.js'
 import { loadFuse, type FuseInstance } from './fuse/native.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
+import { raiseReadAhead } from './fuse/read-ahead.js'
 import { fail, isDisktroError } from './errors.js'
 import type { Config } from './config.js'
 import { ControlServer } from './api/control-server.js'
@@ -227,6 +228,7 @@ export class DisktroNode {
     })
     await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
     this.fuse = fuse
+    await raiseReadAhead(mountpoint)
   }
 
   close (): Promise<void> {
