@@ -121,6 +121,11 @@ export class MergeTree {
     return t
   }
 
+  // A node's attributes as merged (last writer wins per attribute).
+  nodeAttrs (id: string): Attrs {
+    return this.attrsOf(id)
+  }
+
   get compactedTo (): bigint {
     return this.horizon
   }

@@ -266,14 +266,12 @@ export class SharedNamespace {
         return
       }
       case 'setattr': {
-        if (c.attrs.size !== undefined) this.markDirty(c.ino)
-        const attrs: Attrs = {}
-        if (c.attrs.mode !== undefined) attrs.mode = c.attrs.mode
-        if (c.attrs.uid !== undefined) attrs.uid = c.attrs.uid
-        if (c.attrs.gid !== undefined) attrs.gid = c.attrs.gid
-        if (c.attrs.mtime !== undefined && c.attrs.size === undefined) attrs.mtime = c.attrs.mtime
-        if (Object.keys(attrs).length === 0 || c.ino === ROOT_INO) return
-        for (const node of this.nodesOf(c.ino)) this.append(this.member.setattr(node, attrs))
+        // Size, mode, owner and times all go out with the next write or
+        // setattr op of the file, a moment later: `tar x` does chown, chmod
+        // and utimens on every file, which then costs one op, not three.
+        const a = c.attrs
+        if (c.ino === ROOT_INO) return
+        if (a.size !== undefined || a.mode !== undefined || a.uid !== undefined || a.gid !== undefined || a.mtime !== undefined) this.markDirty(c.ino)
         return
       }
       case 'blocks':
@@ -313,20 +311,39 @@ export class SharedNamespace {
         const entries = this.map.entriesOf(ino)
         this.map.clean(ino)
         if (!a || entries.length === 0) continue
-        const content = this.manifestOf(ino, a)
+        const kind = kindOf(a.mode)
+        const content = kind === 'dir' ? '' : this.manifestOf(ino, a)
+        const done = new Set<string>()
         for (const entry of entries) {
           const at = entry.indexOf('@')
           const node = at < 0 ? entry : entry.slice(0, at)
+          const changed = this.changedAttrs(node, a)
           const base = this.map.get(entry)?.version ?? null
-          const current = this.member.tree.winner(node)
-          if (current && current.id === base && current.content === content) continue
-          const op = this.member.write(node, content, base === '' ? null : base, { mtime: a.mtime })
+          const current = kind === 'dir' ? undefined : this.member.tree.winner(node)
+          if (kind === 'dir' || (current && current.id === base && current.content === content)) {
+            if (changed && !done.has(node)) this.append(this.member.setattr(node, changed))
+            done.add(node)
+            continue
+          }
+          const op = this.member.write(node, content, base === '' ? null : base, changed ?? { mtime: a.mtime })
           this.append(op)
+          done.add(node)
           this.map.bind(entry, ino, op.version)
         }
       }
     })
     this.flushPending()
+  }
+
+  // The attributes of a local inode that differ from the merged ones.
+  private changedAttrs (node: string, a: InodeAttrs): Attrs | null {
+    const t = this.member.tree.nodeAttrs(node)
+    const out: Attrs = {}
+    if (t.mode !== a.mode) out.mode = a.mode
+    if (t.uid !== a.uid) out.uid = a.uid
+    if (t.gid !== a.gid) out.gid = a.gid
+    if (t.mtime !== a.mtime) out.mtime = a.mtime
+    return Object.keys(out).length > 0 ? out : null
   }
 
   private append (op: Op): void {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes, createHash } from 'node:crypto'
-import { writeFile, readFile, readdir, mkdir, readlink, stat, symlink, rename, unlink } from 'node:fs/promises'
+import { writeFile, readFile, readdir, mkdir, readlink, stat, symlink, rename, unlink, chmod, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { requireFuse, disktro, sleep, run, Mount } from '../../helpers/disktro.js'
 import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until, nodeConfig, type ClusterNode } from '../../helpers/cluster.js'
@@ -62,6 +62,21 @@ t.test('three mounts share one tree', async t => {
     }, 30_000)
   }
   t.pass('rename, overwrite and unlink on B reach A and C')
+
+  // Mode and times travel too (chmod, utimens on one member). Directory
+  // mtimes stay per member (each moves with the entries made there).
+  await chmod(ma.path('docs/deep/big.bin'), 0o600)
+  await chmod(ma.path('docs/deep'), 0o700)
+  const when = new Date('2001-02-03T04:05:06Z')
+  await utimes(ma.path('docs/deep/big.bin'), when, when)
+  for (const m of [mb, mc]) {
+    await until('chmod and utimens reach the others', async () => {
+      const f = await stat(m.path('docs/deep/big.bin'))
+      const d = await stat(m.path('docs/deep'))
+      return (f.mode & 0o777) === 0o600 && f.mtimeMs === when.getTime() && (d.mode & 0o777) === 0o700
+    }, 30_000)
+  }
+  t.pass('chmod and utimens on A reach B and C')
 
   // Convergence: a small file written on one member, polled on the other two.
   const times: number[] = []
