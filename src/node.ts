@@ -81,7 +81,9 @@ export class DisktroNode {
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
       const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)
-      const swarm = alone ? null : new SwarmServices(volume, o.config, o.log, await readRevoked(dataDir))
+      const revoked = await readRevoked(dataDir)
+      for (const id of revoked) volume.access?.shared?.exclude(id)
+      const swarm = alone ? null : new SwarmServices(volume, o.config, o.log, revoked)
       const vfs = !volume.access ? null : new Vfs({
         ns: volume.access.ns,
         chunks: volume.chunks,
@@ -142,7 +144,11 @@ export class DisktroNode {
 
   private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
     if (req.cmd === 'status') return await this.status(Boolean(req.files))
-    if (req.cmd === 'revoke' && typeof req.id === 'string') { this.swarm?.network.revoke(req.id); return { revoked: req.id } }
+    if (req.cmd === 'revoke' && typeof req.id === 'string') {
+      this.swarm?.network.revoke(req.id)
+      this.volume.access?.shared?.exclude(req.id)
+      return { revoked: req.id }
+    }
     if (req.cmd === 'web') {
       if (!this.web) throw new Error(this.webError)
       return { url: this.web.url, origin: this.web.origin, token: this.web.token }

@@ -91,7 +91,14 @@ export class SharedNamespace {
   // Every op stamped at or below this is held here, and this member will
   // stamp nothing that low again.
   frontier (): bigint {
-    return this.member.frontier(this.log.allHeads().map(h => h.member))
+    return this.member.frontier(this.log.allHeads().map(h => h.member).filter(m => !this.excluded.has(m)))
+  }
+
+  // A revoked member no longer holds the horizon back (its ops that arrive
+  // late, stamped below it, are ignored).
+  private readonly excluded = new Set<string>()
+  exclude (member: string): void {
+    this.excluded.add(member)
   }
 
   noteFrontier (member: string, frontier: bigint): void {
@@ -105,7 +112,7 @@ export class SharedNamespace {
   compact (): number {
     let horizon = this.frontier()
     for (const h of this.log.allHeads()) {
-      if (h.member === this.o.memberId) continue
+      if (h.member === this.o.memberId || this.excluded.has(h.member)) continue
       const f = this.frontiers.get(h.member)
       if (f === undefined) return 0
       if (f < horizon) horizon = f

@@ -63,3 +63,27 @@ t.test('namespace logs are compacted into snapshots', async t => {
   for (const m of [mb, mc]) await until('the write after the restart arrives', async () => await tryRead(m.path('after-restart.txt')) === 'still writing\n', 30_000)
   t.pass('writes after a restart from a snapshot reach the others')
 })
+
+// A writer that is revoked no longer holds compaction back.
+t.test('a revoked writer does not hold the horizon back', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'], { compactEvery: '1s', compactMargin: 0, replicaCount: 2 })
+  const ma = await mountNode(t, a)
+  const mb = await mountNode(t, b)
+  await until('A and B see each other', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 1, 60_000)
+  await writeFile(mb.path('from-b.txt'), 'B wrote this\n')
+  await until('A has B\'s file', async () => await tryRead(ma.path('from-b.txt')) === 'B wrote this\n', 30_000)
+  const bid = (await statusJson(b)).node.id as string
+  await mb.stop()
+  for (let i = 0; i < 20; i++) await writeFile(ma.path(`a${i}.txt`), `A ${i}\n`)
+  const before = (await statusJson(a)).namespace
+  t.equal(before.folded < 20 ? 'held back' : 'compacted', 'held back', `with B gone but not revoked, A folds little (${before.folded} records)`)
+  t.equal((await disktro(['revoke', bid, '--data-dir', a.dataDir])).code, 0)
+  const after = await until('A compacts once B is revoked', async () => {
+    const s = (await statusJson(a)).namespace
+    return s.folded >= 20 ? s : false
+  }, 30_000)
+  t.pass(`after the revoke A folded ${after.folded} records`)
+  t.equal(await tryRead(ma.path('from-b.txt')), 'B wrote this\n', 'B\'s file stays')
+})
