@@ -65,7 +65,7 @@ export class SwarmServices {
     }
     this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, counts })
     this.remote = new RemoteFetcher(links, holders, log)
-    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({ id: conn.id, has: hasOf(conn) })))
+    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({ id: conn.id, has: hasOf(conn) })), log)
     this.gc = new GarbageCollector({
       store: volume.store,
       holders,

@@ -1,5 +1,6 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
+import { Periodic } from './periodic.js'
 
 const BATCH = 4096 // the HAS message limit
 const EVERY_MS = 10_000
@@ -13,44 +14,41 @@ export interface HasLink {
 }
 
 export class Census {
-  private timer: NodeJS.Timeout | null = null
-  private running = false
-  private closed = false
 
-  constructor (private readonly store: LmdbStore, private readonly holders: Holders, private readonly target: number, private readonly links: () => HasLink[]) {}
+  private readonly job: Periodic
+
+  constructor (private readonly store: LmdbStore, private readonly holders: Holders, private readonly target: number, private readonly links: () => HasLink[], log: (line: string) => void) {
+    this.job = new Periodic('census', EVERY_MS, async () => await this.pass(), log)
+  }
 
   start (): void {
-    this.timer = setInterval(() => { void this.run() }, EVERY_MS)
-    this.timer.unref()
+    this.job.start()
   }
 
   close (): void {
-    this.closed = true
-    if (this.timer) clearInterval(this.timer)
+    this.job.close()
   }
 
-  async run (): Promise<void> {
-    if (this.running || this.closed) return
-    this.running = true
-    try {
-      const unknown: Buffer[] = []
-      for (const key of this.store.refs.getKeys({})) {
-        const id = Buffer.from(key as Buffer)
-        if (this.store.hasChunk(id)) continue
-        if (this.holders.get(id).length >= this.target) continue
-        unknown.push(id)
+  run (): Promise<void> {
+    return this.job.run()
+  }
+
+  private async pass (): Promise<void> {
+    const unknown: Buffer[] = []
+    for (const key of this.store.refs.getKeys({})) {
+      const id = Buffer.from(key as Buffer)
+      if (this.store.hasChunk(id)) continue
+      if (this.holders.get(id).length >= this.target) continue
+      unknown.push(id)
+    }
+    for (const link of this.links()) {
+      for (let i = 0; i < unknown.length && !this.job.closed; i += BATCH) {
+        const batch = unknown.slice(i, i + BATCH)
+        const have = await link.has(batch).catch(() => null)
+        if (!have) break
+        const held = batch.filter((_, j) => have[j])
+        if (held.length > 0) this.holders.addMany(held, link.id)
       }
-      for (const link of this.links()) {
-        for (let i = 0; i < unknown.length && !this.closed; i += BATCH) {
-          const batch = unknown.slice(i, i + BATCH)
-          const have = await link.has(batch).catch(() => null)
-          if (!have) break
-          const held = batch.filter((_, j) => have[j])
-          if (held.length > 0) this.holders.addMany(held, link.id)
-        }
-      }
-    } finally {
-      this.running = false
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { PinPolicy } from './replicator.js'
 import { storeStats } from './chunk-service.js'
+import { Periodic } from './periodic.js'
 
 const EVERY_MS = 5000
 const LOW_WATER = 0.9 // shrink to this fraction of cacheSize, so eviction does not run on every write
@@ -26,64 +27,61 @@ export interface EvictionReport { cacheSize: number, evictedChunks: number, evic
 // copy is placed elsewhere, so replicaCount copies remain without ours.
 // Reads of an evicted chunk fetch it back from peers on demand.
 export class Evictor {
-  private timer: NodeJS.Timeout | null = null
-  private running = false
-  private closed = false
   readonly handingOff = new Set<string>() // the trimmer leaves these alone
   evictedChunks = 0
   evictedBytes = 0
 
-  constructor (private readonly o: EvictorOptions) {}
+  private readonly job: Periodic
+
+  constructor (private readonly o: EvictorOptions) {
+    this.job = new Periodic('cache eviction', EVERY_MS, async () => await this.pass(), o.log)
+  }
 
   start (): void {
-    this.timer = setInterval(() => { void this.run().catch(e => this.o.log(`cache eviction: ${(e as Error).message}`)) }, EVERY_MS)
-    this.timer.unref()
+    this.job.start()
   }
 
   close (): void {
-    this.closed = true
-    if (this.timer) clearInterval(this.timer)
+    this.job.close()
   }
 
   report (): EvictionReport {
     return { cacheSize: this.o.cacheSize, evictedChunks: this.evictedChunks, evictedBytes: this.evictedBytes }
   }
 
-  async run (): Promise<void> {
-    if (this.running || this.closed) return
+  run (): Promise<void> {
+    return this.job.run()
+  }
+
+  private async pass (): Promise<void> {
     const { bytes } = storeStats(this.o.store)
     if (bytes <= this.o.cacheSize) return
-    this.running = true
-    try {
-      let toFree = bytes - this.o.cacheSize * LOW_WATER
-      const pins = this.o.pins()
-      const candidates: Array<{ id: Buffer, last: number }> = []
-      for (const key of this.o.store.chunks.getKeys({})) {
-        const id = Buffer.from(key as Buffer)
-        if (this.o.store.foreign.doesExist(id)) continue
-        if (pins?.pinnedTo(id).includes(this.o.selfId)) continue
-        candidates.push({ id, last: this.o.lastUse(id.toString('hex')) ?? 0 })
+    let toFree = bytes - this.o.cacheSize * LOW_WATER
+    const pins = this.o.pins()
+    const candidates: Array<{ id: Buffer, last: number }> = []
+    for (const key of this.o.store.chunks.getKeys({})) {
+      const id = Buffer.from(key as Buffer)
+      if (this.o.store.foreign.doesExist(id)) continue
+      if (pins?.pinnedTo(id).includes(this.o.selfId)) continue
+      candidates.push({ id, last: this.o.lastUse(id.toString('hex')) ?? 0 })
+    }
+    candidates.sort((a, b) => a.last - b.last)
+    for (const { id } of candidates) {
+      if (toFree <= 0 || this.job.closed) break
+      const hex = id.toString('hex')
+      if (this.elsewhere(id) < this.o.replicaCount) {
+        this.handingOff.add(hex)
+        const ok = await this.o.handoff(id).catch(() => false)
+        if (!ok) { this.handingOff.delete(hex); continue }
       }
-      candidates.sort((a, b) => a.last - b.last)
-      for (const { id } of candidates) {
-        if (toFree <= 0 || this.closed) break
-        const hex = id.toString('hex')
-        if (this.elsewhere(id) < this.o.replicaCount) {
-          this.handingOff.add(hex)
-          const ok = await this.o.handoff(id).catch(() => false)
-          if (!ok) { this.handingOff.delete(hex); continue }
-        }
-        // Checked again right before the delete: holders may have changed.
-        if (this.elsewhere(id) < this.o.replicaCount) { this.handingOff.delete(hex); continue }
-        const size = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
-        this.o.store.txn(() => this.o.store.removeChunkSync(id))
-        this.handingOff.delete(hex)
-        this.evictedChunks++
-        this.evictedBytes += size
-        toFree -= size
-      }
-    } finally {
-      this.running = false
+      // Checked again right before the delete: holders may have changed.
+      if (this.elsewhere(id) < this.o.replicaCount) { this.handingOff.delete(hex); continue }
+      const size = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
+      this.o.store.txn(() => this.o.store.removeChunkSync(id))
+      this.handingOff.delete(hex)
+      this.evictedChunks++
+      this.evictedBytes += size
+      toFree -= size
     }
   }
 

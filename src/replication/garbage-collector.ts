@@ -1,5 +1,6 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
+import { Periodic } from './periodic.js'
 
 const BATCH = 4096 // the DROP_CHUNKS message limit
 const GIVE_UP_MS = 7 * 24 * 3600 * 1000 // a holder gone this long keeps its copy
@@ -35,24 +36,22 @@ export interface GarbageCollectorOptions {
 // are told when they come back. A chunk written but not yet referenced never
 // enters `garbage`, so writes in flight are never collected.
 export class GarbageCollector {
-  private timer: NodeJS.Timeout | null = null
-  private running = false
-  private closed = false
   private lastRun: number | null = null
   private collectedChunks = 0
   private collectedBytes = 0
 
-  constructor (private readonly o: GarbageCollectorOptions) {}
+  private readonly job: Periodic
+
+  constructor (private readonly o: GarbageCollectorOptions) {
+    this.job = new Periodic('garbage collection', Math.max(500, Math.min(o.graceMs / 4, 10_000)), async () => await this.pass(), o.log)
+  }
 
   start (): void {
-    const every = Math.max(500, Math.min(this.o.graceMs / 4, 10_000))
-    this.timer = setInterval(() => { void this.run().catch(e => this.o.log(`garbage collection: ${(e as Error).message}`)) }, every)
-    this.timer.unref()
+    this.job.start()
   }
 
   close (): void {
-    this.closed = true
-    if (this.timer) clearInterval(this.timer)
+    this.job.close()
   }
 
   report (): GcReport {
@@ -61,49 +60,48 @@ export class GarbageCollector {
     return { graceMs: this.o.graceMs, pending, collectedChunks: this.collectedChunks, collectedBytes: this.collectedBytes, lastRun: this.lastRun }
   }
 
-  async run (): Promise<void> {
-    if (this.running || this.closed || !this.o.settled()) return
-    this.running = true
-    try {
-      const now = Date.now()
-      const due: Array<{ id: Buffer, since: number }> = []
-      for (const { key, value } of this.o.store.garbage.getRange({})) {
-        const since = (value as Buffer).readDoubleLE(0)
-        if (now - since >= this.o.graceMs) due.push({ id: Buffer.from(key as Buffer), since })
-        if (due.length >= BATCH) break
-      }
-      this.lastRun = now
-      if (due.length === 0) return
-      const ids = due.map(d => d.id)
-      const told = new Set<string>()
-      for (const link of this.o.links()) {
-        const n = await link.drop(ids).catch(() => null)
-        if (n === null) continue
-        told.add(link.id)
-        this.collectedChunks += n
-      }
-      this.o.store.txn(() => {
-        for (const { id, since } of due) {
-          if (this.o.store.refs.doesExist(id)) { this.o.store.garbage.removeSync(id); continue }
-          const size = this.o.store.chunks.getBinaryFast(id)?.length
-          if (size !== undefined) {
-            this.o.store.removeChunkSync(id)
-            this.collectedChunks++
-            this.collectedBytes += size
-          }
-          this.o.store.foreign.removeSync(id)
-          const left = this.o.holders.get(id).filter(h => !told.has(h))
-          if (left.length === 0 || now - since > GIVE_UP_MS) {
-            this.o.store.holders.removeSync(id)
-            this.o.store.garbage.removeSync(id)
-          } else {
-            this.o.holders.set(id, left)
-          }
-        }
-      })
-    } finally {
-      this.running = false
+  run (): Promise<void> {
+    return this.job.run()
+  }
+
+  private async pass (): Promise<void> {
+    if (!this.o.settled()) return
+    const now = Date.now()
+    const due: Array<{ id: Buffer, since: number }> = []
+    for (const { key, value } of this.o.store.garbage.getRange({})) {
+      const since = (value as Buffer).readDoubleLE(0)
+      if (now - since >= this.o.graceMs) due.push({ id: Buffer.from(key as Buffer), since })
+      if (due.length >= BATCH) break
     }
+    this.lastRun = now
+    if (due.length === 0) return
+    const ids = due.map(d => d.id)
+    const told = new Set<string>()
+    for (const link of this.o.links()) {
+      const n = await link.drop(ids).catch(() => null)
+      if (n === null) continue
+      told.add(link.id)
+      this.collectedChunks += n
+    }
+    this.o.store.txn(() => {
+      for (const { id, since } of due) {
+        if (this.o.store.refs.doesExist(id)) { this.o.store.garbage.removeSync(id); continue }
+        const size = this.o.store.chunks.getBinaryFast(id)?.length
+        if (size !== undefined) {
+          this.o.store.removeChunkSync(id)
+          this.collectedChunks++
+          this.collectedBytes += size
+        }
+        this.o.store.foreign.removeSync(id)
+        const left = this.o.holders.get(id).filter(h => !told.has(h))
+        if (left.length === 0 || now - since > GIVE_UP_MS) {
+          this.o.store.holders.removeSync(id)
+          this.o.store.garbage.removeSync(id)
+        } else {
+          this.o.holders.set(id, left)
+        }
+      }
+    })
   }
 
   // A full member asks us to drop chunks it no longer references. Chunks our

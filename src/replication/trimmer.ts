@@ -2,6 +2,7 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
 import type { PinPolicy } from './replicator.js'
 import { rank } from './placement.js'
+import { Periodic } from './periodic.js'
 
 const EVERY_MS = 5000
 const BATCH = 4096
@@ -34,71 +35,68 @@ export interface TrimmerOptions {
 // that wrote the same content independently each keep their own set, and
 // could together trim below target (the repair rescan then copies it again).
 export class Trimmer {
-  private timer: NodeJS.Timeout | null = null
-  private running = false
-  private closed = false
   trimmed = 0
 
-  constructor (private readonly o: TrimmerOptions) {}
+  private readonly job: Periodic
+
+  constructor (private readonly o: TrimmerOptions) {
+    this.job = new Periodic('trim', EVERY_MS, async () => await this.pass(), o.log)
+  }
 
   start (): void {
-    this.timer = setInterval(() => { void this.run().catch(e => this.o.log(`trim: ${(e as Error).message}`)) }, EVERY_MS)
-    this.timer.unref()
+    this.job.start()
   }
 
   close (): void {
-    this.closed = true
-    if (this.timer) clearInterval(this.timer)
+    this.job.close()
   }
 
-  async run (): Promise<void> {
-    if (this.running || this.closed) return
-    this.running = true
-    try {
-      const links = new Map(this.o.links().map(l => [l.id, l]))
-      if (links.size === 0) return
-      // surplus holder -> chunks to trim there; keep-set member -> chunks to confirm
-      const plan: Array<{ id: Buffer, keep: string[], drop: string[] }> = []
-      for (const key of this.o.store.refs.getKeys({})) {
-        const id = key as Buffer
-        const live = this.o.holders.get(id).filter(h => links.has(h))
-        if (live.length + 1 <= this.o.replicaCount || !this.o.store.hasChunk(id)) continue
-        // Only a member whose copy is its own (it wrote the chunk) trims, as
-        // placement put it: itself plus the best-ranked others.
-        if (this.o.store.foreign.doesExist(id) || this.o.exempt?.(id.toString('hex'))) continue
-        const keep = [this.o.selfId, ...rank(id, live.map(m => ({ id: m }))).slice(0, this.o.replicaCount - 1).map(m => m.id)]
-        const pinned = new Set(this.o.pins?.()?.pinnedTo(id) ?? [])
-        const drop = live.filter(h => !keep.includes(h) && !pinned.has(h))
-        if (drop.length > 0) plan.push({ id: Buffer.from(id), keep: keep.filter(k => k !== this.o.selfId), drop })
-        if (plan.length >= BATCH) break
-      }
-      if (plan.length === 0) return
-      // Confirm the keep sets.
-      const confirmed = new Set<string>()
-      const byKeeper = new Map<string, Buffer[]>()
-      for (const p of plan) for (const k of p.keep) { let l = byKeeper.get(k); if (!l) byKeeper.set(k, l = []); l.push(p.id) }
-      const unconfirmed = new Set<string>()
-      for (const [peer, ids] of byKeeper) {
-        const have = await links.get(peer)?.has(ids).catch(() => null)
-        ids.forEach((id, i) => { if (have?.[i]) confirmed.add(peer + id.toString('hex')); else unconfirmed.add(id.toString('hex')) })
-      }
-      const byDropper = new Map<string, Buffer[]>()
-      for (const p of plan) {
-        const hex = p.id.toString('hex')
-        if (unconfirmed.has(hex) || !p.keep.every(k => confirmed.has(k + hex))) continue
-        for (const d of p.drop) { let l = byDropper.get(d); if (!l) byDropper.set(d, l = []); l.push(p.id) }
-      }
-      for (const [peer, ids] of byDropper) {
-        const n = await links.get(peer)?.trim(ids).catch(() => null)
-        if (n === null || n === undefined) continue
-        this.trimmed += n
-        this.o.log(`trimmed ${n} surplus cop${n === 1 ? 'y' : 'ies'} on peer ${peer.slice(0, 12)} (asked for ${ids.length})`)
-        this.o.store.txn(() => {
-          for (const id of ids) this.o.holders.set(id, this.o.holders.get(id).filter(h => h !== peer))
-        })
-      }
-    } finally {
-      this.running = false
+  run (): Promise<void> {
+    return this.job.run()
+  }
+
+  private async pass (): Promise<void> {
+    const links = new Map(this.o.links().map(l => [l.id, l]))
+    if (links.size === 0) return
+    // surplus holder -> chunks to trim there; keep-set member -> chunks to confirm
+    const plan: Array<{ id: Buffer, keep: string[], drop: string[] }> = []
+    for (const key of this.o.store.refs.getKeys({})) {
+      const id = key as Buffer
+      const live = this.o.holders.get(id).filter(h => links.has(h))
+      if (live.length + 1 <= this.o.replicaCount || !this.o.store.hasChunk(id)) continue
+      // Only a member whose copy is its own (it wrote the chunk) trims, as
+      // placement put it: itself plus the best-ranked others.
+      if (this.o.store.foreign.doesExist(id) || this.o.exempt?.(id.toString('hex'))) continue
+      const keep = [this.o.selfId, ...rank(id, live.map(m => ({ id: m }))).slice(0, this.o.replicaCount - 1).map(m => m.id)]
+      const pinned = new Set(this.o.pins?.()?.pinnedTo(id) ?? [])
+      const drop = live.filter(h => !keep.includes(h) && !pinned.has(h))
+      if (drop.length > 0) plan.push({ id: Buffer.from(id), keep: keep.filter(k => k !== this.o.selfId), drop })
+      if (plan.length >= BATCH) break
+    }
+    if (plan.length === 0) return
+    // Confirm the keep sets.
+    const confirmed = new Set<string>()
+    const byKeeper = new Map<string, Buffer[]>()
+    for (const p of plan) for (const k of p.keep) { let l = byKeeper.get(k); if (!l) byKeeper.set(k, l = []); l.push(p.id) }
+    const unconfirmed = new Set<string>()
+    for (const [peer, ids] of byKeeper) {
+      const have = await links.get(peer)?.has(ids).catch(() => null)
+      ids.forEach((id, i) => { if (have?.[i]) confirmed.add(peer + id.toString('hex')); else unconfirmed.add(id.toString('hex')) })
+    }
+    const byDropper = new Map<string, Buffer[]>()
+    for (const p of plan) {
+      const hex = p.id.toString('hex')
+      if (unconfirmed.has(hex) || !p.keep.every(k => confirmed.has(k + hex))) continue
+      for (const d of p.drop) { let l = byDropper.get(d); if (!l) byDropper.set(d, l = []); l.push(p.id) }
+    }
+    for (const [peer, ids] of byDropper) {
+      const n = await links.get(peer)?.trim(ids).catch(() => null)
+      if (n === null || n === undefined) continue
+      this.trimmed += n
+      this.o.log(`trimmed ${n} surplus cop${n === 1 ? 'y' : 'ies'} on peer ${peer.slice(0, 12)} (asked for ${ids.length})`)
+      this.o.store.txn(() => {
+        for (const id of ids) this.o.holders.set(id, this.o.holders.get(id).filter(h => h !== peer))
+      })
     }
   }
 
