@@ -61,7 +61,7 @@ export class BlockReader {
     try {
       const record = await this.chunks.get(id)
       if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)}${MISSING}`)
-      plain = await this.pipeline.open(id, record)
+      plain = await this.pipeline.open(id, record, true)
     } catch (e) {
       if (!isDisktroError(e, 'CORRUPT_CHUNK') || !this.remote) throw e
       plain = await this.heal(id, key, e.message)

@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module'
-import { seal, open, authentic } from '../crypto/aead.js'
+import { seal, open, authentic, sealedLength } from '../crypto/aead.js'
 import { keyedHash } from '../crypto/keyed-hash.js'
-import { encodeChunkRecord, decodeChunkRecord, chunkAd, FLAG_LZ4 } from '../codec/chunk-record.js'
+import { decodeChunkRecord, chunkAd, CHUNK_RECORD_VERSION, FLAG_LZ4 } from '../codec/chunk-record.js'
 import { fail } from '../errors.js'
+import type { CryptoWorkers } from './crypto-workers.js'
 
 const require = createRequire(import.meta.url)
 const lz4: typeof import('lz4-napi') = require('lz4-napi')
@@ -11,49 +12,57 @@ const PROBE_BYTES = 4096
 const PROBE_RATIO = 0.9 // a sample that shrinks less than 10% means the block will not pay
 const KEEP_RATIO = 0.97
 const MIN_COMPRESS = 128 // keep the compressed form only if it saves at least 3%
+const OFFLOAD_BYTES = 64 * 1024 // blocks at least this big are sealed and opened on a worker thread
 
 export interface SealedChunk {
   id: Buffer
   record: Buffer
+  sum?: Buffer // the record's checksum (codec/chunk-sum.ts), when sealed on a worker
+}
+
+export interface ChunkKeys {
+  dataKey: Buffer
+  idKey: Buffer
 }
 
 // plaintext block -> (id, stored record) and back. The id is a keyed hash of
 // the plaintext under the volume's chunk-id key, so identical blocks share one
-// record. LZ4 runs on the thread pool; a small probe decides whether to try.
+// record. A small probe decides whether LZ4 is worth trying. Blocks of 64 KiB
+// and more go to the crypto worker threads when the pipeline has them, so the
+// event loop keeps answering FUSE while a block is hashed and encrypted.
 export class ChunkPipeline {
-  constructor (private readonly dataKey: Buffer, private readonly idKey: Buffer) {}
+  private readonly keys: ChunkKeys
+
+  constructor (dataKey: Buffer, idKey: Buffer, private readonly workers: CryptoWorkers | null = null) {
+    this.keys = { dataKey, idKey }
+  }
 
   idOf (plain: Buffer): Buffer {
-    return keyedHash(this.idKey, plain)
+    return keyedHash(this.keys.idKey, plain)
   }
 
-  async seal (plain: Buffer, id = this.idOf(plain)): Promise<SealedChunk> {
-    let body = plain
-    let flags = 0
-    if (plain.length >= MIN_COMPRESS && this.worthCompressing(plain)) {
-      const packed = await lz4.compress(plain)
-      if (packed.length < plain.length * KEEP_RATIO) { body = packed; flags |= FLAG_LZ4 }
-    }
-    const sealed = seal(this.dataKey, body, chunkAd(id, flags))
-    return { id, record: encodeChunkRecord(flags, sealed) }
+  async seal (plain: Buffer): Promise<SealedChunk> {
+    if (this.workers && plain.length >= OFFLOAD_BYTES) return await this.workers.seal(plain)
+    const id = this.idOf(plain)
+    const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? await lz4.compress(plain) : null
+    return { id, record: sealRecord(this.keys.dataKey, id, plain, packed) }
   }
 
-  async open (id: Buffer, record: Buffer): Promise<Buffer> {
-    const { flags, sealed } = decodeChunkRecord(record)
-    let body: Buffer
-    try {
-      body = open(this.dataKey, sealed, chunkAd(id, flags))
-    } catch (e) {
-      throw fail('CORRUPT_CHUNK', `chunk ${id.toString('hex').slice(0, 16)} failed authentication`, e)
-    }
-    if (flags & FLAG_LZ4) {
-      try {
-        body = await lz4.uncompress(body)
-      } catch (e) {
-        throw fail('CORRUPT_CHUNK', `chunk ${id.toString('hex').slice(0, 16)} failed to decompress`, e)
-      }
-    }
-    return body
+  // `donate`: the caller never uses `record` again (a worker may take its memory).
+  async open (id: Buffer, record: Buffer, donate = false): Promise<Buffer> {
+    if (this.workers && record.length >= OFFLOAD_BYTES) return await this.workers.open(id, record, donate)
+    const { flags, body } = openRecord(this.keys.dataKey, id, record)
+    return flags & FLAG_LZ4 ? await uncompress(id, body) : body
+  }
+
+  // A record from seal() that nothing uses any more (stored and committed):
+  // its memory goes back to the workers for the next record.
+  recycle (record: Buffer): void {
+    this.workers?.recycle(record)
+  }
+
+  async close (): Promise<void> {
+    await this.workers?.close()
   }
 
   // Throws CORRUPT_CHUNK unless the record is one sealed under this volume's
@@ -61,15 +70,68 @@ export class ChunkPipeline {
   // decrypting or decompressing. For a member storing a replica it won't read.
   verify (id: Buffer, record: Buffer): void {
     const { flags, sealed } = decodeChunkRecord(record)
-    if (!authentic(this.dataKey, sealed, chunkAd(id, flags))) {
-      throw fail('CORRUPT_CHUNK', `chunk ${id.toString('hex').slice(0, 16)} failed authentication`)
+    if (!authentic(this.keys.dataKey, sealed, chunkAd(id, flags))) {
+      throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed authentication`)
     }
   }
+}
 
-  private worthCompressing (plain: Buffer): boolean {
-    if (plain.length < 4 * PROBE_BYTES) return true // small: trying is as cheap as probing
-    const start = Math.floor((plain.length - PROBE_BYTES) / 2)
-    const sample = plain.subarray(start, start + PROBE_BYTES)
-    return lz4.compressSync(sample).length < PROBE_BYTES * PROBE_RATIO
+// The whole seal on the calling thread (the crypto workers run this). The
+// record goes into `spare` when it is big enough.
+export function sealChunkSync (keys: ChunkKeys, plain: Buffer, spare?: ArrayBuffer): SealedChunk {
+  const id = keyedHash(keys.idKey, plain)
+  const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? lz4.compressSync(plain) : null
+  return { id, record: sealRecord(keys.dataKey, id, plain, packed, spare) }
+}
+
+// The whole open on the calling thread (the crypto workers run this).
+export function openChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer): Buffer {
+  const { flags, body } = openRecord(keys.dataKey, id, record)
+  if (!(flags & FLAG_LZ4)) return body
+  try {
+    return lz4.uncompressSync(body)
+  } catch (e) {
+    throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed to decompress`, e)
   }
+}
+
+// [version][flags][nonce|ciphertext|tag], encrypted straight into the record.
+function sealRecord (dataKey: Buffer, id: Buffer, plain: Buffer, packed: Buffer | null, spare?: ArrayBuffer): Buffer {
+  const compressed = packed !== null && packed.length < plain.length * KEEP_RATIO
+  const body = compressed ? packed : plain
+  const flags = compressed ? FLAG_LZ4 : 0
+  const length = 2 + sealedLength(body.length)
+  const record = spare && spare.byteLength >= length ? Buffer.from(spare, 0, length) : Buffer.allocUnsafeSlow(length)
+  record[0] = CHUNK_RECORD_VERSION
+  record[1] = flags
+  seal(dataKey, body, chunkAd(id, flags), record.subarray(2))
+  return record
+}
+
+function openRecord (dataKey: Buffer, id: Buffer, record: Buffer): { flags: number, body: Buffer } {
+  const { flags, sealed } = decodeChunkRecord(record)
+  try {
+    return { flags, body: open(dataKey, sealed, chunkAd(id, flags)) }
+  } catch (e) {
+    throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed authentication`, e)
+  }
+}
+
+async function uncompress (id: Buffer, body: Buffer): Promise<Buffer> {
+  try {
+    return await lz4.uncompress(body)
+  } catch (e) {
+    throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed to decompress`, e)
+  }
+}
+
+function worthCompressing (plain: Buffer): boolean {
+  if (plain.length < 4 * PROBE_BYTES) return true // small: trying is as cheap as probing
+  const start = Math.floor((plain.length - PROBE_BYTES) / 2)
+  const sample = plain.subarray(start, start + PROBE_BYTES)
+  return lz4.compressSync(sample).length < PROBE_BYTES * PROBE_RATIO
+}
+
+function short (id: Buffer): string {
+  return id.toString('hex').slice(0, 16)
 }

@@ -3,7 +3,7 @@
 export interface ChunkStore {
   has (id: Buffer): boolean
   get (id: Buffer): Promise<Buffer | undefined>
-  put (id: Buffer, record: Buffer): Promise<void>
+  put (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> // sum: codec/chunk-sum.ts, when known
   checkRoom (bytes: number): void // throws ENOSPC when `bytes` more would not fit
 }
 

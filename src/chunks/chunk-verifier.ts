@@ -1,6 +1,6 @@
 import type { ChunkPipeline } from './chunk-pipeline.js'
 import { decodeChunkRecord } from '../codec/chunk-record.js'
-import { chunkSumAsync, isChunkSum } from '../codec/chunk-sum.js'
+import { chunkSumAsync, fastChunkSum, isChunkSum, sumMatches } from '../codec/chunk-sum.js'
 
 // good: the record is what was stored (checksum match);
 // adopt: no checksum yet (stored before checksums existed) and the record is
@@ -20,10 +20,10 @@ export class ChunkVerifier {
   }
 
   async check (id: Buffer, record: Buffer, stored: Buffer | undefined): Promise<Verdict> {
-    const sum = await chunkSumAsync(record)
-    if (isChunkSum(stored)) return sum.equals(stored) ? { state: 'good' } : { state: 'bad', why: 'checksum mismatch' }
+    if (isChunkSum(stored)) return await sumMatches(record, stored) ? { state: 'good' } : { state: 'bad', why: 'checksum mismatch' }
     const why = await this.openFails(id, record)
-    return why === null ? { state: 'adopt', sum } : { state: 'bad', why }
+    if (why !== null) return { state: 'bad', why }
+    return { state: 'adopt', sum: this.pipeline ? fastChunkSum(record) : await chunkSumAsync(record) }
   }
 
   // A copy offered by a peer to replace a bad or missing one. A full member
@@ -32,7 +32,7 @@ export class ChunkVerifier {
   // stored, since it cannot tell a good record from a forged one.
   async accepts (id: Buffer, record: Buffer, stored: Buffer | undefined): Promise<boolean> {
     if (this.pipeline) return await this.openFails(id, record) === null
-    if (isChunkSum(stored)) return (await chunkSumAsync(record)).equals(stored)
+    if (isChunkSum(stored)) return await sumMatches(record, stored)
     return await this.openFails(id, record) === null
   }
 

@@ -34,9 +34,9 @@ export class LmdbChunkStore implements ChunkStore {
     this.store.checkRoom(bytes)
   }
 
-  async put (id: Buffer, record: Buffer): Promise<void> {
+  async put (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> {
     try {
-      await this.store.putChunk(id, record)
+      await this.store.putChunk(id, record, sum)
       this.used(id)
     } catch (e) {
       throw wrapStorageError(e, 'cannot store chunk')

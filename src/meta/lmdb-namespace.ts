@@ -125,7 +125,7 @@ export class LmdbNamespace implements Namespace {
     try {
       this.store.txn(() => {
         for (const c of ensure) {
-          if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record)
+          if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record, c.sum)
         }
         this.journal?.(stamped)
         this.apply(stamped)

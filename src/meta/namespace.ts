@@ -13,6 +13,7 @@ export interface DirEntry {
 export interface ChunkToEnsure {
   id: Buffer
   record: Buffer
+  sum?: Buffer // its checksum, when already computed
 }
 
 // The namespace: inodes, directory entries, block maps and chunk reference

@@ -120,14 +120,15 @@ export class LmdbStore {
   // A chunk record always goes in with its checksum, and leaves with it:
   // a checksum without its record means the record was lost (the scrubber
   // fetches it again). Both puts are queued together, so they share a commit.
-  async putChunk (id: Buffer, record: Buffer): Promise<void> {
-    const sum = await chunkSumAsync(record)
+  // `sum`: the record's checksum when the caller already has it (a crypto worker computed it).
+  async putChunk (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> {
+    sum ??= await chunkSumAsync(record)
     await this.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum)]))
   }
 
-  putChunkSync (id: Buffer, record: Buffer): void {
+  putChunkSync (id: Buffer, record: Buffer, sum?: Buffer): void {
     this.chunks.putSync(id, record)
-    this.sums.putSync(id, chunkSum(record))
+    this.sums.putSync(id, sum ?? chunkSum(record))
   }
 
   removeChunkSync (id: Buffer): void {

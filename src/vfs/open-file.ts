@@ -36,6 +36,9 @@ export class OpenFile {
   ctime = 0 // last change while open: an explicitly set (older) mtime must not pull it back
   private committedSize: number
   private readonly dirty = new Map<number, Buffer>()
+  // A new block past the end of the file is not zeroed up front: bytes from
+  // here on are not yet initialized (zeroed on demand, see settle()).
+  private readonly zeroedTo = new Map<number, number>()
   private readonly loading = new Map<number, Promise<Buffer>>()
   private readonly inflight = new Map<number, Inflight>()
   private pendingAttrs = false
@@ -61,6 +64,11 @@ export class OpenFile {
       const inner = pos - index * cs
       const n = Math.min(cs - inner, data.length - done)
       const buf = await this.blockForWrite(index, inner === 0 && n === cs)
+      const z = this.zeroedTo.get(index)
+      if (z !== undefined) {
+        if (inner > z) buf.fill(0, z, inner)
+        if (inner + n > z) this.zeroedTo.set(index, inner + n)
+      }
       data.copy(buf, inner, done, done + n)
       done += n
       if (pos + n > this.size) this.size = pos + n
@@ -147,7 +155,7 @@ export class OpenFile {
         current.copy(buf, 0, 0, n)
         buf.fill(0, n)
       } else {
-        buf.fill(0)
+        this.zeroedTo.set(index, 0)
       }
       return buf
     })()
@@ -166,7 +174,7 @@ export class OpenFile {
     const cs = this.d.chunkSize
     const valid = Math.max(0, Math.min(cs, this.size - index * cs))
     const dirty = this.dirty.get(index)
-    if (dirty) return dirty.subarray(0, valid)
+    if (dirty) return this.settle(index, dirty).subarray(0, valid)
     const fl = this.inflight.get(index)
     if (fl) return fl.buf.subarray(0, Math.min(fl.len, valid))
     const ref = this.d.ns.getBlock(this.ino, index)
@@ -188,9 +196,20 @@ export class OpenFile {
     }
   }
 
+  // Zeroes what was never written of a dirty block, before anything reads it.
+  private settle (index: number, buf: Buffer): Buffer {
+    const z = this.zeroedTo.get(index)
+    if (z !== undefined) {
+      buf.fill(0, z)
+      this.zeroedTo.delete(index)
+    }
+    return buf
+  }
+
   private seal (index: number): void {
     const buf = this.dirty.get(index)
     if (!buf) return
+    this.settle(index, buf)
     this.dirty.delete(index)
     const len = Math.max(0, Math.min(this.d.chunkSize, this.size - index * this.d.chunkSize))
     const previous = this.inflight.get(index)
@@ -212,7 +231,7 @@ export class OpenFile {
       // Big records go to LMDB's write thread first so the event loop never
       // copies them inside a transaction; small ones ride in the commit below
       // (`ensure`), which saves a round trip through the write thread.
-      if (sealed.record.length > INLINE_RECORD_BYTES) await this.d.chunks.put(sealed.id, sealed.record)
+      if (sealed.record.length > INLINE_RECORD_BYTES) await this.d.chunks.put(sealed.id, sealed.record, sealed.sum)
       else this.d.chunks.checkRoom(sealed.record.length)
     }
     // Commits of one block apply in the order the block was sealed.
@@ -227,6 +246,7 @@ export class OpenFile {
       blocks: [[index, sealed ? sealed.id.toString('hex') : null, len]]
     }, sealed ? [sealed] : [])
     this.committedSize = size
+    if (sealed) this.d.pipeline.recycle(sealed.record)
   }
 }
 

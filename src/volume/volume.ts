@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { LmdbStore } from '../store/lmdb-store.js'
 import { LmdbNamespace } from '../meta/lmdb-namespace.js'
 import { ChunkPipeline } from '../chunks/chunk-pipeline.js'
+import { CryptoWorkers } from '../chunks/crypto-workers.js'
 import { LmdbChunkStore } from '../chunks/lmdb-chunk-store.js'
 import { deriveVolumeKeys, type VolumeKeys } from '../crypto/volume-keys.js'
 import { readVolumeFile, createVolumeFile, unlockVolumeFile, type VolumeFile, type NewVolume } from './volume-file.js'
@@ -60,7 +61,7 @@ export class Volume {
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
     const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
-    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId), shared }
+    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId })), shared }
     const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key
     return v
@@ -89,6 +90,7 @@ export class Volume {
     if (this.closed) return
     this.closed = true
     this.access?.shared?.close()
+    await this.access?.pipeline.close()
     if (!this.readOnly) this.store.txn(() => this.store.sysPut('clean', Buffer.from([1])))
     await this.store.flushed()
     await this.store.close()

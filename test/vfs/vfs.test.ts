@@ -145,3 +145,25 @@ t.test('times follow POSIX', async t => {
   await writeFile(vfs, '/f', Buffer.from('y'), 1)
   t.ok(vfs.getattr('/f').mtime > 3000, 'write sets mtime')
 })
+
+t.test('bytes of a block never written read as zeros, also from recycled buffers', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  // Fill the buffer pool with non-zero blocks first.
+  await writeFile(vfs, '/noise', Buffer.alloc(8 * CS, 0xaa))
+  const fh = vfs.create('/sparse', 0o644)
+  const a = randomBytes(1000)
+  const b = randomBytes(2000)
+  await vfs.write(fh, a, a.length, 100) // gap [0, 100) in block 0
+  await vfs.write(fh, b, b.length, CS / 2) // gap [1100, CS/2) in block 0
+  await vfs.write(fh, a, a.length, 2 * CS + 10) // block 1 untouched: a hole; block 0's tail now inside the file
+  const expect = Buffer.alloc(2 * CS + 10 + a.length)
+  a.copy(expect, 100)
+  b.copy(expect, CS / 2)
+  a.copy(expect, 2 * CS + 10)
+  const open = Buffer.alloc(expect.length)
+  t.equal(await vfs.read(fh, open, open.length, 0), expect.length)
+  t.ok(open.equals(expect), 'read back while the blocks are still being written')
+  await vfs.release(fh)
+  t.ok((await readFile(vfs, '/sparse')).equals(expect), 'read back after they were sealed')
+})

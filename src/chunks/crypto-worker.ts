@@ -1,0 +1,55 @@
+// Entry point of a crypto worker thread (see crypto-workers.ts): seals and
+// opens chunk records with the keys it was started with, and hands results
+// back by transfer, so no megabyte is copied between threads.
+import { parentPort, workerData } from 'node:worker_threads'
+import { sealChunkSync, openChunkSync, type ChunkKeys } from './chunk-pipeline.js'
+import { DisktroError } from '../errors.js'
+import { fastChunkSum } from '../codec/chunk-sum.js'
+import type { WorkerRequest, WorkerReply } from './crypto-workers.js'
+
+const MAX_SPARES = 8
+const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey) }
+const port = parentPort!
+const spares: ArrayBuffer[] = [] // record memory handed back by the main thread
+
+port.on('message', (m: WorkerRequest) => {
+  let reply: WorkerReply
+  const transfer: ArrayBuffer[] = []
+  try {
+    if (m.spare && spares.length < MAX_SPARES) spares.push(m.spare)
+    const input = Buffer.from(m.buf, m.off, m.len)
+    if (m.op === 'seal') {
+      const spare = spares.pop()
+      const { id, record } = sealChunkSync(keys, input, spare)
+      if (spare && record.buffer !== spare) spares.push(spare)
+      reply = { n: m.n, id: new Uint8Array(id).buffer, sum: new Uint8Array(fastChunkSum(record)).buffer, ...own(record, transfer, record.buffer === spare) }
+    } else {
+      const plain = openChunkSync(keys, Buffer.from(m.id!), input)
+      reply = { n: m.n, ...own(plain, transfer) }
+    }
+  } catch (e) {
+    const code = e instanceof DisktroError ? e.code : 'EIO'
+    reply = { n: m.n, error: { code, message: e instanceof Error ? e.message : String(e) } }
+  }
+  try {
+    port.postMessage(reply, transfer)
+  } catch {
+    // Memory from a native addon (lz4's output) may not be transferable: send a copy.
+    port.postMessage(reply)
+  }
+})
+
+// A result whose memory can move to the other thread as it is (the record or
+// plaintext fills most of its own ArrayBuffer); otherwise a copy that can.
+function own (b: Buffer, transfer: ArrayBuffer[], whole = false): { buf: ArrayBuffer, off: number, len: number } {
+  let buf = b.buffer as ArrayBuffer
+  let off = b.byteOffset
+  if (buf instanceof SharedArrayBuffer || (!whole && b.length < buf.byteLength / 2)) {
+    const copy = Buffer.allocUnsafeSlow(b.length)
+    b.copy(copy)
+    buf = copy.buffer as ArrayBuffer
+    off = 0
+  }
+  transfer.push(buf)
+  return { buf, off, len: b.length }
+}

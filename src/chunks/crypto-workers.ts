@@ -1,0 +1,148 @@
+import { Worker } from 'node:worker_threads'
+import { availableParallelism } from 'node:os'
+import { fail, DisktroError, type ErrorCode } from '../errors.js'
+import type { ChunkKeys, SealedChunk } from './chunk-pipeline.js'
+
+export interface WorkerRequest {
+  n: number
+  op: 'seal' | 'open'
+  buf: ArrayBuffer | SharedArrayBuffer
+  off: number
+  len: number
+  id?: Uint8Array
+  spare?: ArrayBuffer // memory for a future record
+}
+
+export type WorkerReply =
+  | { n: number, buf: ArrayBuffer, off: number, len: number, id?: ArrayBuffer, sum?: ArrayBuffer, error?: undefined }
+  | { n: number, error: { code: ErrorCode, message: string } }
+
+interface Pending {
+  resolve: (r: WorkerReply & { error?: undefined }) => void
+  reject: (e: DisktroError) => void
+}
+
+interface Slot {
+  worker: Worker
+  busy: number
+}
+
+// Threads that seal and open chunk records (src/chunks/crypto-worker.ts), so
+// hashing and encrypting a megabyte never blocks the event loop that answers
+// FUSE. A plaintext block in a SharedArrayBuffer (the VFS's block buffers) is
+// read in place; results come back by transfer. The threads start on first
+// use and do not keep the process alive while idle.
+export class CryptoWorkers {
+  private readonly slots: Slot[] = []
+  private readonly pending = new Map<number, Pending>()
+  private seq = 0
+  private closed = false
+  private readonly spares: ArrayBuffer[] = []
+
+  constructor (private readonly keys: ChunkKeys, private readonly size = defaultSize()) {}
+
+  async seal (plain: Buffer): Promise<SealedChunk> {
+    const r = await this.call('seal', plain, false)
+    return { id: Buffer.from(r.id!), record: Buffer.from(r.buf, r.off, r.len), sum: Buffer.from(r.sum!) }
+  }
+
+  // `donate`: the caller never uses `record` again, so its memory may move to
+  // the worker instead of being copied.
+  async open (id: Buffer, record: Buffer, donate = false): Promise<Buffer> {
+    const r = await this.call('open', record, donate, id)
+    return Buffer.from(r.buf, r.off, r.len)
+  }
+
+  recycle (record: Buffer): void {
+    const ab = record.buffer
+    if (ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && this.spares.length < MAX_SPARES) this.spares.push(ab)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    const slots = this.slots.splice(0)
+    this.failAll('crypto workers closed')
+    await Promise.all(slots.map(s => s.worker.terminate().catch(() => {})))
+  }
+
+  private call (op: 'seal' | 'open', input: Buffer, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
+    if (this.closed) return Promise.reject(fail('EIO', 'crypto workers closed'))
+    const slot = this.pick()
+    const n = ++this.seq
+    const transfer: ArrayBuffer[] = []
+    let buf = input.buffer as ArrayBuffer | SharedArrayBuffer
+    let off = input.byteOffset
+    if (!(buf instanceof SharedArrayBuffer)) {
+      if (!donate || input.length < buf.byteLength / 2) {
+        const copy = Buffer.allocUnsafeSlow(input.length)
+        input.copy(copy)
+        buf = copy.buffer as ArrayBuffer
+        off = 0
+      }
+      transfer.push(buf as ArrayBuffer)
+    }
+    const spare = op === 'seal' ? this.spares.pop() : undefined
+    if (spare) transfer.push(spare)
+    const req: WorkerRequest = { n, op, buf, off, len: input.length, id: id ? new Uint8Array(id) : undefined, spare }
+    return new Promise((resolve, reject) => {
+      this.pending.set(n, { resolve, reject })
+      if (slot.busy++ === 0) slot.worker.ref()
+      try {
+        slot.worker.postMessage(req, transfer)
+      } catch (e) {
+        this.pending.delete(n)
+        if (--slot.busy === 0) slot.worker.unref()
+        reject(fail('EIO', `crypto worker: ${(e as Error).message}`, e))
+      }
+    })
+  }
+
+  private pick (): Slot {
+    let best: Slot | undefined
+    for (const s of this.slots) if (!best || s.busy < best.busy) best = s
+    if (best && (best.busy === 0 || this.slots.length >= this.size)) return best
+    return this.spawn()
+  }
+
+  private spawn (): Slot {
+    const worker = new Worker(new URL('./crypto-worker.js', import.meta.url), {
+      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey) }
+    })
+    const slot: Slot = { worker, busy: 0 }
+    worker.unref()
+    worker.on('message', (r: WorkerReply) => {
+      const p = this.pending.get(r.n)
+      if (!p) return
+      this.pending.delete(r.n)
+      if (--slot.busy === 0) worker.unref()
+      if (r.error) p.reject(fail(r.error.code, r.error.message))
+      else p.resolve(r)
+    })
+    const lost = (why: string): void => {
+      const i = this.slots.indexOf(slot)
+      if (i === -1) return
+      this.slots.splice(i, 1)
+      // Requests are not tracked per worker: fail them all, callers retry or report EIO.
+      this.failAll(`crypto worker ${why}`)
+    }
+    worker.on('error', e => lost(`failed: ${e.message}`))
+    worker.on('exit', code => lost(`exited with code ${code}`))
+    this.slots.push(slot)
+    return slot
+  }
+
+  private failAll (why: string): void {
+    const all = [...this.pending.values()]
+    this.pending.clear()
+    for (const s of this.slots) { s.busy = 0; s.worker.unref() }
+    for (const p of all) p.reject(fail('EIO', why))
+  }
+}
+
+const RECYCLE_MIN = 64 * 1024
+const MAX_SPARES = 8
+
+// One thread per core beyond the event loop's own, at least one, at most 4.
+function defaultSize (): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1))
+}

@@ -1,0 +1,61 @@
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { ChunkPipeline } from '../../src/chunks/chunk-pipeline.js'
+import { CryptoWorkers } from '../../src/chunks/crypto-workers.js'
+import { randomKey } from '../../src/crypto/volume-keys.js'
+import { FLAG_LZ4 } from '../../src/codec/chunk-record.js'
+import { fastChunkSum } from '../../src/codec/chunk-sum.js'
+
+const MiB = 1024 * 1024
+
+function pipelines (t: Test): { inline: ChunkPipeline, pooled: ChunkPipeline } {
+  const dataKey = randomKey(); const idKey = randomKey()
+  const pooled = new ChunkPipeline(dataKey, idKey, new CryptoWorkers({ dataKey, idKey }, 1))
+  t.teardown(() => pooled.close())
+  return { inline: new ChunkPipeline(dataKey, idKey), pooled }
+}
+
+t.test('a worker seals and opens exactly as the event loop does', async t => {
+  const { inline, pooled } = pipelines(t)
+  const random = randomBytes(MiB)
+  const shared = Buffer.from(new SharedArrayBuffer(MiB)) // the VFS's block buffers
+  random.copy(shared)
+  const text = Buffer.alloc(MiB)
+  for (let o = 0; o < MiB; o += 64) text.write(`line ${o % 977} of a compressible text file\n`, o)
+  for (const [what, block] of [['random', random], ['shared memory', shared], ['text', text]] as const) {
+    const r = await pooled.seal(block)
+    t.ok(r.id.equals(inline.idOf(block)), `${what}: same keyed id`)
+    t.ok(r.sum && r.sum.equals(fastChunkSum(r.record)), `${what}: the worker's checksum is of the record`)
+    t.ok((await inline.open(r.id, r.record)).equals(block), `${what}: the inline path opens the worker's record`)
+    const back = await inline.seal(block)
+    t.ok((await pooled.open(back.id, back.record)).equals(block), `${what}: the worker opens the inline record`)
+    t.ok((await pooled.open(back.id, Buffer.from(back.record), true)).equals(block), `${what}: also a donated record`)
+  }
+  t.equal((await pooled.seal(text)).record[1] & FLAG_LZ4, FLAG_LZ4, 'compressible blocks are compressed on the worker')
+})
+
+t.test('recycled record memory is reused, and records stay intact', async t => {
+  const { inline, pooled } = pipelines(t)
+  const blocks = Array.from({ length: 6 }, () => randomBytes(MiB))
+  let previous = await pooled.seal(blocks[0])
+  for (const block of blocks.slice(1)) {
+    const copy = Buffer.from(previous.record)
+    pooled.recycle(previous.record)
+    const r = await pooled.seal(block)
+    t.ok((await inline.open(r.id, r.record)).equals(block), 'a record sealed into recycled memory opens')
+    t.ok(copy.length > MiB, 'the earlier record was complete before it was recycled')
+    previous = r
+  }
+})
+
+t.test('a bad record fails as CORRUPT_CHUNK on the worker; a closed pool fails with EIO', async t => {
+  const { pooled } = pipelines(t)
+  const r = await pooled.seal(randomBytes(MiB))
+  const bad = Buffer.from(r.record)
+  bad[1000] ^= 0x40
+  await t.rejects(pooled.open(r.id, bad), { code: 'CORRUPT_CHUNK' })
+  await t.rejects(pooled.open(Buffer.alloc(32), r.record), { code: 'CORRUPT_CHUNK' }, 'wrong id')
+  t.ok((await pooled.seal(randomBytes(MiB))).id.length === 32, 'the worker keeps working after an error')
+  await pooled.close()
+  await t.rejects(pooled.seal(randomBytes(MiB)), { code: 'EIO' })
+})

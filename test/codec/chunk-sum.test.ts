@@ -1,0 +1,27 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { chunkSum, chunkSumAsync, fastChunkSum, isChunkSum, sumMatches, CHUNK_SUM_VERSION, FAST_SUM_VERSION } from '../../src/codec/chunk-sum.js'
+
+t.test('both sum versions match their record and nothing else', async t => {
+  const record = randomBytes(1024 * 1024 + 42)
+  const slow = chunkSum(record)
+  const fast = fastChunkSum(record)
+  t.equal(slow[0], CHUNK_SUM_VERSION)
+  t.equal(slow.length, 33)
+  t.equal(fast[0], FAST_SUM_VERSION, 'zlib.crc32 is there on Node 20.15+')
+  t.equal(fast.length, 5)
+  t.ok((await chunkSumAsync(record)).equals(slow), 'thread-pool SHA-256 agrees')
+  for (const sum of [slow, fast]) {
+    t.ok(isChunkSum(sum))
+    t.ok(await sumMatches(record, sum), `v${sum[0]} matches its record`)
+    for (const at of [0, 500_000, record.length - 1]) {
+      const bad = Buffer.from(record)
+      bad[at] ^= 0x01
+      t.notOk(await sumMatches(bad, sum), `v${sum[0]}: a flipped bit at ${at} is caught`)
+    }
+    t.notOk(await sumMatches(record.subarray(1), sum), `v${sum[0]}: a truncated record is caught`)
+  }
+  t.notOk(isChunkSum(undefined))
+  t.notOk(isChunkSum(Buffer.from([3, 0, 0, 0, 0])), 'an unknown version is not a sum')
+  t.notOk(isChunkSum(Buffer.concat([Buffer.from([FAST_SUM_VERSION]), Buffer.alloc(32)])), 'a v2 sum of the wrong length is not a sum')
+})
