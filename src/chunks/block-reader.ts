@@ -59,9 +59,9 @@ export class BlockReader {
   private async fetch (id: Buffer, key: string): Promise<Buffer> {
     let plain: Buffer
     try {
-      const record = await this.chunks.get(id)
-      if (!record) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)}${MISSING}`)
-      plain = await this.pipeline.open(id, record, true)
+      const stored = await this.pipeline.openStored(id, this.chunks)
+      if (!stored) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)}${MISSING}`)
+      plain = stored
     } catch (e) {
       if (!isDisktroError(e, 'CORRUPT_CHUNK') || !this.remote) throw e
       plain = await this.heal(id, key, e.message)

@@ -4,6 +4,7 @@ import { keyedHash } from '../crypto/keyed-hash.js'
 import { decodeChunkRecord, chunkAd, CHUNK_RECORD_VERSION, FLAG_LZ4 } from '../codec/chunk-record.js'
 import { fail } from '../errors.js'
 import type { CryptoWorkers } from './crypto-workers.js'
+import type { ChunkStore } from './chunk-store.js'
 
 const require = createRequire(import.meta.url)
 const lz4: typeof import('lz4-napi') = require('lz4-napi')
@@ -53,6 +54,22 @@ export class ChunkPipeline {
     if (this.workers && record.length >= OFFLOAD_BYTES) return await this.workers.open(id, record, donate)
     const { flags, body } = openRecord(this.keys.dataKey, id, record)
     return flags & FLAG_LZ4 ? await uncompress(id, body) : body
+  }
+
+  // The plaintext of a chunk in the local store, or null when the store does
+  // not hold it. With crypto workers that read the store, the event loop
+  // never touches the record.
+  async openStored (id: Buffer, chunks: ChunkStore): Promise<Buffer | null> {
+    if (this.workers?.readsStore) {
+      const plain = await this.workers.readAndOpen(id)
+      if (plain) {
+        chunks.noteUse(id)
+        return plain
+      }
+      // Not there for the worker: make sure with the event loop's own view.
+    }
+    const record = await chunks.get(id)
+    return record ? await this.open(id, record, true) : null
   }
 
   // A record from seal() that nothing uses any more (stored and committed):

@@ -4,6 +4,7 @@ export interface ChunkStore {
   has (id: Buffer): boolean
   get (id: Buffer): Promise<Buffer | undefined>
   put (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> // sum: codec/chunk-sum.ts, when known
+  noteUse (id: Buffer): void // read here without get(): counts for least-recently-used eviction
   checkRoom (bytes: number): void // throws ENOSPC when `bytes` more would not fit
 }
 

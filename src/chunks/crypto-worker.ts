@@ -5,19 +5,33 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { sealChunkSync, openChunkSync, type ChunkKeys } from './chunk-pipeline.js'
 import { DisktroError } from '../errors.js'
 import { fastChunkSum } from '../codec/chunk-sum.js'
+import { openChunkReader, type ChunkReader } from '../store/lmdb-store.js'
 import type { WorkerRequest, WorkerReply } from './crypto-workers.js'
 
 const MAX_SPARES = 8
 const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey) }
 const port = parentPort!
 const spares: ArrayBuffer[] = [] // record memory handed back by the main thread
+let reader: ChunkReader | null = null // the volume's chunk records, opened on first read
 
 port.on('message', (m: WorkerRequest) => {
+  if (m.op === 'close') {
+    void (reader?.close() ?? Promise.resolve()).catch(() => {}).finally(() => port.close())
+    return
+  }
   let reply: WorkerReply
   const transfer: ArrayBuffer[] = []
   try {
     if (m.spare && spares.length < MAX_SPARES) spares.push(m.spare)
-    const input = Buffer.from(m.buf, m.off, m.len)
+    if (m.op === 'read') {
+      reader ??= openChunkReader(workerData.store.path, workerData.store.readOnly)
+      const id = Buffer.from(m.id!)
+      const plain = reader.withRecord(id, record => openChunkSync(keys, id, record))
+      reply = plain ? { n: m.n, ...own(plain, transfer) } : { n: m.n, missing: true }
+      post(reply, transfer)
+      return
+    }
+    const input = Buffer.from(m.buf!, m.off, m.len)
     if (m.op === 'seal') {
       const spare = spares.pop()
       const { id, record } = sealChunkSync(keys, input, spare)
@@ -31,13 +45,17 @@ port.on('message', (m: WorkerRequest) => {
     const code = e instanceof DisktroError ? e.code : 'EIO'
     reply = { n: m.n, error: { code, message: e instanceof Error ? e.message : String(e) } }
   }
+  post(reply, transfer)
+})
+
+function post (reply: WorkerReply, transfer: ArrayBuffer[]): void {
   try {
     port.postMessage(reply, transfer)
   } catch {
     // Memory from a native addon (lz4's output) may not be transferable: send a copy.
     port.postMessage(reply)
   }
-})
+}
 
 // A result whose memory can move to the other thread as it is (the record or
 // plaintext fills most of its own ArrayBuffer); otherwise a copy that can.

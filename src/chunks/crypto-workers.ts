@@ -5,17 +5,25 @@ import type { ChunkKeys, SealedChunk } from './chunk-pipeline.js'
 
 export interface WorkerRequest {
   n: number
-  op: 'seal' | 'open'
-  buf: ArrayBuffer | SharedArrayBuffer
-  off: number
-  len: number
+  op: 'seal' | 'open' | 'read' | 'close'
+  buf?: ArrayBuffer | SharedArrayBuffer
+  off?: number
+  len?: number
   id?: Uint8Array
   spare?: ArrayBuffer // memory for a future record
 }
 
 export type WorkerReply =
-  | { n: number, buf: ArrayBuffer, off: number, len: number, id?: ArrayBuffer, sum?: ArrayBuffer, error?: undefined }
+  | { n: number, buf: ArrayBuffer, off: number, len: number, id?: ArrayBuffer, sum?: ArrayBuffer, error?: undefined, missing?: undefined }
+  | { n: number, missing: true, error?: undefined }
   | { n: number, error: { code: ErrorCode, message: string } }
+
+export interface WorkerStore {
+  path: string
+  readOnly: boolean
+}
+
+type Reply = Extract<WorkerReply, { buf: ArrayBuffer }>
 
 interface Pending {
   resolve: (r: WorkerReply & { error?: undefined }) => void
@@ -39,17 +47,31 @@ export class CryptoWorkers {
   private closed = false
   private readonly spares: ArrayBuffer[] = []
 
-  constructor (private readonly keys: ChunkKeys, private readonly size = defaultSize()) {}
+  // `store`: the volume's LMDB store, which the workers then read chunk records from themselves.
+  constructor (private readonly keys: ChunkKeys, private readonly size = defaultSize(), private readonly store: WorkerStore | null = null) {}
+
+  get readsStore (): boolean {
+    return this.store !== null
+  }
+
+  // Reads a chunk record from the store and opens it, both on a worker: the
+  // event loop neither copies the record nor decrypts it. Null when the
+  // store does not hold the chunk.
+  async readAndOpen (id: Buffer): Promise<Buffer | null> {
+    if (!this.store) throw fail('EINVAL', 'crypto workers were started without the store')
+    const r = await this.call('read', null, false, id)
+    return r.missing ? null : Buffer.from(r.buf, r.off, r.len)
+  }
 
   async seal (plain: Buffer): Promise<SealedChunk> {
-    const r = await this.call('seal', plain, false)
+    const r = await this.call('seal', plain, false) as Reply
     return { id: Buffer.from(r.id!), record: Buffer.from(r.buf, r.off, r.len), sum: Buffer.from(r.sum!) }
   }
 
   // `donate`: the caller never uses `record` again, so its memory may move to
   // the worker instead of being copied.
   async open (id: Buffer, record: Buffer, donate = false): Promise<Buffer> {
-    const r = await this.call('open', record, donate, id)
+    const r = await this.call('open', record, donate, id) as Reply
     return Buffer.from(r.buf, r.off, r.len)
   }
 
@@ -58,21 +80,28 @@ export class CryptoWorkers {
     if (ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && this.spares.length < MAX_SPARES) this.spares.push(ab)
   }
 
+  // Each worker closes its store handle and exits; one that does not within a second is terminated.
   async close (): Promise<void> {
     this.closed = true
-    const slots = this.slots.splice(0)
     this.failAll('crypto workers closed')
-    await Promise.all(slots.map(s => s.worker.terminate().catch(() => {})))
+    const slots = this.slots.splice(0)
+    await Promise.all(slots.map(async s => {
+      const exited = new Promise<void>(resolve => s.worker.once('exit', () => resolve()))
+      s.worker.postMessage({ n: 0, op: 'close' } satisfies WorkerRequest)
+      const timer = setTimeout(() => { s.worker.terminate().catch(() => {}) }, 1000)
+      await exited
+      clearTimeout(timer)
+    }))
   }
 
-  private call (op: 'seal' | 'open', input: Buffer, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
+  private call (op: 'seal' | 'open' | 'read', input: Buffer | null, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
     if (this.closed) return Promise.reject(fail('EIO', 'crypto workers closed'))
     const slot = this.pick()
     const n = ++this.seq
     const transfer: ArrayBuffer[] = []
-    let buf = input.buffer as ArrayBuffer | SharedArrayBuffer
-    let off = input.byteOffset
-    if (!(buf instanceof SharedArrayBuffer)) {
+    let buf = input?.buffer as ArrayBuffer | SharedArrayBuffer | undefined
+    let off = input?.byteOffset
+    if (input && buf && !(buf instanceof SharedArrayBuffer)) {
       if (!donate || input.length < buf.byteLength / 2) {
         const copy = Buffer.allocUnsafeSlow(input.length)
         input.copy(copy)
@@ -83,7 +112,7 @@ export class CryptoWorkers {
     }
     const spare = op === 'seal' ? this.spares.pop() : undefined
     if (spare) transfer.push(spare)
-    const req: WorkerRequest = { n, op, buf, off, len: input.length, id: id ? new Uint8Array(id) : undefined, spare }
+    const req: WorkerRequest = { n, op, buf, off, len: input?.length, id: id ? new Uint8Array(id) : undefined, spare }
     return new Promise((resolve, reject) => {
       this.pending.set(n, { resolve, reject })
       if (slot.busy++ === 0) slot.worker.ref()
@@ -106,7 +135,7 @@ export class CryptoWorkers {
 
   private spawn (): Slot {
     const worker = new Worker(new URL('./crypto-worker.js', import.meta.url), {
-      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey) }
+      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey), store: this.store }
     })
     const slot: Slot = { worker, busy: 0 }
     worker.unref()

@@ -11,6 +11,10 @@ export class LmdbChunkStore implements ChunkStore {
 
   constructor (private readonly store: LmdbStore) {}
 
+  noteUse (id: Buffer): void {
+    this.used(id)
+  }
+
   private used (id: Buffer): void {
     if (this.lastUse.size >= USE_LIMIT) this.lastUse.clear()
     const hex = id.toString('hex')

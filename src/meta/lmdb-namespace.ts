@@ -22,6 +22,7 @@ const CACHE_LIMIT = 200_000
 export class LmdbNamespace implements Namespace {
   private readonly attrCache = new Map<number, InodeAttrs>()
   private readonly lookupCache = new Map<string, number>()
+  private readonly blockCache = new Map<string, BlockRef>() // ino/index -> block ref (a sequential read asks once per 128 KiB)
   private nextIno: number
   readonly clock: HybridClock
   private readonly listeners: Array<(c: StampedChange) => void> = []
@@ -86,10 +87,15 @@ export class LmdbNamespace implements Namespace {
   }
 
   getBlock (ino: number, index: number): BlockRef | undefined {
+    const ck = ino + '/' + index
+    const cached = this.blockCache.get(ck)
+    if (cached) return cached
     const key = pairKey(ino, index)
     const raw = this.store.blocks.getBinary(key)
     if (!raw) return undefined
-    return decodeBlockRef(this.openMeta(raw, key, `block ${index} of inode ${ino}`))
+    const ref = decodeBlockRef(this.openMeta(raw, key, `block ${index} of inode ${ino}`))
+    this.remember(this.blockCache, ck, ref)
+    return ref
   }
 
   blockIndexes (ino: number, from = 0): number[] {
@@ -140,6 +146,7 @@ export class LmdbNamespace implements Namespace {
     } catch (e) {
       this.attrCache.clear()
       this.lookupCache.clear()
+      this.blockCache.clear()
       for (const fn of this.abortListeners) fn()
       throw e
     }
@@ -172,6 +179,7 @@ export class LmdbNamespace implements Namespace {
     } catch (e) {
       this.attrCache.clear()
       this.lookupCache.clear()
+      this.blockCache.clear()
       throw e
     }
   }
@@ -186,11 +194,11 @@ export class LmdbNamespace implements Namespace {
     for (const b of blocks) {
       const key = pairKey(ino, b.index)
       this.incref(b.id)
-      this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id: b.id, length: b.length }), key))
+      this.putBlockRef(ino, b.index, { id: b.id, length: b.length })
     }
     const keep = new Set(blocks.map(b => b.index))
     for (const [index, b] of old) {
-      if (!keep.has(index)) this.store.blocks.removeSync(pairKey(ino, index))
+      if (!keep.has(index)) this.removeBlockRef(ino, index)
       this.decref(b.id)
     }
     return blocks.length
@@ -268,10 +276,10 @@ export class LmdbNamespace implements Namespace {
           if (hex) {
             const id = Buffer.from(hex, 'hex')
             this.incref(id)
-            this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id, length }), key))
+            this.putBlockRef(c.ino, index, { id, length })
             if (!old) blocks++
           } else if (old) {
-            this.store.blocks.removeSync(key)
+            this.removeBlockRef(c.ino, index)
             blocks--
           }
           if (old) this.decref(old.id)
@@ -312,7 +320,7 @@ export class LmdbNamespace implements Namespace {
     const keep = Math.ceil(size / cs)
     for (const index of this.blockIndexes(ino, keep)) {
       const old = this.getBlock(ino, index)
-      this.store.blocks.removeSync(pairKey(ino, index))
+      this.removeBlockRef(ino, index)
       if (old) { this.decref(old.id); blocks-- }
     }
     if (size % cs !== 0) {
@@ -320,8 +328,7 @@ export class LmdbNamespace implements Namespace {
       const last = this.getBlock(ino, index)
       const within = size - index * cs
       if (last && last.length > within) {
-        const key = pairKey(ino, index)
-        this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef({ id: last.id, length: within }), key))
+        this.putBlockRef(ino, index, { id: last.id, length: within })
       }
     }
     return Math.max(0, blocks)
@@ -385,6 +392,17 @@ export class LmdbNamespace implements Namespace {
     const key = u64Key(ino)
     this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), Buffer.concat([Buffer.from('i'), key])))
     this.remember(this.attrCache, ino, attrs)
+  }
+
+  private putBlockRef (ino: number, index: number, ref: BlockRef): void {
+    const key = pairKey(ino, index)
+    this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef(ref), key))
+    this.remember(this.blockCache, ino + '/' + index, ref)
+  }
+
+  private removeBlockRef (ino: number, index: number): void {
+    this.store.blocks.removeSync(pairKey(ino, index))
+    this.blockCache.delete(ino + '/' + index)
   }
 
   private putDirent (parent: number, name: string, ino: number): void {

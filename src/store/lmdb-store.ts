@@ -67,18 +67,10 @@ export class LmdbStore {
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
     try {
-      const env = open<Buffer, Buffer>({
-        path,
-        maxDbs: 16,
-        encoding: 'binary',
-        keyEncoding: 'binary',
-        compression: false,
-        mapSize: opts.mapSize,
-        readOnly: opts.readOnly,
-        noMemInit: false, // never let freed pages leak stale bytes into the file
-        noSync: !opts.readOnly
-      })
+      const env = openEnv(path, opts)
       const store = new LmdbStore(env, opts.mapSize)
+      store.path = path
+      store.readOnly = !!opts.readOnly
       store.dataFile = join(path, 'data.mdb')
       if (!opts.readOnly) {
         store.timer = setInterval(() => { store.sync().catch(() => {}) }, BACKGROUND_SYNC_MS)
@@ -202,6 +194,8 @@ export class LmdbStore {
     return n * (stat?.pageSize ?? 4096)
   }
 
+  path = ''
+  readOnly = false
   private dataFile = ''
   private file: FileHandle | null = null
   private timer: NodeJS.Timeout | null = null
@@ -255,5 +249,47 @@ export class LmdbStore {
     }
     await this.file?.close()
     await this.env.close()
+  }
+}
+
+function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer> {
+  return open<Buffer, Buffer>({
+    path,
+    maxDbs: 16,
+    encoding: 'binary',
+    keyEncoding: 'binary',
+    compression: false,
+    mapSize: opts.mapSize,
+    readOnly: opts.readOnly,
+    noMemInit: false, // never let freed pages leak stale bytes into the file
+    noSync: !opts.readOnly
+  })
+}
+
+export interface ChunkReader {
+  // Calls `use` with the record, undefined when absent. The record is a view
+  // of lmdb-js's read buffer, valid only until `use` returns: no copy of a
+  // megabyte per read, but `use` must not keep it or hand it to anything
+  // asynchronous.
+  withRecord<T> (id: Buffer, use: (record: Buffer) => T): T | undefined
+  close (): Promise<void>
+}
+
+// Chunk records read from another thread of this process (a crypto worker):
+// lmdb-js shares one environment among the threads that open the same path.
+export function openChunkReader (path: string, readOnly: boolean): ChunkReader {
+  const env = openEnv(path, { readOnly })
+  const chunks = env.openDB<Buffer, Buffer>({ name: 'chunks', encoding: 'binary', keyEncoding: 'binary', compression: false })
+  return {
+    withRecord: (id, use) => {
+      // A fresh snapshot for every read: lmdb-js keeps a read transaction
+      // until a zero-delay timer fires, and messages from the main thread can
+      // arrive before it does, asking for a chunk committed after that snapshot.
+      chunks.resetReadTxn()
+      const fast = chunks.getBinaryFast(id)
+      // lmdb-js's read buffer is longer than the value; only `length` says so.
+      return fast === undefined ? undefined : use(fast.subarray(0, fast.length))
+    },
+    close: () => env.close()
   }
 }

@@ -42,6 +42,8 @@ export class OpenFile {
   private readonly loading = new Map<number, Promise<Buffer>>()
   private readonly inflight = new Map<number, Inflight>()
   private pendingAttrs = false
+  private aheadFrom = -2 // the block the last read-ahead started at
+  private aheadWindow = 1
   private error: DisktroError | null = null
 
   constructor (readonly ino: number, size: number, mtime: number, private readonly d: OpenFileDeps) {
@@ -183,16 +185,22 @@ export class OpenFile {
     return plain.subarray(0, Math.min(ref.length, valid, plain.length))
   }
 
-  // One block ahead from the local store; REMOTE_READ_AHEAD blocks when the
-  // next one must come from a peer (another member wrote it, or the cache
-  // evicted it), so the network round trips overlap.
+  // Sequential reads prefetch blocks ahead (decrypted on the crypto worker
+  // while the kernel is still asking for the current one): the window
+  // doubles up to READ_AHEAD blocks while each read continues where the last
+  // block ended, and falls back to one on a jump. At least REMOTE_READ_AHEAD
+  // when the next block must come from a peer, so network round trips overlap.
   private readAhead (index: number): void {
-    for (let i = index; i < index + REMOTE_READ_AHEAD; i++) {
+    if (index <= this.aheadFrom && index >= this.aheadFrom - 2) return // same block, or a straggler of an earlier one
+    this.aheadWindow = index === this.aheadFrom + 1 ? Math.min(READ_AHEAD, this.aheadWindow * 2) : 1
+    this.aheadFrom = index
+    let window = this.aheadWindow
+    for (let i = index; i < index + window; i++) {
       if (i * this.d.chunkSize >= this.size || this.dirty.has(i) || this.inflight.has(i)) return
       const ref = this.d.ns.getBlock(this.ino, i)
       if (!ref) continue
+      if (i === index && !this.d.chunks.has(ref.id)) window = Math.max(window, REMOTE_READ_AHEAD)
       this.d.reader.prefetch(ref.id)
-      if (i === index && this.d.chunks.has(ref.id)) return
     }
   }
 
@@ -250,6 +258,7 @@ export class OpenFile {
   }
 }
 
+const READ_AHEAD = 8
 const REMOTE_READ_AHEAD = 4
 const ZERO = Buffer.alloc(64 * 1024)
 function isZero (b: Buffer): boolean {

@@ -5,6 +5,10 @@ import { CryptoWorkers } from '../../src/chunks/crypto-workers.js'
 import { randomKey } from '../../src/crypto/volume-keys.js'
 import { FLAG_LZ4 } from '../../src/codec/chunk-record.js'
 import { fastChunkSum } from '../../src/codec/chunk-sum.js'
+import { LmdbStore } from '../../src/store/lmdb-store.js'
+import { LmdbChunkStore } from '../../src/chunks/lmdb-chunk-store.js'
+import { join } from 'node:path'
+import { tempDir } from '../helpers/disktro.js'
 
 const MiB = 1024 * 1024
 
@@ -58,4 +62,29 @@ t.test('a bad record fails as CORRUPT_CHUNK on the worker; a closed pool fails w
   t.ok((await pooled.seal(randomBytes(MiB))).id.length === 32, 'the worker keeps working after an error')
   await pooled.close()
   await t.rejects(pooled.seal(randomBytes(MiB)), { code: 'EIO' })
+})
+
+t.test('workers that read the store see every chunk committed before they were asked', async t => {
+  const dataKey = randomKey(); const idKey = randomKey()
+  const store = LmdbStore.open(join(await tempDir(t), 'store'))
+  const workers = new CryptoWorkers({ dataKey, idKey }, 1, { path: store.path, readOnly: false })
+  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
+  t.teardown(async () => { await pipeline.close(); await store.close() })
+  const chunks = new LmdbChunkStore(store)
+  const first = await pipeline.seal(randomBytes(MiB))
+  store.txn(() => store.putChunkSync(first.id, first.record))
+  let found = 0
+  for (let i = 0; i < 20; i++) {
+    t.ok(await workers.readAndOpen(first.id), 'a read that starts a worker snapshot')
+    // Committed right after that read, well inside lmdb-js's snapshot timer.
+    const next = await pipeline.seal(randomBytes(MiB))
+    store.txn(() => store.putChunkSync(next.id, next.record))
+    if (await workers.readAndOpen(next.id)) found++
+  }
+  t.equal(found, 20, 'the worker found each chunk committed just before it was asked for')
+  t.equal(await workers.readAndOpen(Buffer.alloc(32)), null, 'a chunk the store does not hold is null')
+  const plain = randomBytes(MiB)
+  const r = await pipeline.seal(plain)
+  store.txn(() => store.putChunkSync(r.id, r.record))
+  t.ok((await pipeline.openStored(r.id, chunks))!.equals(plain), 'openStored reads and opens on the worker')
 })
