@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { createHash, randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { Session } from 'node:inspector/promises'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DisktroNode } from '../src/node.js'
 import { DEFAULT_CONFIG, parseHostPort, type Config } from '../src/config.js'
@@ -129,9 +129,32 @@ async function profiled (fn: () => Promise<void>): Promise<void> {
 // cost of replication over the raw stream goes.
 async function timed (phase: string, fn: () => Promise<void>): Promise<void> {
   const c0 = process.cpuUsage()
+  const t0 = await threadTicks()
   await fn()
   const c = process.cpuUsage(c0)
-  say({ cpu: { phase, role: values.role!, seconds: (c.user + c.system) / 1e6 } })
+  const t1 = await threadTicks()
+  const threads: Record<string, number> = {}
+  for (const [tid, { name, ticks }] of t1) {
+    const d = (ticks - (t0.get(tid)?.ticks ?? 0)) / 100
+    const key = process.env.DISKTRO_BENCH_THREADS === 'tid' ? `${name}:${tid}` : name
+    if (d > 0) threads[key] = Math.round(((threads[key] ?? 0) + d) * 100) / 100
+  }
+  say({ cpu: { phase, role: values.role!, seconds: (c.user + c.system) / 1e6, threads } })
+}
+
+// CPU ticks (1/100 s) per thread, by /proc (Linux); empty elsewhere.
+async function threadTicks (): Promise<Map<string, { name: string, ticks: number }>> {
+  const out = new Map<string, { name: string, ticks: number }>()
+  const tids = await readdir('/proc/self/task').catch(() => [] as string[])
+  for (const tid of tids) {
+    try {
+      const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8')
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(tid, { name: tid === String(process.pid) ? 'main' : name, ticks: Number(f[11]) + Number(f[12]) })
+    } catch {}
+  }
+  return out
 }
 
 if (sender) await fill()

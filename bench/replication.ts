@@ -13,7 +13,7 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const BIN = join(here, '..', '..', 'bin', 'disktro')
 const PASSWORD = 'bench-password'
 
-interface Line { raw?: { bytes: number, seconds: number }, replication?: { bytes: number, seconds: number }, cpu?: { phase: string, role: string, seconds: number }, ready?: boolean }
+interface Line { raw?: { bytes: number, seconds: number }, replication?: { bytes: number, seconds: number }, cpu?: { phase: string, role: string, seconds: number, threads?: Record<string, number> }, ready?: boolean }
 
 // cpu: CPU seconds of both processes together per phase (the raw phase, and
 // the replication phase including opening and closing the nodes).
@@ -60,6 +60,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     const rawMBs = raw.bytes / 1e6 / raw.seconds
     const replMBs = repl.bytes / 1e6 / repl.seconds
     const cpu = (phase: string): number => lines.reduce((n, l) => n + (l.cpu?.phase === phase ? l.cpu.seconds : 0), 0)
+    if (process.env.DISKTRO_BENCH_THREADS) for (const l of lines) if (l.cpu) process.stderr.write(`${l.cpu.phase} ${l.cpu.role}: ${JSON.stringify(l.cpu.threads)}\n`)
     return { rawMBs, replMBs, ratio: replMBs / rawMBs, cpu: { raw: cpu('raw'), replication: cpu('replication') } }
   } finally {
     for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL')

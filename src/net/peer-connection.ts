@@ -11,7 +11,7 @@ import { capabilityProof, verifyProof } from './capability.js'
 
 export const HELLO_TIMEOUT_MS = 3000
 export const SILENT_INTERVALS = 3
-export const MAX_OUTSTANDING = 16
+export const MAX_OUTSTANDING = 32
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 // Frames waiting for the socket beyond this mean the peer has stopped reading
 // what it asked for: drop it rather than buffer without bound.

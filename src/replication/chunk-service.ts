@@ -1,37 +1,38 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { decodeChunkRecord } from '../codec/chunk-record.js'
+import { fastChunkSum } from '../codec/chunk-sum.js'
 import { wrapStorageError } from '../errors.js'
 import type { PutResult, PeerStats } from './peer-link.js'
 
 // Answers peers' chunk requests from the local store. A full member checks a
 // received record authenticates under the data key before keeping it (the
-// AEAD tag, as opening would, without decrypting); a storage-only
-// member holds no such key and checks the record's shape. Either way the ack
+// AEAD tag, as opening would, without decrypting) and keeps a CRC-32 of it
+// for the scrubber (which then has nothing to decrypt); a storage-only member
+// holds no such key, checks the record's shape and keeps a SHA-256 of it. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
   readonly traffic = { received: 0, served: 0 } // record bytes, this run (dashboard throughput)
 
   constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
 
-  // Verifies and commits the record before returning (synchronously: the
-  // record, typically a view of the received message, is not kept past this
-  // call); the promise resolves once the commit is on disk. Chunks arriving
-  // together share that fsync.
+  // Verifies the record now and commits it in the store's next write batch
+  // (the record, typically a view of the received message, is held until
+  // then); the promise resolves once the commit is on disk. Chunks arriving
+  // together share that commit and its fsync.
   put (id: Buffer, record: Buffer, from?: string): Promise<PutResult> {
     if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
+    let sum: Buffer | undefined
     try {
       decodeChunkRecord(record)
-      this.pipeline?.verify(id, record)
+      if (this.pipeline) {
+        this.pipeline.verify(id, record)
+        sum = fastChunkSum(record)
+      }
     } catch {
       return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
     }
-    try {
-      this.store.putReplica(id, record, from, this.pipeline === null)
-    } catch (e) {
-      return Promise.resolve(refused(e))
-    }
-    return this.durable(record.length)
+    return this.store.putReplica(id, record, from, sum).then(() => this.durable(record.length), refused)
   }
 
   private async durable (bytes: number): Promise<PutResult> {

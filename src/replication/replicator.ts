@@ -3,7 +3,7 @@ import type { PeerLink } from './peer-link.js'
 import { Holders } from './holders.js'
 import { rank } from './placement.js'
 
-const PARALLEL = 16 // chunk pushes in flight: bounds memory (16 x chunk size) and keeps links busy
+const PARALLEL = 32 // chunk pushes in flight: bounds memory (16 x chunk size) and keeps links busy
 const RETRY_MS = 5000
 
 export interface ReplicationSummary {

@@ -130,29 +130,38 @@ export class LmdbStore {
 
   // A chunk record held for another member: stored unless already here, and
   // marked foreign (placement put it here: the sender, recorded as a holder,
-  // stays responsible for its copies while it lives), in one synchronous
-  // transaction (committed to the file, not yet fsynced: see flushed()).
-  // Throws ENOSPC past the limit like putLimited.
-  putReplica (id: Buffer, record: Buffer, from?: string, withSum = true): void {
-    const store = !this.hasChunk(id)
-    const foreign = !this.foreign.doesExist(id)
-    const held = this.holders.getBinary(id)
+  // stays responsible for its copies while it lives), in one transaction of
+  // lmdb-js's write batch: the record is copied into the map on this thread
+  // when the batch runs and the commit (its page writes) happens on lmdb-js's
+  // write thread, so a stream of replicas costs the event loop one memcpy
+  // each. Resolves once committed (not yet fsynced: see flushed()). `record`
+  // must stay unchanged until then. Throws ENOSPC past the limit like
+  // putLimited. `sum` is the record's checksum when the caller has one (a
+  // full member, which has just authenticated the record, sums it with
+  // CRC-32); without one the record gets a SHA-256 sum (a storage-only member
+  // cannot authenticate it, so its checksum must resist a forger).
+  async putReplica (id: Buffer, record: Buffer, from?: string, sum?: Buffer): Promise<void> {
     const sender = from === undefined ? null : Buffer.from(from, 'hex')
-    const known = sender === null || (held !== undefined && held.includes(sender))
-    if (!store && !foreign && known) return
-    if (store) this.checkRoom(record.length)
-    // A storage-only member records the checksum now: it has no other way to
-    // tell a good record from a bad one later. A full member may skip it
-    // (hashing 1 MiB costs ~13% of the receive path): its scrubber opens a
-    // record without a checksum under the data key and only then adopts one.
-    this.txn(() => {
-      if (store) {
-        if (withSum) this.putChunkSync(id, record)
-        else { this.chunks.putSync(id, record); this.sums.removeSync(id) }
-      }
-      if (foreign) this.foreign.putSync(id, EMPTY)
-      if (!known) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
-    })
+    const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && held.includes(sender))
+    const stored = this.hasChunk(id)
+    if (stored && this.foreign.doesExist(id) && isKnown(this.holders.getBinary(id))) return
+    const bytes = stored ? 0 : record.length
+    this.checkRoom(bytes)
+    if (!stored && sum === undefined) sum = await chunkSumAsync(record)
+    this.queued += bytes
+    try {
+      await this.env.transaction(() => {
+        // Again inside the transaction: another peer may have sent it meanwhile.
+        if (!this.hasChunk(id)) this.putChunkSync(id, record, sum)
+        if (!this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
+        const held = this.holders.getBinary(id)
+        if (!isKnown(held)) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
+      })
+    } catch (e) {
+      throw wrapStorageError(e, 'store transaction failed')
+    } finally {
+      this.queued -= bytes
+    }
   }
 
   checkRoom (bytes: number): void {
@@ -199,25 +208,31 @@ export class LmdbStore {
   private dataFile = ''
   private file: FileHandle | null = null
   private timer: NodeJS.Timeout | null = null
-  private syncing: Promise<void> | null = null
-  private syncAgain = false
+  private syncing: Promise<void> | null = null // the datasync running now
+  private nextSync: Promise<void> | null = null // the one that starts after it
 
   // Everything committed so far is on disk when this resolves. Concurrent
-  // calls share fsyncs: one runs, and one more after it for late callers.
-  async sync (): Promise<void> {
-    if (this.syncing) {
-      this.syncAgain = true
-      while (this.syncing) await this.syncing
-      return
-    }
-    this.syncing = (async () => {
-      do {
-        this.syncAgain = false
-        this.file ??= await openFile(this.dataFile, 'r')
-        await this.file.datasync()
-      } while (this.syncAgain)
-    })().finally(() => { this.syncing = null })
-    await this.syncing
+  // calls share fsyncs: a caller arriving while one runs (which may have
+  // started before its commit) waits for the next one only, which every
+  // caller arriving meanwhile shares. Callers never wait on syncs started
+  // for later arrivals, so a steady stream of commits (replicas arriving)
+  // gets its acknowledgements one or two fsyncs after each commit.
+  sync (): Promise<void> {
+    if (this.syncing === null && this.nextSync === null) return this.startSync()
+    this.nextSync ??= (this.syncing ?? Promise.resolve()).catch(() => {}).then(() => {
+      this.nextSync = null
+      return this.startSync()
+    })
+    return this.nextSync
+  }
+
+  private startSync (): Promise<void> {
+    const run = (async () => {
+      this.file ??= await openFile(this.dataFile, 'r')
+      await this.file.datasync()
+    })().finally(() => { if (this.syncing === run) this.syncing = null })
+    this.syncing = run
+    return run
   }
 
   async flushed (): Promise<void> {

@@ -1,0 +1,75 @@
+// The LMDB store's replica path and its shared fsyncs, against real files.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { LmdbStore } from '../../src/store/lmdb-store.js'
+import { FAST_SUM_VERSION, fastChunkSum, sumMatches } from '../../src/codec/chunk-sum.js'
+import { tempDir } from '../helpers/disktro.js'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+async function openStore (t: Teardown): Promise<LmdbStore> {
+  const store = LmdbStore.open(join(await tempDir(t), 'store'))
+  t.teardown(() => store.close())
+  return store
+}
+
+const peerA = 'aa'.repeat(32)
+const peerB = 'bb'.repeat(32)
+
+t.test('a replica is stored with the given checksum, or a SHA-256 one, and marked foreign', async t => {
+  const store = await openStore(t)
+  const withSum = randomBytes(32); const recordA = randomBytes(4096)
+  const without = randomBytes(32); const recordB = randomBytes(4096)
+  await store.putReplica(withSum, recordA, peerA, fastChunkSum(recordA))
+  await store.putReplica(without, recordB, peerA)
+  t.same(store.chunks.getBinary(withSum), recordA)
+  t.equal(store.sums.getBinary(withSum)?.[0], FAST_SUM_VERSION, 'the CRC-32 the caller gave')
+  t.ok(await sumMatches(recordB, store.sums.getBinary(without)!), 'a checksum computed here')
+  t.not(store.sums.getBinary(without)?.[0], FAST_SUM_VERSION, 'and not a forgeable one')
+  t.ok(store.foreign.doesExist(withSum) && store.foreign.doesExist(without))
+})
+
+t.test('the same chunk from two peers at once: stored once, both recorded as holders', async t => {
+  const store = await openStore(t)
+  const id = randomBytes(32); const record = randomBytes(8192)
+  await Promise.all([store.putReplica(id, record, peerA), store.putReplica(id, record, peerB)])
+  const held = store.holders.getBinary(id)!
+  t.equal(held.length, 64)
+  t.ok(held.includes(Buffer.from(peerA, 'hex')) && held.includes(Buffer.from(peerB, 'hex')))
+  await store.putReplica(id, record, peerA)
+  t.equal(store.holders.getBinary(id)!.length, 64, 'a repeat adds nothing')
+})
+
+t.test('a replica past the size limit is refused with ENOSPC and nothing is kept', async t => {
+  const store = LmdbStore.open(join(await tempDir(t), 'small'), { mapSize: 1024 * 1024 })
+  t.teardown(() => store.close())
+  const id = randomBytes(32)
+  await t.rejects(store.putReplica(id, randomBytes(1024 * 1024), peerA), { code: 'ENOSPC' })
+  t.notOk(store.hasChunk(id))
+})
+
+// The old sync() looped while callers kept arriving, and every caller waited
+// for the loop to end: under a steady stream of commits (replicas arriving)
+// no acknowledgement went out until the stream paused.
+t.test('under a steady stream of sync calls, an early caller is not held until the stream stops', async t => {
+  const store = await openStore(t)
+  let streaming = true
+  const record = randomBytes(256 * 1024)
+  const stream = (async () => {
+    while (streaming) {
+      store.chunks.putSync(randomBytes(32), record)
+      void store.sync()
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  })()
+  await new Promise(resolve => setTimeout(resolve, 20))
+  const t0 = Date.now()
+  let doneAt = 0
+  const first = store.sync().then(() => { doneAt = Date.now() })
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  streaming = false
+  await stream
+  await first
+  t.ok(doneAt > 0 && doneAt - t0 < 1500, `the first caller resolved after ${doneAt - t0} ms, while the stream went on for 1500 ms`)
+})
