@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { run } from './proc.js'
+import { daemonNodeFlags } from './node-flags.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const BIN = join(here, '..', '..', 'bin', 'disktro')
@@ -37,7 +38,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     if (join1.code !== 0) throw new Error(join1.stderr)
     const lines: Line[] = []
     const start = (dataDir: string, role: string): ReturnType<typeof spawn> => {
-      const child = spawn(process.execPath, [join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, [...daemonNodeFlags(BIN), join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
       kids.push(child)
       let buf = ''
       child.stdout!.on('data', (d: Buffer) => {

@@ -2,6 +2,7 @@
 // work dir; `root` is where workloads read and write (a mountpoint for the
 // FUSE targets), `backing` is where the stored bytes end up.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { daemonNodeFlags } from './node-flags.js'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -120,7 +121,7 @@ export class DisktroTarget implements Target {
   async mount (): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already mounted`)
     const nodeArgs = this.o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.o.profileDir}`] : []
-    const args = [...nodeArgs, DISKTRO_BIN, 'mount', this.root, '--data-dir', this.backing,
+    const args = [...daemonNodeFlags(DISKTRO_BIN), ...nodeArgs, DISKTRO_BIN, 'mount', this.root, '--data-dir', this.backing,
       ...(this.o.chunkSize || this.o.bootstrap ? ['--config', join(this.dir, 'config.yaml')] : [])]
     const env: NodeJS.ProcessEnv = { ...process.env, DISKTRO_PASSWORD: PASSWORD }
     delete env.DISKTRO_HOME

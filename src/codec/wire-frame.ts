@@ -60,6 +60,13 @@ export class FrameReader {
         return done
       }
     }
+    // Drained: let go of the input, or the last message received (a 1 MiB
+    // chunk, typically) would stay alive until the next one arrives, survive
+    // young-generation GCs that way and pile up for full ones.
+    this.input = EMPTY
+    this.offset = 0
     return null
   }
 }
+
+const EMPTY = Buffer.alloc(0)
