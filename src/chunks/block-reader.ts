@@ -13,6 +13,9 @@ export class BlockReader {
   private readonly pending = new Map<string, Promise<Buffer>>()
 
   remote: RemoteChunks | null = null
+  // Whether the last block fetched was not stored here and came from a peer:
+  // read-ahead then looks further, so network round trips overlap.
+  lastFromPeer = false
   log: (line: string) => void = () => {}
 
   constructor (private readonly chunks: ChunkStore, private readonly pipeline: ChunkPipeline, private readonly capacity = 48) {}
@@ -44,6 +47,7 @@ export class BlockReader {
     // Stored in the background: the reader has its bytes now, and a
     // sequential read of a remote file does not wait on a local commit per block.
     const from = got.from
+    this.lastFromPeer = why.endsWith(MISSING)
     this.chunks.put(id, got.record).then(() => {
       // A chunk another member wrote is fetched on demand: not worth a line.
       if (!why.endsWith(MISSING)) this.log(`healed chunk ${key.slice(0, 16)} (${why}) with a copy from peer ${from.slice(0, 12)}`)
@@ -62,6 +66,7 @@ export class BlockReader {
       const stored = await this.pipeline.openStored(id, this.chunks)
       if (!stored) throw fail('CORRUPT_CHUNK', `chunk ${key.slice(0, 16)}${MISSING}`)
       plain = stored
+      this.lastFromPeer = false
     } catch (e) {
       if (!isDisktroError(e, 'CORRUPT_CHUNK') || !this.remote) throw e
       plain = await this.heal(id, key, e.message)

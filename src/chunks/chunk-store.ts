@@ -6,6 +6,7 @@ export interface ChunkStore {
   put (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> // sum: codec/chunk-sum.ts, when known
   noteUse (id: Buffer): void // read here without get(): counts for least-recently-used eviction
   checkRoom (bytes: number): void // throws ENOSPC when `bytes` more would not fit
+  warm (ids: Buffer[]): void // starts reading these records from disk in the background, so a later read finds them in memory
 }
 
 // Somewhere else a chunk can be had from (peers), for healing a chunk that is

@@ -34,6 +34,12 @@ export class LmdbChunkStore implements ChunkStore {
     return this.store.chunks.getBinary(id)
   }
 
+  // lmdb-js touches the records' pages on its prefetch thread: the disk
+  // reads of a sequential read overlap with decrypting the blocks before.
+  warm (ids: Buffer[]): void {
+    this.store.chunks.prefetch(ids).catch(() => {})
+  }
+
   checkRoom (bytes: number): void {
     this.store.checkRoom(bytes)
   }

@@ -44,6 +44,8 @@ export class OpenFile {
   private pendingAttrs = false
   private aheadFrom = -2 // the block the last read-ahead started at
   private aheadWindow = 1
+  private aheadTo = -1 // the last block read-ahead has asked for
+  private warmedTo = -1 // the last block warmed
   private error: DisktroError | null = null
 
   constructor (readonly ino: number, size: number, mtime: number, private readonly d: OpenFileDeps) {
@@ -85,8 +87,8 @@ export class OpenFile {
   async read (target: Buffer, length: number, offset: number): Promise<number> {
     const cs = this.d.chunkSize
     const end = Math.min(offset + length, this.size)
+    if (offset < end) this.readAhead(Math.floor(offset / cs))
     let pos = offset
-    let lastIndex = -1
     while (pos < end) {
       const index = Math.floor(pos / cs)
       const inner = pos - index * cs
@@ -101,9 +103,7 @@ export class OpenFile {
         target.fill(0, at, at + n)
       }
       pos += n
-      lastIndex = index
     }
-    if (lastIndex >= 0) this.readAhead(lastIndex + 1)
     return Math.max(0, end - offset)
   }
 
@@ -186,22 +186,38 @@ export class OpenFile {
   }
 
   // Sequential reads prefetch blocks ahead (decrypted on the crypto worker
-  // while the kernel is still asking for the current one): the window
-  // doubles up to READ_AHEAD blocks while each read continues where the last
-  // block ended, and falls back to one on a jump. At least REMOTE_READ_AHEAD
-  // when the next block must come from a peer, so network round trips overlap.
+  // while the kernel is still asking for earlier ones): the window doubles
+  // up to READ_AHEAD blocks while reads stay within what was already asked
+  // for, or a few blocks past it (the kernel's own read-ahead sends several
+  // requests at once, blocks apart and not in order), and falls back to one
+  // block on a jump.
+  // At least REMOTE_READ_AHEAD when blocks are coming from a peer, so network
+  // round trips overlap. As far again beyond the window, records are only
+  // warmed (read from disk on lmdb's prefetch thread), so the worker finds
+  // them in memory.
   private readAhead (index: number): void {
-    if (index <= this.aheadFrom && index >= this.aheadFrom - 2) return // same block, or a straggler of an earlier one
-    this.aheadWindow = index === this.aheadFrom + 1 ? Math.min(READ_AHEAD, this.aheadWindow * 2) : 1
+    const sequential = this.aheadTo >= 0 && index >= this.aheadFrom - 2 && index <= this.aheadTo + 1 + AHEAD_GAP
+    if (sequential && index <= this.aheadFrom) return // same block, or a straggler of an earlier one
+    this.aheadWindow = sequential ? Math.min(READ_AHEAD, this.aheadWindow * 2) : 1
+    if (!sequential) this.aheadTo = this.warmedTo = index - 1
     this.aheadFrom = index
-    let window = this.aheadWindow
-    for (let i = index; i < index + window; i++) {
-      if (i * this.d.chunkSize >= this.size || this.dirty.has(i) || this.inflight.has(i)) return
+    const window = this.d.reader.lastFromPeer ? Math.max(this.aheadWindow, REMOTE_READ_AHEAD) : this.aheadWindow
+    const end = index + window
+    const warmEnd = window >= READ_AHEAD ? end + window : end
+    const warm: Buffer[] = []
+    for (let i = this.aheadTo + 1; i < warmEnd; i++) {
+      if (i * this.d.chunkSize >= this.size || this.dirty.has(i) || this.inflight.has(i)) break
+      if (i >= end && i <= this.warmedTo) continue
       const ref = this.d.ns.getBlock(this.ino, i)
-      if (!ref) continue
-      if (i === index && !this.d.chunks.has(ref.id)) window = Math.max(window, REMOTE_READ_AHEAD)
-      this.d.reader.prefetch(ref.id)
+      if (i < end) {
+        this.aheadTo = i
+        if (ref) this.d.reader.prefetch(ref.id)
+      } else {
+        this.warmedTo = i
+        if (ref) warm.push(ref.id)
+      }
     }
+    if (warm.length > 0) this.d.chunks.warm(warm)
   }
 
   // Zeroes what was never written of a dirty block, before anything reads it.
@@ -260,6 +276,7 @@ export class OpenFile {
 
 const READ_AHEAD = 8
 const REMOTE_READ_AHEAD = 4
+const AHEAD_GAP = 4 // blocks a read may skip and still count as sequential (the kernel's read-ahead is 4 MiB: fuse/read-ahead.ts)
 const ZERO = Buffer.alloc(64 * 1024)
 function isZero (b: Buffer): boolean {
   for (let o = 0; o < b.length; o += ZERO.length) {

@@ -2,6 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { openNode } from '../helpers/node.js'
 import type { Vfs } from '../../src/vfs/vfs.js'
+import type { BlockReader } from '../../src/chunks/block-reader.js'
+import type { Namespace } from '../../src/meta/namespace.js'
 import { S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO } from '../../src/vfs/vfs.js'
 
 const CS = 64 * 1024 // small chunks keep these tests quick
@@ -166,4 +168,34 @@ t.test('bytes of a block never written read as zeros, also from recycled buffers
   t.ok(open.equals(expect), 'read back while the blocks are still being written')
   await vfs.release(fh)
   t.ok((await readFile(vfs, '/sparse')).equals(expect), 'read back after they were sealed')
+})
+
+// The kernel's own read-ahead sends several requests at once, a few blocks
+// apart and out of order. Read-ahead must treat that as sequential and keep
+// READ_AHEAD (8) blocks in flight; it used to fall back to one block on every
+// out-of-order arrival, so the crypto worker sat idle between blocks.
+t.test('read-ahead keeps its window when requests arrive a few blocks apart and out of order', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const data = randomBytes(40 * CS)
+  await writeFile(vfs, '/big', data)
+  const internals = vfs as unknown as { reader: BlockReader, ns: Namespace }
+  const asked = new Set<string>()
+  const prefetch = internals.reader.prefetch.bind(internals.reader)
+  internals.reader.prefetch = (id: Buffer) => { asked.add(id.toString('hex')); prefetch(id) }
+  const ino = vfs.getattr('/big').ino
+  const fh = vfs.open('/big', 0)
+  // Three requests in flight at a time, the furthest first.
+  const order = [2, 0, 1, 5, 3, 4, 8, 6, 7, 11, 9, 10, 14, 12, 13, 16, 15]
+  for (let k = 0; k < order.length; k += 3) {
+    await Promise.all(order.slice(k, k + 3).map(async i => {
+      const buf = Buffer.alloc(CS)
+      t.equal(await vfs.read(fh, buf, CS, i * CS), CS)
+      if (!buf.equals(data.subarray(i * CS, (i + 1) * CS))) t.fail(`block ${i} read back wrong`)
+    }))
+  }
+  await vfs.release(fh)
+  let furthest = -1
+  for (let i = 0; i < 40; i++) if (asked.has(internals.ns.getBlock(ino, i)!.id.toString('hex'))) furthest = i
+  t.ok(furthest >= 16 + 7, `blocks up to ${furthest} were asked for ahead of a read at block 16`)
 })
