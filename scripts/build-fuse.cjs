@@ -8,6 +8,13 @@
 //       real times stay milliseconds since the epoch.
 //   (c) sets fuse_operations.flag_utime_omit_ok so libfuse delivers UTIME_NOW /
 //       UTIME_OMIT at all (otherwise touch -m / touch -a never reach utimens).
+//   (d) write-behind (opt-in from JS, fuse_native_write_behind): a FUSE write
+//       is copied into a bounded queue (WB_MAX_BYTES) and answered at once; the
+//       event loop applies queued writes in order. Every other operation first
+//       waits until the queue is empty, so it sees every write before it (and
+//       new writes wait behind it, so a long copy cannot starve `ls`); an
+//       error of a queued write is returned by the next write, flush or fsync
+//       of that file handle, as write-back errors are on any filesystem.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -18,7 +25,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { spawn } = require('child_process')
 
-const MARKER_VERSION = 2
+const MARKER_VERSION = 3 // 2: utimens fixes; 3: + write-behind
 const started = Date.now()
 
 function warn (msg) {
@@ -93,6 +100,230 @@ function patchSource (src) {
     '  if (implemented[op_utimens]) ops.utimens = fuse_native_utimens;',
     '  if (implemented[op_utimens]) { ops.utimens = fuse_native_utimens; ops.flag_utime_omit_ok = 1; }',
     'utimens registration')
+  // (d) write-behind
+  const wbState = String.raw`
+/* disktro patch: write-behind (see scripts/build-fuse.cjs) */
+#include <errno.h>
+#define WB_MAX_BYTES (4 * 1024 * 1024)
+
+typedef struct disktro_wb_item {
+  struct disktro_wb_item *next;
+  char *path;
+  uint64_t fh;
+  char *data;
+  size_t len;
+  off_t offset;
+} disktro_wb_item_t;
+
+typedef struct disktro_wb_err {
+  struct disktro_wb_err *next;
+  uint64_t fh;
+  int err;
+} disktro_wb_err_t;
+
+static struct {
+  int enabled;
+  uv_mutex_t mut;
+  uv_cond_t cond;
+  disktro_wb_item_t *head;
+  disktro_wb_item_t *tail;
+  size_t outstanding; /* queued or being applied */
+  size_t outstanding_bytes;
+  size_t barrier_waiters; /* operations waiting for the queue to drain: new writes wait behind them */
+  disktro_wb_err_t *errs;
+  uv_async_t async;
+  napi_env env;
+  napi_ref handler;
+} dwb;
+
+/* With dwb.mut held: the first error of a queued write on fh, cleared. */
+static int disktro_wb_take_err (uint64_t fh) {
+  disktro_wb_err_t **p = &dwb.errs;
+  while (*p != NULL) {
+    if ((*p)->fh == fh) {
+      disktro_wb_err_t *e = *p;
+      int err = e->err;
+      *p = e->next;
+      free(e);
+      return err;
+    }
+    p = &((*p)->next);
+  }
+  return 0;
+}
+
+/* Every operation but a queued write waits here for the writes before it. */
+/* With dwb.mut held. New writes queue behind a waiting operation, so a
+   stream of writes cannot starve it. */
+static void disktro_wb_drain (void) {
+  dwb.barrier_waiters++;
+  while (dwb.outstanding > 0) uv_cond_wait(&dwb.cond, &dwb.mut);
+  dwb.barrier_waiters--;
+  uv_cond_broadcast(&dwb.cond);
+}
+
+static void disktro_wb_barrier (void) {
+  if (!dwb.enabled) return;
+  uv_mutex_lock(&dwb.mut);
+  disktro_wb_drain();
+  uv_mutex_unlock(&dwb.mut);
+}
+
+static int disktro_wb_barrier_err (uint64_t fh) {
+  if (!dwb.enabled) return 0;
+  uv_mutex_lock(&dwb.mut);
+  disktro_wb_drain();
+  int err = disktro_wb_take_err(fh);
+  uv_mutex_unlock(&dwb.mut);
+  return err;
+}
+
+`
+  src = replaceOnce(src, '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', wbState + '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', 'FUSE_NATIVE_CALLBACK definition')
+  src = replaceOnce(src,
+    '#define FUSE_NATIVE_HANDLER(name, blk)\\\n  fuse_thread_locals_t *l = get_thread_locals();\\\n',
+    '#define FUSE_NATIVE_HANDLER(name, blk)\\\n  disktro_wb_barrier();\\\n  fuse_thread_locals_t *l = get_thread_locals();\\\n',
+    'FUSE_NATIVE_HANDLER barrier')
+
+  const wbOps = String.raw`
+/* disktro patch: write-behind operations */
+static int disktro_write (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
+  if (!dwb.enabled) return fuse_native_write(path, buf, len, offset, info);
+  disktro_wb_item_t *item = malloc(sizeof(disktro_wb_item_t));
+  char *data = malloc(len > 0 ? len : 1);
+  char *p = strdup(path);
+  if (item == NULL || data == NULL || p == NULL) {
+    free(item); free(data); free(p);
+    return -ENOMEM;
+  }
+  memcpy(data, buf, len);
+  item->next = NULL;
+  item->path = p;
+  item->fh = info->fh;
+  item->data = data;
+  item->len = len;
+  item->offset = offset;
+  uv_mutex_lock(&dwb.mut);
+  while (dwb.outstanding_bytes > WB_MAX_BYTES || dwb.barrier_waiters > 0) uv_cond_wait(&dwb.cond, &dwb.mut);
+  int err = disktro_wb_take_err(info->fh);
+  if (err != 0) {
+    uv_mutex_unlock(&dwb.mut);
+    free(item); free(data); free(p);
+    return err;
+  }
+  if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
+  dwb.tail = item;
+  dwb.outstanding++;
+  dwb.outstanding_bytes += len;
+  uv_mutex_unlock(&dwb.mut);
+  uv_async_send(&dwb.async);
+  return (int) len;
+}
+
+static int disktro_flush (const char *path, struct fuse_file_info *info) {
+  int err = disktro_wb_barrier_err(info->fh);
+  int res = fuse_native_flush(path, info);
+  return err != 0 ? err : res;
+}
+
+static int disktro_fsync (const char *path, int datasync, struct fuse_file_info *info) {
+  int err = disktro_wb_barrier_err(info->fh);
+  int res = fuse_native_fsync(path, datasync, info);
+  return err != 0 ? err : res;
+}
+
+static int disktro_release (const char *path, struct fuse_file_info *info) {
+  disktro_wb_barrier_err(info->fh); /* an error nobody asked for goes with the handle */
+  return fuse_native_release(path, info);
+}
+
+/* Event loop: hands each queued write to JS, which answers with fuse_native_signal_wb. */
+static void disktro_wb_dispatch (uv_async_t *handle) {
+  uv_mutex_lock(&dwb.mut);
+  disktro_wb_item_t *item = dwb.head;
+  dwb.head = NULL;
+  dwb.tail = NULL;
+  uv_mutex_unlock(&dwb.mut);
+  napi_env env = dwb.env;
+  while (item != NULL) {
+    disktro_wb_item_t *next = item->next;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    napi_value callback;
+    napi_value global;
+    napi_get_reference_value(env, dwb.handler, &callback);
+    napi_get_global(env, &global);
+    napi_value argv[5];
+    napi_create_external(env, item, NULL, NULL, &(argv[0]));
+    napi_create_string_utf8(env, item->path, NAPI_AUTO_LENGTH, &(argv[1]));
+    napi_create_uint32(env, (uint32_t) item->fh, &(argv[2]));
+    napi_create_external_buffer(env, item->len, item->data, NULL, NULL, &(argv[3]));
+    napi_create_double(env, (double) item->offset, &(argv[4]));
+    NAPI_MAKE_CALLBACK(env, NULL, global, callback, 5, argv, NULL)
+    napi_close_handle_scope(env, scope);
+    item = next;
+  }
+}
+
+NAPI_METHOD(fuse_native_write_behind) {
+  NAPI_ARGV(1)
+  if (dwb.enabled) return NULL;
+  uv_mutex_init(&dwb.mut);
+  uv_cond_init(&dwb.cond);
+  dwb.env = env;
+  napi_create_reference(env, argv[0], 1, &dwb.handler);
+  uv_async_init(uv_default_loop(), &dwb.async, (uv_async_cb) disktro_wb_dispatch);
+  uv_unref((uv_handle_t *) &dwb.async);
+  dwb.enabled = 1;
+  return NULL;
+}
+
+/* (item, result: bytes written or -errno, the data's ArrayBuffer) */
+NAPI_METHOD(fuse_native_signal_wb) {
+  NAPI_ARGV(3)
+  disktro_wb_item_t *item = NULL;
+  napi_get_value_external(env, argv[0], (void **) &item);
+  NAPI_ARGV_INT32(res, 1);
+  if (item == NULL) return NULL;
+  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) napi_detach_arraybuffer(env, argv[2]);
+  free(item->data);
+  free(item->path);
+  uv_mutex_lock(&dwb.mut);
+  if (res < 0 || (size_t) res != item->len) {
+    int known = 0;
+    for (disktro_wb_err_t *e = dwb.errs; e != NULL; e = e->next) if (e->fh == item->fh) known = 1;
+    disktro_wb_err_t *e = known ? NULL : malloc(sizeof(disktro_wb_err_t));
+    if (e != NULL) {
+      e->fh = item->fh;
+      e->err = res < 0 ? res : -EIO;
+      e->next = dwb.errs;
+      dwb.errs = e;
+    }
+  }
+  dwb.outstanding--;
+  dwb.outstanding_bytes -= item->len;
+  uv_cond_broadcast(&dwb.cond);
+  uv_mutex_unlock(&dwb.mut);
+  free(item);
+  return NULL;
+}
+
+NAPI_METHOD(fuse_native_wb_outstanding) {
+  uv_mutex_lock(&dwb.mut);
+  uint32_t n = dwb.enabled ? (uint32_t) dwb.outstanding : 0;
+  uv_mutex_unlock(&dwb.mut);
+  NAPI_RETURN_UINT32(n)
+}
+
+`
+  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+  src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
+  src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
+  src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
+  src = replaceOnce(src, '  if (implemented[op_release]) ops.release = fuse_native_release;', '  if (implemented[op_release]) ops.release = disktro_release;', 'release registration')
+  src = replaceOnce(src, '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n',
+    'exports')
   return src
 }
 
@@ -192,7 +423,7 @@ async function main () {
     const nodeHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
     if (m.utimens === MARKER_VERSION && m.sourceHash === sourceHash && m.addonHash === nodeHash &&
         fs.existsSync(path.join(releaseDir, 'libfuse.so.2'))) {
-      console.log(`disktro: fuse-native already patched (utimens v${MARKER_VERSION}), ${elapsed()}`)
+      console.log(`disktro: fuse-native already patched (v${MARKER_VERSION}), ${elapsed()}`)
       return
     }
   } catch {}
@@ -227,7 +458,7 @@ async function main () {
   } catch {}
 
   // sanity: the new addon must load without preloading and export utimens
-  await run(process.execPath, ['-e', `const b=require(${JSON.stringify(built)});if(typeof b.op_utimens!=='number')process.exit(3)`], buildDir)
+  await run(process.execPath, ['-e', `const b=require(${JSON.stringify(built)});if(typeof b.op_utimens!=='number'||typeof b.fuse_native_write_behind!=='function')process.exit(3)`], buildDir)
     .catch(() => { throw new Error('built addon failed to load') })
 
   fs.mkdirSync(releaseDir, { recursive: true })
@@ -235,7 +466,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes and write-behind in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,7 +5,8 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps } from './fuse/fuse-adapter.js'
-import { loadFuse, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, type FuseInstance } from './fuse/native.js'
+import { WriteBehind } from './fuse/write-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { raiseReadAhead } from './fuse/read-ahead.js'
 import { fail, isDisktroError } from './errors.js'
@@ -43,6 +44,7 @@ export interface MountOptions extends NodeOptions {
 // start-up and shutdown. Nothing below this file knows about the others.
 export class DisktroNode {
   private fuse: FuseInstance | null = null
+  private writeBehind: WriteBehind | null = null
   private closing: Promise<void> | null = null
   private control: ControlServer | null = null
   private web: WebServer | null = null
@@ -218,7 +220,13 @@ export class DisktroNode {
     } catch (e) {
       throw fail('FUSE_UNAVAILABLE', (e as Error).message)
     }
-    const fuse = new Fuse(mountpoint, fuseOps(vfs, this.log), {
+    const ops = fuseOps(vfs, this.log)
+    const wb = writeBehindBinding()
+    if (wb && ops.write && process.env.DISKTRO_WRITE_BEHIND !== '0') {
+      this.writeBehind = new WriteBehind(wb, ops.write)
+      this.writeBehind.start()
+    }
+    const fuse = new Fuse(mountpoint, ops, {
       // fuse-native joins options with commas, so fsname carries the ones it
       // has no setting for: 128 KiB writes and our inode numbers, and
       // attr_timeout=0 (fuse-native drops a 0 attrTimeout): the high-level API
@@ -248,12 +256,15 @@ export class DisktroNode {
     if (this.fuse) {
       const fuse = this.fuse
       this.fuse = null
+      if (this.writeBehind && !await this.writeBehind.drained(10_000)) this.log('unmount: queued writes still pending after 10 s')
       await this.vfsOrNull?.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
       await new Promise<void>(resolve => fuse.unmount(err => {
         if (err) this.log(`unmount: ${err.message}`)
         resolve()
       }))
       await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
+      // Writes the kernel sent before the unmount are applied before the last flush.
+      if (this.writeBehind && !await this.writeBehind.drained(10_000)) this.log('unmount: queued writes still pending after 10 s')
     }
     await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
     await this.control?.close()

@@ -225,7 +225,7 @@ export function utimensPatched (): boolean {
         utimens?: number
         addonHash?: string
       }
-      if (marker.utimens === 2) {
+      if ((marker.utimens ?? 0) >= 2) { // 2: utimens fixes; 3: also write-behind
         // guard against the stock addon having been rebuilt over ours
         const hash = createHash('sha256').update(readFileSync(path.join(release, 'fuse.node'))).digest('hex')
         patched = marker.addonHash === undefined || marker.addonHash === hash
@@ -253,4 +253,31 @@ export function decodeUtimensArg (v: number): UtimensArg {
     if (high === 0xfffffffe) return { kind: 'now' }
   }
   return { kind: 'time', ms: v }
+}
+
+/** The write-behind entry points of the patched addon (scripts/build-fuse.cjs (d)). */
+export interface WriteBehindBinding {
+  fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number) => void): void
+  fuse_native_signal_wb (item: unknown, result: number, data: ArrayBuffer): void
+  fuse_native_wb_outstanding (): number
+}
+
+/**
+ * The loaded addon's write-behind functions, or null when the stock addon is
+ * in use. Call after loadFuse(): fuse-native loads build/Release/fuse.node when
+ * it exists, so this require returns that same module.
+ */
+export function writeBehindBinding (): WriteBehindBinding | null {
+  if (!utimensPatched()) return null
+  const dir = fuseNativeDir()
+  if (!dir) return null
+  try {
+    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as Partial<WriteBehindBinding>
+    return typeof b.fuse_native_write_behind === 'function' && typeof b.fuse_native_signal_wb === 'function' &&
+      typeof b.fuse_native_wb_outstanding === 'function'
+      ? b as WriteBehindBinding
+      : null
+  } catch {
+    return null
+  }
 }

@@ -12,7 +12,10 @@ type Db = Database<Buffer, Buffer>
 // an fsync each. Durability against power loss comes from sync(): fsync(2) on
 // a file, acknowledgements to peers, and a background sync every few seconds.
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
-const BACKGROUND_SYNC_MS = 2000
+// Committed data is fsynced in the background this often, when the file has
+// changed: a sequential write then has little left to flush when it ends
+// (512 MiB dd conv=fsync: 421-432 MB/s at 2 s, 491-496 MB/s at 100 ms).
+const BACKGROUND_SYNC_MS = 100
 const PAGE_SLACK = 2 * 4096 // an overflow value's page header and rounding
 const EMPTY = Buffer.alloc(0)
 
@@ -73,7 +76,7 @@ export class LmdbStore {
       store.readOnly = !!opts.readOnly
       store.dataFile = join(path, 'data.mdb')
       if (!opts.readOnly) {
-        store.timer = setInterval(() => { store.sync().catch(() => {}) }, BACKGROUND_SYNC_MS)
+        store.timer = setInterval(() => { store.syncIfWritten().catch(() => {}) }, BACKGROUND_SYNC_MS)
         store.timer.unref()
       }
       return store
@@ -233,6 +236,18 @@ export class LmdbStore {
     })().finally(() => { if (this.syncing === run) this.syncing = null })
     this.syncing = run
     return run
+  }
+
+  // A background sync, skipped while the file has not been written since the
+  // last one (an idle volume costs one fstat per tick, no disk flush).
+  private syncedMtime = -1n
+  private async syncIfWritten (): Promise<void> {
+    if (this.syncing !== null) return
+    this.file ??= await openFile(this.dataFile, 'r')
+    const { mtimeNs } = await this.file.stat({ bigint: true })
+    if (mtimeNs === this.syncedMtime) return
+    this.syncedMtime = mtimeNs // set first: a write during the sync changes it again
+    await this.sync()
   }
 
   async flushed (): Promise<void> {

@@ -1,0 +1,53 @@
+import type { FuseOperations, WriteBehindBinding } from './native.js'
+
+// Write-behind. With the patched addon, a FUSE write is copied into a
+// bounded queue on the FUSE thread and answered at once, so `dd` or `cp` no
+// longer waits for a round trip through the event loop per 128 KiB; every
+// other operation waits until the queue is empty (scripts/build-fuse.cjs (d)).
+// Here the queued writes are applied through the ordinary write op, one at a
+// time per file handle and in arrival order, so overlapping writes land as
+// they were issued. A failed write is reported by the addon on the next
+// write, flush or fsync of its handle.
+export class WriteBehind {
+  private readonly chains = new Map<number, Promise<void>>()
+
+  constructor (private readonly binding: WriteBehindBinding, private readonly write: NonNullable<FuseOperations['write']>) {}
+
+  start (): void {
+    this.binding.fuse_native_write_behind((item, path, fh, buf, offset) => this.apply(item, path, fh, buf, offset))
+  }
+
+  // Writes the addon holds or is applying: zero once every acknowledged write reached the VFS.
+  get outstanding (): number {
+    return this.binding.fuse_native_wb_outstanding()
+  }
+
+  async drained (timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs
+    while (this.outstanding > 0) {
+      if (Date.now() > until) return false
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    return true
+  }
+
+  private apply (item: unknown, path: string, fh: number, buf: Buffer, offset: number): void {
+    const prev = this.chains.get(fh) ?? Promise.resolve()
+    const next = prev.then(() => new Promise<void>(resolve => {
+      let answered = false
+      const answer = (result: number): void => {
+        if (answered) return
+        answered = true
+        this.binding.fuse_native_signal_wb(item, result, buf.buffer as ArrayBuffer)
+        resolve()
+      }
+      try {
+        this.write(path, fh, buf, buf.length, offset, answer)
+      } catch {
+        answer(-5) // EIO: the op table answers errors itself; this is a last resort
+      }
+    }))
+    this.chains.set(fh, next)
+    void next.then(() => { if (this.chains.get(fh) === next) this.chains.delete(fh) })
+  }
+}
