@@ -105,12 +105,17 @@ function patchSource (src) {
 /* disktro patch: write-behind (see scripts/build-fuse.cjs) */
 #include <errno.h>
 #define WB_MAX_BYTES (4 * 1024 * 1024)
+#define WB_SLOT_BYTES (128 * 1024) /* FUSE's largest write with big_writes */
+#define WB_FREE_MAX 64
 
+/* An item and its data are one allocation, reused through a free list:
+   a fresh 128 KiB malloc per write is an mmap, and its free an munmap. */
 typedef struct disktro_wb_item {
   struct disktro_wb_item *next;
   char *path;
   uint64_t fh;
   char *data;
+  size_t cap;
   size_t len;
   off_t offset;
 } disktro_wb_item_t;
@@ -130,6 +135,9 @@ static struct {
   size_t outstanding; /* queued or being applied */
   size_t outstanding_bytes;
   size_t barrier_waiters; /* operations waiting for the queue to drain: new writes wait behind them */
+  size_t writers_waiting; /* FUSE threads waiting for room in the queue */
+  disktro_wb_item_t *free_items;
+  size_t free_count;
   disktro_wb_err_t *errs;
   uv_async_t async;
   napi_env env;
@@ -189,28 +197,41 @@ static int disktro_wb_barrier_err (uint64_t fh) {
 /* disktro patch: write-behind operations */
 static int disktro_write (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
   if (!dwb.enabled) return fuse_native_write(path, buf, len, offset, info);
-  disktro_wb_item_t *item = malloc(sizeof(disktro_wb_item_t));
-  char *data = malloc(len > 0 ? len : 1);
-  char *p = strdup(path);
-  if (item == NULL || data == NULL || p == NULL) {
-    free(item); free(data); free(p);
-    return -ENOMEM;
-  }
-  memcpy(data, buf, len);
-  item->next = NULL;
-  item->path = p;
-  item->fh = info->fh;
-  item->data = data;
-  item->len = len;
-  item->offset = offset;
   uv_mutex_lock(&dwb.mut);
+  dwb.writers_waiting++;
   while (dwb.outstanding_bytes > WB_MAX_BYTES || dwb.barrier_waiters > 0) uv_cond_wait(&dwb.cond, &dwb.mut);
+  dwb.writers_waiting--;
   int err = disktro_wb_take_err(info->fh);
   if (err != 0) {
     uv_mutex_unlock(&dwb.mut);
-    free(item); free(data); free(p);
     return err;
   }
+  disktro_wb_item_t *item = NULL;
+  if (len <= WB_SLOT_BYTES && dwb.free_items != NULL) {
+    item = dwb.free_items;
+    dwb.free_items = item->next;
+    dwb.free_count--;
+  }
+  uv_mutex_unlock(&dwb.mut);
+  if (item == NULL) {
+    size_t cap = len > WB_SLOT_BYTES ? len : WB_SLOT_BYTES;
+    item = malloc(sizeof(disktro_wb_item_t) + cap);
+    if (item == NULL) return -ENOMEM;
+    item->cap = cap;
+    item->data = (char *) (item + 1);
+  }
+  char *p = strdup(path);
+  if (p == NULL) {
+    free(item);
+    return -ENOMEM;
+  }
+  memcpy(item->data, buf, len);
+  item->next = NULL;
+  item->path = p;
+  item->fh = info->fh;
+  item->len = len;
+  item->offset = offset;
+  uv_mutex_lock(&dwb.mut);
   if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
   dwb.tail = item;
   dwb.outstanding++;
@@ -286,8 +307,8 @@ NAPI_METHOD(fuse_native_signal_wb) {
   NAPI_ARGV_INT32(res, 1);
   if (item == NULL) return NULL;
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) napi_detach_arraybuffer(env, argv[2]);
-  free(item->data);
   free(item->path);
+  item->path = NULL;
   uv_mutex_lock(&dwb.mut);
   if (res < 0 || (size_t) res != item->len) {
     int known = 0;
@@ -302,9 +323,21 @@ NAPI_METHOD(fuse_native_signal_wb) {
   }
   dwb.outstanding--;
   dwb.outstanding_bytes -= item->len;
-  uv_cond_broadcast(&dwb.cond);
+  int keep = item->cap == WB_SLOT_BYTES && dwb.free_count < WB_FREE_MAX;
+  if (keep) {
+    item->next = dwb.free_items;
+    dwb.free_items = item;
+    dwb.free_count++;
+  }
+  /* Wake waiters only when it lets them go: a drained queue for a waiting
+     operation, half the queue free for waiting writers (not one wake-up,
+     and one context switch, per write). */
+  if ((dwb.barrier_waiters > 0 && dwb.outstanding == 0) ||
+      (dwb.writers_waiting > 0 && dwb.barrier_waiters == 0 && dwb.outstanding_bytes <= WB_MAX_BYTES / 2)) {
+    uv_cond_broadcast(&dwb.cond);
+  }
   uv_mutex_unlock(&dwb.mut);
-  free(item);
+  if (!keep) free(item);
   return NULL;
 }
 
