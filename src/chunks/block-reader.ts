@@ -11,6 +11,7 @@ const MISSING = ' is not in the local store'
 export class BlockReader {
   private readonly cache = new Map<string, Buffer>()
   private readonly pending = new Map<string, Promise<Buffer>>()
+  private readonly retired: Buffer[] = []
 
   remote: RemoteChunks | null = null
   // Whether the last block fetched was not stored here and came from a peer:
@@ -55,6 +56,21 @@ export class BlockReader {
     return plain
   }
 
+  // An evicted block's memory goes back to the crypto workers for the next
+  // read, but only after the current macrotask: every reader copies out of a
+  // block right after its await (OpenFile.read, blockForWrite), so readers
+  // that were handed this block in the same turn (a cache hit resolved just
+  // before the eviction) have finished with it by then. A reader must never
+  // keep a block across another await.
+  private retire (plain: Buffer): void {
+    this.retired.push(plain)
+    if (this.retired.length === 1) {
+      setImmediate(() => {
+        for (const b of this.retired.splice(0)) this.pipeline.recyclePlain(b)
+      })
+    }
+  }
+
   // Warms the cache for a block about to be read; errors surface on the real read.
   prefetch (id: Buffer): void {
     this.read(id).catch(() => {})
@@ -72,7 +88,11 @@ export class BlockReader {
       plain = await this.heal(id, key, e.message)
     }
     this.cache.set(key, plain)
-    if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value as string)
+    if (this.cache.size > this.capacity) {
+      const oldest = this.cache.keys().next().value as string
+      this.retire(this.cache.get(oldest)!)
+      this.cache.delete(oldest)
+    }
     return plain
   }
 }

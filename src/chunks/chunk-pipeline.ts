@@ -78,6 +78,12 @@ export class ChunkPipeline {
     this.workers?.recycle(record)
   }
 
+  // A block's plaintext from openStored() that nothing references any more:
+  // the next block read is decrypted into its memory.
+  recyclePlain (plain: Buffer): void {
+    this.workers?.recyclePlain(plain)
+  }
+
   async close (): Promise<void> {
     await this.workers?.close()
   }
@@ -102,8 +108,9 @@ export function sealChunkSync (keys: ChunkKeys, plain: Buffer, spare?: ArrayBuff
 }
 
 // The whole open on the calling thread (the crypto workers run this).
-export function openChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer): Buffer {
-  const { flags, body } = openRecord(keys.dataKey, id, record)
+// `spare`: memory to decrypt into when big enough (an uncompressed block).
+export function openChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer, spare?: ArrayBuffer): Buffer {
+  const { flags, body } = openRecord(keys.dataKey, id, record, spare)
   if (!(flags & FLAG_LZ4)) return body
   try {
     return lz4.uncompressSync(body)
@@ -125,10 +132,13 @@ function sealRecord (dataKey: Buffer, id: Buffer, plain: Buffer, packed: Buffer 
   return record
 }
 
-function openRecord (dataKey: Buffer, id: Buffer, record: Buffer): { flags: number, body: Buffer } {
+function openRecord (dataKey: Buffer, id: Buffer, record: Buffer, spare?: ArrayBuffer): { flags: number, body: Buffer } {
   const { flags, sealed } = decodeChunkRecord(record)
+  const length = sealed.length - sealedLength(0)
+  // (A block much smaller than the spare gets its own memory: the spare would go back half empty.)
+  const out = spare !== undefined && !(flags & FLAG_LZ4) && length * 2 >= spare.byteLength && length <= spare.byteLength ? Buffer.from(spare, 0, length) : undefined
   try {
-    return { flags, body: open(dataKey, sealed, chunkAd(id, flags)) }
+    return { flags, body: open(dataKey, sealed, chunkAd(id, flags), out) }
   } catch (e) {
     throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed authentication`, e)
   }

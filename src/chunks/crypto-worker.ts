@@ -22,15 +22,15 @@ port.on('message', (m: WorkerRequest) => {
   let reply: WorkerReply
   const transfer: ArrayBuffer[] = []
   try {
-    if (m.spare && spares.length < MAX_SPARES) spares.push(m.spare)
     if (m.op === 'read') {
       reader ??= openChunkReader(workerData.store.path, workerData.store.readOnly)
       const id = Buffer.from(m.id!)
-      const plain = reader.withRecord(id, record => openChunkSync(keys, id, record))
+      const plain = reader.withRecord(id, record => openChunkSync(keys, id, record, m.spare))
       reply = plain ? { n: m.n, ...own(plain, transfer) } : { n: m.n, missing: true }
       post(reply, transfer)
       return
     }
+    if (m.spare && spares.length < MAX_SPARES) spares.push(m.spare)
     const input = Buffer.from(m.buf!, m.off, m.len)
     if (m.op === 'seal') {
       const spare = spares.pop()

@@ -199,3 +199,31 @@ t.test('read-ahead keeps its window when requests arrive a few blocks apart and 
   for (let i = 0; i < 40; i++) if (asked.has(internals.ns.getBlock(ino, i)!.id.toString('hex'))) furthest = i
   t.ok(furthest >= 16 + 7, `blocks up to ${furthest} were asked for ahead of a read at block 16`)
 })
+
+// Blocks evicted from the reader's cache lend their memory to later reads
+// (BlockReader.retire): many concurrent reads across far more blocks than the
+// cache holds must each still see their own block's bytes.
+t.test('concurrent reads across many more blocks than the cache holds read the right bytes', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const blocks = 150 // the cache holds 48
+  const data = randomBytes(blocks * CS)
+  await writeFile(vfs, '/many', data)
+  const fh = vfs.open('/many', 0)
+  let x = 7
+  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) % 2147483648; return x % n }
+  let wrong = 0
+  for (let round = 0; round < 40; round++) {
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      const i = rnd(blocks)
+      const off = i * CS + rnd(CS / 2)
+      const len = 1 + rnd(CS)
+      const buf = Buffer.alloc(len)
+      const n = await vfs.read(fh, buf, len, off)
+      if (!buf.subarray(0, n).equals(data.subarray(off, off + n))) wrong++
+    }))
+  }
+  await vfs.release(fh)
+  t.equal(wrong, 0, '640 reads, none saw another block\'s bytes')
+  t.same(await readFile(vfs, '/many'), data, 'and a whole sequential read matches')
+})
