@@ -58,8 +58,13 @@ export class CryptoWorkers {
   // `size`: threads when blocks do not compress; `compressingSize` when they
   // do. `store`: the volume's LMDB store, which the workers then read chunk
   // records from themselves.
-  constructor (private readonly keys: ChunkKeys, private readonly size = defaultSize(), private readonly store: WorkerStore | null = null,
-    private readonly compressingSize = Math.max(size, compressingDefault())) {}
+  private readonly size: number
+  private readonly compressingSize: number
+
+  constructor (private readonly keys: ChunkKeys, size = defaultSize(), private readonly store: WorkerStore | null = null, compressingSize = compressingDefault()) {
+    this.size = Math.max(1, Math.floor(size))
+    this.compressingSize = Math.max(this.size, Math.floor(compressingSize))
+  }
 
   get readsStore (): boolean {
     return this.store !== null
