@@ -155,7 +155,7 @@ export class OpenFile {
       if (current) {
         const n = Math.min(current.length, buf.length)
         current.copy(buf, 0, 0, n)
-        buf.fill(0, n)
+        this.zeroedTo.set(index, n) // the rest is zeroed when something reads or seals it
       } else {
         this.zeroedTo.set(index, 0)
       }
@@ -176,7 +176,7 @@ export class OpenFile {
     const cs = this.d.chunkSize
     const valid = Math.max(0, Math.min(cs, this.size - index * cs))
     const dirty = this.dirty.get(index)
-    if (dirty) return this.settle(index, dirty).subarray(0, valid)
+    if (dirty) return this.settle(index, dirty, valid).subarray(0, valid)
     const fl = this.inflight.get(index)
     if (fl) return fl.buf.subarray(0, Math.min(fl.len, valid))
     const ref = this.d.ns.getBlock(this.ino, index)
@@ -221,11 +221,15 @@ export class OpenFile {
   }
 
   // Zeroes what was never written of a dirty block, before anything reads it.
-  private settle (index: number, buf: Buffer): Buffer {
+  // Zeroes what was never written of a dirty block up to `upTo` (the whole
+  // block unless told), before anything reads it. Sealing needs only the
+  // file's bytes: a small file's last block is not zeroed to its 1 MiB end.
+  private settle (index: number, buf: Buffer, upTo = buf.length): Buffer {
     const z = this.zeroedTo.get(index)
-    if (z !== undefined) {
-      buf.fill(0, z)
-      this.zeroedTo.delete(index)
+    if (z !== undefined && z < upTo) {
+      buf.fill(0, z, upTo)
+      if (upTo >= buf.length) this.zeroedTo.delete(index)
+      else this.zeroedTo.set(index, upTo)
     }
     return buf
   }
@@ -233,9 +237,10 @@ export class OpenFile {
   private seal (index: number): void {
     const buf = this.dirty.get(index)
     if (!buf) return
-    this.settle(index, buf)
-    this.dirty.delete(index)
     const len = Math.max(0, Math.min(this.d.chunkSize, this.size - index * this.d.chunkSize))
+    this.settle(index, buf, len) // in flight, the block is read only up to len
+    this.zeroedTo.delete(index)
+    this.dirty.delete(index)
     const previous = this.inflight.get(index)
     const entry: Inflight = { buf, len, done: Promise.resolve() }
     entry.done = this.commitBlock(index, buf, len, previous).catch((e: unknown) => {
