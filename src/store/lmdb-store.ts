@@ -149,10 +149,12 @@ export class LmdbStore {
     const stored = this.hasChunk(id)
     if (stored && this.foreign.doesExist(id) && isKnown(this.holders.getBinary(id))) return
     const bytes = stored ? 0 : record.length
+    // Room is reserved (queued) from the check on, across every await:
+    // concurrent replicas must not all pass the check before any is counted.
     this.checkRoom(bytes)
-    if (!stored && sum === undefined) sum = await chunkSumAsync(record)
     this.queued += bytes
     try {
+      if (!stored && sum === undefined) sum = await chunkSumAsync(record)
       await this.env.transaction(() => {
         // Again inside the transaction: another peer may have sent it meanwhile.
         if (!this.hasChunk(id)) this.putChunkSync(id, record, sum)

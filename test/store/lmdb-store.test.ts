@@ -73,3 +73,18 @@ t.test('under a steady stream of sync calls, an early caller is not held until t
   await first
   t.ok(doneAt > 0 && doneAt - t0 < 1500, `the first caller resolved after ${doneAt - t0} ms, while the stream went on for 1500 ms`)
 })
+
+// Room is reserved when a replica passes the size check, across its awaits:
+// replicas arriving together used to all pass the check before any was
+// counted, and the store went past its limit.
+t.test('replicas arriving together never take the store past its limit', async t => {
+  const limit = 4 * 1024 * 1024
+  const store = LmdbStore.open(join(await tempDir(t), 'limited'), { mapSize: limit })
+  t.teardown(() => store.close())
+  const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.putReplica(randomBytes(32), randomBytes(1024 * 1024), peerA)))
+  const stored = results.filter(r => r.status === 'fulfilled').length
+  const refused = results.filter(r => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ENOSPC').length
+  t.equal(stored + refused, 10, 'each was stored or refused with ENOSPC')
+  t.ok(stored >= 2 && stored <= 3, `${stored} of 10 stored`)
+  t.equal(store.chunks.getKeysCount(), stored)
+})
