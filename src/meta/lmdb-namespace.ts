@@ -284,7 +284,8 @@ export class LmdbNamespace implements Namespace {
           }
           if (old) this.decref(old.id)
         }
-        this.putInode(c.ino, { ...a, size: c.size, blocks, mtime: c.mtime, ctime: c.mtime })
+        // ctime never moves back: a block committed after an explicit (older) mtime keeps the later change time
+        this.putInode(c.ino, { ...a, size: c.size, blocks, mtime: c.mtime, ctime: Math.max(a.ctime, c.mtime) })
         return
       }
       case 'truncate': {

@@ -123,7 +123,13 @@ export class OpenFile {
     }
     this.throwPending()
     if (this.pendingAttrs || this.size !== this.committedSize) {
-      this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime: Math.max(this.ctime, this.d.ns.getAttrs(this.ino)?.ctime ?? 0) } })
+      const cur = this.d.ns.getAttrs(this.ino)
+      const ctime = Math.max(this.ctime, cur?.ctime ?? 0)
+      // The last block's commit usually wrote these already (a small file
+      // written and closed): no second transaction for the same values.
+      if (!cur || cur.size !== this.size || cur.mtime !== this.mtime || cur.ctime !== ctime) {
+        this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime } })
+      }
       this.committedSize = this.size
       this.pendingAttrs = false
     }

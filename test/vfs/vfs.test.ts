@@ -227,3 +227,20 @@ t.test('concurrent reads across many more blocks than the cache holds read the r
   t.equal(wrong, 0, '640 reads, none saw another block\'s bytes')
   t.same(await readFile(vfs, '/many'), data, 'and a whole sequential read matches')
 })
+
+// tar sets a file's old mtime while it is still open, then closes it. The
+// block's commit then carries that old mtime; the change time must still be
+// when it happened, and one commit of the block is all close needs.
+t.test('an old mtime set on an open file keeps ctime at the change, across close', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const fh = vfs.create('/tarred', 0o644)
+  await vfs.write(fh, randomBytes(3000), 3000, 0)
+  const before = Date.now()
+  vfs.utimens('/tarred', 1_000_000, 2_000_000)
+  await vfs.release(fh)
+  const st = vfs.getattr('/tarred')
+  t.equal(st.mtime, 2_000_000, 'mtime is the one set')
+  t.equal(st.size, 3000)
+  t.ok(st.ctime >= before, `ctime is the time of the change (${st.ctime} >= ${before})`)
+})
