@@ -250,21 +250,25 @@ export class DisktroNode {
     return this.closing
   }
 
+  // Writes answered by write-behind reach the VFS before it is flushed.
+  private async drainWrites (): Promise<void> {
+    if (this.writeBehind && !await this.writeBehind.drained(10_000)) this.log('unmount: queued writes still pending after 10 s')
+  }
+
   private async doClose (): Promise<void> {
     // First: uploads through the dashboard end while the VFS is still there.
     await this.web?.close().catch(e => this.log(`web dashboard: ${(e as Error).message}`))
     if (this.fuse) {
       const fuse = this.fuse
       this.fuse = null
-      if (this.writeBehind && !await this.writeBehind.drained(10_000)) this.log('unmount: queued writes still pending after 10 s')
+      await this.drainWrites()
       await this.vfsOrNull?.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
       await new Promise<void>(resolve => fuse.unmount(err => {
         if (err) this.log(`unmount: ${err.message}`)
         resolve()
       }))
       await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
-      // Writes the kernel sent before the unmount are applied before the last flush.
-      if (this.writeBehind && !await this.writeBehind.drained(10_000)) this.log('unmount: queued writes still pending after 10 s')
+      await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }
     await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
     await this.control?.close()

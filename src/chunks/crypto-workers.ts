@@ -51,7 +51,7 @@ export class CryptoWorkers {
   // Share of recent seals that compressed (a moving average). LZ4 costs about
   // 3.4 ms per MiB here, six times the encryption: while blocks compress,
   // sealing may use one thread more (on 2 cores: 512 MiB of text written
-  // 332-339 -> 366-376 MB/s); while they do not, that thread only competes
+  // 332-339 -> 365-376 MB/s); while they do not, that thread only competes
   // with the event loop (incompressible: 510 -> 415 MB/s), so it stays idle.
   private compressing = 0
 

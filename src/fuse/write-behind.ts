@@ -1,4 +1,5 @@
 import type { FuseOperations, WriteBehindBinding } from './native.js'
+import { toErrno } from './errno.js'
 
 // Write-behind. With the patched addon, a FUSE write is copied into a
 // bounded queue on the FUSE thread and answered at once, so `dd` or `cp` no
@@ -43,8 +44,8 @@ export class WriteBehind {
       }
       try {
         this.write(path, fh, buf, buf.length, offset, answer)
-      } catch {
-        answer(-5) // EIO: the op table answers errors itself; this is a last resort
+      } catch (e) {
+        answer(toErrno(e)) // the op table answers errors itself; this is a last resort
       }
     }))
     this.chains.set(fh, next)

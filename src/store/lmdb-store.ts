@@ -10,7 +10,7 @@ type Db = Database<Buffer, Buffer>
 // change is in the file (the page cache) and survives kill -9 at once. The
 // environment runs with noSync: a commit costs ~7 us instead of ~300 us with
 // an fsync each. Durability against power loss comes from sync(): fsync(2) on
-// a file, acknowledgements to peers, and a background sync every few seconds.
+// a file, acknowledgements to peers, and a background sync (BACKGROUND_SYNC_MS).
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
 // Committed data is fsynced in the background this often, when the file has
 // changed: a sequential write then has little left to flush when it ends

@@ -196,8 +196,7 @@ export class OpenFile {
   // up to READ_AHEAD blocks while reads stay within what was already asked
   // for, or a few blocks past it (the kernel's own read-ahead sends several
   // requests at once, blocks apart and not in order), and falls back to one
-  // block on a jump.
-  // At least REMOTE_READ_AHEAD when blocks are coming from a peer, so network
+  // block on a jump. At least REMOTE_READ_AHEAD when blocks come from a peer, so network
   // round trips overlap. As far again beyond the window, records are only
   // warmed (read from disk on lmdb's prefetch thread), so the worker finds
   // them in memory.
@@ -226,11 +225,10 @@ export class OpenFile {
     if (warm.length > 0) this.d.chunks.warm(warm)
   }
 
-  // Zeroes what was never written of a dirty block, before anything reads it.
-  // Zeroes what was never written of a dirty block up to `upTo` (the whole
-  // block unless told), before anything reads it. Sealing needs only the
-  // file's bytes: a small file's last block is not zeroed to its 1 MiB end.
-  private settle (index: number, buf: Buffer, upTo = buf.length): Buffer {
+  // Zeroes what was never written of a dirty block up to `upTo` (the bytes
+  // about to be read or sealed): a small file's last block is never zeroed to
+  // its 1 MiB end.
+  private settle (index: number, buf: Buffer, upTo: number): Buffer {
     const z = this.zeroedTo.get(index)
     if (z !== undefined && z < upTo) {
       buf.fill(0, z, upTo)
