@@ -1,8 +1,10 @@
 import { open, type RootDatabase, type Database } from 'lmdb'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { statSync } from 'node:fs'
 import { fail, wrapStorageError } from '../errors.js'
 import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
+import { dropCacheFn } from './drop-behind.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -75,6 +77,9 @@ export class LmdbStore {
       store.path = path
       store.readOnly = !!opts.readOnly
       store.dataFile = join(path, 'data.mdb')
+      // Drop-behind starts at the end of the file as opened: what was there
+      // before keeps its cache.
+      try { store.droppedTo = statSync(store.dataFile).size } catch {}
       if (!opts.readOnly) {
         store.timer = setInterval(() => { store.syncIfWritten().catch(() => {}) }, BACKGROUND_SYNC_MS)
         store.timer.unref()
@@ -133,16 +138,14 @@ export class LmdbStore {
 
   // A chunk record held for another member: stored unless already here, and
   // marked foreign (placement put it here: the sender, recorded as a holder,
-  // stays responsible for its copies while it lives), in one transaction of
-  // lmdb-js's write batch: the record is copied into the map on this thread
-  // when the batch runs and the commit (its page writes) happens on lmdb-js's
-  // write thread, so a stream of replicas costs the event loop one memcpy
-  // each. Resolves once committed (not yet fsynced: see flushed()). `record`
-  // must stay unchanged until then. Throws ENOSPC past the limit like
-  // putLimited. `sum` is the record's checksum when the caller has one (a
-  // full member, which has just authenticated the record, sums it with
-  // CRC-32); without one the record gets a SHA-256 sum (a storage-only member
-  // cannot authenticate it, so its checksum must resist a forger).
+  // stays responsible for its copies while it lives), all in one commit of
+  // lmdb-js's write batch, whose thread copies the record into the map and
+  // writes the pages. Resolves once committed (not yet fsynced: see
+  // flushed()). `record` must stay unchanged until then. Throws ENOSPC past
+  // the limit like putLimited. `sum` is the record's checksum when the caller
+  // has one (a full member, which has just authenticated the record, passes
+  // the AEAD sum); without one the record gets a SHA-256 sum (a storage-only
+  // member cannot authenticate it, so its checksum must resist a forger).
   async putReplica (id: Buffer, record: Buffer, from?: string, sum?: Buffer): Promise<void> {
     const sender = from === undefined ? null : Buffer.from(from, 'hex')
     const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && held.includes(sender))
@@ -155,13 +158,19 @@ export class LmdbStore {
     this.queued += bytes
     try {
       if (!stored && sum === undefined) sum = await chunkSumAsync(record)
-      await this.env.transaction(() => {
-        // Again inside the transaction: another peer may have sent it meanwhile.
-        if (!this.hasChunk(id)) this.putChunkSync(id, record, sum)
+      // Queued in one event turn, so one batch commits them together. The
+      // record and its sum go in unless another peer's copy got there first
+      // (checked on lmdb-js's write thread, which also copies the record
+      // into the map: the event loop copies nothing); the marks are a small
+      // read-modify-write, in a transaction callback.
+      const data = stored ? null : this.chunks.ifNoExists(id, () => { void this.chunks.put(id, record); void this.sums.put(id, sum!) })
+      const marks = this.env.transaction(() => {
         if (!this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
         const held = this.holders.getBinary(id)
         if (!isKnown(held)) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
       })
+      await Promise.all([data, marks])
+      if (bytes > 0) this.replicasSinceSync++
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
@@ -215,6 +224,9 @@ export class LmdbStore {
   private timer: NodeJS.Timeout | null = null
   private syncing: Promise<void> | null = null // the datasync running now
   private nextSync: Promise<void> | null = null // the one that starts after it
+  private replicasSinceSync = 0 // replicas committed since the last sync started
+  private droppedTo = 0 // data file offset up to which drop-behind has run
+  private dropping: Promise<void> = Promise.resolve() // the last drop-behind, awaited by close()
 
   // Everything committed so far is on disk when this resolves. Concurrent
   // calls share fsyncs: a caller arriving while one runs (which may have
@@ -234,7 +246,21 @@ export class LmdbStore {
   private startSync (): Promise<void> {
     const run = (async () => {
       this.file ??= await openFile(this.dataFile, 'r')
+      // Replicas committed before this sync are on disk after it: their pages
+      // are dropped from the page cache (drop-behind.ts). LMDB appends new
+      // pages at the end of the file, so they lie between the end at the last
+      // drop and the end now. (Local writes appended meanwhile are dropped
+      // too; dirty pages and pages LMDB has mapped for reading stay.)
+      const drop = this.replicasSinceSync > 0 ? dropCacheFn() : null
+      this.replicasSinceSync = 0
+      const end = drop ? (await this.file.stat()).size : 0
       await this.file.datasync()
+      if (drop && end > this.droppedTo) {
+        const from = this.droppedTo
+        this.droppedTo = end
+        // Not awaited: nobody waiting for this sync waits for the advice too.
+        this.dropping = drop(this.file.fd, from, end - from).catch(() => {})
+      }
     })().finally(() => { if (this.syncing === run) this.syncing = null })
     this.syncing = run
     return run
@@ -279,6 +305,7 @@ export class LmdbStore {
       clearInterval(this.timer)
       await this.flushed().catch(() => {})
     }
+    await this.dropping
     await this.file?.close()
     await this.env.close()
   }

@@ -110,6 +110,8 @@ t.test('every chunk reaches three machines; offline peers, catch-up and healing'
   await until('writer reconnected', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 2, 60_000)
   const back = await readFile(ma2.path('big'))
   t.ok(back.equals(data), 'the file reads back byte-identical despite the corrupt local chunk')
+  // The line is logged once the healed copy is committed, in the background.
+  await until('the writer to log the healing', () => /healed chunk/.test(ma2.stderr), 10_000, 50)
   t.match(ma2.stderr, /healed chunk/)
   const env2 = openLmdb({ path: join(a.dataDir, 'store'), maxDbs: 12, readOnly: true })
   const healed = env2.openDB({ name: 'chunks', encoding: 'binary', keyEncoding: 'binary', compression: false }).getBinary(id)!

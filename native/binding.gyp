@@ -1,0 +1,7 @@
+{
+  "targets": [{
+    "target_name": "io",
+    "sources": ["io.c"],
+    "cflags": ["-O2", "-Wall"]
+  }]
+}

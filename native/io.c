@@ -1,0 +1,79 @@
+// disktro's own small native addon (built by scripts/build-io.cjs at npm
+// install): the file-cache calls Node's fs does not offer.
+//   dropCache(fd, offset, length) -> Promise<void>
+//     posix_fadvise(POSIX_FADV_DONTNEED) on the range, on the thread pool:
+//     the kernel drops the range's clean, unmapped page-cache pages (dirty
+//     or mapped ones stay). Used as drop-behind for chunk replicas
+//     (src/store/drop-behind.ts). Rejects with the errno's message.
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t offset;
+  int64_t length;
+  int err;
+} drop_job;
+
+static void drop_execute (napi_env env, void *data) {
+  drop_job *job = (drop_job *) data;
+  job->err = posix_fadvise(job->fd, (off_t) job->offset, (off_t) job->length, POSIX_FADV_DONTNEED);
+}
+
+static void drop_complete (napi_env env, napi_status status, void *data) {
+  drop_job *job = (drop_job *) data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, job->deferred, undef);
+  } else {
+    napi_value msg, error;
+    napi_create_string_utf8(env, strerror(job->err ? job->err : EIO), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value drop_cache (napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) {
+    napi_throw_type_error(env, NULL, "dropCache(fd, offset, length)");
+    return NULL;
+  }
+  drop_job *job = calloc(1, sizeof(drop_job));
+  if (job == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (napi_get_value_int32(env, argv[0], &job->fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &job->offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &job->length) != napi_ok ||
+      job->fd < 0 || job->offset < 0 || job->length < 0) {
+    free(job);
+    napi_throw_type_error(env, NULL, "dropCache(fd, offset, length): non-negative integers");
+    return NULL;
+  }
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "disktro.dropCache", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, drop_execute, drop_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+NAPI_MODULE_INIT () {
+  napi_value fn;
+  napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
+  napi_set_named_property(env, exports, "dropCache", fn);
+  return exports;
+}
