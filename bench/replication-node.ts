@@ -10,6 +10,7 @@ import { mkdir, writeFile, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DisktroNode } from '../src/node.js'
 import { DEFAULT_CONFIG, parseHostPort, type Config } from '../src/config.js'
+import { widenSocketBuffers } from '../src/net/socket-buffers.js'
 
 const require = createRequire(import.meta.url)
 const Hyperswarm = require('hyperswarm')
@@ -46,6 +47,8 @@ async function rawStream (): Promise<void> {
   const done = new Promise<void>(resolve => {
     swarm.on('connection', (conn: any) => {
       conn.on('error', () => {})
+      // The transport as disktro configures it: the yardstick gets the same socket buffers.
+      if (!process.env.DISKTRO_BENCH_RAW_DEFAULT_BUFFERS) widenSocketBuffers(conn)
       if (sender) {
         const chunk = randomBytes(MiB)
         let sent = 0

@@ -37,6 +37,27 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     const join1 = await run(process.execPath, [BIN, 'join', inv.stdout.trim(), '--data-dir', b], { env })
     if (join1.code !== 0) throw new Error(join1.stderr)
     const lines: Line[] = []
+    // DISKTRO_BENCH_PERF=file: perf record of both processes (every thread),
+    // the raw stream into file.raw and the replication phase into file.
+    const perfOut = process.env.DISKTRO_BENCH_PERF
+    let perf: ReturnType<typeof spawn> | null = null
+    let perfPhase = ''
+    const record = (out: string): ReturnType<typeof spawn> => spawn('perf', ['record', '-F', '999', '-g', '-o', out, '-p', kids.slice(1).map(k => k.pid).join(',')], { stdio: 'ignore' })
+    const stopPerf = async (): Promise<void> => {
+      const p = perf
+      perf = null
+      if (p === null) return
+      p.kill('SIGINT')
+      await new Promise(resolve => p.on('exit', resolve))
+    }
+    const onLine = (): void => {
+      if (!perfOut) return
+      if (perfPhase === '' && kids.length === 3) { perfPhase = 'raw'; perf = record(perfOut + '.raw') }
+      if (perfPhase === 'raw' && lines.filter(l => l.cpu?.phase === 'raw').length === 2) {
+        perfPhase = 'replication'
+        void stopPerf().then(() => { perf = record(perfOut) })
+      }
+    }
     const start = (dataDir: string, role: string): ReturnType<typeof spawn> => {
       const child = spawn(process.execPath, [...daemonNodeFlags(BIN), join(here, 'replication-node.js'), '--data-dir', dataDir, '--bootstrap', bootstrap, '--role', role, '--size', String(sizeMiB), '--password', PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] })
       kids.push(child)
@@ -44,7 +65,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
       child.stdout!.on('data', (d: Buffer) => {
         buf += d
         let nl
-        while ((nl = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1) }
+        while ((nl = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1); onLine() }
       })
       return child
     }
@@ -53,6 +74,7 @@ export async function replicationBench (sizeMiB: number): Promise<{ rawMBs: numb
     const receiver = start(b, 'receiver')
     const exited = new Promise(resolve => sender.on('exit', resolve))
     await exited
+    await stopPerf()
     receiver.stdin!.end('done\n')
     await new Promise(resolve => receiver.on('exit', resolve))
     const raw = lines.find(l => l.raw)?.raw

@@ -14,13 +14,20 @@ declare module 'hyperdht' {
       ephemeral?: boolean
       firewalled?: boolean
     }
+    // udx-native's socket: the buffer sizes are setsockopt SO_RCVBUF / SO_SNDBUF.
+    interface UdxSocket {
+      getRecvBufferSize (): number
+      setRecvBufferSize (size: number): number
+      getSendBufferSize (): number
+      setSendBufferSize (size: number): number
+    }
     // @hyperswarm/secret-stream: a streamx Duplex over a Noise session.
     interface SecretStream extends EventEmitter {
       readonly isInitiator: boolean
       readonly publicKey: Buffer
       readonly remotePublicKey: Buffer
       readonly handshakeHash: Buffer
-      readonly rawStream: { remoteHost?: string | null, remotePort?: number } | null
+      readonly rawStream: { remoteHost?: string | null, remotePort?: number, socket?: UdxSocket | null } | null
       readonly destroyed: boolean
       write (data: Buffer): boolean
       // A buffer of `length` bytes that write() seals in place, without a copy, if

@@ -5,6 +5,7 @@ import { fail } from '../errors.js'
 import type { Role } from '../codec/wire.js'
 import { topicFor } from './capability.js'
 import { PeerConnection } from './peer-connection.js'
+import { widenSocketBuffers } from './socket-buffers.js'
 
 export type { Role }
 
@@ -133,6 +134,7 @@ export class PeerNetwork extends EventEmitter {
       stream.on('error', () => {})
       return stream.destroy()
     }
+    widenSocketBuffers(stream)
     let conn: PeerConnection
     try {
       conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
