@@ -1,6 +1,6 @@
 import type { ChunkPipeline } from './chunk-pipeline.js'
 import { decodeChunkRecord } from '../codec/chunk-record.js'
-import { chunkSumAsync, fastChunkSum, isChunkSum, sumMatches } from '../codec/chunk-sum.js'
+import { chunkSumAsync, aeadSum, isAeadSum, isChunkSum, sumMatches } from '../codec/chunk-sum.js'
 
 // good: the record is what was stored (checksum match);
 // adopt: no checksum yet (stored before checksums existed) and the record is
@@ -20,10 +20,23 @@ export class ChunkVerifier {
   }
 
   async check (id: Buffer, record: Buffer, stored: Buffer | undefined): Promise<Verdict> {
-    if (isChunkSum(stored)) return await sumMatches(record, stored) ? { state: 'good' } : { state: 'bad', why: 'checksum mismatch' }
+    if (isChunkSum(stored, this.full)) {
+      if (isAeadSum(stored)) return this.authenticates(id, record) ? { state: 'good' } : { state: 'bad', why: 'failed authentication' }
+      return await sumMatches(record, stored) ? { state: 'good' } : { state: 'bad', why: 'checksum mismatch' }
+    }
     const why = await this.openFails(id, record)
     if (why !== null) return { state: 'bad', why }
-    return { state: 'adopt', sum: this.pipeline ? fastChunkSum(record) : await chunkSumAsync(record) }
+    return { state: 'adopt', sum: this.pipeline ? aeadSum() : await chunkSumAsync(record) }
+  }
+
+  // The AEAD sum's check: the record's tag under the data key (no decryption).
+  private authenticates (id: Buffer, record: Buffer): boolean {
+    try {
+      this.pipeline!.verify(id, record)
+      return true
+    } catch {
+      return false
+    }
   }
 
   // A copy offered by a peer to replace a bad or missing one. A full member
@@ -32,7 +45,7 @@ export class ChunkVerifier {
   // stored, since it cannot tell a good record from a forged one.
   async accepts (id: Buffer, record: Buffer, stored: Buffer | undefined): Promise<boolean> {
     if (this.pipeline) return await this.openFails(id, record) === null
-    if (isChunkSum(stored)) return await sumMatches(record, stored)
+    if (isChunkSum(stored, false)) return await sumMatches(record, stored)
     return await this.openFails(id, record) === null
   }
 

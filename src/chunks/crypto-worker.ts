@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { sealChunkSync, openChunkSync, type ChunkKeys } from './chunk-pipeline.js'
 import { DisktroError } from '../errors.js'
-import { fastChunkSum } from '../codec/chunk-sum.js'
+import { aeadSum } from '../codec/chunk-sum.js'
 import { openChunkReader, type ChunkReader } from '../store/lmdb-store.js'
 import type { WorkerRequest, WorkerReply } from './crypto-workers.js'
 
@@ -36,7 +36,7 @@ port.on('message', (m: WorkerRequest) => {
       const spare = spares.pop()
       const { id, record } = sealChunkSync(keys, input, spare)
       if (spare && record.buffer !== spare) spares.push(spare)
-      reply = { n: m.n, id: new Uint8Array(id).buffer, sum: new Uint8Array(fastChunkSum(record)).buffer, ...own(record, transfer, record.buffer === spare) }
+      reply = { n: m.n, id: new Uint8Array(id).buffer, sum: new Uint8Array(aeadSum()).buffer, ...own(record, transfer, record.buffer === spare) }
     } else {
       const plain = openChunkSync(keys, Buffer.from(m.id!), input)
       reply = { n: m.n, ...own(plain, transfer) }

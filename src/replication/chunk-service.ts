@@ -1,14 +1,14 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { decodeChunkRecord } from '../codec/chunk-record.js'
-import { fastChunkSum } from '../codec/chunk-sum.js'
+import { aeadSum } from '../codec/chunk-sum.js'
 import { wrapStorageError } from '../errors.js'
 import type { PutResult, PeerStats } from './peer-link.js'
 
 // Answers peers' chunk requests from the local store. A full member checks a
 // received record authenticates under the data key before keeping it (the
-// AEAD tag, as opening would, without decrypting) and keeps a CRC-32 of it
-// for the scrubber (which then has nothing to decrypt); a storage-only member
+// AEAD tag, as opening would, without decrypting), which is then its
+// checksum for the scrubber too (codec/chunk-sum.ts, 03); a storage-only member
 // holds no such key, checks the record's shape and keeps a SHA-256 of it. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
@@ -27,7 +27,7 @@ export class ChunkService {
       decodeChunkRecord(record)
       if (this.pipeline) {
         this.pipeline.verify(id, record)
-        sum = fastChunkSum(record)
+        sum = aeadSum() // the tag just checked is the record's checksum
       }
     } catch {
       return Promise.resolve({ ok: false, reason: 'chunk failed verification' })

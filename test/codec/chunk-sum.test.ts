@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { chunkSum, chunkSumAsync, fastChunkSum, isChunkSum, sumMatches, CHUNK_SUM_VERSION, FAST_SUM_VERSION } from '../../src/codec/chunk-sum.js'
+import { chunkSum, chunkSumAsync, fastChunkSum, aeadSum, isAeadSum, isChunkSum, sumMatches, CHUNK_SUM_VERSION, FAST_SUM_VERSION, AEAD_SUM_VERSION } from '../../src/codec/chunk-sum.js'
 
 t.test('both sum versions match their record and nothing else', async t => {
   const record = randomBytes(1024 * 1024 + 42)
@@ -12,7 +12,7 @@ t.test('both sum versions match their record and nothing else', async t => {
   t.equal(fast.length, 5)
   t.ok((await chunkSumAsync(record)).equals(slow), 'thread-pool SHA-256 agrees')
   for (const sum of [slow, fast]) {
-    t.ok(isChunkSum(sum))
+    t.ok(isChunkSum(sum, false) && isChunkSum(sum, true), 'either kind of member can check it')
     t.ok(await sumMatches(record, sum), `v${sum[0]} matches its record`)
     for (const at of [0, 500_000, record.length - 1]) {
       const bad = Buffer.from(record)
@@ -21,7 +21,16 @@ t.test('both sum versions match their record and nothing else', async t => {
     }
     t.notOk(await sumMatches(record.subarray(1), sum), `v${sum[0]}: a truncated record is caught`)
   }
-  t.notOk(isChunkSum(undefined))
-  t.notOk(isChunkSum(Buffer.from([3, 0, 0, 0, 0])), 'an unknown version is not a sum')
-  t.notOk(isChunkSum(Buffer.concat([Buffer.from([FAST_SUM_VERSION]), Buffer.alloc(32)])), 'a v2 sum of the wrong length is not a sum')
+  t.notOk(isChunkSum(undefined, true))
+  t.notOk(isChunkSum(Buffer.from([4, 0, 0, 0, 0]), true), 'an unknown version is not a sum')
+  t.notOk(isChunkSum(Buffer.from([AEAD_SUM_VERSION, 0, 0, 0, 0]), true), 'a v3 sum of the wrong length is not a sum')
+  t.notOk(isChunkSum(Buffer.concat([Buffer.from([FAST_SUM_VERSION]), Buffer.alloc(32)]), true), 'a v2 sum of the wrong length is not a sum')
+})
+
+t.test('the AEAD sum (v3) is a full member\'s: one byte, checked with the data key', async t => {
+  const sum = aeadSum()
+  t.same([...sum], [AEAD_SUM_VERSION])
+  t.ok(isAeadSum(sum))
+  t.ok(isChunkSum(sum, true), 'a full member can check it')
+  t.notOk(isChunkSum(sum, false), 'a storage-only member cannot: to it, it is no sum')
 })

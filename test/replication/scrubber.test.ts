@@ -8,7 +8,7 @@ import { ChunkPipeline } from '../../src/chunks/chunk-pipeline.js'
 import { ChunkVerifier } from '../../src/chunks/chunk-verifier.js'
 import { Scrubber, type ScrubberOptions } from '../../src/replication/scrubber.js'
 import type { RemoteChunks } from '../../src/chunks/chunk-store.js'
-import { isChunkSum, sumMatches, FAST_SUM_VERSION } from '../../src/codec/chunk-sum.js'
+import { isChunkSum, aeadSum, AEAD_SUM_VERSION } from '../../src/codec/chunk-sum.js'
 import { randomKey } from '../../src/crypto/volume-keys.js'
 import { tempDir } from '../helpers/disktro.js'
 import { until } from '../helpers/cluster.js'
@@ -78,13 +78,36 @@ t.test('full member: corrupt, missing and unsummed chunks are found; bad ones re
     const record = mine.chunks.getBinary(id)!
     t.ok(Buffer.from(record).equals(Buffer.from(peer.chunks.getBinary(id)!)), `chunk ${id.toString('hex').slice(0, 8)} is the good copy again`)
     const sum = Buffer.from(mine.sums.getBinary(id)!)
-    t.ok(isChunkSum(sum) && await sumMatches(Buffer.from(record), sum), 'and has its checksum')
+    t.ok(isChunkSum(sum, true), 'and has a checksum')
+    t.match(await new ChunkVerifier(pipeline).check(id, Buffer.from(record), sum), { state: 'good' }, 'which the record passes')
   }
-  t.equal(mine.sums.getBinary(ids[9])![0], FAST_SUM_VERSION, 'a full member adopts with the fast (CRC-32) sum')
+  t.equal(mine.sums.getBinary(ids[9])![0], AEAD_SUM_VERSION, 'a full member adopts with the AEAD sum (the record\'s tag)')
   t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(checksum mismatch\)/)
   t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(missing\)/)
   const saved = Scrubber.offlineReport(mine, 1, 1)
   t.match(saved, { passes: 1, last: { corrupt: 3, repaired: 4 } }, 'the result is kept in the data dir')
+})
+
+t.test('full member: a record whose checksum is its AEAD tag (v3) is checked under the data key', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const peer = await openStore(t, 'peer')
+  const ids: Buffer[] = []
+  for (let i = 0; i < 4; i++) {
+    const s = await pipeline.seal(randomBytes(128 * KiB))
+    await mine.putChunk(s.id, s.record, aeadSum())
+    await peer.putChunk(s.id, s.record)
+    ids.push(s.id)
+  }
+  await corrupt(mine, ids[2], 0.7)
+  const logs: string[] = []
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), remote: peerOf(peer) }, logs)
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 4, corrupt: 1, repaired: 1, adopted: 0 }, 'the flipped byte fails the tag; the other three pass it')
+  t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(failed authentication\)/)
+  t.ok(Buffer.from(mine.chunks.getBinary(ids[2])!).equals(Buffer.from(peer.chunks.getBinary(ids[2])!)), 'the good copy is back')
+  t.match(await new ChunkVerifier(null).check(ids[0], Buffer.from(mine.chunks.getBinary(ids[0])!), aeadSum()), { state: 'adopt' }, 'a storage-only member cannot use a v3 sum: it sums the record itself')
 })
 
 t.test('a record that fails under the data key is corrupt even when it has no checksum', async t => {
