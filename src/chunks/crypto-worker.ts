@@ -2,7 +2,7 @@
 // opens chunk records with the keys it was started with, and hands results
 // back by transfer, so no megabyte is copied between threads.
 import { parentPort, workerData } from 'node:worker_threads'
-import { sealChunkSync, openChunkSync, type ChunkKeys } from './chunk-pipeline.js'
+import { sealChunkSync, openChunkSync, verifyChunkSync, type ChunkKeys } from './chunk-pipeline.js'
 import { DisktroError } from '../errors.js'
 import { aeadSum } from '../codec/chunk-sum.js'
 import { openChunkReader, type ChunkReader } from '../store/lmdb-store.js'
@@ -37,6 +37,9 @@ port.on('message', (m: WorkerRequest) => {
       const { id, record } = sealChunkSync(keys, input, spare)
       if (spare && record.buffer !== spare) spares.push(spare)
       reply = { n: m.n, id: new Uint8Array(id).buffer, sum: new Uint8Array(aeadSum()).buffer, ...own(record, transfer, record.buffer === spare) }
+    } else if (m.op === 'verify') {
+      verifyChunkSync(keys, Buffer.from(m.id!), input)
+      reply = { n: m.n, ...own(input, transfer, true) }
     } else {
       const plain = openChunkSync(keys, Buffer.from(m.id!), input)
       reply = { n: m.n, ...own(plain, transfer) }

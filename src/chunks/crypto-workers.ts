@@ -6,7 +6,7 @@ import { FLAG_LZ4 } from '../codec/chunk-record.js'
 
 export interface WorkerRequest {
   n: number
-  op: 'seal' | 'open' | 'read' | 'close'
+  op: 'seal' | 'open' | 'read' | 'verify' | 'close'
   buf?: ArrayBuffer | SharedArrayBuffer
   off?: number
   len?: number
@@ -93,6 +93,14 @@ export class CryptoWorkers {
     return Buffer.from(r.buf, r.off, r.len)
   }
 
+  // Checks a record authenticates under the data key for `id` (its AEAD tag,
+  // without decrypting) and hands it back, in the same memory when `donate`
+  // let it move to the worker. Rejects with CORRUPT_CHUNK otherwise.
+  async verify (id: Buffer, record: Buffer, donate = false): Promise<Buffer> {
+    const r = await this.call('verify', record, donate, id) as Reply
+    return Buffer.from(r.buf, r.off, r.len)
+  }
+
   recycle (record: Buffer): void {
     const ab = record.buffer
     if (ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && this.spares.length < MAX_SPARES) this.spares.push(ab)
@@ -118,7 +126,7 @@ export class CryptoWorkers {
     }))
   }
 
-  private call (op: 'seal' | 'open' | 'read', input: Buffer | null, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
+  private call (op: 'seal' | 'open' | 'read' | 'verify', input: Buffer | null, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
     if (this.closed) return Promise.reject(fail('EIO', 'crypto workers closed'))
     const slot = this.pick()
     const n = ++this.seq

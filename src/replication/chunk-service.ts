@@ -16,23 +16,27 @@ export class ChunkService {
 
   constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
 
-  // Verifies the record now and commits it in the store's next write batch
-  // (the record, typically a view of the received message, is held until
-  // then); the promise resolves once the commit is on disk. Chunks arriving
-  // together share that commit and its fsync.
+  // Verifies the record (on a crypto worker) and commits it in the store's
+  // next write batch; the promise resolves once the commit is on disk.
+  // Chunks arriving together share that commit and its fsync.
   put (id: Buffer, record: Buffer, from?: string): Promise<PutResult> {
     if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
-    let sum: Buffer | undefined
+    const bytes = record.length
     try {
       decodeChunkRecord(record)
-      if (this.pipeline) {
-        this.pipeline.verify(id, record)
-        sum = aeadSum() // the tag just checked is the record's checksum
-      }
     } catch {
       return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
     }
-    return this.store.putReplica(id, record, from, sum).then(() => this.durable(record.length), refused)
+    // A storage-only member stores what it cannot authenticate (and sums it).
+    if (!this.pipeline) return this.store.putReplica(id, record, from).then(() => this.durable(bytes), refused)
+    // The record, a view of the received message, is donated to a crypto
+    // worker for its check and comes back in the same memory: neither the
+    // caller nor anything else may touch that message after this call (the
+    // id, a view of it too, is copied first).
+    const key = Buffer.from(id)
+    return this.pipeline.verifyAsync(key, record, true).then(
+      checked => this.store.putReplica(key, checked, from, aeadSum()).then(() => this.durable(bytes), refused),
+      () => ({ ok: false, reason: 'chunk failed verification' }))
   }
 
   private async durable (bytes: number): Promise<PutResult> {

@@ -64,6 +64,25 @@ t.test('a bad record fails as CORRUPT_CHUNK on the worker; a closed pool fails w
   await t.rejects(pooled.seal(randomBytes(MiB)), { code: 'EIO' })
 })
 
+t.test('a received record is verified on a worker and comes back whole, in the memory it was donated in', async t => {
+  const { pooled } = pipelines(t)
+  const r = await pooled.seal(randomBytes(MiB))
+  // As a record arrives: a view of a larger message buffer.
+  const message = Buffer.allocUnsafe(r.record.length + 48)
+  r.record.copy(message, 40)
+  const view = message.subarray(40, 40 + r.record.length)
+  const back = await pooled.verifyAsync(r.id, view, true)
+  t.ok(back.equals(r.record), 'the same bytes come back')
+  t.equal(view.length, 0, 'the donated memory moved to the worker (no copy was made)')
+  t.equal(back.byteOffset, 40, 'and came back as it was')
+  const bad = Buffer.from(r.record)
+  bad[bad.length - 20] ^= 0x01
+  await t.rejects(pooled.verifyAsync(r.id, bad, true), { code: 'CORRUPT_CHUNK' }, 'a flipped byte fails its tag')
+  await t.rejects(pooled.verifyAsync(Buffer.alloc(32), Buffer.from(r.record)), { code: 'CORRUPT_CHUNK' }, 'so does the wrong id')
+  const kept = Buffer.from(r.record)
+  t.ok((await pooled.verifyAsync(r.id, kept)).equals(r.record) && kept.length === r.record.length, 'without donate the caller keeps its record')
+})
+
 t.test('workers that read the store see every chunk committed before they were asked', async t => {
   const dataKey = randomKey(); const idKey = randomKey()
   const store = LmdbStore.open(join(await tempDir(t), 'store'))
