@@ -40,15 +40,16 @@ async function fill (): Promise<void> {
   await node.close()
 }
 
-async function rawStream (): Promise<void> {
+// `widened`: with the socket buffers disktro's own connections use
+// (net/socket-buffers.ts); without, the stream as Hyperswarm ships it.
+async function rawStream (widened: boolean): Promise<void> {
   const dht = new HyperDHT({ bootstrap: [bootstrap], host: '127.0.0.1' })
   const swarm = new Hyperswarm({ dht })
-  const topic = createHash('sha256').update('disktro-raw-bench').update(dataDir.length > 0 ? 'x' : 'y').digest()
+  const topic = createHash('sha256').update('disktro-raw-bench').update(widened ? 'widened' : 'stock').digest()
   const done = new Promise<void>(resolve => {
     swarm.on('connection', (conn: any) => {
       conn.on('error', () => {})
-      // The transport as disktro configures it: the yardstick gets the same socket buffers.
-      if (!process.env.DISKTRO_BENCH_RAW_DEFAULT_BUFFERS) widenSocketBuffers(conn)
+      if (widened) widenSocketBuffers(conn)
       if (sender) {
         const chunk = randomBytes(MiB)
         let sent = 0
@@ -68,7 +69,7 @@ async function rawStream (): Promise<void> {
           got += d.length
           if (got >= size) {
             const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-            say({ raw: { bytes: got, seconds } })
+            say({ raw: { bytes: got, seconds, widened } })
             conn.end()
             resolve()
           }
@@ -162,6 +163,7 @@ async function threadTicks (): Promise<Map<string, { name: string, ticks: number
 
 if (sender) await fill()
 say({ ready: true })
-await timed('raw', rawStream)
+await timed('raw', () => rawStream(false))
+await timed('raw-widened', () => rawStream(true))
 await timed('replication', () => profiled(replicate))
 process.exit(0)
