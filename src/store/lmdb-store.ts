@@ -170,7 +170,7 @@ export class LmdbStore {
         if (!isKnown(held)) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
       })
       await Promise.all([data, marks])
-      if (bytes > 0) this.replicasSinceSync++
+      if (bytes > 0) this.replicasUnsynced = true
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
@@ -224,7 +224,7 @@ export class LmdbStore {
   private timer: NodeJS.Timeout | null = null
   private syncing: Promise<void> | null = null // the datasync running now
   private nextSync: Promise<void> | null = null // the one that starts after it
-  private replicasSinceSync = 0 // replicas committed since the last sync started
+  private replicasUnsynced = false // replicas committed since the last sync started
   private droppedTo = 0 // data file offset up to which drop-behind has run
   private dropping: Promise<void> = Promise.resolve() // the last drop-behind, awaited by close()
 
@@ -251,8 +251,8 @@ export class LmdbStore {
       // pages at the end of the file, so they lie between the end at the last
       // drop and the end now. (Local writes appended meanwhile are dropped
       // too; dirty pages and pages LMDB has mapped for reading stay.)
-      const drop = this.replicasSinceSync > 0 ? dropCacheFn() : null
-      this.replicasSinceSync = 0
+      const drop = this.replicasUnsynced ? dropCacheFn() : null
+      this.replicasUnsynced = false
       const end = drop ? (await this.file.stat()).size : 0
       await this.file.datasync()
       if (drop && end > this.droppedTo) {
