@@ -108,13 +108,30 @@ export class LmdbStore {
   }
 
   private async limited (bytes: number, put: () => Promise<unknown>): Promise<void> {
-    this.checkRoom(bytes)
-    this.queued += bytes
+    this.reserve(bytes)
+    let committed = false
     try {
       await put()
+      committed = true
     } finally {
-      this.queued -= bytes
+      this.release(bytes, committed)
     }
+  }
+
+  // Room for `bytes` is held (queued) from the check until the put settles,
+  // across every await: puts arriving together must not all pass the check
+  // before any is counted.
+  private reserve (bytes: number): void {
+    this.fits(bytes)
+    this.queued += bytes
+  }
+
+  // A committed put counts as used from now on: a recount taken while it was
+  // queued did not see it, and it must not drop out of the count until the
+  // next one (a recount after its commit sees it and starts afresh).
+  private release (bytes: number, committed: boolean): void {
+    this.queued -= bytes
+    if (committed) this.usedSince += bytes
   }
 
   // A chunk record always goes in with its checksum, and leaves with it:
@@ -152,10 +169,8 @@ export class LmdbStore {
     const stored = this.hasChunk(id)
     if (stored && this.foreign.doesExist(id) && isKnown(this.holders.getBinary(id))) return
     const bytes = stored ? 0 : record.length
-    // Room is reserved (queued) from the check on, across every await:
-    // concurrent replicas must not all pass the check before any is counted.
-    this.checkRoom(bytes)
-    this.queued += bytes
+    this.reserve(bytes)
+    let committed = false
     try {
       if (!stored && sum === undefined) sum = await chunkSumAsync(record)
       // Queued in one event turn, so one batch commits them together. The
@@ -170,15 +185,23 @@ export class LmdbStore {
         if (!isKnown(held)) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
       })
       await Promise.all([data, marks])
+      committed = true
       if (bytes > 0) this.replicasUnsynced = true
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
-      this.queued -= bytes
+      this.release(bytes, committed)
     }
   }
 
+  // For a record the caller commits in its next synchronous transaction:
+  // throws ENOSPC when it would not fit, else counts it as used.
   checkRoom (bytes: number): void {
+    this.fits(bytes)
+    this.usedSince += bytes
+  }
+
+  private fits (bytes: number): void {
     if (this.limit === undefined) return
     const used = this.usedBytesCached() + this.queued
     if (used + bytes + PAGE_SLACK > this.limit) {
@@ -186,7 +209,6 @@ export class LmdbStore {
       const exact = this.usedBytesCached() + this.queued
       if (exact + bytes + PAGE_SLACK > this.limit) throw fail('ENOSPC', `storage full (${exact} of maxStoreBytes ${this.limit} bytes in use)`)
     }
-    this.usedSince += bytes
   }
 
   // Counting pages reads the stats of every database (~45 us): recount at

@@ -88,3 +88,21 @@ t.test('replicas arriving together never take the store past its limit', async t
   t.ok(stored >= 2 && stored <= 3, `${stored} of 10 stored`)
   t.equal(store.chunks.getKeysCount(), stored)
 })
+
+// A recount of the pages in use taken while replicas were still queued does
+// not see them; once they commit they must still count. They used to drop
+// out of the count until the next recount (up to 100 ms later), and a replica
+// arriving in that window was let in past the limit (seen in CI: a 4 MiB
+// member held four 1 MiB chunks).
+t.test('replicas committed after a recount still count against the limit', async t => {
+  const limit = 4 * 1024 * 1024
+  const store = LmdbStore.open(join(await tempDir(t), 'limited'), { mapSize: limit })
+  t.teardown(() => store.close())
+  const first = Promise.all(Array.from({ length: 3 }, () => store.putReplica(randomBytes(32), randomBytes(1024 * 1024), peerA)))
+  // Refused while the three are queued; the refusal recounts the pages in use.
+  await t.rejects(store.putReplica(randomBytes(32), randomBytes(1024 * 1024), peerA), { code: 'ENOSPC' })
+  await first
+  await t.rejects(store.putReplica(randomBytes(32), randomBytes(1024 * 1024), peerA), { code: 'ENOSPC' }, 'refused at once after they commit')
+  await t.rejects(store.putChunk(randomBytes(32), randomBytes(1024 * 1024)), { code: 'ENOSPC' }, 'a local chunk too')
+  t.equal(store.chunks.getKeysCount(), 3)
+})
