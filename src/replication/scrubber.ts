@@ -210,14 +210,18 @@ export class Scrubber {
     const record = store.chunks.getBinary(id)
     const sum = store.sums.getBinary(id)
     if (!record && !sum) return // deleted meanwhile
-    pass.checked++
     if (!record) {
+      pass.checked++
       pass.missing++
       await this.repair(id, pass, 'missing')
       return
     }
-    pass.bytes += record.length
     const verdict = await this.until(this.o.verifier.check(id, record, sum))
+    // Counted once checked: a close during the check leaves it uncounted
+    // (and checked again on resume), so the live report never runs ahead of
+    // what a resume keeps.
+    pass.checked++
+    pass.bytes += record.length
     if (verdict.state === 'adopt') {
       if (store.hasChunk(id)) await store.sums.put(id, verdict.sum)
       pass.adopted++
