@@ -15,6 +15,17 @@
 //       new writes wait behind it, so a long copy cannot starve `ls`); an
 //       error of a queued write is returned by the next write, flush or fsync
 //       of that file handle, as write-back errors are on any filesystem.
+//   (e) read cache (opt-in from JS, fuse_native_rc_enable): a few whole
+//       plaintext blocks that JS put there, keyed by (file handle, block),
+//       serve FUSE reads on the FUSE thread without a round trip through the
+//       event loop (the kernel asks 128 KiB at a time, so a 1 MiB block took
+//       8 round trips). Correctness rests on one generation counter: every
+//       write, truncate and release bumps it (a queued write after it is in
+//       the queue), JS bumps it for changes that do not come through FUSE,
+//       and an entry serves only while the generation it was filled under is
+//       current. JS fills entries only while no queued write is outstanding.
+//       The first read served from an entry is passed to JS as a hint, so it
+//       keeps filling ahead of the reader.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -25,7 +36,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 3 // 2: utimens fixes; 3: + write-behind
+const MARKER_VERSION = 4 // 2: utimens fixes; 3: + write-behind; 4: + read cache
 const started = Date.now()
 
 function warn (msg) {
@@ -186,6 +197,48 @@ static int disktro_wb_barrier_err (uint64_t fh) {
   return err;
 }
 
+/* disktro patch: read cache state (see scripts/build-fuse.cjs (e)) */
+#define RC_MAX_ENTRIES 64
+#define RC_HINTS 64
+#define RC_FREE 0
+#define RC_FILLING 1
+#define RC_READY 2
+
+typedef struct {
+  uint64_t fh;
+  uint64_t block;
+  uint64_t gen; /* the generation it was filled under */
+  size_t valid; /* bytes of the block that exist (less only at the end of the file) */
+  int state;
+  int pins; /* FUSE threads copying out of it now */
+  int hinted;
+  uint64_t used;
+  char *data;
+} disktro_rc_entry_t;
+
+static struct {
+  int enabled;
+  uv_mutex_t mut;
+  uint64_t gen; /* atomic */
+  size_t block;
+  int count;
+  uint64_t tick;
+  disktro_rc_entry_t entries[RC_MAX_ENTRIES];
+  uint64_t hint_fh[RC_HINTS];
+  uint64_t hint_off[RC_HINTS];
+  int hints;
+  uint64_t hits;
+  uint64_t misses;
+  uv_async_t async;
+  napi_env env;
+  napi_ref handler;
+} drc;
+
+static void disktro_rc_bump (void) {
+  __atomic_fetch_add(&drc.gen, 1, __ATOMIC_SEQ_CST);
+}
+
+
 `
   src = replaceOnce(src, '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', wbState + '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', 'FUSE_NATIVE_CALLBACK definition')
   src = replaceOnce(src,
@@ -196,7 +249,12 @@ static int disktro_wb_barrier_err (uint64_t fh) {
   const wbOps = String.raw`
 /* disktro patch: write-behind operations */
 static int disktro_write (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
-  if (!dwb.enabled) return fuse_native_write(path, buf, len, offset, info);
+  if (!dwb.enabled) {
+    disktro_rc_bump();
+    int res = fuse_native_write(path, buf, len, offset, info);
+    disktro_rc_bump();
+    return res;
+  }
   uv_mutex_lock(&dwb.mut);
   dwb.writers_waiting++;
   while (dwb.outstanding_bytes > WB_MAX_BYTES || dwb.barrier_waiters > 0) uv_cond_wait(&dwb.cond, &dwb.mut);
@@ -237,6 +295,7 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   dwb.outstanding++;
   dwb.outstanding_bytes += len;
   uv_mutex_unlock(&dwb.mut);
+  disktro_rc_bump(); /* after the write is outstanding: see (e) */
   uv_async_send(&dwb.async);
   return (int) len;
 }
@@ -254,6 +313,7 @@ static int disktro_fsync (const char *path, int datasync, struct fuse_file_info 
 }
 
 static int disktro_release (const char *path, struct fuse_file_info *info) {
+  disktro_rc_bump(); /* the handle's cached blocks go with it */
   disktro_wb_barrier_err(info->fh); /* an error nobody asked for goes with the handle */
   return fuse_native_release(path, info);
 }
@@ -349,13 +409,232 @@ NAPI_METHOD(fuse_native_wb_outstanding) {
 }
 
 `
-  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+
+  // (e) read cache
+  const rcOps = String.raw`
+/* disktro patch: read cache operations */
+static void disktro_rc_hint (uint64_t fh, uint64_t offset) {
+  uv_mutex_lock(&drc.mut);
+  int send = drc.hints < RC_HINTS;
+  if (send) {
+    drc.hint_fh[drc.hints] = fh;
+    drc.hint_off[drc.hints] = offset;
+    drc.hints++;
+  }
+  uv_mutex_unlock(&drc.mut);
+  if (send) uv_async_send(&drc.async);
+}
+
+static int disktro_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
+  if (drc.enabled && len > 0 && offset >= 0) {
+    uint64_t block = (uint64_t) offset / drc.block;
+    size_t inner = (size_t) ((uint64_t) offset - block * drc.block);
+    disktro_rc_entry_t *hit = NULL;
+    size_t n = 0;
+    int hint = 0;
+    uv_mutex_lock(&drc.mut);
+    uint64_t gen = __atomic_load_n(&drc.gen, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < drc.count; i++) {
+      disktro_rc_entry_t *e = &drc.entries[i];
+      if (e->state == RC_READY && e->fh == info->fh && e->block == block && e->gen == gen) {
+        hit = e;
+        break;
+      }
+    }
+    if (hit != NULL) {
+      if (inner + len <= hit->valid) n = len;
+      else if (hit->valid < drc.block) n = inner < hit->valid ? hit->valid - inner : 0; /* the end of the file is in this block */
+      else hit = NULL; /* runs into the next block: JS answers */
+    }
+    if (hit != NULL) {
+      hit->pins++;
+      hit->used = ++drc.tick;
+      if (!hit->hinted) hint = hit->hinted = 1;
+      drc.hits++;
+    } else {
+      drc.misses++;
+    }
+    uv_mutex_unlock(&drc.mut);
+    if (hit != NULL) {
+      memcpy(buf, hit->data + inner, n);
+      uv_mutex_lock(&drc.mut);
+      hit->pins--;
+      uv_mutex_unlock(&drc.mut);
+      if (hint) disktro_rc_hint(info->fh, (uint64_t) offset);
+      return (int) n;
+    }
+  }
+  return fuse_native_read(path, buf, len, offset, info);
+}
+
+static int disktro_truncate (const char *path, off_t size) {
+  disktro_rc_bump();
+  int res = fuse_native_truncate(path, size);
+  disktro_rc_bump();
+  return res;
+}
+
+static int disktro_ftruncate (const char *path, off_t size, struct fuse_file_info *info) {
+  disktro_rc_bump();
+  int res = fuse_native_ftruncate(path, size, info);
+  disktro_rc_bump();
+  return res;
+}
+
+/* Event loop: hands the hints gathered so far to JS, as (fh, offset) calls. */
+static void disktro_rc_dispatch (uv_async_t *handle) {
+  uint64_t fh[RC_HINTS], off[RC_HINTS];
+  uv_mutex_lock(&drc.mut);
+  int n = drc.hints;
+  memcpy(fh, drc.hint_fh, sizeof(uint64_t) * n);
+  memcpy(off, drc.hint_off, sizeof(uint64_t) * n);
+  drc.hints = 0;
+  uv_mutex_unlock(&drc.mut);
+  napi_env env = drc.env;
+  for (int i = 0; i < n; i++) {
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    napi_value callback, global, argv[2];
+    napi_get_reference_value(env, drc.handler, &callback);
+    napi_get_global(env, &global);
+    napi_create_double(env, (double) fh[i], &(argv[0]));
+    napi_create_double(env, (double) off[i], &(argv[1]));
+    NAPI_MAKE_CALLBACK(env, NULL, global, callback, 2, argv, NULL)
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+/* (blockSize, entries, hint handler) -> an array of the entries' memory, as Buffers */
+NAPI_METHOD(fuse_native_rc_enable) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_UINT32(block, 0)
+  NAPI_ARGV_UINT32(count, 1)
+  napi_value result;
+  if (drc.enabled || block == 0 || count == 0 || count > RC_MAX_ENTRIES) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  napi_create_array_with_length(env, count, &result);
+  for (uint32_t i = 0; i < count; i++) {
+    char *data = malloc(block);
+    if (data == NULL) {
+      napi_throw_error(env, NULL, "read cache: out of memory");
+      return NULL;
+    }
+    drc.entries[i].data = data;
+    napi_value buf;
+    napi_create_external_buffer(env, block, data, NULL, NULL, &buf);
+    napi_set_element(env, result, i, buf);
+  }
+  uv_mutex_init(&drc.mut);
+  drc.block = block;
+  drc.count = (int) count;
+  drc.env = env;
+  napi_create_reference(env, argv[2], 1, &drc.handler);
+  uv_async_init(uv_default_loop(), &drc.async, (uv_async_cb) disktro_rc_dispatch);
+  uv_unref((uv_handle_t *) &drc.async);
+  drc.enabled = 1;
+  return result;
+}
+
+NAPI_METHOD(fuse_native_rc_gen) {
+  napi_value result;
+  napi_create_double(env, (double) __atomic_load_n(&drc.gen, __ATOMIC_SEQ_CST), &result);
+  return result;
+}
+
+NAPI_METHOD(fuse_native_rc_invalidate) {
+  disktro_rc_bump();
+  return NULL;
+}
+
+/* (fh, block) -> the index of an entry now being filled by JS for them, or
+   -1 when one is already there (or being filled), or none can be taken. */
+NAPI_METHOD(fuse_native_rc_acquire) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_UINT32(fh, 0)
+  NAPI_ARGV_UINT32(block, 1)
+  int32_t pick = -1;
+  uv_mutex_lock(&drc.mut);
+  uint64_t gen = __atomic_load_n(&drc.gen, __ATOMIC_SEQ_CST);
+  uint64_t oldest = UINT64_MAX;
+  int present = 0;
+  for (int i = 0; i < drc.count; i++) {
+    disktro_rc_entry_t *e = &drc.entries[i];
+    if (e->fh == fh && e->block == block && (e->state == RC_FILLING || (e->state == RC_READY && e->gen == gen))) present = 1;
+    if (e->state == RC_FILLING || e->pins > 0) continue;
+    /* free or stale entries first, then the least recently used */
+    uint64_t age = e->state == RC_FREE || e->gen != gen ? 0 : e->used + 1;
+    if (age < oldest) {
+      oldest = age;
+      pick = i;
+    }
+  }
+  if (present) pick = -1;
+  if (pick >= 0) {
+    disktro_rc_entry_t *e = &drc.entries[pick];
+    e->state = RC_FILLING;
+    e->fh = fh;
+    e->block = block;
+    e->hinted = 0;
+  }
+  uv_mutex_unlock(&drc.mut);
+  NAPI_RETURN_INT32(pick)
+}
+
+/* (index, bytes filled or -1, generation read before filling) -> whether it
+   now serves reads: not when anything bumped the generation meanwhile. */
+NAPI_METHOD(fuse_native_rc_commit) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_INT32(index, 0)
+  NAPI_ARGV_INT32(n, 1)
+  double gen;
+  napi_get_value_double(env, argv[2], &gen);
+  int ok = 0;
+  if (index >= 0 && index < drc.count) {
+    uv_mutex_lock(&drc.mut);
+    disktro_rc_entry_t *e = &drc.entries[index];
+    if (e->state == RC_FILLING) {
+      ok = n >= 0 && (size_t) n <= drc.block && (uint64_t) gen == __atomic_load_n(&drc.gen, __ATOMIC_SEQ_CST);
+      e->state = ok ? RC_READY : RC_FREE;
+      e->gen = (uint64_t) gen;
+      e->valid = ok ? (size_t) n : 0;
+      e->used = ++drc.tick;
+    }
+    uv_mutex_unlock(&drc.mut);
+  }
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+/* -> [reads served here, reads passed to JS] */
+NAPI_METHOD(fuse_native_rc_stats) {
+  uv_mutex_lock(&drc.mut);
+  double hits = (double) drc.hits, misses = (double) drc.misses;
+  uv_mutex_unlock(&drc.mut);
+  napi_value result, v;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_double(env, hits, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_double(env, misses, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
+`
+  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
   src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
   src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
   src = replaceOnce(src, '  if (implemented[op_release]) ops.release = fuse_native_release;', '  if (implemented[op_release]) ops.release = disktro_release;', 'release registration')
+  src = replaceOnce(src, '  if (implemented[op_read]) ops.read = fuse_native_read;', '  if (implemented[op_read]) ops.read = disktro_read;', 'read registration')
+  src = replaceOnce(src, '  if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;', '  if (implemented[op_truncate]) ops.truncate = disktro_truncate;', 'truncate registration')
+  src = replaceOnce(src, '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;', '  if (implemented[op_ftruncate]) ops.ftruncate = disktro_ftruncate;', 'ftruncate registration')
   src = replaceOnce(src, '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n',
-    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n',
     'exports')
   return src
 }
@@ -452,7 +731,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes and write-behind in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind and read cache in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,7 +5,8 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, type FuseInstance } from './fuse/native.js'
+import { ReadCache } from './fuse/read-cache.js'
 import { WriteBehind } from './fuse/write-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { raiseReadAhead } from './fuse/read-ahead.js'
@@ -45,6 +46,7 @@ export interface MountOptions extends NodeOptions {
 export class DisktroNode {
   private fuse: FuseInstance | null = null
   private writeBehind: WriteBehind | null = null
+  private readCache: ReadCache | null = null
   private closing: Promise<void> | null = null
   private control: ControlServer | null = null
   private web: WebServer | null = null
@@ -226,6 +228,7 @@ export class DisktroNode {
       this.writeBehind = new WriteBehind(wb, ops.write)
       this.writeBehind.start()
     }
+    this.useReadCache(ops, vfs)
     const fuse = new Fuse(mountpoint, ops, {
       // fuse-native joins options with commas, so fsname carries the ones it
       // has no setting for: 128 KiB writes and our inode numbers, and
@@ -243,6 +246,26 @@ export class DisktroNode {
     await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
     this.fuse = fuse
     await raiseReadAhead(mountpoint)
+  }
+
+  // The addon's read cache (fuse/read-cache.ts): reads and releases that
+  // reach the VFS tell it where readers are; changes to the tree that do not
+  // come through FUSE invalidate it.
+  private useReadCache (ops: ReturnType<typeof fuseOps>, vfs: Vfs): void {
+    const binding = readCacheBinding()
+    const { read, release } = ops
+    const ns = this.volume.access?.ns
+    if (!binding || !read || !release || !ns || process.env.DISKTRO_READ_CACHE === '0') return
+    const cache = ReadCache.start(binding, {
+      blockSize: this.volume.file.chunkSize,
+      read: (fh, buf, length, offset) => vfs.read(fh, buf, length, offset),
+      outstanding: () => this.writeBehind?.outstanding ?? 0
+    })
+    if (!cache) return
+    this.readCache = cache
+    ops.read = (path, fd, buf, len, pos, cb) => read(path, fd, buf, len, pos, n => { cb(n); if (n > 0) cache.onRead(fd, pos) })
+    ops.release = (path, fd, cb) => { cache.forget(fd); release(path, fd, cb) }
+    ns.onTreeChange(() => cache.invalidate())
   }
 
   close (): Promise<void> {
@@ -268,6 +291,13 @@ export class DisktroNode {
         resolve()
       }))
       await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
+      if (this.readCache) {
+        // Nothing it holds may answer a later mount in this process: the
+        // same file handle numbers come round again.
+        this.readCache.invalidate()
+        const { hits, misses } = this.readCache.stats()
+        this.log(`read cache: ${hits} reads answered from it, ${misses} passed to the VFS`)
+      }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }
     await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))

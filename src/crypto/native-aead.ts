@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 // XChaCha20-Poly1305 by the OpenSSL inside Node (native/aead.c, built at npm
 // install by scripts/build-io.cjs): the same bytes as sodium's, 0.24 ms per
 // MiB here instead of 0.58, written into the caller's buffers. Null when the
-// addon is not built, or under DISKTRO_NO_NATIVE_AEAD=1 (to compare): aead.ts
+// addon is not built, or under DISKTRO_NATIVE_AEAD=0 (to compare): aead.ts
 // then uses sodium for everything.
 export interface NativeAead {
   // sealed = nonce (filled by the caller) | ciphertext | tag; sealed.length = plain.length + 40
@@ -27,6 +27,6 @@ export function nativeAead (): NativeAead | null {
   } catch {
     loaded = null
   }
-  if (process.env.DISKTRO_NO_NATIVE_AEAD === '1') loaded = null
+  if (process.env.DISKTRO_NATIVE_AEAD === '0') loaded = null
   return loaded
 }

@@ -281,3 +281,28 @@ export function writeBehindBinding (): WriteBehindBinding | null {
     return null
   }
 }
+
+/** The read-cache entry points of the patched addon (scripts/build-fuse.cjs (e)). */
+export interface ReadCacheBinding {
+  // The entries' memory (one Buffer of blockSize each), or null when already enabled.
+  fuse_native_rc_enable (blockSize: number, entries: number, hint: (fh: number, offset: number) => void): Buffer[] | null
+  fuse_native_rc_gen (): number
+  fuse_native_rc_invalidate (): void
+  fuse_native_rc_acquire (fh: number, block: number): number
+  fuse_native_rc_commit (index: number, bytes: number, gen: number): boolean
+  fuse_native_rc_stats (): [number, number]
+}
+
+/** The loaded addon's read cache, or null when it has none. Call after loadFuse(). */
+export function readCacheBinding (): ReadCacheBinding | null {
+  if (!utimensPatched()) return null
+  const dir = fuseNativeDir()
+  if (!dir) return null
+  try {
+    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as Partial<ReadCacheBinding>
+    const names = ['enable', 'gen', 'invalidate', 'acquire', 'commit', 'stats'] as const
+    return names.every(n => typeof b[`fuse_native_rc_${n}`] === 'function') ? b as ReadCacheBinding : null
+  } catch {
+    return null
+  }
+}

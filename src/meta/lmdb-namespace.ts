@@ -111,6 +111,14 @@ export class LmdbNamespace implements Namespace {
     this.listeners.push(fn)
   }
 
+  // Called after every change to the tree: a local commit, or a merge of
+  // other members' changes (materialize).
+  onTreeChange (fn: () => void): void {
+    this.treeListeners.push(fn)
+  }
+
+  private readonly treeListeners: Array<() => void> = []
+
   // Called after a commit failed: listeners drop state the store does not hold.
   onAbort (fn: () => void): void {
     this.abortListeners.push(fn)
@@ -151,6 +159,7 @@ export class LmdbNamespace implements Namespace {
       throw e
     }
     for (const fn of this.listeners) fn(stamped)
+    for (const fn of this.treeListeners) fn()
   }
 
   // Writes the tree directly, in one transaction: the shared namespace makes
@@ -168,8 +177,9 @@ export class LmdbNamespace implements Namespace {
         this.attrCache.delete(ino)
       }
     }
+    let out: T
     try {
-      return this.store.txn(() => {
+      out = this.store.txn(() => {
         const out = fn(w)
         const next = Buffer.allocUnsafe(8)
         next.writeDoubleLE(this.nextIno)
@@ -182,6 +192,8 @@ export class LmdbNamespace implements Namespace {
       this.blockCache.clear()
       throw e
     }
+    for (const fn of this.treeListeners) fn()
+    return out
   }
 
   // Sets a file's whole block map; returns the number of stored blocks.
