@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { Mount, tempDir, sh, requireFuse } from '../helpers/disktro.js'
 import { readCacheBinding, loadFuse } from '../../src/fuse/native.js'
 import { startBootstrap, makeCluster, mountNode, until } from '../helpers/cluster.js'
+import { prng } from '../helpers/prng.js'
 
 const MiB = 1024 * 1024
 
@@ -138,6 +139,54 @@ t.test('a block cached for one handle is not served after a write or truncate th
   t.equal(across.length, 2 * MiB, 'a read across the new end stops there')
   t.equal(across.sha, sha(now.subarray(2 * MiB)), 'the truncated range reads as zeros')
   t.same(await readFile(file), now, 'the file as a fresh reader sees it')
+})
+
+// Random reads, writes and truncates through two handles, with the kernel's
+// page cache dropped now and then so reads reach the daemon (and its cache),
+// against the same operations on a buffer.
+t.test('two handles doing random reads, writes and truncates agree with a plain model', { skip: !root && 'needs root to drop the page cache' }, async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  const file = m.path('model')
+  const rand = prng(12)
+  let model = randomBytes(6 * MiB + 777)
+  await writeFile(file, model)
+  const handles = [handle(file, 'r+'), handle(file, 'r+')]
+  t.teardown(() => { for (const h of handles) h.close() })
+  let mismatches = 0
+  for (let i = 0; i < 300; i++) {
+    const h = handles[Math.floor(rand() * 2)]
+    const op = rand()
+    if (i % 25 === 0) await sh('echo 1 > /proc/sys/vm/drop_caches')
+    if (op < 0.6) {
+      const offset = Math.floor(rand() * (model.length + 256 * 1024))
+      const length = 1 + Math.floor(rand() * 1.5 * MiB)
+      const got = await h.ask(`r ${offset} ${length}`)
+      const want = model.subarray(Math.min(offset, model.length), Math.min(offset + length, model.length))
+      if (got.length !== want.length || got.sha !== sha(want)) {
+        mismatches++
+        t.fail(`op ${i}: read ${length} at ${offset}: ${got.length} bytes, expected ${want.length}`)
+      }
+    } else if (op < 0.9) {
+      const offset = Math.floor(rand() * (model.length + 512 * 1024))
+      const data = randomBytes(1 + Math.floor(rand() * 300 * 1024))
+      await h.ask(`w ${offset} ${data.toString('base64')}`)
+      if (offset + data.length > model.length) {
+        const grown = Buffer.alloc(offset + data.length)
+        model.copy(grown)
+        model = grown
+      }
+      data.copy(model, offset)
+    } else {
+      const size = Math.floor(rand() * 8 * MiB)
+      await h.ask(`t ${size}`)
+      const resized = Buffer.alloc(size)
+      model.copy(resized, 0, 0, Math.min(size, model.length))
+      model = resized
+    }
+  }
+  t.equal(mismatches, 0, '300 operations, every read as the model says')
+  t.same(sha(await readFile(file)), sha(model), 'and the file as a fresh reader sees it')
 })
 
 // Another member's write reaches this one as a merge of its log, not through
