@@ -8,7 +8,10 @@ type Log = (line: string) => void
 
 // The op table: each op relays to the VFS and answers exactly once. A thrown
 // error, a rejected promise or a bug all become an errno, never a hang.
-export function fuseOps (vfs: Vfs, log: Log): FuseOperations {
+// `onOperation` is called as each op but a read or write arrives (node.ts:
+// hot-loop.ts; data ops keep the event loop busy anyway, and spinning
+// between them would take a core from the crypto workers).
+export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}): FuseOperations {
   const fail = (op: string, path: string, e: unknown): number => {
     const errno = toErrno(e)
     if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') {
@@ -18,6 +21,7 @@ export function fuseOps (vfs: Vfs, log: Log): FuseOperations {
   }
   // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
   function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
+    if (op !== 'read' && op !== 'write') onOperation()
     let p: Promise<T>
     try {
       p = Promise.resolve(fn())

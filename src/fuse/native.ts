@@ -306,3 +306,22 @@ export function readCacheBinding (): ReadCacheBinding | null {
     return null
   }
 }
+
+/**
+ * How long a FUSE thread of the patched addon polls for the event loop's
+ * answer before it sleeps (scripts/build-fuse.cjs (f)); 0 turns it off.
+ * False when the addon has no such setting.
+ */
+export function setAnswerSpin (microseconds: number): boolean {
+  if (!utimensPatched()) return false
+  const dir = fuseNativeDir()
+  if (!dir) return false
+  try {
+    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as { fuse_native_spin?: (ns: number) => void }
+    if (typeof b.fuse_native_spin !== 'function') return false
+    b.fuse_native_spin(Math.max(0, Math.round(microseconds * 1000)))
+    return true
+  } catch {
+    return false
+  }
+}

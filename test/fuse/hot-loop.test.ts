@@ -1,0 +1,26 @@
+// HotLoop keeps the event loop polling for its window after each touch, and
+// no longer: an idle daemon must not spin.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { HotLoop } from '../../src/fuse/hot-loop.js'
+
+const immediates = (): number => process.getActiveResourcesInfo().filter(r => r === 'Immediate').length
+
+t.test('the loop stays awake for the window after the last touch, then sleeps', async t => {
+  const hot = new HotLoop(300_000) // 300 ms: timers on a loaded machine run late
+  t.equal(immediates(), 0, 'nothing pending before')
+  hot.touch()
+  await sleep(100)
+  t.ok(immediates() > 0, 'still polling 100 ms after a touch')
+  hot.touch() // extends the window to 300 ms from now
+  await sleep(250)
+  t.ok(immediates() > 0, 'a second touch extends it (350 ms after the first)')
+  await sleep(400)
+  t.equal(immediates(), 0, 'asleep once the window has passed')
+})
+
+t.test('a window of zero never spins', async t => {
+  const hot = new HotLoop(0)
+  hot.touch()
+  t.equal(immediates(), 0)
+})
