@@ -262,24 +262,25 @@ export interface WriteBehindBinding {
   fuse_native_wb_outstanding (): number
 }
 
-/**
- * The loaded addon's write-behind functions, or null when the stock addon is
- * in use. Call after loadFuse(): fuse-native loads build/Release/fuse.node when
- * it exists, so this require returns that same module.
- */
-export function writeBehindBinding (): WriteBehindBinding | null {
+// The patched addon's functions named `names`, or null when the stock addon
+// is in use or lacks one of them. Call after loadFuse(): fuse-native loads
+// build/Release/fuse.node when it exists, so this require returns that same
+// module.
+function patchedFunctions<T> (names: string[]): T | null {
   if (!utimensPatched()) return null
   const dir = fuseNativeDir()
   if (!dir) return null
   try {
-    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as Partial<WriteBehindBinding>
-    return typeof b.fuse_native_write_behind === 'function' && typeof b.fuse_native_signal_wb === 'function' &&
-      typeof b.fuse_native_wb_outstanding === 'function'
-      ? b as WriteBehindBinding
-      : null
+    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as Record<string, unknown>
+    return names.every(n => typeof b[n] === 'function') ? b as T : null
   } catch {
     return null
   }
+}
+
+/** The loaded addon's write-behind functions, or null when it has none. */
+export function writeBehindBinding (): WriteBehindBinding | null {
+  return patchedFunctions<WriteBehindBinding>(['fuse_native_write_behind', 'fuse_native_signal_wb', 'fuse_native_wb_outstanding'])
 }
 
 /** The read-cache entry points of the patched addon (scripts/build-fuse.cjs (e)). */
@@ -293,18 +294,9 @@ export interface ReadCacheBinding {
   fuse_native_rc_stats (): [number, number]
 }
 
-/** The loaded addon's read cache, or null when it has none. Call after loadFuse(). */
+/** The loaded addon's read cache, or null when it has none. */
 export function readCacheBinding (): ReadCacheBinding | null {
-  if (!utimensPatched()) return null
-  const dir = fuseNativeDir()
-  if (!dir) return null
-  try {
-    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as Partial<ReadCacheBinding>
-    const names = ['enable', 'gen', 'invalidate', 'acquire', 'commit', 'stats'] as const
-    return names.every(n => typeof b[`fuse_native_rc_${n}`] === 'function') ? b as ReadCacheBinding : null
-  } catch {
-    return null
-  }
+  return patchedFunctions<ReadCacheBinding>(['enable', 'gen', 'invalidate', 'acquire', 'commit', 'stats'].map(n => `fuse_native_rc_${n}`))
 }
 
 /**
@@ -313,15 +305,7 @@ export function readCacheBinding (): ReadCacheBinding | null {
  * False when the addon has no such setting.
  */
 export function setAnswerSpin (microseconds: number): boolean {
-  if (!utimensPatched()) return false
-  const dir = fuseNativeDir()
-  if (!dir) return false
-  try {
-    const b = require(path.join(dir, 'build', 'Release', 'fuse.node')) as { fuse_native_spin?: (ns: number) => void }
-    if (typeof b.fuse_native_spin !== 'function') return false
-    b.fuse_native_spin(Math.max(0, Math.round(microseconds * 1000)))
-    return true
-  } catch {
-    return false
-  }
+  const b = patchedFunctions<{ fuse_native_spin (ns: number): void }>(['fuse_native_spin'])
+  b?.fuse_native_spin(Math.max(0, Math.round(microseconds * 1000)))
+  return b !== null
 }
