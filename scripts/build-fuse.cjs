@@ -29,8 +29,9 @@
 //   (f) spin before sleeping (opt-in from JS, fuse_native_spin): a FUSE
 //       thread that has handed an operation to JS polls for the answer for
 //       up to a set time before it sleeps on the semaphore, one thread at a
-//       time. On these VMs waking a sleeping thread costs tens of
-//       microseconds, and a metadata operation is answered in about 70.
+//       time. It saves about 47 us per operation here (tar x of 2,000
+//       files, ~38,000 operations: 5.7 -> 3.9 s with the event loop's own
+//       spin, fuse/hot-loop.ts), against ~76 us of JavaScript per operation.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0

@@ -225,7 +225,7 @@ export class DisktroNode {
     }
     // Each side of an operation's hand-over waits up to 100 us for the other
     // before it sleeps (fuse/hot-loop.ts, scripts/build-fuse.cjs (f)): tar x
-    // of 2,000 files 5.4-5.7 -> 3.5 s. DISKTRO_FUSE_SPIN_US=0 turns both off.
+    // of 2,000 files 5.4-6.0 -> 3.85-3.93 s. DISKTRO_FUSE_SPIN_US=0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
     const hot = new HotLoop(spinUs)
     const ops = fuseOps(vfs, this.log, () => hot.touch())
