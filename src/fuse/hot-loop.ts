@@ -11,8 +11,10 @@ export class HotLoop {
   private running = false
   private readonly window: bigint
 
+  // A window that is not a finite number (a bad DISKTRO_FUSE_SPIN_US) is 0.
   constructor (windowMicroseconds: number) {
-    this.window = BigInt(Math.max(0, Math.round(windowMicroseconds * 1000)))
+    const ns = Math.round(windowMicroseconds * 1000)
+    this.window = BigInt(Number.isFinite(ns) ? Math.max(0, ns) : 0)
   }
 
   touch (): void {

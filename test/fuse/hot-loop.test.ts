@@ -19,8 +19,10 @@ t.test('the loop stays awake for the window after the last touch, then sleeps', 
   t.equal(immediates(), 0, 'asleep once the window has passed')
 })
 
-t.test('a window of zero never spins', async t => {
-  const hot = new HotLoop(0)
-  hot.touch()
-  t.equal(immediates(), 0)
+t.test('a window of zero, or of no number, never spins', async t => {
+  for (const window of [0, NaN, -5]) {
+    const hot = new HotLoop(window)
+    hot.touch()
+    t.equal(immediates(), 0, `window ${window}`)
+  }
 })

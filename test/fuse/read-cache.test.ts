@@ -13,6 +13,7 @@ import { startBootstrap, makeCluster, mountNode, until } from '../helpers/cluste
 import { prng } from '../helpers/prng.js'
 
 const MiB = 1024 * 1024
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 // Drops the kernel's page cache of a file on the mount, so the next read of
 // it reaches the daemon (GNU dd: posix_fadvise DONTNEED over the whole file).
@@ -35,10 +36,10 @@ t.test('a sequential read is answered mostly from the cache, byte for byte', asy
   await sh(`cp '${src}' '${m.path('big')}'`)
   await dropPageCache(m.path('big'))
   const read = await sh(`sha256sum < '${m.path('big')}'`)
-  t.equal(read.split(' ')[0], createHash('sha256').update(data).digest('hex'), 'the file reads back whole')
+  t.equal(read.split(' ')[0], sha(data), 'the file reads back whole')
   await dropPageCache(m.path('big'))
   const tail = await sh(`dd if='${m.path('big')}' bs=4096 skip=${Math.floor(data.length / 4096) - 2} status=none | sha256sum`)
-  t.equal(tail.split(' ')[0], createHash('sha256').update(data.subarray((Math.floor(data.length / 4096) - 2) * 4096)).digest('hex'), 'and its end, read alone, too')
+  t.equal(tail.split(' ')[0], sha(data.subarray((Math.floor(data.length / 4096) - 2) * 4096)), 'and its end, read alone, too')
   await m.stop()
   const stats = /read cache: (\d+) reads answered from it, (\d+) passed to the VFS/.exec(m.stdout + m.stderr)
   t.ok(stats, 'the daemon reports what the cache answered')
@@ -94,7 +95,6 @@ function handle (path: string, flags: 'r' | 'r+'): { ask (line: string): Promise
   }
 }
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const root = process.getuid?.() === 0
 
 // The reader's handle stays open throughout, and so does the writer's: no
