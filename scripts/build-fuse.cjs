@@ -42,7 +42,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 5 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin
+const MARKER_VERSION = 6 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache
 const started = Date.now()
 
 function warn (msg) {
@@ -245,6 +245,29 @@ static void disktro_rc_bump (void) {
   __atomic_fetch_add(&drc.gen, 1, __ATOMIC_SEQ_CST);
 }
 
+/* disktro patch: attribute cache state (see scripts/build-fuse.cjs (g)) */
+#define AC_SLOTS 16384 /* a power of two */
+
+typedef struct {
+  char *path; /* NULL: empty */
+  uint64_t gen; /* the generation it was stored under */
+  struct stat st;
+} disktro_ac_slot_t;
+
+static struct {
+  int enabled;
+  void *owner; /* the mount it answers for: its fuse_thread_t (fuse-native's _thread) */
+  uv_mutex_t mut;
+  uint64_t gen; /* atomic */
+  uint64_t hits;
+  uint64_t misses;
+  disktro_ac_slot_t slots[AC_SLOTS];
+} dac;
+
+static void disktro_ac_bump (void) {
+  __atomic_fetch_add(&dac.gen, 1, __ATOMIC_SEQ_CST);
+}
+
 
 `
   src = replaceOnce(src, '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', wbState + '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', 'FUSE_NATIVE_CALLBACK definition')
@@ -348,6 +371,7 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   dwb.outstanding_bytes += len;
   uv_mutex_unlock(&dwb.mut);
   disktro_rc_bump(); /* after the write is outstanding: see (e) */
+  disktro_ac_bump(); /* and (g) */
   uv_async_send(&dwb.async);
   return (int) len;
 }
@@ -433,6 +457,7 @@ NAPI_METHOD(fuse_native_signal_wb) {
       dwb.errs = e;
     }
   }
+  disktro_ac_bump(); /* JS applied it: see (g) */
   dwb.outstanding--;
   dwb.outstanding_bytes -= item->len;
   int keep = item->cap == WB_SLOT_BYTES && dwb.free_count < WB_FREE_MAX;
@@ -683,11 +708,138 @@ NAPI_METHOD(fuse_native_rc_stats) {
 }
 
 `
-  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+
+  // (g) attribute cache
+  const acOps = String.raw`
+/* disktro patch: attribute cache operations */
+static uint32_t disktro_ac_slot (const char *path) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *c = (const unsigned char *) path; *c != 0; c++) h = (h ^ *c) * 16777619u;
+  return h & (AC_SLOTS - 1);
+}
+
+/* 1 and *st filled when path has attributes stored under the current generation */
+static int disktro_ac_get (const char *path, struct stat *st) {
+  if (!__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
+  disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
+  int hit = 0;
+  uv_mutex_lock(&dac.mut);
+  if (s->path != NULL && s->gen == __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST) && strcmp(s->path, path) == 0) {
+    *st = s->st;
+    hit = 1;
+    dac.hits++;
+  } else {
+    dac.misses++;
+  }
+  uv_mutex_unlock(&dac.mut);
+  return hit;
+}
+
+/* No write-behind barrier on a hit: a queued write bumped the generation
+   before its write(2) returned, so no entry from before it is current. */
+static int disktro_getattr (const char *path, struct stat *stat) {
+  if (disktro_ac_get(path, stat)) return 0;
+  return fuse_native_getattr(path, stat);
+}
+
+static int disktro_fgetattr (const char *path, struct stat *stat, struct fuse_file_info *info) {
+  if (disktro_ac_get(path, stat)) return 0;
+  return fuse_native_fgetattr(path, stat, info);
+}
+
+static int dac_initialised = 0;
+
+/* (the mount's fuse-native _thread buffer) -> whether the cache now answers
+   its getattrs: not while it answers another mount's. */
+NAPI_METHOD(fuse_native_ac_enable) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_BUFFER(owner, 0)
+  int ok = !dac.enabled && owner_len > 0;
+  if (ok) {
+    if (!dac_initialised) uv_mutex_init(&dac.mut);
+    dac_initialised = 1;
+    disktro_ac_bump(); /* nothing from an earlier mount serves this one */
+    dac.owner = owner;
+    __atomic_store_n(&dac.enabled, 1, __ATOMIC_SEQ_CST);
+  }
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+/* Before the mount goes: no getattr is answered from the cache after this. */
+NAPI_METHOD(fuse_native_ac_disable) {
+  __atomic_store_n(&dac.enabled, 0, __ATOMIC_SEQ_CST);
+  disktro_ac_bump();
+  return NULL;
+}
+
+NAPI_METHOD(fuse_native_ac_bump) {
+  disktro_ac_bump();
+  return NULL;
+}
+
+/* (path, Uint32Array of 18 in fuse-native's getattr layout) -> whether it
+   was stored: not while a queued write is still to be applied, as JS's
+   attributes do not show it yet (the write bumps the generation again once
+   applied, but this entry would be stored under the bumped one). Called on
+   the event loop right after JS read the attributes, so no JS change can
+   come between the reading and the storing. */
+NAPI_METHOD(fuse_native_ac_put) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_BUFFER_CAST(uint32_t *, ints, 1)
+  NAPI_ARGV_UTF8_MALLOC(path, 0)
+  int ok = dac.enabled && ints_len >= 18 * sizeof(uint32_t);
+  if (ok && dwb.enabled) {
+    uv_mutex_lock(&dwb.mut);
+    ok = dwb.outstanding == 0;
+    uv_mutex_unlock(&dwb.mut);
+  }
+  if (ok) {
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    populate_stat(ints, &st);
+    disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
+    uv_mutex_lock(&dac.mut);
+    if (s->path != NULL && strcmp(s->path, path) == 0) {
+      free(path);
+    } else {
+      free(s->path);
+      s->path = path;
+    }
+    path = NULL;
+    s->st = st;
+    s->gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+    uv_mutex_unlock(&dac.mut);
+  }
+  free(path);
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+/* -> [getattrs answered here, getattrs passed to JS] */
+NAPI_METHOD(fuse_native_ac_stats) {
+  if (dac_initialised) uv_mutex_lock(&dac.mut);
+  double hits = (double) dac.hits, misses = (double) dac.misses;
+  if (dac_initialised) uv_mutex_unlock(&dac.mut);
+  napi_value result, v;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_double(env, hits, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_double(env, misses, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
+`
+  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
   src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
   src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
   src = replaceOnce(src, '  if (implemented[op_release]) ops.release = fuse_native_release;', '  if (implemented[op_release]) ops.release = disktro_release;', 'release registration')
+  src = replaceOnce(src, '  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;', '  if (implemented[op_getattr]) ops.getattr = disktro_getattr;', 'getattr registration')
+  src = replaceOnce(src, '  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;', '  if (implemented[op_fgetattr]) ops.fgetattr = disktro_fgetattr;', 'fgetattr registration')
   src = replaceOnce(src, '  if (implemented[op_read]) ops.read = fuse_native_read;', '  if (implemented[op_read]) ops.read = disktro_read;', 'read registration')
   src = replaceOnce(src, '  if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;', '  if (implemented[op_truncate]) ops.truncate = disktro_truncate;', 'truncate registration')
   src = replaceOnce(src, '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;', '  if (implemented[op_ftruncate]) ops.ftruncate = disktro_ftruncate;', 'ftruncate registration')
@@ -695,7 +847,8 @@ NAPI_METHOD(fuse_native_rc_stats) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
 }
@@ -792,7 +945,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache and spin in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin and attribute cache in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,7 +5,8 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
+import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
@@ -48,6 +49,7 @@ export class DisktroNode {
   private fuse: FuseInstance | null = null
   private writeBehind: WriteBehind | null = null
   private readCache: ReadCache | null = null
+  private attrCache: AttrCache | null = null
   private closing: Promise<void> | null = null
   private control: ControlServer | null = null
   private web: WebServer | null = null
@@ -228,7 +230,8 @@ export class DisktroNode {
     // of 2,000 files 5.4-6.0 -> 3.85-3.93 s. DISKTRO_FUSE_SPIN_US=0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
     const hot = new HotLoop(spinUs)
-    const ops = fuseOps(vfs, this.log, () => hot.touch())
+    const attrCache = this.newAttrCache(vfs)
+    const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
     const wb = writeBehindBinding()
     if (wb && ops.write && process.env.DISKTRO_WRITE_BEHIND !== '0') {
       this.writeBehind = new WriteBehind(wb, ops.write)
@@ -252,7 +255,21 @@ export class DisktroNode {
     })
     await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
     this.fuse = fuse
+    if (attrCache?.enable(fuse)) this.attrCache = attrCache
     await raiseReadAhead(mountpoint)
+  }
+
+  // The addon's attribute cache (fuse/attr-cache.ts), told of every change
+  // through the VFS and of every change to the tree that does not come
+  // through FUSE; it answers getattrs once enabled after the mount.
+  private newAttrCache (vfs: Vfs): AttrCache | null {
+    const binding = attrCacheBinding()
+    const ns = this.volume.access?.ns
+    if (!binding || !ns || process.env.DISKTRO_ATTR_CACHE === '0') return null
+    const cache = new AttrCache(binding)
+    vfs.onChange(() => cache.invalidate())
+    ns.onTreeChange(() => cache.invalidate())
+    return cache
   }
 
   // The addon's read cache (fuse/read-cache.ts): reads and releases that
@@ -291,6 +308,7 @@ export class DisktroNode {
     if (this.fuse) {
       const fuse = this.fuse
       this.fuse = null
+      this.attrCache?.disable()
       await this.drainWrites()
       await this.vfsOrNull?.flushAll().catch(e => this.log(`flush on unmount: ${(e as Error).message}`))
       await new Promise<void>(resolve => fuse.unmount(err => {
@@ -304,6 +322,11 @@ export class DisktroNode {
         this.readCache.invalidate()
         const { hits, misses } = this.readCache.stats()
         this.log(`read cache: ${hits} reads answered from it, ${misses} passed to the VFS`)
+      }
+      if (this.attrCache) {
+        const [hits, misses] = this.attrCache.stats()
+        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS`)
+        this.attrCache = null
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }

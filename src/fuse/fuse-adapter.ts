@@ -6,12 +6,19 @@ import { DisktroError } from '../errors.js'
 
 type Log = (line: string) => void
 
+// Takes attributes read on the event loop just now (fuse/attr-cache.ts).
+export interface AttrSink {
+  seen (path: string, st: FuseStat): void
+}
+
 // The op table: each op relays to the VFS and answers exactly once. A thrown
 // error, a rejected promise or a bug all become an errno, never a hang.
 // `onOperation` is called as each op but a read or write arrives (node.ts:
 // hot-loop.ts; data ops keep the event loop busy anyway, and spinning
 // between them would take a core from the crypto workers).
-export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}): FuseOperations {
+// `attrs` gets every getattr's answer, and a path's attributes right after
+// an operation that created or changed it: libfuse asks for them next.
+export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null): FuseOperations {
   const fail = (op: string, path: string, e: unknown): number => {
     const errno = toErrno(e)
     if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') {
@@ -32,18 +39,30 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {})
     p.then(v => { try { answer(v) } catch (e) { cb(fail(op, path, e)) } }, e => cb(fail(op, path, e)))
   }
   const done = (cb: (code: number) => void) => () => cb(0)
+  const stat = (path: string): FuseStat => {
+    const st = toFuseStat(vfs.getattr(path))
+    attrs?.seen(path, st)
+    return st
+  }
+  // Answers 0 after handing over the path's new attributes.
+  const changed = (path: string, cb: (code: number) => void) => () => {
+    if (attrs) {
+      try { stat(path) } catch {} // only a hint: a failure here must not fail the op
+    }
+    cb(0)
+  }
 
   return {
     init: cb => cb(0),
-    getattr: (path, cb) => relay('getattr', path, () => vfs.getattr(path), st => cb(0, toFuseStat(st)), cb),
-    fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => vfs.getattr(path), st => cb(0, toFuseStat(st)), cb),
+    getattr: (path, cb) => relay('getattr', path, () => stat(path), st => cb(0, st), cb),
+    fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => stat(path), st => cb(0, st), cb),
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
     readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => cb(0, names), cb),
-    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), done(cb), cb),
+    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), changed(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
-    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => cb(0, fh), cb),
-    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), done(cb), cb),
+    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => changed(path, () => cb(0, fh))(), cb),
+    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), changed(path, cb), cb),
     open: (path, flags, cb) => relay('open', path, () => vfs.open(path, flags), fh => cb(0, fh), cb),
     opendir: (path, _flags, cb) => relay('opendir', path, () => { vfs.readdir(path); return 0 }, () => cb(0, 0), cb),
     releasedir: (_path, _fd, cb) => cb(0),
@@ -53,21 +72,21 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {})
     fsync: (path, _datasync, fd, cb) => relay('fsync', path, () => vfs.fsync(fd), done(cb), cb),
     fsyncdir: (path, _datasync, _fd, cb) => relay('fsyncdir', path, () => vfs.syncAll(), done(cb), cb),
     release: (path, fd, cb) => relay('release', path, () => vfs.release(fd), done(cb), cb),
-    truncate: (path, size, cb) => relay('truncate', path, () => vfs.truncate(path, size), done(cb), cb),
-    ftruncate: (path, fd, size, cb) => relay('ftruncate', path, () => vfs.ftruncate(fd, size), done(cb), cb),
+    truncate: (path, size, cb) => relay('truncate', path, () => vfs.truncate(path, size), changed(path, cb), cb),
+    ftruncate: (path, fd, size, cb) => relay('ftruncate', path, () => vfs.ftruncate(fd, size), changed(path, cb), cb),
     unlink: (path, cb) => relay('unlink', path, () => vfs.unlink(path), done(cb), cb),
     rename: (src, dest, cb) => relay('rename', src, () => vfs.rename(src, dest), done(cb), cb),
-    link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), done(cb), cb),
-    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), done(cb), cb),
+    link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), changed(dest, cb), cb),
+    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), changed(path, cb), cb),
     readlink: (path, cb) => relay('readlink', path, () => vfs.readlink(path), t => cb(0, t), cb),
-    chmod: (path, mode, cb) => relay('chmod', path, () => vfs.chmod(path, mode), done(cb), cb),
-    chown: (path, uid, gid, cb) => relay('chown', path, () => vfs.chown(path, uid, gid), done(cb), cb),
+    chmod: (path, mode, cb) => relay('chmod', path, () => vfs.chmod(path, mode), changed(path, cb), cb),
+    chown: (path, uid, gid, cb) => relay('chown', path, () => vfs.chown(path, uid, gid), changed(path, cb), cb),
     utimens: (path, atime, mtime, cb) => relay('utimens', path, () => {
       const a = decodeUtimensArg(atime)
       const m = decodeUtimensArg(mtime)
       const pick = (x: typeof a) => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' as const : x.ms
       vfs.utimens(path, pick(a), pick(m))
-    }, done(cb), cb)
+    }, changed(path, cb), cb)
   }
 }
 

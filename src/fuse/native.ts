@@ -309,3 +309,20 @@ export function setAnswerSpin (microseconds: number): boolean {
   b?.fuse_native_spin(Math.max(0, Math.round(microseconds * 1000)))
   return b !== null
 }
+
+/** The attribute cache of the patched addon (scripts/build-fuse.cjs (g)). */
+export interface AttrCacheBinding {
+  // Given the mount's fuse-native _thread buffer: true when the cache now
+  // answers that mount's getattrs (not while it answers another's).
+  fuse_native_ac_enable (owner: Buffer): boolean
+  fuse_native_ac_disable (): void
+  fuse_native_ac_bump (): void
+  // Stores `path`'s attributes (18 uint32s in fuse-native's getattr layout) under the current generation.
+  fuse_native_ac_put (path: string, stat: Buffer): boolean
+  fuse_native_ac_stats (): [number, number]
+}
+
+/** The loaded addon's attribute cache, or null when it has none. */
+export function attrCacheBinding (): AttrCacheBinding | null {
+  return patchedFunctions<AttrCacheBinding>(['enable', 'disable', 'bump', 'put', 'stats'].map(n => `fuse_native_ac_${n}`))
+}

@@ -67,6 +67,7 @@ export class Vfs {
   private nextFh = 1
   private readonly reader: BlockReader
   private readonly pool: BufferPool
+  private readonly changeListeners: Array<() => void> = []
 
   constructor (private readonly d: VfsDeps) {
     this.ns = d.ns
@@ -74,6 +75,33 @@ export class Vfs {
     this.reader.remote = d.remote ?? null
     this.reader.log = d.log
     this.pool = new BufferPool(d.chunkSize)
+  }
+
+  // Called after every operation that may have changed what getattr shows
+  // (FUSE's attribute cache, fuse/attr-cache.ts, drops what it holds), also
+  // after one that failed: it may have changed an open file first.
+  onChange (fn: () => void): void {
+    this.changeListeners.push(fn)
+  }
+
+  private changed (): void {
+    for (const fn of this.changeListeners) fn()
+  }
+
+  private mutate<T> (fn: () => T): T {
+    try {
+      return fn()
+    } finally {
+      this.changed()
+    }
+  }
+
+  private async mutateAsync<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } finally {
+      this.changed()
+    }
   }
 
   // --- path resolution ---
@@ -132,12 +160,20 @@ export class Vfs {
   }
 
   chmod (path: string, mode: number): void {
+    this.mutate(() => this.chmodNow(path, mode))
+  }
+
+  private chmodNow (path: string, mode: number): void {
     const ino = this.resolve(path)
     const a = this.attrsOf(ino)
     this.ns.commit({ op: 'setattr', ino, attrs: { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime: Date.now() } })
   }
 
   chown (path: string, uid: number, gid: number): void {
+    this.mutate(() => this.chownNow(path, uid, gid))
+  }
+
+  private chownNow (path: string, uid: number, gid: number): void {
     const ino = this.resolve(path)
     const a = this.attrsOf(ino)
     const attrs: Partial<InodeAttrs> = { ctime: Date.now() }
@@ -150,6 +186,10 @@ export class Vfs {
 
   // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
   utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined): void {
+    this.mutate(() => this.utimensNow(path, atime, mtime))
+  }
+
+  private utimensNow (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined): void {
     const ino = this.resolve(path)
     const now = Date.now()
     const attrs: Partial<InodeAttrs> = { ctime: now }
@@ -163,12 +203,12 @@ export class Vfs {
 
   async truncate (path: string, size: number): Promise<void> {
     const ino = this.resolve(path)
-    await this.truncateIno(ino, size, path)
+    await this.mutateAsync(() => this.truncateIno(ino, size, path))
   }
 
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
-    await this.truncateIno(h.ino, size, h.path)
+    await this.mutateAsync(() => this.truncateIno(h.ino, size, h.path))
   }
 
   private async truncateIno (ino: number, size: number, path: string): Promise<void> {
@@ -198,6 +238,10 @@ export class Vfs {
   }
 
   rmdir (path: string): void {
+    this.mutate(() => this.rmdirNow(path))
+  }
+
+  private rmdirNow (path: string): void {
     const { parent, name } = this.parentOf(path)
     const ino = this.ns.lookup(parent, name)
     if (ino === undefined) throw fail('ENOENT', `${path}: no such directory`)
@@ -232,6 +276,10 @@ export class Vfs {
   }
 
   link (existing: string, path: string): void {
+    this.mutate(() => this.linkNow(existing, path))
+  }
+
+  private linkNow (existing: string, path: string): void {
     const ino = this.resolve(existing)
     if ((this.attrsOf(ino).mode & S_IFMT) === S_IFDIR) throw fail('EPERM', `${existing}: cannot hard-link a directory`)
     const { parent, name } = this.parentOf(path)
@@ -240,6 +288,10 @@ export class Vfs {
   }
 
   unlink (path: string): void {
+    this.mutate(() => this.unlinkNow(path))
+  }
+
+  private unlinkNow (path: string): void {
     const { parent, name } = this.parentOf(path)
     const ino = this.ns.lookup(parent, name)
     if (ino === undefined) throw fail('ENOENT', `${path}: no such file`)
@@ -248,6 +300,10 @@ export class Vfs {
   }
 
   rename (from: string, to: string): void {
+    this.mutate(() => this.renameNow(from, to))
+  }
+
+  private renameNow (from: string, to: string): void {
     const src = this.parentOf(from)
     const dst = this.parentOf(to)
     const ino = this.ns.lookup(src.parent, src.name)
@@ -269,6 +325,10 @@ export class Vfs {
   }
 
   private mknode (path: string, mode: number, rdev: number, target?: string): number {
+    return this.mutate(() => this.mknodeNow(path, mode, rdev, target))
+  }
+
+  private mknodeNow (path: string, mode: number, rdev: number, target?: string): number {
     const { parent, name } = this.parentOf(path)
     if (name === '' || name === '.' || name === '..') throw fail('EEXIST', `${path}: exists`)
     if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
@@ -340,12 +400,13 @@ export class Vfs {
   async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
     const f = this.fileOf(fh)
     if (offset + length > Number.MAX_SAFE_INTEGER) throw fail('EFBIG', 'file too large')
-    return await f.write(length === buf.length ? buf : buf.subarray(0, length), offset)
+    return await this.mutateAsync(() => f.write(length === buf.length ? buf : buf.subarray(0, length), offset))
   }
 
   async flush (fh: number): Promise<void> {
     const h = this.handle(fh)
-    if (h.file) await h.file.flush()
+    const f = h.file
+    if (f) await this.mutateAsync(() => f.flush())
   }
 
   async fsync (fh: number): Promise<void> {
@@ -368,12 +429,13 @@ export class Vfs {
       await f.flush()
     } finally {
       if (f.handles === 0 && this.files.get(f.ino) === f && !f.isDirty) this.files.delete(f.ino)
+      this.changed()
     }
   }
 
   // Flushes every open file (unmount, shutdown).
   async flushAll (): Promise<void> {
-    for (const f of this.files.values()) await f.flush()
+    await this.mutateAsync(async () => { for (const f of this.files.values()) await f.flush() })
   }
 
   async statfs (): Promise<StatFs> {

@@ -1,0 +1,83 @@
+import type { AttrCacheBinding, FuseStat } from './native.js'
+
+const TWO32 = 2 ** 32
+
+// The attribute cache of the patched addon (scripts/build-fuse.cjs (g)):
+// FUSE threads answer getattr from attributes JS handed over, without a
+// round trip through the event loop. With attr_timeout=0 the kernel asks for
+// them before nearly every operation, and libfuse again after each change
+// (tar x: 11 getattrs per file, 7 of them right after create, utimens, chown
+// and chmod).
+//
+// Stale attributes are ruled out by one generation counter: an entry serves
+// only while the generation it was stored under is current, and everything
+// that can change what getattr shows bumps it: every change through the VFS
+// (Vfs.onChange, on the event loop, once the change shows), every change to
+// the tree that does not come through FUSE (LmdbNamespace.onTreeChange), and
+// every write queued by write-behind (in the addon, before write(2) returns,
+// and again once JS applied it). An entry is stored on the event loop right
+// after JS read the attributes, so nothing in JS can change them between the
+// reading and the storing; the addon refuses it while a queued write is
+// still to be applied. The counter is global, so any change drops every
+// entry, hard links' other names and parent directories included.
+export class AttrCache {
+  private readonly ints = new Uint32Array(18)
+  private readonly bytes = Buffer.from(this.ints.buffer)
+
+  private enabled = false
+
+  constructor (private readonly binding: AttrCacheBinding) {}
+
+  // Starts answering the getattrs of `fuse`, a mounted fuse-native instance;
+  // false when it cannot (the addon's cache serves another mount).
+  enable (fuse: object): boolean {
+    const thread = (fuse as { _thread?: unknown })._thread
+    this.enabled = Buffer.isBuffer(thread) && this.binding.fuse_native_ac_enable(thread)
+    return this.enabled
+  }
+
+  // Before unmounting: nothing is answered from the cache after this.
+  disable (): void {
+    if (this.enabled) this.binding.fuse_native_ac_disable()
+    this.enabled = false
+  }
+
+  // `path` has attributes `st`, read just now on the event loop.
+  seen (path: string, st: FuseStat): void {
+    if (!this.enabled) return
+    const i = this.ints
+    i[0] = st.mode
+    i[1] = st.uid ?? 0
+    i[2] = st.gid ?? 0
+    split(i, 3, st.size ?? 0)
+    i[5] = st.dev ?? 0
+    i[6] = st.nlink ?? 1
+    i[7] = st.ino ?? 0
+    i[8] = st.rdev ?? 0
+    i[9] = st.blksize ?? 0
+    split(i, 10, st.blocks ?? 0)
+    split(i, 12, ms(st.atime))
+    split(i, 14, ms(st.mtime))
+    split(i, 16, ms(st.ctime))
+    this.binding.fuse_native_ac_put(path, this.bytes)
+  }
+
+  // Something changed: no entry stored before now serves again.
+  invalidate (): void {
+    if (this.enabled) this.binding.fuse_native_ac_bump()
+  }
+
+  // [getattrs answered by the addon, getattrs passed to JS]
+  stats (): [number, number] {
+    return this.binding.fuse_native_ac_stats()
+  }
+}
+
+function split (ints: Uint32Array, at: number, n: number): void {
+  ints[at] = n % TWO32
+  ints[at + 1] = Math.floor(n / TWO32)
+}
+
+function ms (t: Date | number | undefined): number {
+  return typeof t === 'number' ? t : t ? t.getTime() : Date.now()
+}

@@ -1,0 +1,174 @@
+// The addon's attribute cache (src/fuse/attr-cache.ts, scripts/build-fuse.cjs
+// (g)) through a real mount: getattrs are answered from it, and no stat ever
+// shows attributes from before a change, whichever name, handle or member
+// made it.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { stat, writeFile, appendFile } from 'node:fs/promises'
+import { Mount, sh, requireFuse } from '../helpers/disktro.js'
+import { attrCacheBinding, loadFuse } from '../../src/fuse/native.js'
+import { startBootstrap, makeCluster, mountNode, until } from '../helpers/cluster.js'
+
+function cacheStats (m: Mount): [number, number] | null {
+  const s = /attribute cache: (\d+) getattrs answered from it, (\d+) passed to the VFS/.exec(m.stdout + m.stderr)
+  return s ? [Number(s[1]), Number(s[2])] : null
+}
+
+// Runs a node script in a child process (never in this one: a synchronous
+// call into a mount from the process serving it would deadlock; here it
+// would only be slow, but the daemon is another process anyway).
+function child (script: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    c.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    c.on('error', reject)
+    c.on('exit', code => code === 0 ? resolve(out) : reject(new Error(`child exited with ${code}: ${out}`)))
+  })
+}
+
+t.test('the patched addon offers the attribute cache', async t => {
+  if (!await requireFuse(t)) return
+  loadFuse()
+  t.ok(attrCacheBinding(), 'npm install built the addon with the attribute cache (scripts/build-fuse.cjs)')
+})
+
+t.test('repeated stats are answered from the cache', async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  await sh(`cd '${m.dir}' && mkdir d && for i in $(seq 1 50); do echo $i > d/f$i; done`)
+  const listing = await sh(`cd '${m.dir}' && for i in 1 2 3 4; do ls -l d; done | sort | uniq -c | sort -n | head -1`)
+  t.match(listing, /^\s*4 /, 'each of four listings shows the same lines')
+  await m.stop()
+  const stats = cacheStats(m)
+  t.ok(stats, 'the daemon reports what the cache answered')
+  const [hits, misses] = stats ?? [0, 0]
+  t.ok(hits > misses, `${hits} getattrs answered from the cache, ${misses} by the VFS`)
+})
+
+t.test('every name of a file, and its directory, show each change at once', async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  // One shell: each stat follows the change before it with no pause.
+  const out = await sh(`cd '${m.dir}' && set -e
+    mkdir d; stat -c '%h' d
+    echo hello > d/a; stat -c '%h %s %a' d/a
+    ln d/a d/b; stat -c '%h' d/a; stat -c '%h %s' d/b
+    chmod 600 d/a; stat -c '%a' d/b
+    echo more >> d/b; stat -c '%s' d/a
+    truncate -s 2 d/a; stat -c '%s' d/b
+    touch -m -d '2001-02-03 04:05:06 UTC' d/b; stat -c '%Y' d/a
+    rm d/a; stat -c '%h' d/b
+    mkdir d/e; stat -c '%h' d
+    mv d/e d/f; stat -c '%h' d; stat -c '%h' d/f
+    rmdir d/f; stat -c '%h' d
+    mv d/b d/c; stat d/b >/dev/null 2>&1 && echo b-still-there || echo b-gone; stat -c '%h %s' d/c`)
+  t.same(out.trim().split('\n'), [
+    '2',
+    '1 6 644',
+    '2', '2 6',
+    '600',
+    '11',
+    '2',
+    '981173106',
+    '1',
+    '3',
+    '3', '2',
+    '2',
+    'b-gone', '1 2'
+  ], 'nlink, size, mode and mtime as each change left them, through every name')
+})
+
+// 400 random changes through names and open handles, each followed by a stat
+// of every name, against a model of the files.
+t.test('a model test: stats always show the last change', async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  const script = `
+    const fs = require('fs'), path = require('path')
+    const dir = ${JSON.stringify(m.path('model'))}
+    fs.mkdirSync(dir)
+    let seed = 12345
+    const rnd = n => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    const names = ['a', 'b', 'c', 'd']
+    const at = new Map() // name -> inode { size, mode, mtime }
+    let subdirs = 0
+    const bad = []
+    const check = (step, op) => {
+      for (const n of names) {
+        const want = at.get(n)
+        let st = null
+        try { st = fs.statSync(path.join(dir, n)) } catch {}
+        if (!want) { if (st) bad.push(step + ' ' + op + ': ' + n + ' exists'); continue }
+        if (!st) { bad.push(step + ' ' + op + ': ' + n + ' missing'); continue }
+        const nlink = names.filter(x => at.get(x) === want).length
+        const got = [st.size, st.mode & 0o7777, st.nlink, want.mtime === null ? null : Math.floor(st.mtimeMs / 1000)]
+        const exp = [want.size, want.mode, nlink, want.mtime]
+        if (JSON.stringify(got) !== JSON.stringify(exp)) bad.push(step + ' ' + op + ': ' + n + ' ' + JSON.stringify(got) + ' != ' + JSON.stringify(exp))
+      }
+      const d = fs.statSync(dir)
+      if (d.nlink !== 2 + subdirs) bad.push(step + ' ' + op + ': dir nlink ' + d.nlink + ' != ' + (2 + subdirs))
+    }
+    for (let step = 0; step < 400; step++) {
+      const n = names[rnd(names.length)], o = names[rnd(names.length)]
+      const f = at.get(n), p = path.join(dir, n)
+      const kind = rnd(9)
+      let op = ''
+      if (!f || kind === 0) {
+        if (f) { fs.unlinkSync(p); at.delete(n); op = 'unlink ' + n }
+        else { const len = rnd(5000); fs.writeFileSync(p, Buffer.alloc(len, 1)); fs.chmodSync(p, 0o644); at.set(n, { size: len, mode: 0o644, mtime: null }); op = 'create ' + n }
+      } else if (kind === 1) {
+        // a write through a handle kept open: stat before the close
+        const fd = fs.openSync(p, 'r+')
+        const pos = rnd(6000), len = 1 + rnd(3000)
+        fs.writeSync(fd, Buffer.alloc(len, 2), 0, len, pos)
+        f.size = Math.max(f.size, pos + len); f.mtime = null
+        check(step, 'write (open) ' + n)
+        fs.closeSync(fd); op = 'write ' + n
+      } else if (kind === 2) {
+        const size = rnd(8000); fs.truncateSync(p, size); f.size = size; f.mtime = null; op = 'truncate ' + n
+      } else if (kind === 3) {
+        const mode = [0o600, 0o640, 0o644, 0o755][rnd(4)]; fs.chmodSync(p, mode); f.mode = mode; op = 'chmod ' + n
+      } else if (kind === 4) {
+        const s = 1000000000 + rnd(100000000); fs.utimesSync(p, s, s); f.mtime = s; op = 'utimes ' + n
+      } else if (kind === 5 && !at.has(o)) {
+        fs.linkSync(p, path.join(dir, o)); at.set(o, f); op = 'link ' + n + ' ' + o
+      } else if (kind === 6 && n !== o) {
+        fs.renameSync(p, path.join(dir, o))
+        if (at.get(o) !== f) { at.set(o, f); at.delete(n) }
+        op = 'rename ' + n + ' ' + o
+      } else if (kind === 7) {
+        const sub = path.join(dir, 'sub' + rnd(3))
+        if (fs.existsSync(sub)) { fs.rmdirSync(sub); subdirs-- } else { fs.mkdirSync(sub); subdirs++ }
+        op = 'mkdir/rmdir'
+      } else {
+        const fd = fs.openSync(p, 'a'); const len = 1 + rnd(200); fs.writeSync(fd, Buffer.alloc(len, 3)); fs.closeSync(fd)
+        f.size += len; f.mtime = null; op = 'append ' + n
+      }
+      check(step, op)
+    }
+    process.stdout.write(JSON.stringify(bad.slice(0, 10).concat(['total ' + bad.length])))
+  `
+  const bad = JSON.parse(await child(script)) as string[]
+  t.same(bad, ['total 0'], '400 changes, every stat after each as the model says')
+  await m.stop()
+  const [hits] = cacheStats(m) ?? [0]
+  t.ok(hits > 0, `the cache answered ${hits} of those getattrs`)
+})
+
+// Another member's change reaches this one as a merge of its log, not through
+// FUSE: the merge invalidates the cache (node.ts, LmdbNamespace.onTreeChange).
+t.test('a stat here shows another member\'s change', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'])
+  const ma = await mountNode(t, a)
+  const mb = await mountNode(t, b)
+  await writeFile(ma.path('grows.txt'), 'one\n')
+  await until('B sees A\'s file', async () => (await stat(mb.path('grows.txt')).catch(() => null))?.size === 4, 60_000)
+  // B's stats now come from its cache, until something changes.
+  for (let i = 0; i < 5; i++) t.equal((await stat(mb.path('grows.txt'))).size, 4)
+  await appendFile(ma.path('grows.txt'), 'two\n')
+  await until('B\'s stat shows A\'s append', async () => (await stat(mb.path('grows.txt'))).size === 8, 60_000)
+  t.pass('the size B shows followed A\'s change')
+})
