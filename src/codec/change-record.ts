@@ -12,7 +12,8 @@ export type Change =
   | { op: 'unlink', parent: number, name: string, ctime: number }
   | { op: 'rename', parent: number, name: string, newParent: number, newName: string, ctime: number }
   | { op: 'setattr', ino: number, attrs: Partial<InodeAttrs> }
-  | { op: 'blocks', ino: number, size: number, mtime: number, blocks: Array<[number, string | null, number]> }
+  // `attrs`: attribute changes made while the data was buffered (vfs/open-file.ts, hold()), applied with it
+  | { op: 'blocks', ino: number, size: number, mtime: number, blocks: Array<[number, string | null, number]>, attrs?: Partial<InodeAttrs> }
   | { op: 'truncate', ino: number, size: number, mtime: number }
 
 export interface Stamp {

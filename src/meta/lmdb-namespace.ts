@@ -297,7 +297,7 @@ export class LmdbNamespace implements Namespace {
           if (old) this.decref(old.id)
         }
         // ctime never moves back: a block committed after an explicit (older) mtime keeps the later change time
-        this.putInode(c.ino, { ...a, size: c.size, blocks, mtime: c.mtime, ctime: Math.max(a.ctime, c.mtime) })
+        this.putInode(c.ino, { ...a, ...c.attrs, size: c.size, blocks, mtime: c.mtime, ctime: Math.max(a.ctime, c.mtime, c.attrs?.ctime ?? 0) })
         return
       }
       case 'truncate': {

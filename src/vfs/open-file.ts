@@ -3,6 +3,7 @@ import type { ChunkStore } from '../chunks/chunk-store.js'
 import type { BlockReader } from '../chunks/block-reader.js'
 import type { Namespace } from '../meta/namespace.js'
 import type { BufferPool } from './buffer-pool.js'
+import type { InodeAttrs } from '../codec/inode-record.js'
 import { fail, DisktroError, wrapStorageError } from '../errors.js'
 
 const MAX_INFLIGHT = 4 // sealed blocks awaiting commit per file: bounds memory
@@ -42,6 +43,7 @@ export class OpenFile {
   private readonly loading = new Map<number, Promise<Buffer>>()
   private readonly inflight = new Map<number, Inflight>()
   private pendingAttrs = false
+  private held: Partial<InodeAttrs> | null = null
   private aheadFrom = -2 // the block the last read-ahead started at
   private aheadWindow = 1
   private aheadTo = -1 // the last block read-ahead has asked for
@@ -55,7 +57,27 @@ export class OpenFile {
   }
 
   get isDirty (): boolean {
-    return this.dirty.size > 0 || this.inflight.size > 0 || this.pendingAttrs
+    return this.dirty.size > 0 || this.inflight.size > 0 || this.pendingAttrs || this.held !== null
+  }
+
+  // Attribute changes (mode, owner, times) held for the next commit of this
+  // file's data, or null.
+  get heldAttrs (): Partial<InodeAttrs> | null {
+    return this.held
+  }
+
+  // An attribute change made while the file holds data not yet committed
+  // rides in that data's commit instead of a transaction of its own: a file
+  // written, then chmod/chown/touch'ed and closed (tar x, cp -p, rsync) costs
+  // one transaction, not four. A crash before the flush loses the change
+  // with the data it came with; close and fsync commit both. False (nothing
+  // held) when there is no such data: commit the change now.
+  hold (attrs: Partial<InodeAttrs>): boolean {
+    if (this.dirty.size === 0 && this.inflight.size === 0) return false
+    this.held = { ...this.held, ...attrs }
+    if (attrs.mtime !== undefined) this.mtime = attrs.mtime
+    if (attrs.ctime !== undefined) this.ctime = Math.max(this.ctime, attrs.ctime)
+    return true
   }
 
   async write (data: Buffer, offset: number): Promise<number> {
@@ -122,16 +144,17 @@ export class OpenFile {
       await Promise.allSettled([...this.inflight.values()].map(f => f.done))
     }
     this.throwPending()
-    if (this.pendingAttrs || this.size !== this.committedSize) {
+    if (this.pendingAttrs || this.held !== null || this.size !== this.committedSize) {
       const cur = this.d.ns.getAttrs(this.ino)
       const ctime = Math.max(this.ctime, cur?.ctime ?? 0)
       // The last block's commit usually wrote these already (a small file
       // written and closed): no second transaction for the same values.
-      if (!cur || cur.size !== this.size || cur.mtime !== this.mtime || cur.ctime !== ctime) {
-        this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { size: this.size, mtime: this.mtime, ctime } })
+      if (!cur || this.held !== null || cur.size !== this.size || cur.mtime !== this.mtime || cur.ctime !== ctime) {
+        this.d.ns.commit({ op: 'setattr', ino: this.ino, attrs: { ...this.held, size: this.size, mtime: this.mtime, ctime } })
       }
       this.committedSize = this.size
       this.pendingAttrs = false
+      this.held = null
     }
   }
 
@@ -271,13 +294,21 @@ export class OpenFile {
     if (previous) await previous.done
     const end = index * this.d.chunkSize + len
     const size = Math.max(this.committedSize, end)
-    this.d.ns.commit({
-      op: 'blocks',
-      ino: this.ino,
-      size,
-      mtime: this.mtime,
-      blocks: [[index, sealed ? sealed.id.toString('hex') : null, len]]
-    }, sealed ? [sealed] : [])
+    const attrs = this.held
+    this.held = null
+    try {
+      this.d.ns.commit({
+        op: 'blocks',
+        ino: this.ino,
+        size,
+        mtime: this.mtime,
+        blocks: [[index, sealed ? sealed.id.toString('hex') : null, len]],
+        ...(attrs ? { attrs } : {})
+      }, sealed ? [sealed] : [])
+    } catch (e) {
+      if (attrs) this.held = { ...attrs, ...(this.held ?? {}) }
+      throw e
+    }
     this.committedSize = size
     if (sealed) this.d.pipeline.recycle(sealed.record)
   }

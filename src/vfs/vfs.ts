@@ -154,7 +154,7 @@ export class Vfs {
     // st_blocks counts stored chunks (holes are free); buffered data counts in full.
     const allocated = f && f.isDirty ? size : Math.min(size, a.blocks * this.d.chunkSize)
     return {
-      ...a, size, mtime, ctime, ino, blksize: 4096,
+      ...a, ...f?.heldAttrs, size, mtime, ctime, ino, blksize: 4096,
       blockCount512: type === S_IFREG ? Math.ceil(allocated / 512) : type === S_IFDIR ? 8 : 0
     }
   }
@@ -166,7 +166,9 @@ export class Vfs {
   private chmodNow (path: string, mode: number): void {
     const ino = this.resolve(path)
     const a = this.attrsOf(ino)
-    this.ns.commit({ op: 'setattr', ino, attrs: { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime: Date.now() } })
+    const attrs = { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime: Date.now() }
+    if (this.files.get(ino)?.hold(attrs)) return
+    this.ns.commit({ op: 'setattr', ino, attrs })
   }
 
   chown (path: string, uid: number, gid: number): void {
@@ -175,12 +177,12 @@ export class Vfs {
 
   private chownNow (path: string, uid: number, gid: number): void {
     const ino = this.resolve(path)
-    const a = this.attrsOf(ino)
     const attrs: Partial<InodeAttrs> = { ctime: Date.now() }
     // (uid_t)-1 and (gid_t)-1 mean "leave unchanged".
     if (uid !== 0xffffffff && uid !== -1) attrs.uid = uid
     if (gid !== 0xffffffff && gid !== -1) attrs.gid = gid
-    if (attrs.uid !== undefined || attrs.gid !== undefined) attrs.mode = a.mode
+    if (attrs.uid !== undefined || attrs.gid !== undefined) attrs.mode = this.statOf(ino).mode
+    if (this.files.get(ino)?.hold(attrs)) return
     this.ns.commit({ op: 'setattr', ino, attrs })
   }
 
@@ -196,6 +198,7 @@ export class Vfs {
     if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
     if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
     const f = this.files.get(ino)
+    if (f?.hold(attrs)) return
     if (f && attrs.mtime !== undefined) f.mtime = attrs.mtime
     if (f) f.ctime = now
     this.ns.commit({ op: 'setattr', ino, attrs })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { openNode } from '../helpers/node.js'
+import { tempDir } from '../helpers/disktro.js'
 import type { Vfs } from '../../src/vfs/vfs.js'
 import type { BlockReader } from '../../src/chunks/block-reader.js'
 import type { Namespace } from '../../src/meta/namespace.js'
@@ -243,4 +244,38 @@ t.test('an old mtime set on an open file keeps ctime at the change, across close
   t.equal(st.mtime, 2_000_000, 'mtime is the one set')
   t.equal(st.size, 3000)
   t.ok(st.ctime >= before, `ctime is the time of the change (${st.ctime} >= ${before})`)
+})
+
+// tar x, cp -p and rsync write a file, then set its mode, owner and times,
+// then close it: the attribute changes ride in the commit of the data.
+t.test('attribute changes to a file with buffered data commit with that data', async t => {
+  const dataDir = await tempDir(t)
+  let node = await openNode(t, { dataDir, config: { chunkSize: CS } })
+  const ops: string[] = []
+  node.volume.access!.ns.onCommit(c => { ops.push(c.op) })
+  const vfs = node.vfs
+  const fh = vfs.create('/f', 0o644)
+  await vfs.write(fh, Buffer.alloc(3000, 7), 3000, 0)
+  ops.length = 0
+  vfs.chmod('/f', 0o600)
+  vfs.chown('/f', 1234, 5678)
+  vfs.utimens('/f', 1_000_000, 2_000_000)
+  const want = { mode: S_IFREG | 0o600, uid: 1234, gid: 5678, atime: 1_000_000, mtime: 2_000_000, size: 3000 }
+  const pick = (st: ReturnType<Vfs['getattr']>): typeof want => ({ mode: st.mode, uid: st.uid, gid: st.gid, atime: st.atime, mtime: st.mtime, size: st.size })
+  t.same(pick(vfs.getattr('/f')), want, 'getattr shows the changes at once')
+  t.same(ops, [], 'nothing committed yet')
+  await vfs.release(fh)
+  t.same(ops, ['blocks'], 'close committed data and attributes in one change')
+  t.same(pick(vfs.getattr('/f')), want, 'and getattr still shows them')
+
+  // With no buffered data there is nothing to ride with: the change commits at once.
+  const fh2 = vfs.open('/f', 2)
+  ops.length = 0
+  vfs.chmod('/f', 0o640)
+  t.same(ops, ['setattr'], 'a chmod of a clean open file commits at once')
+  await vfs.release(fh2)
+
+  await node.close()
+  node = await openNode(t, { dataDir, config: { chunkSize: CS } })
+  t.same(pick(node.vfs.getattr('/f')), { ...want, mode: S_IFREG | 0o640 }, 'all of it is in the store')
 })
