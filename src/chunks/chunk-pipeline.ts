@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { seal, open, authentic, sealedLength } from '../crypto/aead.js'
 import { keyedHash } from '../crypto/keyed-hash.js'
 import { decodeChunkRecord, chunkAd, CHUNK_RECORD_VERSION, FLAG_LZ4 } from '../codec/chunk-record.js'
+import { aeadSum } from '../codec/chunk-sum.js'
 import { fail } from '../errors.js'
 import type { CryptoWorkers } from './crypto-workers.js'
 import type { ChunkStore } from './chunk-store.js'
@@ -44,9 +45,10 @@ export class ChunkPipeline {
 
   async seal (plain: Buffer): Promise<SealedChunk> {
     if (this.workers && plain.length >= OFFLOAD_BYTES) return await this.workers.seal(plain)
+    if (plain.length < OFFLOAD_BYTES) return sealChunkSync(this.keys, plain)
     const id = this.idOf(plain)
     const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? await lz4.compress(plain) : null
-    return { id, record: sealRecord(this.keys.dataKey, id, plain, packed) }
+    return { id, record: sealRecord(this.keys.dataKey, id, plain, packed), sum: aeadSum() }
   }
 
   // `donate`: the caller never uses `record` again (a worker may take its memory).
@@ -115,12 +117,14 @@ export function verifyChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer): v
   }
 }
 
-// The whole seal on the calling thread (the crypto workers run this). The
-// record goes into `spare` when it is big enough.
+// The whole seal on the calling thread (the crypto workers run this, and the
+// event loop for a block under 64 KiB: LZ4 on the thread pool would cost a
+// round trip there for a few microseconds of work). The record goes into
+// `spare` when it is big enough. Its sum is its own tag (codec/chunk-sum.ts).
 export function sealChunkSync (keys: ChunkKeys, plain: Buffer, spare?: ArrayBuffer): SealedChunk {
   const id = keyedHash(keys.idKey, plain)
   const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? lz4.compressSync(plain) : null
-  return { id, record: sealRecord(keys.dataKey, id, plain, packed, spare) }
+  return { id, record: sealRecord(keys.dataKey, id, plain, packed, spare), sum: aeadSum() }
 }
 
 // The whole open on the calling thread (the crypto workers run this).

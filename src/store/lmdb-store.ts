@@ -307,8 +307,10 @@ export class LmdbStore {
 
   // Whether a chunk is stored, without reading it: lmdb-js's doesExist reads
   // the whole value (a 1 MiB copy per call for a chunk); a key cursor does not.
+  // No snapshot: the cursor reads the latest commit (or the write
+  // transaction it runs in) without renewing a read transaction.
   hasChunk (id: Buffer): boolean {
-    for (const key of this.chunks.getKeys({ start: id, limit: 1 })) return (key as Buffer).equals(id)
+    for (const key of this.chunks.getKeys({ start: id, limit: 1, snapshot: false })) return (key as Buffer).equals(id)
     return false
   }
 

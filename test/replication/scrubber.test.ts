@@ -191,3 +191,20 @@ t.test('the read rate stays under scrubRate, and a pass resumes where it stopped
   t.equal(last.checked, n, 'each chunk checked exactly once in the pass, across the restart')
   t.equal(last.started, stoppedAt.started, 'the same pass went on')
 })
+
+t.test('small chunks are paced as 64 KiB each, so the event loop is not spent on them', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const n = 40
+  await fill(pipeline, n, 1 * KiB, mine)
+  const rate = 2 * 1024 * 1024 // 32 chunks/s when each counts as 64 KiB; 40 x 1 KiB would take 20 ms by bytes
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), rate })
+  const started = Date.now()
+  s.start()
+  const checked = (): number => s.report().current?.checked ?? s.report().last?.checked ?? 0
+  await until('a dozen chunks checked', () => checked() >= 12, 30_000, 5)
+  const elapsed = (Date.now() - started) / 1000
+  // 12 chunks at 32 a second: 11 pauses of 31 ms, less up to 100 ms of slack
+  t.ok(elapsed >= 0.2, `12 chunks of 1 KiB took ${elapsed.toFixed(2)} s at 2 MiB/s`)
+  t.ok(checked() < n, 'and the pass is not over yet')
+})
