@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadFuse, setAnswerSpin, type FuseStat } from '../src/fuse/native.js'
-import { HotLoop } from '../src/fuse/hot-loop.js'
+import { HotLoop, EVENT_LOOP_SPIN_FACTOR } from '../src/fuse/hot-loop.js'
 import { run } from './proc.js'
 import { randomFile, smallFilesTar } from './inputs.js'
 
@@ -20,7 +20,7 @@ interface Node { mode: number, nlink: number, size: number }
 function serve (mountpoint: string, attrTimeout: string, spinUs: number): void {
   const Fuse = loadFuse()
   // The same hand-over spin as the daemon's (node.ts), around every op but reads and writes.
-  const hot = new HotLoop(spinUs)
+  const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR)
   setAnswerSpin(spinUs)
   const t = (): void => hot.touch()
   const now = new Date()

@@ -28,7 +28,21 @@ export class DisktroError extends Error {
 }
 
 export function fail (code: ErrorCode, message?: string, cause?: unknown): DisktroError {
+  if (code === 'ENOENT' && cause === undefined) return quiet(code, message ?? code)
   return new DisktroError(code, message ?? code, cause === undefined ? undefined : { cause })
+}
+
+// Without a stack trace: a lookup of a name that does not exist yet is the
+// everyday answer before every create (tar x: one per file), and capturing
+// the stack was most of its cost.
+function quiet (code: ErrorCode, message: string): DisktroError {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new DisktroError(code, message)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 export function isDisktroError (e: unknown, code?: ErrorCode): e is DisktroError {

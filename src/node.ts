@@ -8,7 +8,7 @@ import { fuseOps } from './fuse/fuse-adapter.js'
 import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
-import { HotLoop } from './fuse/hot-loop.js'
+import { HotLoop, EVENT_LOOP_SPIN_FACTOR } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { raiseReadAhead } from './fuse/read-ahead.js'
@@ -225,11 +225,16 @@ export class DisktroNode {
     } catch (e) {
       throw fail('FUSE_UNAVAILABLE', (e as Error).message)
     }
-    // Each side of an operation's hand-over waits up to 100 us for the other
-    // before it sleeps (fuse/hot-loop.ts, scripts/build-fuse.cjs (f)): tar x
-    // of 2,000 files 5.4-6.0 -> 3.85-3.93 s. DISKTRO_FUSE_SPIN_US=0 turns both off.
+    // Each side of an operation's hand-over waits for the other before it
+    // sleeps (fuse/hot-loop.ts, scripts/build-fuse.cjs (f)): a FUSE thread up
+    // to 100 us for JS's answer, the event loop five times as long for the
+    // next operation, as that wait spans the caller's own work between two
+    // calls and the calls the addon answers itself. tar x of 2,000 files:
+    // 5.4-6.0 -> 3.85-3.93 s with 100 us on both sides; the event loop's
+    // 500 us then took it from 2.78-3.10 to 2.59-2.63 s (300 us: 2.68-2.89,
+    // 1 ms: 2.70-2.85). DISKTRO_FUSE_SPIN_US sets the FUSE threads' window; 0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
-    const hot = new HotLoop(spinUs)
+    const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR)
     const attrCache = this.newAttrCache(vfs)
     const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
     const wb = writeBehindBinding()

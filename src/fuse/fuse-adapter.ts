@@ -29,14 +29,19 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
   function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
     if (op !== 'read' && op !== 'write') onOperation()
-    let p: Promise<T>
+    let v: T | Promise<T>
     try {
-      p = Promise.resolve(fn())
+      v = fn()
     } catch (e) {
       cb(fail(op, path, e))
       return
     }
-    p.then(v => { try { answer(v) } catch (e) { cb(fail(op, path, e)) } }, e => cb(fail(op, path, e)))
+    // A synchronous op is answered now, not from a microtask.
+    if (!(v instanceof Promise)) {
+      try { answer(v) } catch (e) { cb(fail(op, path, e)) }
+      return
+    }
+    v.then(v => { try { answer(v) } catch (e) { cb(fail(op, path, e)) } }, e => cb(fail(op, path, e)))
   }
   const done = (cb: (code: number) => void) => () => cb(0)
   const stat = (path: string): FuseStat => {

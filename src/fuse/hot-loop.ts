@@ -6,6 +6,9 @@
 // operation on these VMs (tar x of 2,000 files, ~38,000 operations: 5.7 ->
 // 3.9 s), where an operation costs ~76 us of JavaScript. The cost is at most
 // `window` of CPU after the last operation of a burst.
+// The event loop's window as a multiple of the FUSE threads' (node.ts).
+export const EVENT_LOOP_SPIN_FACTOR = 5
+
 export class HotLoop {
   private until = 0n
   private running = false

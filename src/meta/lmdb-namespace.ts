@@ -4,7 +4,7 @@ import type { VolumeKeys } from '../crypto/volume-keys.js'
 import { encodeInode, decodeInode, type InodeAttrs } from '../codec/inode-record.js'
 import { encodeDirent, decodeDirent } from '../codec/dirent-record.js'
 import { encodeBlockRef, decodeBlockRef, type BlockRef } from '../codec/block-record.js'
-import { encodeChange, type Change, type StampedChange } from '../codec/change-record.js'
+import type { Change, StampedChange } from '../codec/change-record.js'
 import { u64Key, readU64Key, pairKey } from '../codec/keys.js'
 import { fail } from '../errors.js'
 import type { LmdbStore } from '../store/lmdb-store.js'
@@ -141,12 +141,10 @@ export class LmdbNamespace implements Namespace {
         for (const c of ensure) {
           if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record, c.sum)
         }
+        // The shared namespace's log is the record of changes kept and sent
+        // to peers; the `log` database, only ever written, no longer grows.
         this.journal?.(stamped)
         this.apply(stamped)
-        const logKey = Buffer.allocUnsafe(8 + 8)
-        logKey.writeBigUInt64BE(stamped.hlc, 0)
-        Buffer.from(this.nodeId, 'hex').copy(logKey, 8, 0, 8)
-        this.store.log.putSync(logKey, this.sealMeta(encodeChange(stamped), logKey))
         const hlc = Buffer.allocUnsafe(8)
         hlc.writeBigUInt64BE(stamped.hlc)
         this.store.sys.putSync(Buffer.from('hlc'), hlc)
