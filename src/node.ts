@@ -4,7 +4,7 @@ import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
-import { fuseOps } from './fuse/fuse-adapter.js'
+import { fuseOps, queuedAttrChanges } from './fuse/fuse-adapter.js'
 import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
@@ -239,7 +239,12 @@ export class DisktroNode {
     const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
     const wb = writeBehindBinding()
     if (wb && ops.write && process.env.DISKTRO_WRITE_BEHIND !== '0') {
-      this.writeBehind = new WriteBehind(wb, ops.write)
+      // With the attribute cache, chmod, chown and utimens whose outcome it
+      // can show are answered at once too (scripts/build-fuse.cjs (h)).
+      const apply = queuedAttrChanges(vfs, this.log)
+      this.writeBehind = new WriteBehind(wb, ops.write, attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
+        ? (...args) => attrCache.applyPredicted(() => apply(...args))
+        : null)
       this.writeBehind.start()
     }
     this.useReadCache(ops, vfs)
@@ -329,8 +334,8 @@ export class DisktroNode {
         this.log(`read cache: ${hits} reads answered from it, ${misses} passed to the VFS`)
       }
       if (this.attrCache) {
-        const [hits, misses] = this.attrCache.stats()
-        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS`)
+        const [hits, misses, behind] = this.attrCache.stats()
+        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS; ${behind} chmod, chown and utimens answered at once`)
         this.attrCache = null
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush

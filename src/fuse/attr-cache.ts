@@ -64,11 +64,27 @@ export class AttrCache {
 
   // Something changed: no entry stored before now serves again.
   invalidate (): void {
-    if (this.enabled) this.binding.fuse_native_ac_bump()
+    if (this.enabled && !this.predicted) this.binding.fuse_native_ac_bump()
   }
 
-  // [getattrs answered by the addon, getattrs passed to JS]
-  stats (): [number, number] {
+  private predicted = false
+
+  // Runs `apply`, a change the addon queued and whose outcome it already
+  // stored (scripts/build-fuse.cjs (h)), without dropping what the cache
+  // holds: the entries the change affects were dropped when it was queued,
+  // and the one stored then shows what `apply` leads to. The addon drops
+  // everything if it fails.
+  applyPredicted<T> (apply: () => T): T {
+    this.predicted = true
+    try {
+      return apply()
+    } finally {
+      this.predicted = false
+    }
+  }
+
+  // [getattrs answered by the addon, getattrs passed to JS, chmod/chown/utimens it answered at once]
+  stats (): [number, number, number] {
     return this.binding.fuse_native_ac_stats()
   }
 }

@@ -95,6 +95,26 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   }
 }
 
+// Applies the chmod, chown and utimens calls the patched addon answered
+// already (fuse/write-behind.ts): with the change time the caller was shown,
+// as the attribute cache predicted it. A failure cannot reach the caller any
+// more, so it is always logged.
+export function queuedAttrChanges (vfs: Vfs, log: Log): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
+  const ops = ['', 'chmod', 'chown', 'utimens']
+  return (kind, path, a, b, atime, mtime, ctime) => {
+    try {
+      if (kind === 1) vfs.chmod(path, a, ctime)
+      else if (kind === 2) vfs.chown(path, a, b, ctime)
+      else if (kind === 3) vfs.utimens(path, atime < 0 ? undefined : atime, mtime < 0 ? undefined : mtime, ctime)
+      else throw new DisktroError('EINVAL', `unknown queued change ${kind}`)
+      return 0
+    } catch (e) {
+      log(`${ops[kind] ?? 'change'} ${path} (answered already): ${e instanceof Error ? e.message : String(e)}`)
+      return toErrno(e)
+    }
+  }
+}
+
 function toFuseStat (s: Stat): FuseStat {
   return {
     mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev,

@@ -255,10 +255,15 @@ export function decodeUtimensArg (v: number): UtimensArg {
   return { kind: 'time', ms: v }
 }
 
+/** A queued chmod (kind 1: a = mode), chown (2: a = uid, b = gid) or utimens (3: atime, mtime in ms, -1 = leave it); ctime in ms. */
+export type QueuedAttrHandler = (item: unknown, path: string, kind: number, a: number, b: number, atime: number, mtime: number, ctime: number) => void
+
 /** The write-behind entry points of the patched addon (scripts/build-fuse.cjs (d)). */
 export interface WriteBehindBinding {
-  fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number) => void): void
-  fuse_native_signal_wb (item: unknown, result: number, data: ArrayBuffer): void
+  // `attrs`: given, chmod, chown and utimens are queued too when the
+  // attribute cache can show their outcome (scripts/build-fuse.cjs (h)).
+  fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number) => void, attrs?: QueuedAttrHandler): void
+  fuse_native_signal_wb (item: unknown, result: number, data?: ArrayBuffer): void
   fuse_native_wb_outstanding (): number
 }
 
@@ -319,7 +324,7 @@ export interface AttrCacheBinding {
   fuse_native_ac_bump (): void
   // Stores `path`'s attributes (18 uint32s in fuse-native's getattr layout) under the current generation.
   fuse_native_ac_put (path: string, stat: Buffer): boolean
-  fuse_native_ac_stats (): [number, number]
+  fuse_native_ac_stats (): [number, number, number]
 }
 
 /** The loaded addon's attribute cache, or null when it has none. */

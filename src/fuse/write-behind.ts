@@ -1,6 +1,9 @@
 import type { FuseOperations, WriteBehindBinding } from './native.js'
 import { toErrno } from './errno.js'
 
+// Applies a queued attribute change; answers 0 or a negative errno.
+export type AttrChangeApplier = (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number
+
 // Write-behind. With the patched addon, a FUSE write is copied into a
 // bounded queue on the FUSE thread and answered at once, so `dd` or `cp` no
 // longer waits for a round trip through the event loop per 128 KiB; every
@@ -9,13 +12,45 @@ import { toErrno } from './errno.js'
 // time per file handle and in arrival order, so overlapping writes land as
 // they were issued. A failed write is reported by the addon on the next
 // write, flush or fsync of its handle.
+//
+// With `attrs`, the addon also queues a chmod, chown or utimens whose outcome
+// its attribute cache can show (scripts/build-fuse.cjs (h)): it answers the
+// caller at once, and here the change is applied after every queued write
+// before it, with the change time the caller was shown.
 export class WriteBehind {
   private readonly chains = new Map<number, Promise<void>>()
+  private attrSeq = 0
 
-  constructor (private readonly binding: WriteBehindBinding, private readonly write: NonNullable<FuseOperations['write']>) {}
+  constructor (private readonly binding: WriteBehindBinding, private readonly write: NonNullable<FuseOperations['write']>, private readonly attrs: AttrChangeApplier | null = null) {}
 
   start (): void {
-    this.binding.fuse_native_write_behind((item, path, fh, buf, offset) => this.apply(item, path, fh, buf, offset))
+    const attrs = this.attrs
+    this.binding.fuse_native_write_behind(
+      (item, path, fh, buf, offset) => this.apply(item, path, fh, buf, offset),
+      attrs ? (item, path, kind, a, b, atime, mtime, ctime) => this.applyAttrs(item, () => attrs(kind, path, a, b, atime, mtime, ctime)) : undefined
+    )
+  }
+
+  // After every write queued before it (the chains of all handles).
+  private applyAttrs (item: unknown, apply: () => number): void {
+    const run = (): void => {
+      let result: number
+      try {
+        result = apply()
+      } catch (e) {
+        result = toErrno(e)
+      }
+      this.binding.fuse_native_signal_wb(item, result)
+    }
+    const before = [...this.chains.values()]
+    if (before.length === 0) {
+      run()
+      return
+    }
+    const key = -(++this.attrSeq) // handles are positive
+    const p = Promise.allSettled(before).then(run)
+    this.chains.set(key, p)
+    void p.then(() => { if (this.chains.get(key) === p) this.chains.delete(key) })
   }
 
   // Writes the addon holds or is applying: zero once every acknowledged write reached the VFS.

@@ -159,25 +159,27 @@ export class Vfs {
     }
   }
 
-  chmod (path: string, mode: number): void {
-    this.mutate(() => this.chmodNow(path, mode))
+  // `ctime` (here and in chown and utimens): the time of the change, when
+  // the caller already told someone (FUSE's queued changes, fuse/write-behind.ts).
+  chmod (path: string, mode: number, ctime = Date.now()): void {
+    this.mutate(() => this.chmodNow(path, mode, ctime))
   }
 
-  private chmodNow (path: string, mode: number): void {
+  private chmodNow (path: string, mode: number, ctime: number): void {
     const ino = this.resolve(path)
     const a = this.attrsOf(ino)
-    const attrs = { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime: Date.now() }
+    const attrs = { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime }
     if (this.files.get(ino)?.hold(attrs)) return
     this.ns.commit({ op: 'setattr', ino, attrs })
   }
 
-  chown (path: string, uid: number, gid: number): void {
-    this.mutate(() => this.chownNow(path, uid, gid))
+  chown (path: string, uid: number, gid: number, ctime = Date.now()): void {
+    this.mutate(() => this.chownNow(path, uid, gid, ctime))
   }
 
-  private chownNow (path: string, uid: number, gid: number): void {
+  private chownNow (path: string, uid: number, gid: number, ctime: number): void {
     const ino = this.resolve(path)
-    const attrs: Partial<InodeAttrs> = { ctime: Date.now() }
+    const attrs: Partial<InodeAttrs> = { ctime }
     // (uid_t)-1 and (gid_t)-1 mean "leave unchanged".
     if (uid !== 0xffffffff && uid !== -1) attrs.uid = uid
     if (gid !== 0xffffffff && gid !== -1) attrs.gid = gid
@@ -187,13 +189,12 @@ export class Vfs {
   }
 
   // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
-  utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined): void {
-    this.mutate(() => this.utimensNow(path, atime, mtime))
+  utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now = Date.now()): void {
+    this.mutate(() => this.utimensNow(path, atime, mtime, now))
   }
 
-  private utimensNow (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined): void {
+  private utimensNow (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now: number): void {
     const ino = this.resolve(path)
-    const now = Date.now()
     const attrs: Partial<InodeAttrs> = { ctime: now }
     if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
     if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
