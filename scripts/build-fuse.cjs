@@ -293,6 +293,21 @@ static void disktro_ac_bump (void) {
   __atomic_fetch_add(&dac.gen, 1, __ATOMIC_SEQ_CST);
 }
 
+static double disktro_now_ms (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double) ts.tv_sec * 1000 + (double) (ts.tv_nsec / 1000000);
+}
+
+static int disktro_ac_write_predict (const char *path, uint64_t end, double now);
+
+/* As populate_stat reads JS's milliseconds. */
+static void disktro_set_ms (struct timespec *ts, double ms) {
+  uint64_t m = (uint64_t) ms;
+  ts->tv_sec = (time_t) (m / 1000);
+  ts->tv_nsec = (long) (m % 1000) * 1000000;
+}
+
 
 `
   src = replaceOnce(src, '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', wbState + '#define FUSE_NATIVE_CALLBACK(fn, blk)\\\n', 'FUSE_NATIVE_CALLBACK definition')
@@ -384,6 +399,8 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
     return -ENOMEM;
   }
   memcpy(item->data, buf, len);
+  double now = disktro_now_ms();
+  item->t3 = now; /* the write's mtime, shown by (g) at once and passed on to JS */
   item->next = NULL;
   item->kind = DISKTRO_WB_WRITE;
   item->path = p;
@@ -397,7 +414,7 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   dwb.outstanding_bytes += len;
   uv_mutex_unlock(&dwb.mut);
   disktro_rc_bump(); /* after the write is outstanding: see (e) */
-  disktro_ac_bump(); /* and (g) */
+  if (!disktro_ac_write_predict(path, (uint64_t) offset + len, now)) disktro_ac_bump(); /* and (g) */
   uv_async_send(&dwb.async);
   return (int) len;
 }
@@ -437,13 +454,14 @@ static void disktro_wb_dispatch (uv_async_t *handle) {
     napi_get_global(env, &global);
     if (item->kind == DISKTRO_WB_WRITE) {
       napi_get_reference_value(env, dwb.handler, &callback);
-      napi_value argv[5];
+      napi_value argv[6];
       napi_create_external(env, item, NULL, NULL, &(argv[0]));
       napi_create_string_utf8(env, item->path, NAPI_AUTO_LENGTH, &(argv[1]));
       napi_create_uint32(env, (uint32_t) item->fh, &(argv[2]));
       napi_create_external_buffer(env, item->len, item->data, NULL, NULL, &(argv[3]));
       napi_create_double(env, (double) item->offset, &(argv[4]));
-      NAPI_MAKE_CALLBACK(env, NULL, global, callback, 5, argv, NULL)
+      napi_create_double(env, item->t3, &(argv[5]));
+      NAPI_MAKE_CALLBACK(env, NULL, global, callback, 6, argv, NULL)
     } else {
       /* (item, path, kind, a, b, atime, mtime, ctime) */
       napi_get_reference_value(env, dwb.attr_handler, &callback);
@@ -513,7 +531,8 @@ NAPI_METHOD(fuse_native_signal_wb) {
       dwb.errs = e;
     }
   }
-  disktro_ac_bump(); /* JS applied it: see (g) */
+  /* No bump once JS applied it: no entry was stored while it was outstanding (fuse_native_ac_put). A failed write bumps: (g) may show it. */
+  if (res < 0 || (size_t) res != item->len) disktro_ac_bump();
   dwb.outstanding--;
   dwb.outstanding_bytes -= item->len;
   int keep = item->cap == WB_SLOT_BYTES && dwb.free_count < WB_FREE_MAX;
@@ -791,6 +810,31 @@ static int disktro_ac_get (const char *path, struct stat *st) {
   return hit;
 }
 
+/* A queued write of a regular file ending at "end": when the path's entry is
+   current, it now shows the write (size, mtime and ctime "now", st_blocks as
+   the VFS counts buffered data) under a new generation, which drops every
+   other entry; 1 then. 0: nothing stored, the caller bumps. */
+static int disktro_ac_write_predict (const char *path, uint64_t end, double now) {
+  if (!__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
+  disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
+  int done = 0;
+  uv_mutex_lock(&dac.mut);
+  uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+  if (s->path != NULL && s->gen == gen && S_ISREG(s->st.st_mode) && strcmp(s->path, path) == 0) {
+    uint64_t expected = gen;
+    if (__atomic_compare_exchange_n(&dac.gen, &expected, gen + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+      if ((uint64_t) s->st.st_size < end) s->st.st_size = (off_t) end;
+      disktro_set_ms(&s->st.st_mtim, now);
+      disktro_set_ms(&s->st.st_ctim, now);
+      s->st.st_blocks = (s->st.st_size + 511) / 512;
+      s->gen = gen + 1;
+      done = 1;
+    }
+  }
+  uv_mutex_unlock(&dac.mut);
+  return done;
+}
+
 /* No write-behind barrier on a hit: a queued write bumped the generation
    before its write(2) returned, so no entry from before it is current. */
 static int disktro_getattr (const char *path, struct stat *stat) {
@@ -895,18 +939,7 @@ NAPI_METHOD(fuse_native_ac_stats) {
   // (h) attribute changes behind
   const abOps = String.raw`
 /* disktro patch: chmod, chown and utimens answered at once (see (h)) */
-static double disktro_now_ms (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double) ts.tv_sec * 1000 + (double) (ts.tv_nsec / 1000000);
-}
 
-/* As populate_stat reads JS's milliseconds. */
-static void disktro_set_ms (struct timespec *ts, double ms) {
-  uint64_t m = (uint64_t) ms;
-  ts->tv_sec = (time_t) (m / 1000);
-  ts->tv_nsec = (long) (m % 1000) * 1000000;
-}
 
 typedef void (*disktro_predict_t) (struct stat *st, const disktro_wb_item_t *it);
 

@@ -4,7 +4,7 @@ import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
-import { fuseOps, queuedAttrChanges } from './fuse/fuse-adapter.js'
+import { fuseOps, queuedAttrChanges, queuedWrites } from './fuse/fuse-adapter.js'
 import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
@@ -242,7 +242,7 @@ export class DisktroNode {
       // With the attribute cache, chmod, chown and utimens whose outcome it
       // can show are answered at once too (scripts/build-fuse.cjs (h)).
       const apply = queuedAttrChanges(vfs, this.log)
-      this.writeBehind = new WriteBehind(wb, ops.write, attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
+      this.writeBehind = new WriteBehind(wb, queuedWrites(vfs, this.log), attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
         : null)
       this.writeBehind.start()

@@ -95,6 +95,17 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   }
 }
 
+// Applies the writes the patched addon answered already (fuse/write-behind.ts),
+// with the mtime its attribute cache showed for them.
+export function queuedWrites (vfs: Vfs, log: Log): (path: string, fh: number, buf: Buffer, offset: number, time: number, cb: (bytesOrErrno: number) => void) => void {
+  return (path, fh, buf, offset, time, cb) => {
+    vfs.write(fh, buf, buf.length, offset, time).then(cb, (e: unknown) => {
+      if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') log(`write ${path}: ${e instanceof Error ? e.message : String(e)}`)
+      cb(toErrno(e))
+    })
+  }
+}
+
 // Applies the chmod, chown and utimens calls the patched addon answered
 // already (fuse/write-behind.ts): with the change time the caller was shown,
 // as the attribute cache predicted it. A failure cannot reach the caller any

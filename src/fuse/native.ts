@@ -262,7 +262,8 @@ export type QueuedAttrHandler = (item: unknown, path: string, kind: number, a: n
 export interface WriteBehindBinding {
   // `attrs`: given, chmod, chown and utimens are queued too when the
   // attribute cache can show their outcome (scripts/build-fuse.cjs (h)).
-  fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number) => void, attrs?: QueuedAttrHandler): void
+  // `time`: the write's mtime in ms, as the attribute cache shows it (scripts/build-fuse.cjs (g)).
+  fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number, time: number) => void, attrs?: QueuedAttrHandler): void
   fuse_native_signal_wb (item: unknown, result: number, data?: ArrayBuffer): void
   fuse_native_wb_outstanding (): number
 }

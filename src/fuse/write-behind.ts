@@ -1,5 +1,9 @@
-import type { FuseOperations, WriteBehindBinding } from './native.js'
+import type { WriteBehindBinding } from './native.js'
 import { toErrno } from './errno.js'
+
+// Applies a queued write with the mtime the addon showed for it; answers the
+// bytes written or a negative errno.
+export type QueuedWrite = (path: string, fh: number, buf: Buffer, offset: number, time: number, cb: (bytesOrErrno: number) => void) => void
 
 // Applies a queued attribute change; answers 0 or a negative errno.
 export type AttrChangeApplier = (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number
@@ -21,12 +25,12 @@ export class WriteBehind {
   private readonly chains = new Map<number, Promise<void>>()
   private attrSeq = 0
 
-  constructor (private readonly binding: WriteBehindBinding, private readonly write: NonNullable<FuseOperations['write']>, private readonly attrs: AttrChangeApplier | null = null) {}
+  constructor (private readonly binding: WriteBehindBinding, private readonly write: QueuedWrite, private readonly attrs: AttrChangeApplier | null = null) {}
 
   start (): void {
     const attrs = this.attrs
     this.binding.fuse_native_write_behind(
-      (item, path, fh, buf, offset) => this.apply(item, path, fh, buf, offset),
+      (item, path, fh, buf, offset, time) => this.apply(item, path, fh, buf, offset, time),
       attrs ? (item, path, kind, a, b, atime, mtime, ctime) => this.applyAttrs(item, () => attrs(kind, path, a, b, atime, mtime, ctime)) : undefined
     )
   }
@@ -67,7 +71,7 @@ export class WriteBehind {
     return true
   }
 
-  private apply (item: unknown, path: string, fh: number, buf: Buffer, offset: number): void {
+  private apply (item: unknown, path: string, fh: number, buf: Buffer, offset: number, time: number): void {
     const prev = this.chains.get(fh) ?? Promise.resolve()
     const next = prev.then(() => new Promise<void>(resolve => {
       let answered = false
@@ -78,9 +82,9 @@ export class WriteBehind {
         resolve()
       }
       try {
-        this.write(path, fh, buf, buf.length, offset, answer)
+        this.write(path, fh, buf, offset, time, answer)
       } catch (e) {
-        answer(toErrno(e)) // the op table answers errors itself; this is a last resort
+        answer(toErrno(e)) // queuedWrites answers errors itself; this is a last resort
       }
     }))
     this.chains.set(fh, next)

@@ -80,7 +80,8 @@ export class OpenFile {
     return true
   }
 
-  async write (data: Buffer, offset: number): Promise<number> {
+  // `time`: the write's mtime (when the caller showed one already).
+  async write (data: Buffer, offset: number, time = Date.now()): Promise<number> {
     this.throwPending()
     const cs = this.d.chunkSize
     let done = 0
@@ -100,7 +101,8 @@ export class OpenFile {
       if (pos + n > this.size) this.size = pos + n
       if (inner + n === cs) this.seal(index)
     }
-    this.mtime = this.ctime = Date.now()
+    this.mtime = time
+    this.ctime = Math.max(this.ctime, time)
     this.pendingAttrs = true
     await this.backpressure()
     return done

@@ -401,10 +401,16 @@ export class Vfs {
     }
   }
 
-  async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+  // `announcedAt`: the caller told the writer already what the write leads
+  // to, with this time as its mtime (FUSE's queued writes, whose outcome the
+  // addon's attribute cache shows at once): the write takes that time, and
+  // change listeners are not told.
+  async write (fh: number, buf: Buffer, length: number, offset: number, announcedAt?: number): Promise<number> {
     const f = this.fileOf(fh)
     if (offset + length > Number.MAX_SAFE_INTEGER) throw fail('EFBIG', 'file too large')
-    return await this.mutateAsync(() => f.write(length === buf.length ? buf : buf.subarray(0, length), offset))
+    const data = length === buf.length ? buf : buf.subarray(0, length)
+    if (announcedAt !== undefined) return await f.write(data, offset, announcedAt)
+    return await this.mutateAsync(() => f.write(data, offset))
   }
 
   async flush (fh: number): Promise<void> {

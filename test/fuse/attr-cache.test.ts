@@ -177,34 +177,37 @@ t.test('a stat here shows another member\'s change', async t => {
 // the file's attributes, shows the outcome at once, and queues the change
 // for JS (scripts/build-fuse.cjs (h)): what a stat showed then, change time
 // included, is what the store holds afterwards.
-t.test('chmod, chown and touch answered at once are stored as they were shown', async t => {
+t.test('chmod, chown, touch and writes answered at once are stored as they were shown', async t => {
   if (!await requireFuse(t)) return
   let m = await Mount.start(t)
   const dataDir = m.dataDir
-  const [a, b, c, link] = ['a', 'b', 'c', 'c-link'].map(n => m.path(n))
-  for (const p of [a, b, c]) await writeFile(p, 'data')
+  const [a, b, c, link, d] = ['a', 'b', 'c', 'c-link', 'd'].map(n => m.path(n))
+  for (const p of [a, b, c, d]) await writeFile(p, 'data')
   await sh(`ln '${c}' '${link}'`)
   const pick = `const pick = p => { const s = require('fs').statSync(p); return [s.mode, s.uid, s.gid, s.atimeMs, s.mtimeMs, s.ctimeMs, s.nlink, s.size] }`
   // Each file gets one kind of change, so each change's own ctime is what is compared.
   const shown = JSON.parse(await child(`
     const fs = require('fs'); ${pick}
-    const all = ${JSON.stringify([a, b, c, link])}
+    const all = ${JSON.stringify([a, b, c, link, d])}
     // A change drops every other file's entry: each file is read into the
     // cache again, once the change before has been applied, before its own.
     const fresh = (...ps) => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); ps.forEach(pick) }
     fresh(all[0]); fs.chmodSync(all[0], 0o600); const afterChmod = pick(all[0])
     fresh(all[1]); fs.chownSync(all[1], 12, 34); const afterChown = pick(all[1])
-    fresh(all[2], all[3]); fs.utimesSync(all[2], 1100000000, 1000000000)
-    process.stdout.write(JSON.stringify([afterChmod, afterChown, pick(all[2]), pick(all[3])]))`)) as number[][]
+    fresh(all[2], all[3]); fs.utimesSync(all[2], 1100000000, 1000000000); const afterTouch = [pick(all[2]), pick(all[3])]
+    // a write through an open handle: size, mtime and ctime show before the close
+    fresh(all[4]); const fd = fs.openSync(all[4], 'r+'); fs.writeSync(fd, Buffer.alloc(5000, 1), 0, 5000, 100); const afterWrite = pick(all[4]); fs.closeSync(fd)
+    process.stdout.write(JSON.stringify([afterChmod, afterChown, ...afterTouch, afterWrite]))`)) as number[][]
   t.equal(shown[0][0] & 0o7777, 0o600, 'the chmod shows at once')
   t.same([shown[1][1], shown[1][2]], [12, 34], 'the chown too')
   t.same([shown[2][3], shown[2][4]], [1100000000000, 1000000000000], 'and the times')
   t.same(shown[3], shown[2], 'the other name of the touched file shows the same')
+  t.equal(shown[4][7], 5100, 'the write\'s size shows before the close')
   await m.stop()
   const behind = /(\d+) chmod, chown and utimens answered at once/.exec(m.stdout + m.stderr)
   t.equal(Number(behind?.[1]), 3, 'the addon answered all three itself')
 
   m = await Mount.start(t, { dataDir, mountpoint: m.dir })
-  const stored = JSON.parse(await child(`${pick}; process.stdout.write(JSON.stringify(${JSON.stringify([a, b, c, link])}.map(pick)))`)) as number[][]
+  const stored = JSON.parse(await child(`${pick}; process.stdout.write(JSON.stringify(${JSON.stringify([a, b, c, link, d])}.map(pick)))`)) as number[][]
   t.same(stored, shown, 'after a remount the store holds exactly what was shown, change times included')
 })
