@@ -1,7 +1,8 @@
 // Where sealed chunk records live. Records are opaque here: the store can
 // hold and serve them without any key (a storage-only peer's view).
 export interface ChunkStore {
-  has (id: Buffer): boolean
+  // `small`: the record, if there, is small (a block under 64 KiB): a cheaper check.
+  has (id: Buffer, small?: boolean): boolean
   get (id: Buffer): Promise<Buffer | undefined>
   put (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> // sum: codec/chunk-sum.ts, when known
   noteUse (id: Buffer): void // read here without get(): counts for least-recently-used eviction

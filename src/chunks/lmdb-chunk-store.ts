@@ -22,8 +22,8 @@ export class LmdbChunkStore implements ChunkStore {
     this.lastUse.set(hex, Date.now())
   }
 
-  has (id: Buffer): boolean {
-    return this.store.hasChunk(id)
+  has (id: Buffer, small = false): boolean {
+    return small ? this.store.hasSmallChunk(id) : this.store.hasChunk(id)
   }
 
   // Page faults happen on lmdb's prefetch thread, not the event loop; the

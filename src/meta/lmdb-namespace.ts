@@ -14,6 +14,7 @@ import { ROOT_INO, type Namespace, type DirEntry, type ChunkToEnsure } from './n
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
 const CACHE_LIMIT = 200_000
+const SMALL_RECORD_BYTES = 128 * 1024
 
 // The namespace over LMDB. Names, attributes and block maps are sealed under
 // the metadata key; directory entries are keyed by a keyed hash of the name,
@@ -139,7 +140,9 @@ export class LmdbNamespace implements Namespace {
     try {
       this.store.txn(() => {
         for (const c of ensure) {
-          if (!this.store.hasChunk(c.id)) this.store.putChunkSync(c.id, c.record, c.sum)
+          // A big record was put through the write thread already: the cursor check copies nothing.
+          const have = c.record.length <= SMALL_RECORD_BYTES ? this.store.hasSmallChunk(c.id) : this.store.hasChunk(c.id)
+          if (!have) this.store.putChunkSync(c.id, c.record, c.sum)
         }
         // The shared namespace's log is the record of changes kept and sent
         // to peers; the `log` database, only ever written, no longer grows.

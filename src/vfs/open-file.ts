@@ -285,7 +285,7 @@ export class OpenFile {
     const plain = buf.subarray(0, len)
     const hole = len === 0 || isZero(plain)
     const sealed = hole ? null : await this.d.pipeline.seal(plain)
-    if (sealed && !this.d.chunks.has(sealed.id)) {
+    if (sealed && !this.d.chunks.has(sealed.id, sealed.record.length <= INLINE_RECORD_BYTES)) {
       // Big records go to LMDB's write thread first so the event loop never
       // copies them inside a transaction; small ones ride in the commit below
       // (`ensure`), which saves a round trip through the write thread.
