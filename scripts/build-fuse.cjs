@@ -272,9 +272,12 @@ static void disktro_rc_bump (void) {
 /* disktro patch: attribute cache state (see scripts/build-fuse.cjs (g)) */
 #define AC_SLOTS 16384 /* a power of two */
 
+#define AC_INOS 4096 /* inode generations, by a hash of the inode number */
+
 typedef struct {
   char *path; /* NULL: empty */
-  uint64_t gen; /* the generation it was stored under */
+  uint64_t gen; /* the global generation it was stored under */
+  uint64_t igen; /* and its inode's */
   struct stat st;
 } disktro_ac_slot_t;
 
@@ -286,8 +289,18 @@ static struct {
   uint64_t hits;
   uint64_t misses;
   uint64_t behind; /* attribute changes answered at once, (h) */
+  uint64_t igen[AC_INOS]; /* with mut held */
   disktro_ac_slot_t slots[AC_SLOTS];
 } dac;
+
+static uint64_t *disktro_ac_igen (uint64_t ino) {
+  return &dac.igen[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* With dac.mut held: whether the slot holds path's attributes, current. */
+static int disktro_ac_valid (disktro_ac_slot_t *s, const char *path, uint64_t gen) {
+  return s->path != NULL && s->gen == gen && s->igen == *disktro_ac_igen((uint64_t) s->st.st_ino) && strcmp(s->path, path) == 0;
+}
 
 static void disktro_ac_bump (void) {
   __atomic_fetch_add(&dac.gen, 1, __ATOMIC_SEQ_CST);
@@ -799,7 +812,7 @@ static int disktro_ac_get (const char *path, struct stat *st) {
   disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
   int hit = 0;
   uv_mutex_lock(&dac.mut);
-  if (s->path != NULL && s->gen == __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST) && strcmp(s->path, path) == 0) {
+  if (disktro_ac_valid(s, path, __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST))) {
     *st = s->st;
     hit = 1;
     dac.hits++;
@@ -820,16 +833,18 @@ static int disktro_ac_write_predict (const char *path, uint64_t end, double now)
   int done = 0;
   uv_mutex_lock(&dac.mut);
   uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
-  if (s->path != NULL && s->gen == gen && S_ISREG(s->st.st_mode) && strcmp(s->path, path) == 0) {
-    uint64_t expected = gen;
-    if (__atomic_compare_exchange_n(&dac.gen, &expected, gen + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-      if ((uint64_t) s->st.st_size < end) s->st.st_size = (off_t) end;
-      disktro_set_ms(&s->st.st_mtim, now);
-      disktro_set_ms(&s->st.st_ctim, now);
-      s->st.st_blocks = (s->st.st_size + 511) / 512;
-      s->gen = gen + 1;
-      done = 1;
-    }
+  if (disktro_ac_valid(s, path, gen) && S_ISREG(s->st.st_mode)) {
+    /* The file's other names drop what they hold; this one shows the write.
+       A global bump meanwhile leaves it stored under an old generation. */
+    uint64_t *ig = disktro_ac_igen((uint64_t) s->st.st_ino);
+    (*ig)++;
+    if ((uint64_t) s->st.st_size < end) s->st.st_size = (off_t) end;
+    disktro_set_ms(&s->st.st_mtim, now);
+    disktro_set_ms(&s->st.st_ctim, now);
+    s->st.st_blocks = (s->st.st_size + 511) / 512;
+    s->gen = gen;
+    s->igen = *ig;
+    done = 1;
   }
   uv_mutex_unlock(&dac.mut);
   return done;
@@ -879,6 +894,18 @@ NAPI_METHOD(fuse_native_ac_bump) {
   return NULL;
 }
 
+/* (ino): the entries of that inode's names are dropped */
+NAPI_METHOD(fuse_native_ac_bump_ino) {
+  NAPI_ARGV(1)
+  double ino;
+  napi_get_value_double(env, argv[0], &ino);
+  if (!dac_initialised) return NULL;
+  uv_mutex_lock(&dac.mut);
+  (*disktro_ac_igen((uint64_t) ino))++;
+  uv_mutex_unlock(&dac.mut);
+  return NULL;
+}
+
 /* (path, Uint32Array of 18 in fuse-native's getattr layout) -> whether it
    was stored: not while a queued write is still to be applied, as JS's
    attributes do not show it yet (the write bumps the generation again once
@@ -910,6 +937,7 @@ NAPI_METHOD(fuse_native_ac_put) {
     path = NULL;
     s->st = st;
     s->gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+    s->igen = *disktro_ac_igen((uint64_t) st.st_ino);
     uv_mutex_unlock(&dac.mut);
   }
   free(path);
@@ -963,7 +991,7 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
   int queued = 0;
   uv_mutex_lock(&dac.mut);
   uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
-  if (s->path != NULL && s->gen == gen && strcmp(s->path, path) == 0) {
+  if (disktro_ac_valid(s, path, gen)) {
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0) {
       if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
@@ -973,16 +1001,14 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
     }
     uv_mutex_unlock(&dwb.mut);
     if (queued) {
-      /* Every other entry (the file's other names among them) is dropped;
-         this one shows the change. Not if anything bumped meanwhile: then
-         it was computed from attributes that are no longer current. */
-      uint64_t expected = gen;
-      if (__atomic_compare_exchange_n(&dac.gen, &expected, gen + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-        predict(&s->st, item);
-        s->gen = gen + 1;
-      } else {
-        disktro_ac_bump();
-      }
+      /* The file's other names (hard links) drop what they hold; this one
+         shows the change. A global bump meanwhile leaves it stored under an
+         old generation. */
+      uint64_t *ig = disktro_ac_igen((uint64_t) s->st.st_ino);
+      (*ig)++;
+      predict(&s->st, item);
+      s->gen = gen;
+      s->igen = *ig;
       dac.behind++;
     }
   }
@@ -1070,7 +1096,7 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
 }

@@ -277,8 +277,9 @@ export class DisktroNode {
     const ns = this.volume.access?.ns
     if (!binding || !ns || process.env.DISKTRO_ATTR_CACHE === '0') return null
     const cache = new AttrCache(binding)
-    vfs.onChange(() => cache.invalidate())
-    ns.onTreeChange(() => cache.invalidate())
+    vfs.onChange(ino => { if (ino === null) cache.invalidate(); else cache.invalidateInode(ino) })
+    ns.onInodeChange(ino => cache.invalidateInode(ino))
+    ns.onWideChange(() => cache.invalidate())
     return cache
   }
 

@@ -67,6 +67,11 @@ export class AttrCache {
     if (this.enabled && !this.predicted) this.binding.fuse_native_ac_bump()
   }
 
+  // Inode `ino` changed: the entries of its names serve no more.
+  invalidateInode (ino: number): void {
+    if (this.enabled && !this.predicted) this.binding.fuse_native_ac_bump_ino(ino)
+  }
+
   private predicted = false
 
   // Runs `apply`, a change the addon queued and whose outcome it already

@@ -56,6 +56,14 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     }
     cb(0)
   }
+  // The same for a new name, and its directory (its mtime moved): the
+  // kernel asks for the directory's again on the next path through it.
+  const added = (path: string, cb: (code: number) => void) => () => {
+    if (attrs) {
+      try { stat(path.slice(0, Math.max(1, path.lastIndexOf('/')))) } catch {}
+    }
+    changed(path, cb)()
+  }
 
   return {
     init: cb => cb(0),
@@ -64,10 +72,10 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
     readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => cb(0, names), cb),
-    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), changed(path, cb), cb),
+    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), added(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
-    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => changed(path, () => cb(0, fh))(), cb),
-    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), changed(path, cb), cb),
+    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => added(path, () => cb(0, fh))(), cb),
+    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), added(path, cb), cb),
     open: (path, flags, cb) => relay('open', path, () => vfs.open(path, flags), fh => cb(0, fh), cb),
     opendir: (path, _flags, cb) => relay('opendir', path, () => { vfs.readdir(path); return 0 }, () => cb(0, 0), cb),
     releasedir: (_path, _fd, cb) => cb(0),
@@ -81,8 +89,8 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     ftruncate: (path, fd, size, cb) => relay('ftruncate', path, () => vfs.ftruncate(fd, size), changed(path, cb), cb),
     unlink: (path, cb) => relay('unlink', path, () => vfs.unlink(path), done(cb), cb),
     rename: (src, dest, cb) => relay('rename', src, () => vfs.rename(src, dest), done(cb), cb),
-    link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), changed(dest, cb), cb),
-    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), changed(path, cb), cb),
+    link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), added(dest, cb), cb),
+    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), added(path, cb), cb),
     readlink: (path, cb) => relay('readlink', path, () => vfs.readlink(path), t => cb(0, t), cb),
     chmod: (path, mode, cb) => relay('chmod', path, () => vfs.chmod(path, mode), changed(path, cb), cb),
     chown: (path, uid, gid, cb) => relay('chown', path, () => vfs.chown(path, uid, gid), changed(path, cb), cb),

@@ -323,6 +323,7 @@ export interface AttrCacheBinding {
   fuse_native_ac_enable (owner: Buffer): boolean
   fuse_native_ac_disable (): void
   fuse_native_ac_bump (): void
+  fuse_native_ac_bump_ino (ino: number): void
   // Stores `path`'s attributes (18 uint32s in fuse-native's getattr layout) under the current generation.
   fuse_native_ac_put (path: string, stat: Buffer): boolean
   fuse_native_ac_stats (): [number, number, number]
@@ -330,5 +331,5 @@ export interface AttrCacheBinding {
 
 /** The loaded addon's attribute cache, or null when it has none. */
 export function attrCacheBinding (): AttrCacheBinding | null {
-  return patchedFunctions<AttrCacheBinding>(['enable', 'disable', 'bump', 'put', 'stats'].map(n => `fuse_native_ac_${n}`))
+  return patchedFunctions<AttrCacheBinding>(['enable', 'disable', 'bump', 'bump_ino', 'put', 'stats'].map(n => `fuse_native_ac_${n}`))
 }

@@ -120,6 +120,27 @@ export class LmdbNamespace implements Namespace {
 
   private readonly treeListeners: Array<() => void> = []
 
+  // Called for every inode whose attributes a change set or removed, as it
+  // happens (inside the transaction: the caches already show it).
+  onInodeChange (fn: (ino: number) => void): void {
+    this.inodeListeners.push(fn)
+  }
+
+  private readonly inodeListeners: Array<(ino: number) => void> = []
+
+  private inodeChanged (ino: number): void {
+    for (const fn of this.inodeListeners) fn(ino)
+  }
+
+  // Called after a change whose effect is not told inode by inode: a rename
+  // (a directory's whole subtree moves), a merge of other members' changes,
+  // a failed commit (the caches are dropped).
+  onWideChange (fn: () => void): void {
+    this.wideListeners.push(fn)
+  }
+
+  private readonly wideListeners: Array<() => void> = []
+
   // Called after a commit failed: listeners drop state the store does not hold.
   onAbort (fn: () => void): void {
     this.abortListeners.push(fn)
@@ -157,8 +178,10 @@ export class LmdbNamespace implements Namespace {
       this.lookupCache.clear()
       this.blockCache.clear()
       for (const fn of this.abortListeners) fn()
+      for (const fn of this.wideListeners) fn()
       throw e
     }
+    if (change.op === 'rename') for (const fn of this.wideListeners) fn()
     for (const fn of this.listeners) fn(stamped)
     for (const fn of this.treeListeners) fn()
   }
@@ -176,6 +199,7 @@ export class LmdbNamespace implements Namespace {
         if (a) this.truncateBlocks(ino, 0, a.blocks)
         this.store.inodes.removeSync(u64Key(ino))
         this.attrCache.delete(ino)
+        this.inodeChanged(ino)
       }
     }
     let out: T
@@ -191,8 +215,10 @@ export class LmdbNamespace implements Namespace {
       this.attrCache.clear()
       this.lookupCache.clear()
       this.blockCache.clear()
+      for (const fn of this.wideListeners) fn()
       throw e
     }
+    for (const fn of this.wideListeners) fn()
     for (const fn of this.treeListeners) fn()
     return out
   }
@@ -323,6 +349,7 @@ export class LmdbNamespace implements Namespace {
       this.truncateBlocks(ino, 0, a.blocks)
       this.store.inodes.removeSync(u64Key(ino))
       this.attrCache.delete(ino)
+      this.inodeChanged(ino)
     }
     return dir
   }
@@ -406,6 +433,7 @@ export class LmdbNamespace implements Namespace {
     const key = u64Key(ino)
     this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), Buffer.concat([Buffer.from('i'), key])))
     this.remember(this.attrCache, ino, attrs)
+    this.inodeChanged(ino)
   }
 
   private putBlockRef (ino: number, index: number, ref: BlockRef): void {

@@ -67,7 +67,7 @@ export class Vfs {
   private nextFh = 1
   private readonly reader: BlockReader
   private readonly pool: BufferPool
-  private readonly changeListeners: Array<() => void> = []
+  private readonly changeListeners: Array<(ino: number | null) => void> = []
 
   constructor (private readonly d: VfsDeps) {
     this.ns = d.ns
@@ -77,30 +77,32 @@ export class Vfs {
     this.pool = new BufferPool(d.chunkSize)
   }
 
-  // Called after every operation that may have changed what getattr shows
-  // (FUSE's attribute cache, fuse/attr-cache.ts, drops what it holds), also
-  // after one that failed: it may have changed an open file first.
-  onChange (fn: () => void): void {
+  // Called after an operation on a file that may have changed what getattr
+  // shows of inode `ino` (null: of anything) beyond what the namespace
+  // committed (LmdbNamespace.onInodeChange tells that): the state of an open
+  // file (FUSE's attribute cache, fuse/attr-cache.ts, drops what it holds).
+  // Also after one that failed: it may have changed an open file first.
+  onChange (fn: (ino: number | null) => void): void {
     this.changeListeners.push(fn)
   }
 
-  private changed (): void {
-    for (const fn of this.changeListeners) fn()
+  private changed (ino: number | null): void {
+    for (const fn of this.changeListeners) fn(ino)
   }
 
-  private mutate<T> (fn: () => T): T {
+  private mutate<T> (ino: number, fn: () => T): T {
     try {
       return fn()
     } finally {
-      this.changed()
+      this.changed(ino)
     }
   }
 
-  private async mutateAsync<T> (fn: () => Promise<T>): Promise<T> {
+  private async mutateAsync<T> (ino: number | null, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
     } finally {
-      this.changed()
+      this.changed(ino)
     }
   }
 
@@ -162,11 +164,11 @@ export class Vfs {
   // `ctime` (here and in chown and utimens): the time of the change, when
   // the caller already told someone (FUSE's queued changes, fuse/write-behind.ts).
   chmod (path: string, mode: number, ctime = Date.now()): void {
-    this.mutate(() => this.chmodNow(path, mode, ctime))
+    const ino = this.resolve(path)
+    this.mutate(ino, () => this.chmodNow(ino, mode, ctime))
   }
 
-  private chmodNow (path: string, mode: number, ctime: number): void {
-    const ino = this.resolve(path)
+  private chmodNow (ino: number, mode: number, ctime: number): void {
     const a = this.attrsOf(ino)
     const attrs = { mode: (a.mode & S_IFMT) | (mode & 0o7777), ctime }
     if (this.files.get(ino)?.hold(attrs)) return
@@ -174,11 +176,11 @@ export class Vfs {
   }
 
   chown (path: string, uid: number, gid: number, ctime = Date.now()): void {
-    this.mutate(() => this.chownNow(path, uid, gid, ctime))
+    const ino = this.resolve(path)
+    this.mutate(ino, () => this.chownNow(ino, uid, gid, ctime))
   }
 
-  private chownNow (path: string, uid: number, gid: number, ctime: number): void {
-    const ino = this.resolve(path)
+  private chownNow (ino: number, uid: number, gid: number, ctime: number): void {
     const attrs: Partial<InodeAttrs> = { ctime }
     // (uid_t)-1 and (gid_t)-1 mean "leave unchanged".
     if (uid !== 0xffffffff && uid !== -1) attrs.uid = uid
@@ -190,11 +192,11 @@ export class Vfs {
 
   // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
   utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now = Date.now()): void {
-    this.mutate(() => this.utimensNow(path, atime, mtime, now))
+    const ino = this.resolve(path)
+    this.mutate(ino, () => this.utimensNow(ino, atime, mtime, now))
   }
 
-  private utimensNow (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now: number): void {
-    const ino = this.resolve(path)
+  private utimensNow (ino: number, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now: number): void {
     const attrs: Partial<InodeAttrs> = { ctime: now }
     if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
     if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
@@ -207,12 +209,12 @@ export class Vfs {
 
   async truncate (path: string, size: number): Promise<void> {
     const ino = this.resolve(path)
-    await this.mutateAsync(() => this.truncateIno(ino, size, path))
+    await this.mutateAsync(ino, () => this.truncateIno(ino, size, path))
   }
 
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
-    await this.mutateAsync(() => this.truncateIno(h.ino, size, h.path))
+    await this.mutateAsync(h.ino, () => this.truncateIno(h.ino, size, h.path))
   }
 
   private async truncateIno (ino: number, size: number, path: string): Promise<void> {
@@ -242,9 +244,11 @@ export class Vfs {
   }
 
   rmdir (path: string): void {
-    this.mutate(() => this.rmdirNow(path))
+    this.rmdirNow(path)
   }
 
+  // Directory entries change only through the namespace, which tells of the
+  // inodes it touched: rmdir, link, unlink, rename and mknode tell nothing more.
   private rmdirNow (path: string): void {
     const { parent, name } = this.parentOf(path)
     const ino = this.ns.lookup(parent, name)
@@ -280,7 +284,7 @@ export class Vfs {
   }
 
   link (existing: string, path: string): void {
-    this.mutate(() => this.linkNow(existing, path))
+    this.linkNow(existing, path)
   }
 
   private linkNow (existing: string, path: string): void {
@@ -292,7 +296,7 @@ export class Vfs {
   }
 
   unlink (path: string): void {
-    this.mutate(() => this.unlinkNow(path))
+    this.unlinkNow(path)
   }
 
   private unlinkNow (path: string): void {
@@ -304,7 +308,7 @@ export class Vfs {
   }
 
   rename (from: string, to: string): void {
-    this.mutate(() => this.renameNow(from, to))
+    this.renameNow(from, to)
   }
 
   private renameNow (from: string, to: string): void {
@@ -329,7 +333,7 @@ export class Vfs {
   }
 
   private mknode (path: string, mode: number, rdev: number, target?: string): number {
-    return this.mutate(() => this.mknodeNow(path, mode, rdev, target))
+    return this.mknodeNow(path, mode, rdev, target)
   }
 
   private mknodeNow (path: string, mode: number, rdev: number, target?: string): number {
@@ -410,13 +414,13 @@ export class Vfs {
     if (offset + length > Number.MAX_SAFE_INTEGER) throw fail('EFBIG', 'file too large')
     const data = length === buf.length ? buf : buf.subarray(0, length)
     if (announcedAt !== undefined) return await f.write(data, offset, announcedAt)
-    return await this.mutateAsync(() => f.write(data, offset))
+    return await this.mutateAsync(f.ino, () => f.write(data, offset))
   }
 
   async flush (fh: number): Promise<void> {
     const h = this.handle(fh)
     const f = h.file
-    if (f) await this.mutateAsync(() => f.flush())
+    if (f) await this.mutateAsync(f.ino, () => f.flush())
   }
 
   async fsync (fh: number): Promise<void> {
@@ -439,13 +443,13 @@ export class Vfs {
       await f.flush()
     } finally {
       if (f.handles === 0 && this.files.get(f.ino) === f && !f.isDirty) this.files.delete(f.ino)
-      this.changed()
+      this.changed(f.ino)
     }
   }
 
   // Flushes every open file (unmount, shutdown).
   async flushAll (): Promise<void> {
-    await this.mutateAsync(async () => { for (const f of this.files.values()) await f.flush() })
+    await this.mutateAsync(null, async () => { for (const f of this.files.values()) await f.flush() })
   }
 
   async statfs (): Promise<StatFs> {

@@ -62,7 +62,9 @@ t.test('every name of a file, and its directory, show each change at once', asyn
     mkdir d/e; stat -c '%h' d
     mv d/e d/f; stat -c '%h' d; stat -c '%h' d/f
     rmdir d/f; stat -c '%h' d
-    mv d/b d/c; stat d/b >/dev/null 2>&1 && echo b-still-there || echo b-gone; stat -c '%h %s' d/c`)
+    mv d/b d/c; stat d/b >/dev/null 2>&1 && echo b-still-there || echo b-gone; stat -c '%h %s' d/c
+    mkdir d/x; echo hi > d/x/f; stat -c '%s' d/x/f; mv d/x d/y; stat d/x/f >/dev/null 2>&1 && echo x-still-there || echo x-gone; stat -c '%s' d/y/f
+    mkdir d/x; echo longer > d/x/f; stat -c '%s' d/x/f`)
   t.same(out.trim().split('\n'), [
     '2',
     '1 6 644',
@@ -75,8 +77,10 @@ t.test('every name of a file, and its directory, show each change at once', asyn
     '3',
     '3', '2',
     '2',
-    'b-gone', '1 2'
-  ], 'nlink, size, mode and mtime as each change left them, through every name')
+    'b-gone', '1 2',
+    '3', 'x-gone', '3',
+    '7'
+  ], 'nlink, size, mode and mtime as each change left them, through every name, and every path under a moved directory')
 })
 
 // 400 random changes through names and open handles, each followed by a stat
