@@ -35,18 +35,21 @@
 //   (g) attribute cache (opt-in from JS, fuse_native_ac_enable with the
 //       mount's _thread buffer): getattr and fgetattr are answered on the
 //       FUSE thread from attributes JS stored (fuse_native_ac_put, keyed by
-//       path), while the generation they were stored under is current. JS
-//       bumps it for every change it applies (fuse/attr-cache.ts), the addon
-//       for every queued write (before write(2) returns, and once JS applied
-//       it); a put is refused while a queued write is outstanding.
+//       path), while the global generation and the inode's generation they
+//       were stored under are current. JS bumps an inode's for every inode a
+//       change touches and the global one for renames and merges
+//       (fuse/attr-cache.ts); a queued write updates its path's entry to the
+//       write's outcome (size, times from this clock, passed on to JS), or
+//       bumps the global generation when the entry is not current. A put is
+//       refused while a queued write is outstanding.
 //   (h) attribute changes behind (with (d) and (g), and a JS handler for
 //       them): a chmod, chown or utimens of a path whose attributes the cache
 //       holds under the current generation is queued like a write and
 //       answered at once; the entry is updated to what the change leads to
-//       (change time from this clock, passed on to JS) under a new
-//       generation, which drops every other entry (hard links among them).
-//       JS applies it without bumping; a failure bumps. tar x of 2,000
-//       files: 2 of its 3 per file (chown, chmod) answered here.
+//       (change time from this clock, passed on to JS) under a new inode
+//       generation, which drops the file's other names. JS applies it
+//       without bumping; a failure bumps. tar x of 2,000 files: all 3 per
+//       file (utimens, chown, chmod) answered here.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0

@@ -6,20 +6,20 @@ const TWO32 = 2 ** 32
 // FUSE threads answer getattr from attributes JS handed over, without a
 // round trip through the event loop. With attr_timeout=0 the kernel asks for
 // them before nearly every operation, and libfuse again after each change
-// (tar x: 11 getattrs per file, 7 of them right after create, utimens, chown
-// and chmod).
+// (tar x: 11 getattrs per file).
 //
-// Stale attributes are ruled out by one generation counter: an entry serves
-// only while the generation it was stored under is current, and everything
-// that can change what getattr shows bumps it: every change through the VFS
-// (Vfs.onChange, on the event loop, once the change shows), every change to
-// the tree that does not come through FUSE (LmdbNamespace.onTreeChange), and
-// every write queued by write-behind (in the addon, before write(2) returns,
-// and again once JS applied it). An entry is stored on the event loop right
-// after JS read the attributes, so nothing in JS can change them between the
-// reading and the storing; the addon refuses it while a queued write is
-// still to be applied. The counter is global, so any change drops every
-// entry, hard links' other names and parent directories included.
+// Stale attributes are ruled out by generations: an entry serves only while
+// the global generation and its inode's (by hash of st_ino) are those it was
+// stored under. Whatever can change what getattr shows bumps one of them:
+// every inode the namespace sets or removes (LmdbNamespace.onInodeChange),
+// every open file the VFS changes in memory (Vfs.onChange), and globally a
+// rename, a merge of other members' changes or a failed commit
+// (onWideChange); in the addon, every write queued by write-behind (or it
+// updates the entry to the write's outcome, (h)). An entry is stored on the
+// event loop right after JS read the attributes, so nothing in JS can change
+// them between the reading and the storing; the addon refuses it while a
+// queued write is still to be applied. Invalidating by inode drops every
+// name of a hard-linked file at once.
 export class AttrCache {
   private readonly ints = new Uint32Array(18)
   private readonly bytes = Buffer.from(this.ints.buffer)
