@@ -6,6 +6,9 @@ import { DisktroError } from '../errors.js'
 
 type Log = (line: string) => void
 
+// Entries of a listing whose attributes are handed over with it (a quarter of the addon's cache).
+const LISTED_ATTRS_MAX = 4096
+
 // Takes attributes read on the event loop just now (fuse/attr-cache.ts).
 export interface AttrSink {
   seen (path: string, st: FuseStat): void
@@ -56,6 +59,16 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     }
     cb(0)
   }
+  // A listing is usually followed by a lookup of each entry (ls -l, find,
+  // rsync, git status): their attributes go over with it, up to a bound.
+  const listed = (dir: string, names: string[]): void => {
+    if (!attrs || names.length > LISTED_ATTRS_MAX) return
+    const prefix = dir === '/' ? '/' : dir + '/'
+    for (const name of names) {
+      if (name === '.' || name === '..') continue
+      try { stat(prefix + name) } catch {}
+    }
+  }
   // The same for a new name, and its directory (its mtime moved): the
   // kernel asks for the directory's again on the next path through it.
   const added = (path: string, cb: (code: number) => void) => () => {
@@ -71,7 +84,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => stat(path), st => cb(0, st), cb),
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
-    readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => cb(0, names), cb),
+    readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => { listed(path, names); cb(0, names) }, cb),
     mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), added(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
     create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => added(path, () => cb(0, fh))(), cb),
