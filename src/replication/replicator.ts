@@ -85,8 +85,11 @@ export class Replicator {
     return this.pins
   }
 
-  // New chunks committed locally.
+  // New chunks committed locally. With no peer connected there is nowhere to
+  // send them: the rescan when one appears finds them (and a single node
+  // spends nothing per written block on replication).
   enqueue (ids: Buffer[]): void {
+    if (this.o.links().length === 0) return
     for (const id of ids) this.queue.add(id.toString('hex'))
     this.pump()
   }
