@@ -268,6 +268,17 @@ static struct {
   napi_ref handler;
 } drc;
 
+/* A JS array of n numbers (the caches' counters). */
+static napi_value disktro_numbers (napi_env env, const double *v, uint32_t n) {
+  napi_value result, x;
+  napi_create_array_with_length(env, n, &result);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_create_double(env, v[i], &x);
+    napi_set_element(env, result, i, x);
+  }
+  return result;
+}
+
 static void disktro_rc_bump (void) {
   __atomic_fetch_add(&drc.gen, 1, __ATOMIC_SEQ_CST);
 }
@@ -787,15 +798,9 @@ NAPI_METHOD(fuse_native_spin) {
 /* -> [reads served here, reads passed to JS] */
 NAPI_METHOD(fuse_native_rc_stats) {
   uv_mutex_lock(&drc.mut);
-  double hits = (double) drc.hits, misses = (double) drc.misses;
+  double counts[2] = { (double) drc.hits, (double) drc.misses };
   uv_mutex_unlock(&drc.mut);
-  napi_value result, v;
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_double(env, hits, &v);
-  napi_set_element(env, result, 0, v);
-  napi_create_double(env, misses, &v);
-  napi_set_element(env, result, 1, v);
-  return result;
+  return disktro_numbers(env, counts, 2);
 }
 
 `
@@ -952,17 +957,9 @@ NAPI_METHOD(fuse_native_ac_put) {
 /* -> [getattrs answered here, getattrs passed to JS, attribute changes answered at once] */
 NAPI_METHOD(fuse_native_ac_stats) {
   if (dac_initialised) uv_mutex_lock(&dac.mut);
-  double hits = (double) dac.hits, misses = (double) dac.misses, behind = (double) dac.behind;
+  double counts[3] = { (double) dac.hits, (double) dac.misses, (double) dac.behind };
   if (dac_initialised) uv_mutex_unlock(&dac.mut);
-  napi_value result, v;
-  napi_create_array_with_length(env, 3, &result);
-  napi_create_double(env, behind, &v);
-  napi_set_element(env, result, 2, v);
-  napi_create_double(env, hits, &v);
-  napi_set_element(env, result, 0, v);
-  napi_create_double(env, misses, &v);
-  napi_set_element(env, result, 1, v);
-  return result;
+  return disktro_numbers(env, counts, 3);
 }
 
 `
