@@ -233,10 +233,14 @@ export class Vfs {
   // --- directories ---
 
   readdir (path: string): string[] {
+    return ['.', '..', ...this.ns.readdir(this.directory(path)).map(e => e.name)]
+  }
+
+  // The inode of the directory at `path`: ENOENT or ENOTDIR otherwise.
+  directory (path: string): number {
     const ino = this.resolve(path)
-    const a = this.attrsOf(ino)
-    if ((a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
-    return ['.', '..', ...this.ns.readdir(ino).map(e => e.name)]
+    if ((this.attrsOf(ino).mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
+    return ino
   }
 
   mkdir (path: string, mode: number): void {
