@@ -230,9 +230,10 @@ export class DisktroNode {
     // to 100 us for JS's answer, the event loop five times as long for the
     // next operation, as that wait spans the caller's own work between two
     // calls and the calls the addon answers itself. tar x of 2,000 files:
-    // 5.4-6.0 -> 3.85-3.93 s with 100 us on both sides; the event loop's
-    // 500 us then took it from 2.78-3.10 to 2.59-2.63 s (300 us: 2.68-2.89,
-    // 1 ms: 2.70-2.85). DISKTRO_FUSE_SPIN_US sets the FUSE threads' window; 0 turns both off.
+    // 5.4-6.0 -> 3.85-3.93 s with 100 us on both sides; a longer wait on
+    // the event loop's side then took it from 2.78-3.10 s (100 us) to
+    // 2.68-2.89 s (300 us), 2.59-2.63 s (600 us), 2.70-2.85 s (1 ms); 500 us
+    // in the benchmark: 2.62 s (3 rounds). DISKTRO_FUSE_SPIN_US sets the FUSE threads' window; 0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
     const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR)
     const attrCache = this.newAttrCache(vfs)

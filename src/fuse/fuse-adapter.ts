@@ -22,13 +22,7 @@ export interface AttrSink {
 // `attrs` gets every getattr's answer, and a path's attributes right after
 // an operation that created or changed it: libfuse asks for them next.
 export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null): FuseOperations {
-  const fail = (op: string, path: string, e: unknown): number => {
-    const errno = toErrno(e)
-    if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') {
-      log(`${op} ${path}: ${e instanceof Error ? e.message : String(e)}`)
-    }
-    return errno
-  }
+  const fail = (op: string, path: string, e: unknown): number => errnoOf(log, op, path, e)
   // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
   function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
     if (op !== 'read' && op !== 'write') onOperation()
@@ -116,14 +110,21 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   }
 }
 
+// The errno for `e`, logged when it is not an everyday answer (a bug, an
+// I/O error, a full disk): the one place the op table and the queued
+// operations below turn failures into answers.
+function errnoOf (log: Log, op: string, path: string, e: unknown, always = false): number {
+  if (always || !(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') {
+    log(`${op} ${path}: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  return toErrno(e)
+}
+
 // Applies the writes the patched addon answered already (fuse/write-behind.ts),
 // with the mtime its attribute cache showed for them.
 export function queuedWrites (vfs: Vfs, log: Log): (path: string, fh: number, buf: Buffer, offset: number, time: number, cb: (bytesOrErrno: number) => void) => void {
   return (path, fh, buf, offset, time, cb) => {
-    vfs.write(fh, buf, buf.length, offset, time).then(cb, (e: unknown) => {
-      if (!(e instanceof DisktroError) || e.code === 'EIO' || e.code === 'ENOSPC') log(`write ${path}: ${e instanceof Error ? e.message : String(e)}`)
-      cb(toErrno(e))
-    })
+    vfs.write(fh, buf, buf.length, offset, time).then(cb, (e: unknown) => cb(errnoOf(log, 'write', path, e)))
   }
 }
 
@@ -141,8 +142,7 @@ export function queuedAttrChanges (vfs: Vfs, log: Log): (kind: number, path: str
       else throw new DisktroError('EINVAL', `unknown queued change ${kind}`)
       return 0
     } catch (e) {
-      log(`${ops[kind] ?? 'change'} ${path} (answered already): ${e instanceof Error ? e.message : String(e)}`)
-      return toErrno(e)
+      return errnoOf(log, ops[kind] ?? 'change', `${path} (answered already)`, e, true)
     }
   }
 }
