@@ -3,6 +3,7 @@ import { u64Key, readU64Key } from '../../codec/keys.js'
 
 const ENTRY = 0x65 // 'e' + entry id -> ino (u64) + materialized version (utf8)
 const DIRTY = 0x64 // 'd' + ino -> empty: local content not yet in a write op
+const UNBORN = 0x63 // 'c' + ino -> parent ino (u64): a local file not yet in a create op
 
 export interface Binding { ino: number, version: string }
 
@@ -15,6 +16,9 @@ export class EntryMap {
   private readonly byEntry = new Map<string, Binding>()
   private readonly byIno = new Map<number, Set<string>>()
   readonly dirty = new Set<number>()
+  // Files created here whose create op waits for their content (ino ->
+  // parent ino): SharedNamespace emits one create carrying the manifest.
+  readonly unborn = new Map<number, number>()
 
   constructor (private readonly store: LmdbStore) {
     for (const { key, value } of store.nsmap.getRange({})) {
@@ -22,6 +26,7 @@ export class EntryMap {
       const v = value as Buffer
       if (k[0] === ENTRY) this.remember(k.subarray(1).toString('utf8'), { ino: readU64Key(v), version: v.subarray(8).toString('utf8') })
       else if (k[0] === DIRTY) this.dirty.add(readU64Key(k, 1))
+      else if (k[0] === UNBORN) this.unborn.set(readU64Key(k, 1), readU64Key(v))
     }
   }
 
@@ -61,6 +66,17 @@ export class EntryMap {
     this.store.nsmap.removeSync(dirtyKey(ino))
   }
 
+  markUnborn (ino: number, parent: number): void {
+    if (this.unborn.get(ino) === parent) return
+    this.unborn.set(ino, parent)
+    this.store.nsmap.putSync(unbornKey(ino), u64Key(parent))
+  }
+
+  born (ino: number): void {
+    if (!this.unborn.delete(ino)) return
+    this.store.nsmap.removeSync(unbornKey(ino))
+  }
+
   private remember (entry: string, b: Binding): void {
     this.byEntry.set(entry, b)
     let set = this.byIno.get(b.ino)
@@ -75,4 +91,8 @@ function entryKey (entry: string): Buffer {
 
 function dirtyKey (ino: number): Buffer {
   return Buffer.concat([Buffer.from([DIRTY]), u64Key(ino)])
+}
+
+function unbornKey (ino: number): Buffer {
+  return Buffer.concat([Buffer.from([UNBORN]), u64Key(ino)])
 }

@@ -41,7 +41,9 @@ export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: 
 // uses) and the volume's shared namespace (docs/consistency.md):
 // - every local change is journaled, in its own transaction, as ops of this
 //   member's signed log; file contents become write ops (a manifest of the
-//   block map) at close granularity, a moment after the last change;
+//   block map) at close granularity, a moment after the last change; a
+//   regular file created here is journaled then too, as one create op that
+//   carries its content (unless a link, rename or unlink of it comes first);
 // - ops from other members are verified, stored, merged (src/meta/merge),
 //   and the local tree is then made to match the merged view, in one
 //   transaction, so the tree in LMDB is a materialized view of all logs.
@@ -50,6 +52,7 @@ export class SharedNamespace {
   private member: Member
   private map: EntryMap
   private readonly secretKey: Buffer
+  private readonly unbornNames = new Map<number, string>() // unborn ino -> its name (lost in a crash: found again in its directory)
   private pending: Buffer[] = []
   private readonly listeners: Array<(records: Buffer[]) => void> = []
   private emitTimer: NodeJS.Timeout | null = null
@@ -173,7 +176,7 @@ export class SharedNamespace {
 
   // No local edit waits to become an op and no peer op waits to be applied.
   get settled (): boolean {
-    return this.map.dirty.size === 0 && this.reconcileTimer === null
+    return this.map.dirty.size === 0 && this.map.unborn.size === 0 && this.reconcileTimer === null
   }
 
   get memberId (): string {
@@ -221,6 +224,14 @@ export class SharedNamespace {
       case 'mknode': {
         const parent = this.entryOfDir(c.parent)
         if (parent === undefined) return this.skip(c)
+        if ((c.attrs.mode & S_IFMT) === S_IFREG) {
+          // `tar x`, `cp`, `git`: the create op waits for the content, so a
+          // new file costs one signed op, not two, and nothing if removed first.
+          this.map.markUnborn(c.ino, c.parent)
+          this.unbornNames.set(c.ino, c.name)
+          this.scheduleEmit()
+          return
+        }
         const kind = kindOf(c.attrs.mode)
         const content = kind === 'symlink' ? c.attrs.target ?? '' : ''
         const op = this.member.create(parent, c.name, kind, content, opAttrs(c.attrs))
@@ -230,6 +241,7 @@ export class SharedNamespace {
       }
       case 'link': {
         // The shared tree has no hard links: another member sees a copy.
+        this.bear(c.ino)
         const parent = this.entryOfDir(c.parent)
         const a = ns.getAttrs(c.ino)
         if (parent === undefined || !a) return this.skip(c)
@@ -241,6 +253,7 @@ export class SharedNamespace {
       case 'unlink': {
         const ino = ns.lookup(c.parent, c.name)
         if (ino === undefined) return
+        if (this.map.unborn.has(ino)) return this.forgetUnborn(ino)
         const entry = this.entryAt(c.parent, c.name, ino)
         if (entry === undefined) return this.skip(c)
         this.removeEntry(entry, ino)
@@ -249,11 +262,23 @@ export class SharedNamespace {
       case 'rename': {
         const ino = ns.lookup(c.parent, c.name)
         if (ino === undefined) return
+        const replaced = ns.lookup(c.newParent, c.newName)
+        if (replaced === ino) return
+        if (replaced !== undefined && this.map.unborn.has(replaced)) this.forgetUnborn(replaced)
+        if (this.map.unborn.has(ino)) {
+          // Not in the shared tree yet: it will be created where it ends up.
+          if (this.entryOfDir(c.newParent) === undefined) { this.forgetUnborn(ino); return this.skip(c) }
+          if (replaced !== undefined) {
+            const r = this.entryAt(c.newParent, c.newName, replaced)
+            if (r !== undefined) this.removeEntry(r, replaced)
+          }
+          this.map.markUnborn(ino, c.newParent)
+          this.unbornNames.set(ino, c.newName)
+          return
+        }
         const entry = this.entryAt(c.parent, c.name, ino)
         const newParent = this.entryOfDir(c.newParent)
         if (entry === undefined || newParent === undefined) return this.skip(c)
-        const replaced = ns.lookup(c.newParent, c.newName)
-        if (replaced === ino) return
         if (replaced !== undefined) {
           const r = this.entryAt(c.newParent, c.newName, replaced)
           if (r !== undefined) this.removeEntry(r, replaced)
@@ -300,6 +325,10 @@ export class SharedNamespace {
   private markDirty (ino: number): void {
     if (this.map.entriesOf(ino).length === 0) return
     this.map.markDirty(ino)
+    this.scheduleEmit()
+  }
+
+  private scheduleEmit (): void {
     if (!this.emitTimer && !this.closed) {
       this.emitTimer = setTimeout(() => { this.emitTimer = null; this.emitDirtyLogged() }, EMIT_DELAY_MS)
     }
@@ -309,10 +338,35 @@ export class SharedNamespace {
     try { this.emitDirty() } catch (e) { this.o.log(`namespace: cannot record file contents: ${(e as Error).message}`) }
   }
 
-  // File contents changed since their last write op become write ops now.
+  // A file created here gets its create op, with its content and
+  // attributes as they are now. Inside the caller's transaction.
+  private bear (ino: number): void {
+    const parent = this.map.unborn.get(ino)
+    if (parent === undefined) return
+    const ns = this.o.ns
+    const name = this.unbornNames.get(ino) ?? ns.readdir(parent).find(d => d.ino === ino)?.name
+    this.forgetUnborn(ino)
+    const a = ns.getAttrs(ino)
+    if (name === undefined || !a || ns.lookup(parent, name) !== ino) return // gone before it was ever shared
+    const dir = this.entryOfDir(parent)
+    if (dir === undefined) return this.o.log('namespace: a local create is not known to the shared tree; other members will not see it')
+    const op = this.member.create(dir, name, 'file', this.manifestOf(ino, a), opAttrs(a))
+    this.append(op)
+    this.map.bind(op.id, ino, op.id)
+    this.map.clean(ino)
+  }
+
+  private forgetUnborn (ino: number): void {
+    this.map.born(ino)
+    this.unbornNames.delete(ino)
+  }
+
+  // Files created here become create ops, and file contents changed since
+  // their last write op become write ops, now.
   private emitDirty (): void {
-    if (this.map.dirty.size === 0) return
+    if (this.map.dirty.size === 0 && this.map.unborn.size === 0) return
     this.o.store.txn(() => {
+      for (const ino of [...this.map.unborn.keys()]) this.bear(ino)
       for (const ino of [...this.map.dirty]) {
         const a = this.o.ns.getAttrs(ino)
         const entries = this.map.entriesOf(ino)
@@ -576,6 +630,7 @@ export class SharedNamespace {
   private resync (): void {
     this.pending = []
     this.map = new EntryMap(this.o.store)
+    for (const ino of [...this.unbornNames.keys()]) if (!this.map.unborn.has(ino)) this.unbornNames.delete(ino)
     this.member = this.replay()
   }
 
@@ -591,6 +646,7 @@ export class SharedNamespace {
           const op = this.member.create(dir, d.name, kind, kind === 'dir' ? '' : this.manifestOf(d.ino, a), opAttrs(a))
           this.append(op)
           this.map.bind(op.id, d.ino, kind === 'dir' ? '' : op.id)
+          this.forgetUnborn(d.ino)
           if (kind === 'dir' && existing === undefined) walk(d.ino, op.id)
         }
       }
