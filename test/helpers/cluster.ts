@@ -4,6 +4,7 @@ import { writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { open as openLmdb } from 'lmdb'
 import { BIN, disktro, disktroEnv, tempDir, sleep, Mount, PASSWORD } from './disktro.js'
+import { reapOnExit } from './reaper.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -36,6 +37,7 @@ export class Daemon {
 
 export function spawnDisktro (t: Teardown, args: string[], password: string = PASSWORD): Daemon {
   const child = spawn(process.execPath, [BIN, ...args], { env: disktroEnv(password), stdio: ['ignore', 'pipe', 'pipe'] })
+  reapOnExit(child)
   const d = new Daemon(child)
   t.teardown(async () => {
     if (d.running) child.kill('SIGTERM')

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isMounted, unmountPath } from '../../src/fuse/unmount.js'
+import { reapOnExit } from './reaper.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 export const BIN = join(ROOT, 'bin', 'disktro')
@@ -94,6 +95,7 @@ export class Mount {
     await mkdir(dir, { recursive: true })
     const args = [BIN, 'mount', dir, '--data-dir', dataDir, ...(o.config ? ['--config', o.config] : []), ...(o.args ?? [])]
     const child = spawn(process.execPath, args, { env: disktroEnv(o.password ?? PASSWORD), stdio: ['ignore', 'pipe', 'pipe'] })
+    reapOnExit(child, dir)
     const m = new Mount(child, dir, dataDir)
     t.teardown(() => m.cleanup())
     await m.waitReady()
