@@ -50,6 +50,14 @@
 //       generation, which drops the file's other names. JS applies it
 //       without bumping; a failure bumps. tar x of 2,000 files: all 3 per
 //       file (utimens, chown, chmod) answered here.
+//   (i) creates behind (with (d), (g) and a JS handler, fuse_native_cb_enable):
+//       a create in a directory whose attributes the cache holds current is
+//       answered at once with an inode number JS handed over ahead
+//       (fuse_native_cb_inos) and a file handle from a range JS never uses;
+//       the new file's entry (mode, owner JS gave, times from this clock) and
+//       the directory's new mtime/ctime are stored, and the create is queued
+//       like a write, for JS to apply with that inode, handle and time. A
+//       failure bumps and fails the handle's next write, flush or fsync.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -60,7 +68,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 7 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind
+const MARKER_VERSION = 8 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind
 const started = Date.now()
 
 function warn (msg) {
@@ -155,7 +163,8 @@ typedef struct disktro_wb_item {
   size_t cap;
   size_t len;
   off_t offset;
-  uint32_t a, b; /* chmod: mode; chown: uid, gid */
+  uint32_t a, b; /* chmod: mode; chown: uid, gid; create: mode */
+  uint64_t ino; /* create: the inode number shown */
   double t1, t2, t3; /* utimens: atime, mtime (ms, -1: leave it); all: ctime (ms) */
 } disktro_wb_item_t;
 
@@ -163,6 +172,20 @@ typedef struct disktro_wb_item {
 #define DISKTRO_WB_CHMOD 1
 #define DISKTRO_WB_CHOWN 2
 #define DISKTRO_WB_UTIMENS 3
+#define DISKTRO_WB_CREATE 4
+
+/* (i) creates behind */
+#define CB_INOS 256
+#define CB_FH_BASE 0x40000000u /* JS numbers its own handles from 1 */
+static struct {
+  int enabled;
+  uint32_t uid, gid; /* the owner JS gives new files */
+  uint64_t inos[CB_INOS]; /* handed over by JS, with dwb.mut held */
+  int count;
+  uint32_t next_fh; /* atomic */
+  uint64_t behind; /* with dac.mut held */
+  napi_ref handler;
+} dcb;
 
 typedef struct disktro_wb_err {
   struct disktro_wb_err *next;
@@ -489,6 +512,17 @@ static void disktro_wb_dispatch (uv_async_t *handle) {
       napi_create_double(env, (double) item->offset, &(argv[4]));
       napi_create_double(env, item->t3, &(argv[5]));
       NAPI_MAKE_CALLBACK(env, NULL, global, callback, 6, argv, NULL)
+    } else if (item->kind == DISKTRO_WB_CREATE) {
+      /* (item, path, fh, mode, ino, time) */
+      napi_get_reference_value(env, dcb.handler, &callback);
+      napi_value argv[6];
+      napi_create_external(env, item, NULL, NULL, &(argv[0]));
+      napi_create_string_utf8(env, item->path, NAPI_AUTO_LENGTH, &(argv[1]));
+      napi_create_uint32(env, (uint32_t) item->fh, &(argv[2]));
+      napi_create_uint32(env, item->a, &(argv[3]));
+      napi_create_double(env, (double) item->ino, &(argv[4]));
+      napi_create_double(env, item->t3, &(argv[5]));
+      NAPI_MAKE_CALLBACK(env, NULL, global, callback, 6, argv, NULL)
     } else {
       /* (item, path, kind, a, b, atime, mtime, ctime) */
       napi_get_reference_value(env, dwb.attr_handler, &callback);
@@ -538,9 +572,20 @@ NAPI_METHOD(fuse_native_signal_wb) {
   item->path = NULL;
   uv_mutex_lock(&dwb.mut);
   if (!write) {
-    /* JS applied an attribute change as (h) predicted it: no bump, the
-       entry stored then stays true. A failure bumps: it did not happen. */
+    /* JS applied an attribute change or a create as (h) or (i) predicted
+       it: no bump, the entry stored then stays true. A failure bumps: it
+       did not happen. A failed create fails its handle's next write, flush
+       or fsync. */
     if (res < 0) disktro_ac_bump();
+    if (res < 0 && item->kind == DISKTRO_WB_CREATE) {
+      disktro_wb_err_t *e = malloc(sizeof(disktro_wb_err_t));
+      if (e != NULL) {
+        e->fh = item->fh;
+        e->err = res;
+        e->next = dwb.errs;
+        dwb.errs = e;
+      }
+    }
     dwb.outstanding--;
     if (dwb.barrier_waiters > 0 && dwb.outstanding == 0) uv_cond_broadcast(&dwb.cond);
     uv_mutex_unlock(&dwb.mut);
@@ -585,6 +630,38 @@ NAPI_METHOD(fuse_native_wb_outstanding) {
   uint32_t n = dwb.enabled ? (uint32_t) dwb.outstanding : 0;
   uv_mutex_unlock(&dwb.mut);
   NAPI_RETURN_UINT32(n)
+}
+
+/* (i): (create handler, uid, gid) after fuse_native_write_behind */
+NAPI_METHOD(fuse_native_cb_enable) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_UINT32(uid, 1)
+  NAPI_ARGV_UINT32(gid, 2)
+  if (!dwb.enabled || dcb.enabled) return NULL;
+  napi_create_reference(env, argv[0], 1, &dcb.handler);
+  dcb.uid = uid;
+  dcb.gid = gid;
+  __atomic_store_n(&dcb.next_fh, CB_FH_BASE, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&dcb.enabled, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* (i): (inode numbers for creates answered here) -> how many it holds now */
+NAPI_METHOD(fuse_native_cb_inos) {
+  NAPI_ARGV(1)
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  uv_mutex_lock(&dwb.mut);
+  for (uint32_t i = 0; i < n && dcb.count < CB_INOS; i++) {
+    napi_value v;
+    double ino = 0;
+    napi_get_element(env, argv[0], i, &v);
+    napi_get_value_double(env, v, &ino);
+    if (ino >= 1) dcb.inos[dcb.count++] = (uint64_t) ino;
+  }
+  uint32_t held = (uint32_t) dcb.count;
+  uv_mutex_unlock(&dwb.mut);
+  NAPI_RETURN_UINT32(held)
 }
 
 `
@@ -954,12 +1031,12 @@ NAPI_METHOD(fuse_native_ac_put) {
   return result;
 }
 
-/* -> [getattrs answered here, getattrs passed to JS, attribute changes answered at once] */
+/* -> [getattrs answered here, getattrs passed to JS, attribute changes answered at once, creates answered at once] */
 NAPI_METHOD(fuse_native_ac_stats) {
   if (dac_initialised) uv_mutex_lock(&dac.mut);
-  double counts[3] = { (double) dac.hits, (double) dac.misses, (double) dac.behind };
+  double counts[4] = { (double) dac.hits, (double) dac.misses, (double) dac.behind, (double) dcb.behind };
   if (dac_initialised) uv_mutex_unlock(&dac.mut);
-  return disktro_numbers(env, counts, 3);
+  return disktro_numbers(env, counts, 4);
 }
 
 `
@@ -1078,6 +1155,92 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
   return fuse_native_utimens(path, tv);
 }
 
+/* (i) 1 when the create is queued for JS and answered here: its directory's
+   entry is current (so it exists, is a directory, and its new times are
+   known), the path has no current entry, an inode number is at hand, and no
+   operation waits for the queue to drain. 0: the caller goes to JS. */
+static int disktro_create_behind (const char *path, mode_t mode, struct fuse_file_info *info) {
+  if (!dwb.enabled || !__atomic_load_n(&dcb.enabled, __ATOMIC_SEQ_CST) || !__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash[1] == 0 || strlen(slash + 1) > 255) return 0;
+  size_t plen = slash == path ? 1 : (size_t) (slash - path);
+  char *parent = malloc(plen + 1);
+  char *p = strdup(path);
+  char *q = strdup(path);
+  disktro_wb_item_t *item = malloc(sizeof(disktro_wb_item_t));
+  if (parent == NULL || p == NULL || q == NULL || item == NULL) {
+    free(parent);
+    free(p);
+    free(q);
+    free(item);
+    return 0;
+  }
+  memcpy(parent, path, plen);
+  parent[plen] = 0;
+  memset(item, 0, sizeof(disktro_wb_item_t));
+  item->kind = DISKTRO_WB_CREATE;
+  item->path = p;
+  item->a = (uint32_t) (mode & 07777);
+  item->t3 = disktro_now_ms();
+  int queued = 0;
+  disktro_ac_slot_t *ds = &dac.slots[disktro_ac_slot(parent)];
+  disktro_ac_slot_t *fs = &dac.slots[disktro_ac_slot(path)];
+  uv_mutex_lock(&dac.mut);
+  uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+  if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs) {
+    uv_mutex_lock(&dwb.mut);
+    if (dwb.barrier_waiters == 0 && dcb.count > 0) {
+      item->ino = dcb.inos[--dcb.count];
+      item->fh = CB_FH_BASE | (__atomic_add_fetch(&dcb.next_fh, 1, __ATOMIC_SEQ_CST) & 0x3FFFFFFFu);
+      if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
+      dwb.tail = item;
+      dwb.outstanding++;
+      queued = 1;
+    }
+    uv_mutex_unlock(&dwb.mut);
+    if (queued) {
+      /* The directory shows the new entry's times (JS stores the same). */
+      disktro_set_ms(&ds->st.st_mtim, item->t3);
+      disktro_set_ms(&ds->st.st_ctim, item->t3);
+      /* The new file, as JS's getattr would show it once applied. */
+      struct stat st;
+      memset(&st, 0, sizeof(st));
+      st.st_mode = S_IFREG | (mode & 07777);
+      st.st_uid = dcb.uid;
+      st.st_gid = dcb.gid;
+      st.st_nlink = 1;
+      st.st_ino = (uint32_t) item->ino; /* as fuse-native's getattr layout carries it */
+      st.st_blksize = 4096;
+      disktro_set_ms(&st.st_atim, item->t3);
+      disktro_set_ms(&st.st_mtim, item->t3);
+      disktro_set_ms(&st.st_ctim, item->t3);
+      free(fs->path);
+      fs->path = q;
+      q = NULL;
+      fs->st = st;
+      fs->gen = gen;
+      fs->igen = *disktro_ac_igen((uint64_t) st.st_ino);
+      dcb.behind++;
+    }
+  }
+  uv_mutex_unlock(&dac.mut);
+  free(parent);
+  free(q);
+  if (!queued) {
+    free(p);
+    free(item);
+    return 0;
+  }
+  info->fh = item->fh;
+  uv_async_send(&dwb.async);
+  return 1;
+}
+
+static int disktro_create (const char *path, mode_t mode, struct fuse_file_info *info) {
+  if (disktro_create_behind(path, mode, info)) return 0;
+  return fuse_native_create(path, mode, info);
+}
+
 `
   src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + abOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
@@ -1089,10 +1252,11 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
   src = replaceOnce(src, '  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;', '  if (implemented[op_getattr]) ops.getattr = disktro_getattr;', 'getattr registration')
   src = replaceOnce(src, '  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;', '  if (implemented[op_fgetattr]) ops.fgetattr = disktro_fgetattr;', 'fgetattr registration')
   src = replaceOnce(src, '  if (implemented[op_read]) ops.read = fuse_native_read;', '  if (implemented[op_read]) ops.read = disktro_read;', 'read registration')
+  src = replaceOnce(src, '  if (implemented[op_create]) ops.create = fuse_native_create;', '  if (implemented[op_create]) ops.create = disktro_create;', 'create registration')
   src = replaceOnce(src, '  if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;', '  if (implemented[op_truncate]) ops.truncate = disktro_truncate;', 'truncate registration')
   src = replaceOnce(src, '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;', '  if (implemented[op_ftruncate]) ops.ftruncate = disktro_ftruncate;', 'ftruncate registration')
   src = replaceOnce(src, '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n',
-    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +

@@ -4,8 +4,8 @@ import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
-import { fuseOps, queuedAttrChanges, queuedWrites } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
+import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites } from './fuse/fuse-adapter.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR } from './fuse/hot-loop.js'
@@ -247,6 +247,7 @@ export class DisktroNode {
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
         : null)
       this.writeBehind.start()
+      if (attrCache && process.env.DISKTRO_CREATES_BEHIND !== '0') this.createsBehind(this.writeBehind, attrCache, vfs)
     }
     this.useReadCache(ops, vfs)
     setAnswerSpin(spinUs)
@@ -268,6 +269,21 @@ export class DisktroNode {
     this.fuse = fuse
     if (attrCache?.enable(fuse)) this.attrCache = attrCache
     await raiseReadAhead(mountpoint)
+  }
+
+  // Creates the addon answers itself (scripts/build-fuse.cjs (i)): it shows
+  // inode numbers handed over ahead, one more after each create applied.
+  private createsBehind (wb: WriteBehind, attrCache: AttrCache, vfs: Vfs): void {
+    const binding = createBehindBinding()
+    const ns = this.volume.access?.ns
+    if (!binding || !ns) return
+    const apply = queuedCreates(vfs, this.log)
+    wb.startCreates(binding, (path, fh, mode, ino, time) => {
+      const result = attrCache.applyPredicted(() => apply(path, fh, mode, ino, time))
+      binding.fuse_native_cb_inos([ns.allocIno()])
+      return result
+    }, process.getuid?.() ?? 0, process.getgid?.() ?? 0)
+    binding.fuse_native_cb_inos(Array.from({ length: 64 }, () => ns.allocIno()))
   }
 
   // The addon's attribute cache (fuse/attr-cache.ts), told of every change
@@ -336,8 +352,8 @@ export class DisktroNode {
         this.log(`read cache: ${hits} reads answered from it, ${misses} passed to the VFS`)
       }
       if (this.attrCache) {
-        const [hits, misses, behind] = this.attrCache.stats()
-        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS; ${behind} chmod, chown and utimens answered at once`)
+        const [hits, misses, behind, creates] = this.attrCache.stats()
+        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS; ${behind} chmod, chown and utimens and ${creates} creates answered at once`)
         this.attrCache = null
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush

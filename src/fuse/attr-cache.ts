@@ -88,8 +88,8 @@ export class AttrCache {
     }
   }
 
-  // [getattrs answered by the addon, getattrs passed to JS, chmod/chown/utimens it answered at once]
-  stats (): [number, number, number] {
+  // [getattrs answered by the addon, getattrs passed to JS, chmod/chown/utimens it answered at once, creates it answered at once]
+  stats (): [number, number, number, number] {
     return this.binding.fuse_native_ac_stats()
   }
 }

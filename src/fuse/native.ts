@@ -268,6 +268,18 @@ export interface WriteBehindBinding {
   fuse_native_wb_outstanding (): number
 }
 
+// Creates answered by the addon (scripts/build-fuse.cjs (i)): the new file's
+// owner, and inode numbers for it to show.
+export interface CreateBehindBinding {
+  fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number) => void, uid: number, gid: number): void
+  // Returns how many inode numbers it holds now.
+  fuse_native_cb_inos (inos: number[]): number
+}
+
+export function createBehindBinding (): CreateBehindBinding | null {
+  return patchedFunctions<CreateBehindBinding>(['fuse_native_cb_enable', 'fuse_native_cb_inos'])
+}
+
 // The patched addon's functions named `names`, or null when the stock addon
 // is in use or lacks one of them. Call after loadFuse(): fuse-native loads
 // build/Release/fuse.node when it exists, so this require returns that same
@@ -326,7 +338,7 @@ export interface AttrCacheBinding {
   fuse_native_ac_bump_ino (ino: number): void
   // Stores `path`'s attributes (18 uint32s in fuse-native's getattr layout) under the current generation.
   fuse_native_ac_put (path: string, stat: Buffer): boolean
-  fuse_native_ac_stats (): [number, number, number]
+  fuse_native_ac_stats (): [number, number, number, number]
 }
 
 /** The loaded addon's attribute cache, or null when it has none. */

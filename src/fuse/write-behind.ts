@@ -1,4 +1,4 @@
-import type { WriteBehindBinding } from './native.js'
+import type { CreateBehindBinding, WriteBehindBinding } from './native.js'
 import { toErrno } from './errno.js'
 
 // Applies a queued write with the mtime the addon showed for it; answers the
@@ -7,6 +7,10 @@ export type QueuedWrite = (path: string, fh: number, buf: Buffer, offset: number
 
 // Applies a queued attribute change; answers 0 or a negative errno.
 export type AttrChangeApplier = (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number
+
+// Applies a create the addon answered with this handle, inode number and
+// time; answers 0 or a negative errno.
+export type CreateApplier = (path: string, fh: number, mode: number, ino: number, time: number) => number
 
 // Write-behind. With the patched addon, a FUSE write is copied into a
 // bounded queue on the FUSE thread and answered at once, so `dd` or `cp` no
@@ -35,8 +39,16 @@ export class WriteBehind {
     )
   }
 
-  // After every write queued before it (the chains of all handles).
-  private applyAttrs (item: unknown, apply: () => number): void {
+  // Creates answered by the addon (scripts/build-fuse.cjs (i)) are applied
+  // in queue order like attribute changes; writes to the new handle wait for
+  // the create.
+  startCreates (binding: CreateBehindBinding, apply: CreateApplier, uid: number, gid: number): void {
+    binding.fuse_native_cb_enable((item, path, fh, mode, ino, time) => this.applyAttrs(item, () => apply(path, fh, mode, ino, time), fh), uid, gid)
+  }
+
+  // After every write queued before it (the chains of all handles). With
+  // `fh`, later writes to that handle wait for it.
+  private applyAttrs (item: unknown, apply: () => number, fh?: number): void {
     const run = (): void => {
       let result: number
       try {
@@ -51,7 +63,7 @@ export class WriteBehind {
       run()
       return
     }
-    const key = -(++this.attrSeq) // handles are positive
+    const key = fh ?? -(++this.attrSeq) // handles are positive
     const p = Promise.allSettled(before).then(run)
     this.chains.set(key, p)
     void p.then(() => { if (this.chains.get(key) === p) this.chains.delete(key) })

@@ -254,7 +254,8 @@ export class LmdbNamespace implements Namespace {
         const next = Buffer.allocUnsafe(8)
         next.writeDoubleLE(Math.max(this.nextIno, c.ino + 1))
         this.store.sys.putSync(Buffer.from('nextIno'), next)
-        this.touchDir(c.parent, ms, isDir(c.attrs.mode) ? 1 : 0)
+        // The new node's change time: what the FUSE layer showed for a create it answered (fuse/write-behind.ts).
+        this.touchDir(c.parent, c.attrs.ctime, isDir(c.attrs.mode) ? 1 : 0)
         return
       }
       case 'link': {

@@ -277,6 +277,14 @@ export class Vfs {
     return this.openIno(ino, path, O_RDWR)
   }
 
+  // A create the FUSE layer answered already, showing this inode number,
+  // handle and time (fuse/write-behind.ts): made exactly so.
+  createAnswered (path: string, mode: number, fh: number, ino: number, time: number): void {
+    if (this.handles.has(fh)) throw fail('EINVAL', `${path}: file handle ${fh} is in use`)
+    this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, undefined, { ino, time })
+    this.openIno(ino, path, O_RDWR, fh)
+  }
+
   symlink (target: string, path: string): void {
     this.mknode(path, S_IFLNK | 0o777, 0, target)
   }
@@ -340,12 +348,13 @@ export class Vfs {
     return this.mknodeNow(path, mode, rdev, target)
   }
 
-  private mknodeNow (path: string, mode: number, rdev: number, target?: string): number {
+  private mknodeNow (path: string, mode: number, rdev: number, target?: string, as?: { ino: number, time: number }): number {
     const { parent, name } = this.parentOf(path)
     if (name === '' || name === '.' || name === '..') throw fail('EEXIST', `${path}: exists`)
     if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
-    const now = Date.now()
-    const ino = this.ns.allocIno()
+    if (as && this.ns.getAttrs(as.ino)) throw fail('EEXIST', `${path}: inode ${as.ino} is in use`)
+    const now = as?.time ?? Date.now()
+    const ino = as?.ino ?? this.ns.allocIno()
     const dir = (mode & S_IFMT) === S_IFDIR
     const attrs: InodeAttrs = {
       mode, uid: this.d.uid, gid: this.d.gid, nlink: dir ? 2 : 1, rdev,
@@ -365,7 +374,7 @@ export class Vfs {
 
   // Access modes are checked by the kernel (default_permissions); O_TRUNC
   // arrives as a separate truncate.
-  private openIno (ino: number, path: string, _flags: number): number {
+  private openIno (ino: number, path: string, _flags: number, given?: number): number {
     const a = this.attrsOf(ino)
     let file: OpenFile | null = null
     if ((a.mode & S_IFMT) === S_IFREG) {
@@ -378,8 +387,9 @@ export class Vfs {
       }
       file.handles++
     }
-    const fh = this.nextFh++
-    if (this.nextFh > 0x7fffffff) this.nextFh = 1
+    const fh = given ?? this.nextFh++
+    // Handles from 2^30 up are the FUSE layer's own (createAnswered).
+    if (this.nextFh >= 0x40000000) this.nextFh = 1
     this.handles.set(fh, { ino, file, path })
     return fh
   }

@@ -181,13 +181,13 @@ t.test('a stat here shows another member\'s change', async t => {
 // the file's attributes, shows the outcome at once, and queues the change
 // for JS (scripts/build-fuse.cjs (h)): what a stat showed then, change time
 // included, is what the store holds afterwards.
-t.test('chmod, chown, touch and writes answered at once are stored as they were shown', async t => {
+t.test('chmod, chown, touch, writes and creates answered at once are stored as they were shown', async t => {
   if (!await requireFuse(t)) return
   let m = await Mount.start(t)
   const dataDir = m.dataDir
-  const [a, b, c, link, d] = ['a', 'b', 'c', 'c-link', 'd'].map(n => m.path(n))
+  const [a, b, c, link, d, dir, e, f] = ['a', 'b', 'c', 'c-link', 'd', 'dir', 'dir/e', 'dir/f'].map(n => m.path(n))
   for (const p of [a, b, c, d]) await writeFile(p, 'data')
-  await sh(`ln '${c}' '${link}'`)
+  await sh(`ln '${c}' '${link}' && mkdir '${dir}'`)
   const pick = `const pick = p => { const s = require('fs').statSync(p); return [s.mode, s.uid, s.gid, s.atimeMs, s.mtimeMs, s.ctimeMs, s.nlink, s.size] }`
   // Each file gets one kind of change, so each change's own ctime is what is compared.
   const shown = JSON.parse(await child(`
@@ -201,17 +201,27 @@ t.test('chmod, chown, touch and writes answered at once are stored as they were 
     fresh(all[2], all[3]); fs.utimesSync(all[2], 1100000000, 1000000000); const afterTouch = [pick(all[2]), pick(all[3])]
     // a write through an open handle: size, mtime and ctime show before the close
     fresh(all[4]); const fd = fs.openSync(all[4], 'r+'); fs.writeSync(fd, Buffer.alloc(5000, 1), 0, 5000, 100); const afterWrite = pick(all[4]); fs.closeSync(fd)
-    process.stdout.write(JSON.stringify([afterChmod, afterChown, ...afterTouch, afterWrite]))`)) as number[][]
+    // new files: the file (its inode number too) and its directory's new times
+    const dir = ${JSON.stringify(dir)}
+    fresh(dir); fs.closeSync(fs.openSync(${JSON.stringify(e)}, 'wx', 0o640)); const afterCreate = [pick(${JSON.stringify(e)}), pick(dir), [fs.statSync(${JSON.stringify(e)}).ino]]
+    fresh(dir); const fd2 = fs.openSync(${JSON.stringify(f)}, 'wx', 0o600); fs.writeSync(fd2, 'new'); const afterCreateWrite = [pick(${JSON.stringify(f)}), pick(dir), [fs.statSync(${JSON.stringify(f)}).ino]]; fs.closeSync(fd2)
+    process.stdout.write(JSON.stringify([afterChmod, afterChown, ...afterTouch, afterWrite, ...afterCreate, ...afterCreateWrite]))`)) as number[][]
   t.equal(shown[0][0] & 0o7777, 0o600, 'the chmod shows at once')
   t.same([shown[1][1], shown[1][2]], [12, 34], 'the chown too')
   t.same([shown[2][3], shown[2][4]], [1100000000000, 1000000000000], 'and the times')
   t.same(shown[3], shown[2], 'the other name of the touched file shows the same')
   t.equal(shown[4][7], 5100, 'the write\'s size shows before the close')
+  t.equal(shown[5][0] & 0o7777, 0o640, 'the new file shows its mode')
+  t.equal(shown[8][7], 3, 'and the other one its size before the close')
   await m.stop()
-  const behind = /(\d+) chmod, chown and utimens answered at once/.exec(m.stdout + m.stderr)
+  const behind = /(\d+) chmod, chown and utimens and (\d+) creates answered at once/.exec(m.stdout + m.stderr)
   t.equal(Number(behind?.[1]), 3, 'the addon answered all three itself')
+  t.ok(Number(behind?.[2]) >= 2, `and the creates (${behind?.[2]} in all)`)
 
   m = await Mount.start(t, { dataDir, mountpoint: m.dir })
-  const stored = JSON.parse(await child(`${pick}; process.stdout.write(JSON.stringify(${JSON.stringify([a, b, c, link, d])}.map(pick)))`)) as number[][]
-  t.same(stored, shown, 'after a remount the store holds exactly what was shown, change times included')
+  const stored = JSON.parse(await child(`${pick}; const fs = require('fs'); const [a, b, c, link, d, dir, e, f] = ${JSON.stringify([a, b, c, link, d, dir, e, f])}
+    process.stdout.write(JSON.stringify([...[a, b, c, link, d].map(pick), pick(e), pick(dir), [fs.statSync(e).ino], pick(f), pick(dir), [fs.statSync(f).ino]]))`)) as number[][]
+  // The directory's times are compared as of the last create in it.
+  shown[6] = shown[9]
+  t.same(stored, shown, 'after a remount the store holds exactly what was shown, change times and inode numbers included')
 })

@@ -279,3 +279,31 @@ t.test('attribute changes to a file with buffered data commit with that data', a
   node = await openNode(t, { dataDir, config: { chunkSize: CS } })
   t.same(pick(node.vfs.getattr('/f')), { ...want, mode: S_IFREG | 0o640 }, 'all of it is in the store')
 })
+
+// The FUSE layer answers some creates itself (scripts/build-fuse.cjs (i)) and
+// the VFS then makes the file with the inode number, handle and time shown.
+t.test('a create answered already is made with the inode, handle and time shown', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  vfs.mkdir('/d', 0o755)
+  const ino = node.volume.full.ns.allocIno()
+  const fh = 0x40000001
+  const time = Date.now() - 5000
+  vfs.createAnswered('/d/new', 0o640, fh, ino, time)
+  const st = vfs.getattr('/d/new')
+  t.equal(st.ino, ino, 'the inode number shown')
+  t.equal(st.mode, S_IFREG | 0o640)
+  t.same([st.atime, st.mtime, st.ctime], [time, time, time], 'its times are the one shown')
+  t.equal(vfs.getattr('/d').mtime, time, 'and so are its directory\'s')
+  t.equal(vfs.getattr('/d').ctime, time)
+  await vfs.write(fh, Buffer.from('hello'), 5, 0)
+  await vfs.flush(fh)
+  await vfs.release(fh)
+  t.equal(vfs.getattr('/d/new').size, 5, 'the handle shown writes to it')
+  t.throws(() => vfs.createAnswered('/d/new', 0o640, 0x40000002, node.volume.full.ns.allocIno(), time), { code: 'EEXIST' }, 'an existing name is refused')
+  t.throws(() => vfs.createAnswered('/d/other', 0o640, 0x40000003, ino, time), { code: 'EEXIST' }, 'so is an inode number in use')
+  const open = vfs.open('/d/new', 2)
+  t.throws(() => vfs.createAnswered('/d/third', 0o640, open, node.volume.full.ns.allocIno(), time), { code: 'EINVAL' }, 'and a handle in use')
+  await vfs.release(open)
+  t.same(vfs.readdir('/d').sort(), ['.', '..', 'new'], 'nothing was made by the refused ones')
+})
