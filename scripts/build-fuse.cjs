@@ -58,6 +58,11 @@
 //       the directory's new mtime/ctime are stored, and the create is queued
 //       like a write, for JS to apply with that inode, handle and time. A
 //       failure bumps and fails the handle's next write, flush or fsync.
+//       A directory JS just made (fuse_native_ac_dir_empty) is known whole
+//       here while its entry's generations hold: the creates answered here
+//       add their names, and a getattr of any other name in it is answered
+//       ENOENT without JS (tar x looks up every name before creating it).
+//       Any change to it through JS bumps its inode and ends that.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -68,7 +73,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 8 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind
+const MARKER_VERSION = 9 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole
 const started = Date.now()
 
 function warn (msg) {
@@ -310,6 +315,19 @@ static void disktro_rc_bump (void) {
 #define AC_SLOTS 16384 /* a power of two */
 
 #define AC_INOS 4096 /* inode generations, by a hash of the inode number */
+#define AC_DIRS 8 /* directories known whole, (i) */
+#define AC_DIR_NAMES 4096 /* names a directory known whole may hold */
+
+typedef struct {
+  char *path; /* NULL: unused */
+  uint64_t ino;
+  uint64_t gen; /* the global generation it was known under */
+  uint64_t igen; /* and its inode's */
+  uint32_t count;
+  uint32_t cap; /* a power of two, or 0 */
+  char **names; /* open addressing */
+  uint64_t used;
+} disktro_ac_dir_t;
 
 typedef struct {
   char *path; /* NULL: empty */
@@ -328,6 +346,9 @@ static struct {
   uint64_t behind; /* attribute changes answered at once, (h) */
   uint64_t igen[AC_INOS]; /* with mut held */
   disktro_ac_slot_t slots[AC_SLOTS];
+  disktro_ac_dir_t dirs[AC_DIRS];
+  uint64_t dir_tick;
+  uint64_t absent; /* getattrs answered ENOENT from a directory known whole */
 } dac;
 
 static uint64_t *disktro_ac_igen (uint64_t ino) {
@@ -341,6 +362,71 @@ static int disktro_ac_valid (disktro_ac_slot_t *s, const char *path, uint64_t ge
 
 static void disktro_ac_bump (void) {
   __atomic_fetch_add(&dac.gen, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Directories known whole (i); all with dac.mut held. */
+static uint32_t disktro_name_hash (const char *name, size_t len) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char) name[i]) * 16777619u;
+  return h;
+}
+
+static void disktro_dir_drop (disktro_ac_dir_t *d) {
+  for (uint32_t i = 0; i < d->cap; i++) free(d->names[i]);
+  free(d->names);
+  free(d->path);
+  memset(d, 0, sizeof(*d));
+}
+
+/* The directory at path[0..plen) while it is known whole, or NULL. */
+static disktro_ac_dir_t *disktro_dir_find (const char *path, size_t plen) {
+  uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < AC_DIRS; i++) {
+    disktro_ac_dir_t *d = &dac.dirs[i];
+    if (d->path == NULL || strncmp(d->path, path, plen) != 0 || d->path[plen] != 0) continue;
+    if (d->gen != gen || d->igen != *disktro_ac_igen(d->ino)) {
+      disktro_dir_drop(d);
+      return NULL;
+    }
+    return d;
+  }
+  return NULL;
+}
+
+static int disktro_dir_has (disktro_ac_dir_t *d, const char *name) {
+  if (d->cap == 0) return 0;
+  size_t len = strlen(name);
+  for (uint32_t i = disktro_name_hash(name, len) & (d->cap - 1);; i = (i + 1) & (d->cap - 1)) {
+    if (d->names[i] == NULL) return 0;
+    if (strcmp(d->names[i], name) == 0) return 1;
+  }
+}
+
+/* 0 when it cannot: the directory is then no longer known whole. */
+static int disktro_dir_add (disktro_ac_dir_t *d, const char *name) {
+  if (d->count >= AC_DIR_NAMES) return 0;
+  if ((d->count + 1) * 4 > d->cap * 3) {
+    uint32_t cap = d->cap == 0 ? 64 : d->cap * 2;
+    char **names = calloc(cap, sizeof(char *));
+    if (names == NULL) return 0;
+    for (uint32_t i = 0; i < d->cap; i++) {
+      char *n = d->names[i];
+      if (n == NULL) continue;
+      uint32_t j = disktro_name_hash(n, strlen(n)) & (cap - 1);
+      while (names[j] != NULL) j = (j + 1) & (cap - 1);
+      names[j] = n;
+    }
+    free(d->names);
+    d->names = names;
+    d->cap = cap;
+  }
+  char *copy = strdup(name);
+  if (copy == NULL) return 0;
+  uint32_t j = disktro_name_hash(name, strlen(name)) & (d->cap - 1);
+  while (d->names[j] != NULL) j = (j + 1) & (d->cap - 1);
+  d->names[j] = copy;
+  d->count++;
+  return 1;
 }
 
 static double disktro_now_ms (void) {
@@ -901,8 +987,6 @@ static int disktro_ac_get (const char *path, struct stat *st) {
     *st = s->st;
     hit = 1;
     dac.hits++;
-  } else {
-    dac.misses++;
   }
   uv_mutex_unlock(&dac.mut);
   return hit;
@@ -937,13 +1021,34 @@ static int disktro_ac_write_predict (const char *path, uint64_t end, double now)
 
 /* No write-behind barrier on a hit: a queued write bumped the generation
    before its write(2) returned, so no entry from before it is current. */
+/* 1 when path's directory is known whole and holds no such name (i). */
+static int disktro_ac_absent (const char *path) {
+  if (!__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash[1] == 0) return 0;
+  size_t plen = slash == path ? 1 : (size_t) (slash - path);
+  int absent = 0;
+  uv_mutex_lock(&dac.mut);
+  disktro_ac_dir_t *d = disktro_dir_find(path, plen);
+  if (d != NULL && !disktro_dir_has(d, slash + 1)) {
+    absent = 1;
+    d->used = ++dac.dir_tick;
+    dac.absent++;
+  }
+  uv_mutex_unlock(&dac.mut);
+  return absent;
+}
+
 static int disktro_getattr (const char *path, struct stat *stat) {
   if (disktro_ac_get(path, stat)) return 0;
+  if (disktro_ac_absent(path)) return -ENOENT;
+  if (dac.enabled) __atomic_fetch_add(&dac.misses, 1, __ATOMIC_RELAXED);
   return fuse_native_getattr(path, stat);
 }
 
 static int disktro_fgetattr (const char *path, struct stat *stat, struct fuse_file_info *info) {
   if (disktro_ac_get(path, stat)) return 0;
+  if (dac.enabled) __atomic_fetch_add(&dac.misses, 1, __ATOMIC_RELAXED);
   return fuse_native_fgetattr(path, stat, info);
 }
 
@@ -991,6 +1096,43 @@ NAPI_METHOD(fuse_native_ac_bump_ino) {
   return NULL;
 }
 
+/* (path, inode number) of a directory JS just made, before answering the
+   mkdir: known whole, and empty, until its inode or everything is bumped.
+   Refused while a queued operation is outstanding, as fuse_native_ac_put. */
+NAPI_METHOD(fuse_native_ac_dir_empty) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_UTF8_MALLOC(path, 0)
+  double ino;
+  napi_get_value_double(env, argv[1], &ino);
+  int ok = dac.enabled;
+  if (ok && dwb.enabled) {
+    uv_mutex_lock(&dwb.mut);
+    ok = dwb.outstanding == 0;
+    uv_mutex_unlock(&dwb.mut);
+  }
+  if (ok) {
+    uv_mutex_lock(&dac.mut);
+    disktro_ac_dir_t *pick = NULL;
+    for (int i = 0; i < AC_DIRS; i++) {
+      disktro_ac_dir_t *d = &dac.dirs[i];
+      if (d->path != NULL && strcmp(d->path, path) == 0) { pick = d; break; }
+      if (pick == NULL || (pick->path != NULL && (d->path == NULL || d->used < pick->used))) pick = d;
+    }
+    disktro_dir_drop(pick);
+    pick->path = path;
+    path = NULL;
+    pick->ino = (uint64_t) ino;
+    pick->gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
+    pick->igen = *disktro_ac_igen((uint64_t) ino);
+    pick->used = ++dac.dir_tick;
+    uv_mutex_unlock(&dac.mut);
+  }
+  free(path);
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 /* (path, Uint32Array of 18 in fuse-native's getattr layout) -> whether it
    was stored: not while a queued write is still to be applied, as JS's
    attributes do not show it yet (the write bumps the generation again once
@@ -1031,12 +1173,12 @@ NAPI_METHOD(fuse_native_ac_put) {
   return result;
 }
 
-/* -> [getattrs answered here, getattrs passed to JS, attribute changes answered at once, creates answered at once] */
+/* -> [getattrs answered here, getattrs passed to JS, attribute changes answered at once, creates answered at once, getattrs answered ENOENT] */
 NAPI_METHOD(fuse_native_ac_stats) {
   if (dac_initialised) uv_mutex_lock(&dac.mut);
-  double counts[4] = { (double) dac.hits, (double) dac.misses, (double) dac.behind, (double) dcb.behind };
+  double counts[5] = { (double) dac.hits, (double) dac.misses, (double) dac.behind, (double) dcb.behind, (double) dac.absent };
   if (dac_initialised) uv_mutex_unlock(&dac.mut);
-  return disktro_numbers(env, counts, 4);
+  return disktro_numbers(env, counts, 5);
 }
 
 `
@@ -1187,7 +1329,9 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   disktro_ac_slot_t *fs = &dac.slots[disktro_ac_slot(path)];
   uv_mutex_lock(&dac.mut);
   uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
-  if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs) {
+  disktro_ac_dir_t *whole = disktro_dir_find(parent, plen);
+  if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs &&
+      (whole == NULL || !disktro_dir_has(whole, slash + 1))) {
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
       item->ino = dcb.inos[--dcb.count];
@@ -1221,6 +1365,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
       fs->gen = gen;
       fs->igen = *disktro_ac_igen((uint64_t) st.st_ino);
       dcb.behind++;
+      if (whole != NULL && !disktro_dir_add(whole, slash + 1)) disktro_dir_drop(whole);
     }
   }
   uv_mutex_unlock(&dac.mut);
@@ -1260,7 +1405,7 @@ static int disktro_create (const char *path, mode_t mode, struct fuse_file_info 
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
 }

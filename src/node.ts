@@ -352,8 +352,8 @@ export class DisktroNode {
         this.log(`read cache: ${hits} reads answered from it, ${misses} passed to the VFS`)
       }
       if (this.attrCache) {
-        const [hits, misses, behind, creates] = this.attrCache.stats()
-        this.log(`attribute cache: ${hits} getattrs answered from it, ${misses} passed to the VFS; ${behind} chmod, chown and utimens and ${creates} creates answered at once`)
+        const [hits, misses, behind, creates, absent] = this.attrCache.stats()
+        this.log(`attribute cache: ${hits} getattrs answered from it, ${absent} answered ENOENT, ${misses} passed to the VFS; ${behind} chmod, chown and utimens and ${creates} creates answered at once`)
         this.attrCache = null
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush

@@ -88,8 +88,16 @@ export class AttrCache {
     }
   }
 
-  // [getattrs answered by the addon, getattrs passed to JS, chmod/chown/utimens it answered at once, creates it answered at once]
-  stats (): [number, number, number, number] {
+  // `path` is a directory made just now, with inode number `ino`: the addon
+  // knows it whole, and answers lookups of names not created in it since
+  // (scripts/build-fuse.cjs (i)) until anything bumps its inode.
+  emptyDir (path: string, ino: number): void {
+    if (this.enabled) this.binding.fuse_native_ac_dir_empty(path, ino)
+  }
+
+  // [getattrs answered by the addon, getattrs passed to JS, chmod/chown/utimens it answered at once,
+  //  creates it answered at once, getattrs it answered ENOENT]
+  stats (): [number, number, number, number, number] {
     return this.binding.fuse_native_ac_stats()
   }
 }

@@ -12,6 +12,7 @@ const LISTED_ATTRS_MAX = 4096
 // Takes attributes read on the event loop just now (fuse/attr-cache.ts).
 export interface AttrSink {
   seen (path: string, st: FuseStat): void
+  emptyDir? (path: string, ino: number): void
 }
 
 // The op table: each op relays to the VFS and answers exactly once. A thrown
@@ -71,6 +72,15 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     }
     changed(path, cb)()
   }
+  // A new directory: empty, so every lookup in it of a name not created
+  // since can be answered by the addon.
+  const madeDir = (path: string, cb: (code: number) => void) => () => {
+    if (attrs) {
+      try { stat(path.slice(0, Math.max(1, path.lastIndexOf('/')))) } catch {}
+      try { attrs.emptyDir?.(path, stat(path).ino ?? 0) } catch {}
+    }
+    cb(0)
+  }
 
   return {
     init: cb => cb(0),
@@ -79,7 +89,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
     readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => { listed(path, names); cb(0, names) }, cb),
-    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), added(path, cb), cb),
+    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), madeDir(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
     create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => added(path, () => cb(0, fh))(), cb),
     mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), added(path, cb), cb),

@@ -338,7 +338,9 @@ export interface AttrCacheBinding {
   fuse_native_ac_bump_ino (ino: number): void
   // Stores `path`'s attributes (18 uint32s in fuse-native's getattr layout) under the current generation.
   fuse_native_ac_put (path: string, stat: Buffer): boolean
-  fuse_native_ac_stats (): [number, number, number, number]
+  // A directory just made: known whole (and empty) to the addon (scripts/build-fuse.cjs (i)).
+  fuse_native_ac_dir_empty (path: string, ino: number): boolean
+  fuse_native_ac_stats (): [number, number, number, number, number]
 }
 
 /** The loaded addon's attribute cache, or null when it has none. */

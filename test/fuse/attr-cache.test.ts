@@ -10,7 +10,7 @@ import { attrCacheBinding, loadFuse } from '../../src/fuse/native.js'
 import { startBootstrap, makeCluster, mountNode, until } from '../helpers/cluster.js'
 
 function cacheStats (m: Mount): [number, number] | null {
-  const s = /attribute cache: (\d+) getattrs answered from it, (\d+) passed to the VFS/.exec(m.stdout + m.stderr)
+  const s = /attribute cache: (\d+) getattrs answered from it, \d+ answered ENOENT, (\d+) passed to the VFS/.exec(m.stdout + m.stderr)
   return s ? [Number(s[1]), Number(s[2])] : null
 }
 
@@ -175,6 +175,58 @@ t.test('a stat here shows another member\'s change', async t => {
   await appendFile(ma.path('grows.txt'), 'two\n')
   await until('B\'s stat shows A\'s append', async () => (await stat(mb.path('grows.txt'))).size === 8, 60_000)
   t.pass('the size B shows followed A\'s change')
+  // A directory B made is known whole to B's addon, which answers lookups of
+  // names not created in it; a file A creates there must still appear.
+  await sh(`mkdir '${mb.path('w')}'`)
+  await until('A sees B\'s directory', async () => (await stat(ma.path('w')).catch(() => null))?.isDirectory() === true, 60_000)
+  t.equal(await stat(mb.path('w', 'from-a.txt')).catch((e: NodeJS.ErrnoException) => e.code), 'ENOENT', 'not there yet')
+  await writeFile(ma.path('w', 'from-a.txt'), 'hello\n')
+  await until('B sees A\'s file in the directory B made', async () => (await stat(mb.path('w', 'from-a.txt')).catch(() => null))?.size === 6, 60_000)
+  t.pass('a name another member created shows up in a directory known whole')
+})
+
+// A directory made through the mount is known whole to the addon, which
+// then answers lookups of names never created in it (scripts/build-fuse.cjs
+// (i)). Names that arrive any other way end that, and are seen at once.
+t.test('lookups in a new directory: answered by the addon, never hiding a name', async t => {
+  if (!await requireFuse(t)) return
+  const m = await Mount.start(t)
+  await writeFile(m.path('a'), 'a')
+  await writeFile(m.path('b'), 'b')
+  // Each way a name can arrive gets a directory of its own, made just before,
+  // with one file created in it first (answered by the addon) and a lookup
+  // of the new name (answered ENOENT by the addon) before it arrives.
+  const out = await child(`
+    const fs = require('fs'), { execFileSync } = require('child_process')
+    const root = ${JSON.stringify(m.dir)}
+    const exists = p => { try { fs.lstatSync(p); return true } catch (e) { if (e.code === 'ENOENT') return false; throw e } }
+    const ways = {
+      create: p => fs.closeSync(fs.openSync(p, 'wx')),
+      link: p => fs.linkSync(root + '/a', p),
+      rename: p => fs.renameSync(root + '/b', p),
+      symlink: p => fs.symlinkSync('x', p),
+      mkfifo: p => execFileSync('mkfifo', [p]),
+      mkdir: p => fs.mkdirSync(p),
+      recreate: p => { fs.closeSync(fs.openSync(p, 'wx')); fs.unlinkSync(p); if (exists(p)) throw new Error('unlinked, still there'); fs.closeSync(fs.openSync(p, 'wx')) }
+    }
+    const seen = {}
+    for (const [way, make] of Object.entries(ways)) {
+      const d = root + '/' + way
+      fs.mkdirSync(d)
+      fs.closeSync(fs.openSync(d + '/x', 'wx'))
+      const before = exists(d + '/new')
+      make(d + '/new')
+      seen[way] = [before, exists(d + '/new'), exists(d + '/x'), fs.readdirSync(d).sort().join(',')]
+    }
+    process.stdout.write(JSON.stringify(seen))`)
+  const seen = JSON.parse(out) as Record<string, [boolean, boolean, boolean, string]>
+  for (const [way, [before, after, first, listing]] of Object.entries(seen)) {
+    t.same([before, after, first, listing], [false, true, true, 'new,x'], `${way}: absent before, seen at once after, listed`)
+  }
+  t.equal(Object.keys(seen).length, 7)
+  await m.stop()
+  const absent = /(\d+) answered ENOENT/.exec(m.stdout + m.stderr)
+  t.ok(Number(absent?.[1]) >= 7, `the addon answered lookups in the new directories (${absent?.[1]})`)
 })
 
 // The addon answers a chmod, chown or utimens itself when its cache holds

