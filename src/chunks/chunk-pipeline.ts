@@ -139,6 +139,26 @@ export function openChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer, spar
   }
 }
 
+// The whole open into `into` (a slot of the crypto workers' shared pool):
+// the plaintext's length. An uncompressed block is decrypted in place.
+export function openChunkInto (keys: ChunkKeys, id: Buffer, record: Buffer, into: Buffer): number {
+  const { flags, sealed } = decodeChunkRecord(record)
+  const length = sealed.length - sealedLength(0)
+  if (!(flags & FLAG_LZ4)) {
+    if (length > into.length) throw fail('CORRUPT_CHUNK', `chunk ${short(id)} is larger than a block`)
+    try {
+      open(keys.dataKey, sealed, chunkAd(id, flags), into.subarray(0, length))
+    } catch (e) {
+      throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed authentication`, e)
+    }
+    return length
+  }
+  const plain = openChunkSync(keys, id, record)
+  if (plain.length > into.length) throw fail('CORRUPT_CHUNK', `chunk ${short(id)} is larger than a block`)
+  plain.copy(into)
+  return plain.length
+}
+
 // [version][flags][nonce|ciphertext|tag], encrypted straight into the record.
 function sealRecord (dataKey: Buffer, id: Buffer, plain: Buffer, packed: Buffer | null, spare?: ArrayBuffer): Buffer {
   const compressed = packed !== null && packed.length < plain.length * KEEP_RATIO

@@ -2,17 +2,18 @@
 // opens chunk records with the keys it was started with, and hands results
 // back by transfer, so no megabyte is copied between threads.
 import { parentPort, workerData } from 'node:worker_threads'
-import { sealChunkSync, openChunkSync, verifyChunkSync, type ChunkKeys } from './chunk-pipeline.js'
+import { sealChunkSync, openChunkSync, openChunkInto, verifyChunkSync, type ChunkKeys } from './chunk-pipeline.js'
 import { DisktroError } from '../errors.js'
 import { aeadSum } from '../codec/chunk-sum.js'
 import { openChunkReader, type ChunkReader } from '../store/lmdb-store.js'
-import type { WorkerRequest, WorkerReply } from './crypto-workers.js'
+import type { WorkerRequest, WorkerReply, PlainPool } from './crypto-workers.js'
 
 const MAX_SPARES = 8
 const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey) }
 const port = parentPort!
 const spares: ArrayBuffer[] = [] // record memory handed back by the main thread
 let reader: ChunkReader | null = null // the volume's chunk records, opened on first read
+const pool = workerData.pool as PlainPool | null // plaintext slots shared with the event loop
 
 port.on('message', (m: WorkerRequest) => {
   if (m.op === 'close') {
@@ -25,6 +26,12 @@ port.on('message', (m: WorkerRequest) => {
     if (m.op === 'read') {
       reader ??= openChunkReader(workerData.store.path, workerData.store.readOnly)
       const id = Buffer.from(m.id!)
+      if (m.slot !== undefined && pool) {
+        const into = Buffer.from(pool.sab, m.slot * pool.slotBytes, pool.slotBytes)
+        const len = reader.withRecord(id, record => openChunkInto(keys, id, record, into))
+        post(len === undefined ? { n: m.n, missing: true } : { n: m.n, slot: m.slot, len }, transfer)
+        return
+      }
       const plain = reader.withRecord(id, record => openChunkSync(keys, id, record, m.spare))
       reply = plain ? { n: m.n, ...own(plain, transfer) } : { n: m.n, missing: true }
       post(reply, transfer)

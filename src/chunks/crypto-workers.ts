@@ -12,17 +12,32 @@ export interface WorkerRequest {
   len?: number
   id?: Uint8Array
   spare?: ArrayBuffer // memory for a future record
+  slot?: number // read: the plaintext pool's slot to open into
 }
 
 export type WorkerReply =
   | { n: number, buf: ArrayBuffer, off: number, len: number, id?: ArrayBuffer, sum?: ArrayBuffer, error?: undefined, missing?: undefined }
   | { n: number, missing: true, error?: undefined }
+  | { n: number, slot: number, len: number, missing?: undefined, error?: undefined }
   | { n: number, error: { code: ErrorCode, message: string } }
 
 export interface WorkerStore {
   path: string
   readOnly: boolean
+  // The largest plaintext a read returns (the chunk size): with it, reads
+  // open into slots of a pool shared with the workers instead of memory
+  // moved between threads.
+  plainBytes?: number
 }
+
+// Memory shared by the event loop and the workers, allocated once: a read
+// opens a block into a free slot and hands back its index. Moving a fresh
+// megabyte from a worker for every block read made V8 count a gigabyte of
+// new external memory per GiB read, and collect garbage for it: a full
+// mark-compact every 40-100 ms of a sequential read, and its helper threads
+// took a fifth of both cores.
+export interface PlainPool { sab: SharedArrayBuffer, slotBytes: number }
+const POOL_SLOTS = 64
 
 type Reply = Extract<WorkerReply, { buf: ArrayBuffer }>
 
@@ -54,6 +69,8 @@ export class CryptoWorkers {
   // 332-339 -> 365-376 MB/s); while they do not, that thread only competes
   // with the event loop (incompressible: 510 -> 415 MB/s), so it stays idle.
   private compressing = 0
+  private readonly pool: PlainPool | null
+  private readonly freeSlots: number[] = []
 
   // `size`: threads when blocks do not compress; `compressingSize` when they
   // do. `store`: the volume's LMDB store, which the workers then read chunk
@@ -64,6 +81,10 @@ export class CryptoWorkers {
   constructor (private readonly keys: ChunkKeys, size = defaultSize(), private readonly store: WorkerStore | null = null, compressingSize = compressingDefault()) {
     this.size = Math.max(1, Math.floor(size))
     this.compressingSize = Math.max(this.size, Math.floor(compressingSize))
+    const slotBytes = store?.plainBytes ?? 0
+    // Pages are only touched as slots are used.
+    this.pool = slotBytes > 0 ? { sab: new SharedArrayBuffer(POOL_SLOTS * slotBytes), slotBytes } : null
+    for (let i = POOL_SLOTS - 1; this.pool && i >= 0; i--) this.freeSlots.push(i)
   }
 
   get readsStore (): boolean {
@@ -73,10 +94,26 @@ export class CryptoWorkers {
   // Reads a chunk record from the store and opens it, both on a worker: the
   // event loop neither copies the record nor decrypts it. Null when the
   // store does not hold the chunk.
+  // The block's memory is a slot of the shared pool when one is free: give
+  // it back with recyclePlain once nothing reads it.
   async readAndOpen (id: Buffer): Promise<Buffer | null> {
     if (!this.store) throw fail('EINVAL', 'crypto workers were started without the store')
-    const r = await this.call('read', null, false, id)
-    return r.missing ? null : Buffer.from(r.buf, r.off, r.len)
+    const slot = this.freeSlots.pop()
+    let r
+    try {
+      r = await this.call('read', null, false, id, slot)
+    } catch (e) {
+      if (slot !== undefined) this.freeSlots.push(slot)
+      throw e
+    }
+    if (r.missing) {
+      if (slot !== undefined) this.freeSlots.push(slot)
+      return null
+    }
+    if ('slot' in r && r.slot !== undefined) return Buffer.from(this.pool!.sab, r.slot * this.pool!.slotBytes, r.len)
+    if (slot !== undefined) this.freeSlots.push(slot) // the worker could not use it
+    const m = r as Reply
+    return Buffer.from(m.buf, m.off, m.len)
   }
 
   async seal (plain: Buffer): Promise<SealedChunk> {
@@ -108,6 +145,10 @@ export class CryptoWorkers {
 
   // Plaintext memory for reads (a fresh megabyte costs ~0.1 ms here, and GC).
   recyclePlain (plain: Buffer): void {
+    if (this.pool && plain.buffer === this.pool.sab) {
+      this.freeSlots.push(Math.floor(plain.byteOffset / this.pool.slotBytes))
+      return
+    }
     const ab = plain.buffer
     if (ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && plain.byteOffset === 0 && this.plainSpares.length < MAX_SPARES) this.plainSpares.push(ab)
   }
@@ -126,7 +167,7 @@ export class CryptoWorkers {
     }))
   }
 
-  private call (op: 'seal' | 'open' | 'read' | 'verify', input: Buffer | null, donate: boolean, id?: Buffer): Promise<WorkerReply & { error?: undefined }> {
+  private call (op: 'seal' | 'open' | 'read' | 'verify', input: Buffer | null, donate: boolean, id?: Buffer, poolSlot?: number): Promise<WorkerReply & { error?: undefined }> {
     if (this.closed) return Promise.reject(fail('EIO', 'crypto workers closed'))
     const slot = this.pick()
     const n = ++this.seq
@@ -142,9 +183,9 @@ export class CryptoWorkers {
       }
       transfer.push(buf as ArrayBuffer)
     }
-    const spare = op === 'seal' ? this.spares.pop() : op === 'read' ? this.plainSpares.pop() : undefined
+    const spare = op === 'seal' ? this.spares.pop() : op === 'read' && poolSlot === undefined ? this.plainSpares.pop() : undefined
     if (spare) transfer.push(spare)
-    const req: WorkerRequest = { n, op, buf, off, len: input?.length, id: id ? new Uint8Array(id) : undefined, spare }
+    const req: WorkerRequest = { n, op, buf, off, len: input?.length, id: id ? new Uint8Array(id) : undefined, spare, slot: poolSlot }
     return new Promise((resolve, reject) => {
       this.pending.set(n, { resolve, reject })
       if (slot.busy++ === 0) slot.worker.ref()
@@ -168,7 +209,7 @@ export class CryptoWorkers {
 
   private spawn (): Slot {
     const worker = new Worker(new URL('./crypto-worker.js', import.meta.url), {
-      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey), store: this.store }
+      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey), store: this.store, pool: this.pool }
     })
     const slot: Slot = { worker, busy: 0 }
     worker.unref()

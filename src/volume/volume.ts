@@ -61,7 +61,7 @@ export class Volume {
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
     const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
-    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId }, undefined, { path: store.path, readOnly: store.readOnly })), shared }
+    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
     const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key
     return v

@@ -107,3 +107,43 @@ t.test('workers that read the store see every chunk committed before they were a
   store.txn(() => store.putChunkSync(r.id, r.record))
   t.ok((await pipeline.openStored(r.id, chunks))!.equals(plain), 'openStored reads and opens on the worker')
 })
+
+// With `plainBytes`, reads open into slots of memory shared with the workers
+// (no megabyte moved between threads per block); a slot given back is used
+// again, and reads go on, correct, when every slot is taken.
+t.test('reads open into a shared pool of slots, which are given back and reused', async t => {
+  const dataKey = randomKey(); const idKey = randomKey()
+  const store = LmdbStore.open(join(await tempDir(t), 'store'))
+  const workers = new CryptoWorkers({ dataKey, idKey }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
+  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
+  t.teardown(async () => { await pipeline.close(); await store.close() })
+  const blocks = [randomBytes(MiB), randomBytes(1000), Buffer.alloc(MiB, 'text '.repeat(10))]
+  const ids: Buffer[] = []
+  for (const b of blocks) {
+    const s = await pipeline.seal(b)
+    store.txn(() => store.putChunkSync(s.id, s.record))
+    ids.push(s.id)
+  }
+  t.ok((await pipeline.seal(blocks[2])).record[1] & FLAG_LZ4, 'the third block is stored compressed')
+  const held: Buffer[] = []
+  for (let i = 0; i < 100; i++) {
+    const k = i % blocks.length
+    const plain = await workers.readAndOpen(ids[k])
+    if (!plain || !plain.equals(blocks[k])) { t.fail(`read ${i} came back wrong`); return }
+    held.push(plain)
+  }
+  const pooled = held.filter(b => b.buffer instanceof SharedArrayBuffer)
+  t.equal(pooled.length, 64, 'the first 64 reads filled the pool\'s slots; the rest, with none free, came the old way')
+  t.equal(new Set(pooled.map(b => b.byteOffset)).size, 64, 'each in a slot of its own')
+  for (const b of held) workers.recyclePlain(b)
+  const again = await workers.readAndOpen(ids[0])
+  t.ok(again!.buffer instanceof SharedArrayBuffer && again!.equals(blocks[0]), 'a slot given back is used again')
+  // A record that fails authentication: the slot comes back too.
+  const bad = Buffer.from(store.chunks.getBinary(ids[1])!)
+  bad[bad.length - 1] ^= 1
+  const badId = randomBytes(32)
+  store.txn(() => store.putChunkSync(badId, bad))
+  for (let i = 0; i < 70; i++) await t.rejects(workers.readAndOpen(badId), { code: 'CORRUPT_CHUNK' })
+  const after = await workers.readAndOpen(ids[1])
+  t.ok(after!.buffer instanceof SharedArrayBuffer && after!.equals(blocks[1]), 'failed reads leave no slot taken')
+})
