@@ -233,6 +233,13 @@ static int disktro_wb_take_err (uint64_t fh) {
   return 0;
 }
 
+/* With dwb.mut held: a queued attribute change or create, for JS to apply in order. */
+static void disktro_wb_append (disktro_wb_item_t *item) {
+  if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
+  dwb.tail = item;
+  dwb.outstanding++;
+}
+
 /* Every operation but a queued write waits here for the writes before it. */
 /* With dwb.mut held. New writes queue behind a waiting operation, so a
    stream of writes cannot starve it. */
@@ -1213,9 +1220,7 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
   if (disktro_ac_valid(s, path, gen)) {
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0) {
-      if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
-      dwb.tail = item;
-      dwb.outstanding++;
+      disktro_wb_append(item);
       queued = 1;
     }
     uv_mutex_unlock(&dwb.mut);
@@ -1336,9 +1341,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
       item->ino = dcb.inos[--dcb.count];
       item->fh = CB_FH_BASE | (__atomic_add_fetch(&dcb.next_fh, 1, __ATOMIC_SEQ_CST) & 0x3FFFFFFFu);
-      if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
-      dwb.tail = item;
-      dwb.outstanding++;
+      disktro_wb_append(item);
       queued = 1;
     }
     uv_mutex_unlock(&dwb.mut);
@@ -1502,7 +1505,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin and attribute cache in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache and creates behind in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {
