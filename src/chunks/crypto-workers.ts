@@ -93,9 +93,9 @@ export class CryptoWorkers {
 
   // Reads a chunk record from the store and opens it, both on a worker: the
   // event loop neither copies the record nor decrypts it. Null when the
-  // store does not hold the chunk.
-  // The block's memory is a slot of the shared pool when one is free: give
-  // it back with recyclePlain once nothing reads it.
+  // store does not hold the chunk. The block's memory is a slot of the
+  // shared pool when one is free: give it back with recyclePlain once
+  // nothing reads it.
   async readAndOpen (id: Buffer): Promise<Buffer | null> {
     if (!this.store) throw fail('EINVAL', 'crypto workers were started without the store')
     const slot = this.freeSlots.pop()
@@ -110,8 +110,8 @@ export class CryptoWorkers {
       if (slot !== undefined) this.freeSlots.push(slot)
       return null
     }
-    if ('slot' in r && r.slot !== undefined) return Buffer.from(this.pool!.sab, r.slot * this.pool!.slotBytes, r.len)
-    if (slot !== undefined) this.freeSlots.push(slot) // the worker could not use it
+    // Every worker has the pool (workerData), so a slot asked for is the slot used.
+    if ('slot' in r) return Buffer.from(this.pool!.sab, r.slot * this.pool!.slotBytes, r.len)
     const m = r as Reply
     return Buffer.from(m.buf, m.off, m.len)
   }

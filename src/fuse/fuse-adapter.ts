@@ -68,7 +68,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   // kernel asks for the directory's again on the next path through it.
   const added = (path: string, cb: (code: number) => void) => () => {
     if (attrs) {
-      try { stat(path.slice(0, Math.max(1, path.lastIndexOf('/')))) } catch {}
+      try { stat(dirOf(path)) } catch {}
     }
     changed(path, cb)()
   }
@@ -76,7 +76,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   // since can be answered by the addon.
   const madeDir = (path: string, cb: (code: number) => void) => () => {
     if (attrs) {
-      try { stat(path.slice(0, Math.max(1, path.lastIndexOf('/')))) } catch {}
+      try { stat(dirOf(path)) } catch {}
       try { attrs.emptyDir?.(path, stat(path).ino ?? 0) } catch {}
     }
     cb(0)
@@ -167,6 +167,11 @@ export function queuedCreates (vfs: Vfs, log: Log): (path: string, fh: number, m
       return errnoOf(log, 'create', `${path} (answered already)`, e, true)
     }
   }
+}
+
+// The directory of a canonical path ('/' for a name in the root).
+function dirOf (path: string): string {
+  return path.slice(0, Math.max(1, path.lastIndexOf('/')))
 }
 
 function toFuseStat (s: Stat): FuseStat {
