@@ -63,10 +63,6 @@
 //       add their names, and a getattr of any other name in it is answered
 //       ENOENT without JS (tar x looks up every name before creating it).
 //       Any change to it through JS bumps its inode and ends that.
-//   (j) CPU placement (fuse_native_cpus_get / fuse_native_cpus_set): a thread's
-//       CPU affinity, read and set by thread id (sched_getaffinity(2) and
-//       sched_setaffinity(2)), for fuse/cpu-placement.ts, which keeps the
-//       event loop on a CPU of its own.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -77,7 +73,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 10 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: + CPU placement
+const MARKER_VERSION = 9 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole
 const started = Date.now()
 
 function warn (msg) {
@@ -157,25 +153,6 @@ function patchSource (src) {
 /* disktro patch: write-behind (see scripts/build-fuse.cjs) */
 #include <errno.h>
 #include <time.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-/* (j) The CPUs FUSE threads keep to (fuse_native_cpus_fuse): each thread
-   places itself on its next operation after a change (generation). */
-#define DISKTRO_CPU_WORDS 16 /* 1,024 CPUs */
-#define DISKTRO_WORD_BITS (8 * sizeof(unsigned long))
-static unsigned long disktro_fuse_cpus[DISKTRO_CPU_WORDS];
-static uint32_t disktro_fuse_cpus_gen = 0; /* atomic; 0: never set */
-static __thread uint32_t disktro_my_cpus_gen = 0;
-
-static inline void disktro_place_thread (void) {
-  uint32_t gen = __atomic_load_n(&disktro_fuse_cpus_gen, __ATOMIC_ACQUIRE);
-  if (gen == disktro_my_cpus_gen) return;
-  disktro_my_cpus_gen = gen;
-  unsigned long mask[DISKTRO_CPU_WORDS];
-  memcpy(mask, disktro_fuse_cpus, sizeof mask);
-  syscall(SYS_sched_setaffinity, 0, sizeof mask, mask);
-}
 #define WB_MAX_BYTES (4 * 1024 * 1024)
 #define WB_SLOT_BYTES (128 * 1024) /* FUSE's largest write with big_writes */
 #define WB_FREE_MAX 64
@@ -507,7 +484,6 @@ static int disktro_spin (uv_sem_t *sem, long budget_ns) {
 /* Not for reads and writes: the event loop is busy with data then, and a
    spinning thread would take a core from the crypto workers. */
 static void disktro_wait_answer (uv_sem_t *sem, uint32_t op) {
-  disktro_place_thread();
   long budget = __atomic_load_n(&disktro_spin_ns, __ATOMIC_RELAXED);
   if (budget > 0 && op != op_read && op != op_write && __atomic_exchange_n(&disktro_spinning, 1, __ATOMIC_ACQUIRE) == 0) {
     int answered = disktro_spin(sem, budget);
@@ -531,7 +507,6 @@ static void disktro_wait_answer (uv_sem_t *sem, uint32_t op) {
   const wbOps = String.raw`
 /* disktro patch: write-behind operations */
 static int disktro_write (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
-  disktro_place_thread();
   if (!dwb.enabled) {
     disktro_rc_bump();
     int res = fuse_native_write(path, buf, len, offset, info);
@@ -800,7 +775,6 @@ static void disktro_rc_hint (uint64_t fh, uint64_t offset) {
 }
 
 static int disktro_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
-  disktro_place_thread();
   if (drc.enabled && len > 0 && offset >= 0) {
     uint64_t block = (uint64_t) offset / drc.block;
     size_t inner = (size_t) ((uint64_t) offset - block * drc.block);
@@ -1073,7 +1047,6 @@ static int disktro_ac_absent (const char *path) {
 }
 
 static int disktro_getattr (const char *path, struct stat *stat) {
-  disktro_place_thread();
   if (disktro_ac_get(path, stat)) return 0;
   if (disktro_ac_absent(path)) return -ENOENT;
   if (dac.enabled) __atomic_fetch_add(&dac.misses, 1, __ATOMIC_RELAXED);
@@ -1081,7 +1054,6 @@ static int disktro_getattr (const char *path, struct stat *stat) {
 }
 
 static int disktro_fgetattr (const char *path, struct stat *stat, struct fuse_file_info *info) {
-  disktro_place_thread();
   if (disktro_ac_get(path, stat)) return 0;
   if (dac.enabled) __atomic_fetch_add(&dac.misses, 1, __ATOMIC_RELAXED);
   return fuse_native_fgetattr(path, stat, info);
@@ -1292,7 +1264,6 @@ static void disktro_predict_utimens (struct stat *st, const disktro_wb_item_t *i
 }
 
 static int disktro_chmod (const char *path, mode_t mode) {
-  disktro_place_thread();
   disktro_wb_item_t it;
   memset(&it, 0, sizeof(it));
   it.kind = DISKTRO_WB_CHMOD;
@@ -1303,7 +1274,6 @@ static int disktro_chmod (const char *path, mode_t mode) {
 }
 
 static int disktro_chown (const char *path, uid_t uid, gid_t gid) {
-  disktro_place_thread();
   disktro_wb_item_t it;
   memset(&it, 0, sizeof(it));
   it.kind = DISKTRO_WB_CHOWN;
@@ -1321,7 +1291,6 @@ static double disktro_utime_ms (const struct timespec *ts, double now) {
 }
 
 static int disktro_utimens (const char *path, const struct timespec tv[2]) {
-  disktro_place_thread();
   disktro_wb_item_t it;
   memset(&it, 0, sizeof(it));
   it.kind = DISKTRO_WB_UTIMENS;
@@ -1416,63 +1385,12 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
 }
 
 static int disktro_create (const char *path, mode_t mode, struct fuse_file_info *info) {
-  disktro_place_thread();
   if (disktro_create_behind(path, mode, info)) return 0;
   return fuse_native_create(path, mode, info);
 }
 
 `
-  // (j) CPU placement. The raw system calls take a mask of any length: no
-  // _GNU_SOURCE needed for cpu_set_t.
-  const cpuOps = String.raw`
-/* disktro patch: CPU placement */
-static void disktro_cpus_from_js (napi_env env, napi_value list, unsigned long *mask) {
-  uint32_t len = 0;
-  memset(mask, 0, DISKTRO_CPU_WORDS * sizeof(unsigned long));
-  napi_get_array_length(env, list, &len);
-  for (uint32_t i = 0; i < len; i++) {
-    napi_value v;
-    uint32_t cpu = 0;
-    napi_get_element(env, list, i, &v);
-    if (napi_get_value_uint32(env, v, &cpu) != napi_ok || cpu >= DISKTRO_CPU_WORDS * DISKTRO_WORD_BITS) continue;
-    mask[cpu / DISKTRO_WORD_BITS] |= 1UL << (cpu % DISKTRO_WORD_BITS);
-  }
-}
-
-/* (tid) -> the CPUs the thread may run on, or [] when it cannot be read */
-NAPI_METHOD(fuse_native_cpus_get) {
-  NAPI_ARGV(1)
-  NAPI_ARGV_UINT32(tid, 0)
-  unsigned long mask[DISKTRO_CPU_WORDS] = { 0 };
-  double cpus[DISKTRO_CPU_WORDS * 64];
-  uint32_t n = 0;
-  long got = syscall(SYS_sched_getaffinity, (pid_t) tid, sizeof mask, mask);
-  for (long bit = 0; got > 0 && bit < got * 8; bit++) {
-    if (mask[bit / DISKTRO_WORD_BITS] & (1UL << (bit % DISKTRO_WORD_BITS))) cpus[n++] = (double) bit;
-  }
-  return disktro_numbers(env, cpus, n);
-}
-
-/* (tid, cpus) -> 0, or the errno of sched_setaffinity (ESRCH: the thread ended) */
-NAPI_METHOD(fuse_native_cpus_set) {
-  NAPI_ARGV(2)
-  NAPI_ARGV_UINT32(tid, 0)
-  unsigned long mask[DISKTRO_CPU_WORDS];
-  disktro_cpus_from_js(env, argv[1], mask);
-  uint32_t rc = syscall(SYS_sched_setaffinity, (pid_t) tid, sizeof mask, mask) == 0 ? 0 : (uint32_t) errno;
-  NAPI_RETURN_UINT32(rc)
-}
-
-/* (cpus): the CPUs every FUSE thread keeps to from its next operation on */
-NAPI_METHOD(fuse_native_cpus_fuse) {
-  NAPI_ARGV(1)
-  disktro_cpus_from_js(env, argv[0], disktro_fuse_cpus);
-  __atomic_add_fetch(&disktro_fuse_cpus_gen, 1, __ATOMIC_RELEASE);
-  return NULL;
-}
-
-`
-  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + abOps + cpuOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + abOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
   src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
   src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
@@ -1489,7 +1407,7 @@ NAPI_METHOD(fuse_native_cpus_fuse) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_cpus_get)\n  NAPI_EXPORT_FUNCTION(fuse_native_cpus_set)\n  NAPI_EXPORT_FUNCTION(fuse_native_cpus_fuse)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
@@ -1587,7 +1505,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind and CPU placement in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache and creates behind in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,8 +5,7 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, cpuBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
-import { CpuPlacement } from './fuse/cpu-placement.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR } from './fuse/hot-loop.js'
@@ -51,7 +50,6 @@ export class DisktroNode {
   private writeBehind: WriteBehind | null = null
   private readCache: ReadCache | null = null
   private attrCache: AttrCache | null = null
-  private cpus: CpuPlacement | null = null
   private closing: Promise<void> | null = null
   private control: ControlServer | null = null
   private web: WebServer | null = null
@@ -270,8 +268,6 @@ export class DisktroNode {
     await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
     this.fuse = fuse
     if (attrCache?.enable(fuse)) this.attrCache = attrCache
-    const pipeline = this.volume.access?.pipeline
-    this.cpus = await CpuPlacement.start(cpuBinding(), () => pipeline?.workerRequests ?? 0, this.log)
     await raiseReadAhead(mountpoint)
   }
 
@@ -348,8 +344,6 @@ export class DisktroNode {
         resolve()
       }))
       await unmountPath(fuse.mnt, { lazy: true }).catch(() => {})
-      await this.cpus?.stop()
-      this.cpus = null
       if (this.readCache) {
         // Nothing it holds may answer a later mount in this process: the
         // same file handle numbers come round again.

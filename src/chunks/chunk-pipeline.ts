@@ -39,11 +39,6 @@ export class ChunkPipeline {
     this.keys = { dataKey, idKey }
   }
 
-  // How many blocks went to the crypto workers so far (0 without them).
-  get workerRequests (): number {
-    return this.workers?.requests ?? 0
-  }
-
   idOf (plain: Buffer): Buffer {
     return keyedHash(this.keys.idKey, plain)
   }

@@ -78,11 +78,6 @@ export class CryptoWorkers {
   private readonly size: number
   private readonly compressingSize: number
 
-  // How many requests the workers were given so far.
-  get requests (): number {
-    return this.seq
-  }
-
   constructor (private readonly keys: ChunkKeys, size = defaultSize(), private readonly store: WorkerStore | null = null, compressingSize = compressingDefault()) {
     this.size = Math.max(1, Math.floor(size))
     this.compressingSize = Math.max(this.size, Math.floor(compressingSize))

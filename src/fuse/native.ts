@@ -328,21 +328,6 @@ export function setAnswerSpin (microseconds: number): boolean {
   return b !== null
 }
 
-/** Thread CPU affinity through the patched addon (scripts/build-fuse.cjs (j)). */
-export interface CpuBinding {
-  // The CPUs thread `tid` may run on ([] when that cannot be read).
-  fuse_native_cpus_get (tid: number): number[]
-  // 0, or the errno of sched_setaffinity(2) (ESRCH: no such thread).
-  fuse_native_cpus_set (tid: number, cpus: number[]): number
-  // The CPUs every FUSE thread keeps to from its next operation on.
-  fuse_native_cpus_fuse (cpus: number[]): void
-}
-
-/** The loaded addon's CPU placement functions, or null when it has none. */
-export function cpuBinding (): CpuBinding | null {
-  return patchedFunctions<CpuBinding>(['fuse_native_cpus_get', 'fuse_native_cpus_set', 'fuse_native_cpus_fuse'])
-}
-
 /** The attribute cache of the patched addon (scripts/build-fuse.cjs (g)). */
 export interface AttrCacheBinding {
   // Given the mount's fuse-native _thread buffer: true when the cache now
