@@ -8,7 +8,7 @@ import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites } from './fuse/
 import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
-import { HotLoop, EVENT_LOOP_SPIN_FACTOR } from './fuse/hot-loop.js'
+import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { raiseReadAhead } from './fuse/read-ahead.js'
@@ -233,9 +233,12 @@ export class DisktroNode {
     // 5.4-6.0 -> 3.85-3.93 s with 100 us on both sides; a longer wait on
     // the event loop's side then took it from 2.78-3.10 s (100 us) to
     // 2.68-2.89 s (300 us), 2.59-2.63 s (600 us), 2.70-2.85 s (1 ms); 500 us
-    // in the benchmark: 2.62 s (3 rounds). DISKTRO_FUSE_SPIN_US sets the FUSE threads' window; 0 turns both off.
+    // in the benchmark: 2.62 s (3 rounds). In a burst the event loop waits
+    // 20 ms (stop 15): 1.36-1.44 -> 1.22-1.30 s; 300 us on the FUSE threads'
+    // side then gained nothing more (1.24-1.31 s). DISKTRO_FUSE_SPIN_US sets
+    // the FUSE threads' window; 0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
-    const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR)
+    const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US)
     const attrCache = this.newAttrCache(vfs)
     const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
     const wb = writeBehindBinding()

@@ -26,3 +26,24 @@ t.test('a window of zero, or of no number, never spins', async t => {
     t.equal(immediates(), 0, `window ${window}`)
   }
 })
+
+t.test('in a burst of touches the window is the longer burst window', async t => {
+  const hot = new HotLoop(10_000, 300_000) // 10 ms alone, 300 ms in a burst
+  hot.touch()
+  t.notOk(hot.inBurst, 'one touch is no burst')
+  await sleep(100)
+  t.equal(immediates(), 0, 'asleep 100 ms after a lone touch')
+  for (let i = 0; i < 25; i++) hot.touch()
+  t.ok(hot.inBurst, '25 touches at once are a burst')
+  await sleep(100)
+  t.ok(immediates() > 0, 'still polling 100 ms after a burst')
+  await sleep(400)
+  t.equal(immediates(), 0, 'asleep once the burst window has passed')
+  hot.touch()
+  t.ok(hot.inBurst, 'the next touch, a bucket later, still counts the burst before it')
+  await sleep(100)
+  hot.touch()
+  t.notOk(hot.inBurst, 'a bucket with one touch ends it')
+  await sleep(100)
+  t.equal(immediates(), 0, 'and the window is short again')
+})
