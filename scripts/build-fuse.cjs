@@ -73,7 +73,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 9 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole
+const MARKER_VERSION = 10 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued
 const started = Date.now()
 
 function warn (msg) {
@@ -1230,7 +1230,7 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
          old generation. */
       uint64_t *ig = disktro_ac_igen((uint64_t) s->st.st_ino);
       (*ig)++;
-      predict(&s->st, item);
+      predict(&s->st, proto); /* not item: once queued it is the event loop's, maybe freed already */
       s->gen = gen;
       s->igen = *ig;
       dac.behind++;
@@ -1328,7 +1328,11 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   item->kind = DISKTRO_WB_CREATE;
   item->path = p;
   item->a = (uint32_t) (mode & 07777);
-  item->t3 = disktro_now_ms();
+  /* Once queued, the item is the event loop's: it may be applied and freed
+     before this thread goes on, so nothing below reads it. */
+  double now = disktro_now_ms();
+  uint64_t ino = 0, fh = 0;
+  item->t3 = now;
   int queued = 0;
   disktro_ac_slot_t *ds = &dac.slots[disktro_ac_slot(parent)];
   disktro_ac_slot_t *fs = &dac.slots[disktro_ac_slot(path)];
@@ -1339,16 +1343,16 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
       (whole == NULL || !disktro_dir_has(whole, slash + 1))) {
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
-      item->ino = dcb.inos[--dcb.count];
-      item->fh = CB_FH_BASE | (__atomic_add_fetch(&dcb.next_fh, 1, __ATOMIC_SEQ_CST) & 0x3FFFFFFFu);
+      item->ino = ino = dcb.inos[--dcb.count];
+      item->fh = fh = CB_FH_BASE | (__atomic_add_fetch(&dcb.next_fh, 1, __ATOMIC_SEQ_CST) & 0x3FFFFFFFu);
       disktro_wb_append(item);
       queued = 1;
     }
     uv_mutex_unlock(&dwb.mut);
     if (queued) {
       /* The directory shows the new entry's times (JS stores the same). */
-      disktro_set_ms(&ds->st.st_mtim, item->t3);
-      disktro_set_ms(&ds->st.st_ctim, item->t3);
+      disktro_set_ms(&ds->st.st_mtim, now);
+      disktro_set_ms(&ds->st.st_ctim, now);
       /* The new file, as JS's getattr would show it once applied. */
       struct stat st;
       memset(&st, 0, sizeof(st));
@@ -1356,11 +1360,11 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
       st.st_uid = dcb.uid;
       st.st_gid = dcb.gid;
       st.st_nlink = 1;
-      st.st_ino = (uint32_t) item->ino; /* as fuse-native's getattr layout carries it */
+      st.st_ino = (uint32_t) ino; /* as fuse-native's getattr layout carries it */
       st.st_blksize = 4096;
-      disktro_set_ms(&st.st_atim, item->t3);
-      disktro_set_ms(&st.st_mtim, item->t3);
-      disktro_set_ms(&st.st_ctim, item->t3);
+      disktro_set_ms(&st.st_atim, now);
+      disktro_set_ms(&st.st_mtim, now);
+      disktro_set_ms(&st.st_ctim, now);
       free(fs->path);
       fs->path = q;
       q = NULL;
@@ -1379,7 +1383,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
     free(item);
     return 0;
   }
-  info->fh = item->fh;
+  info->fh = fh;
   uv_async_send(&dwb.async);
   return 1;
 }
