@@ -4,7 +4,7 @@ import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
-import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites } from './fuse/fuse-adapter.js'
+import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
 import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
@@ -248,7 +248,7 @@ export class DisktroNode {
       const apply = queuedAttrChanges(vfs, this.log)
       this.writeBehind = new WriteBehind(wb, queuedWrites(vfs, this.log), attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
-        : null)
+        : null, process.env.DISKTRO_WRITES_NOW !== '0' ? queuedWritesNow(vfs, this.log) : null)
       this.writeBehind.start()
       if (attrCache && process.env.DISKTRO_CREATES_BEHIND !== '0') this.createsBehind(this.writeBehind, attrCache, vfs)
     }

@@ -138,6 +138,18 @@ export function queuedWrites (vfs: Vfs, log: Log): (path: string, fh: number, bu
   }
 }
 
+// The same, done at once when nothing has to be read first (OpenFile.writeNow);
+// null when it has to wait.
+export function queuedWritesNow (vfs: Vfs, log: Log): (path: string, fh: number, buf: Buffer, offset: number, time: number) => number | null {
+  return (path, fh, buf, offset, time) => {
+    try {
+      return vfs.writeNow(fh, buf, buf.length, offset, time)
+    } catch (e) {
+      return errnoOf(log, 'write', path, e)
+    }
+  }
+}
+
 // Applies the chmod, chown and utimens calls the patched addon answered
 // already (fuse/write-behind.ts): with the change time the caller was shown,
 // as the attribute cache predicted it. A failure cannot reach the caller any

@@ -5,6 +5,10 @@ import { toErrno } from './errno.js'
 // bytes written or a negative errno.
 export type QueuedWrite = (path: string, fh: number, buf: Buffer, offset: number, time: number, cb: (bytesOrErrno: number) => void) => void
 
+// Applies a queued write at once when it can: the bytes written or a
+// negative errno, or null when it has to wait (then QueuedWrite applies it).
+export type QueuedWriteNow = (path: string, fh: number, buf: Buffer, offset: number, time: number) => number | null
+
 // Applies a queued attribute change; answers 0 or a negative errno.
 export type AttrChangeApplier = (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number
 
@@ -29,7 +33,12 @@ export class WriteBehind {
   private readonly chains = new Map<number, Promise<void>>()
   private attrSeq = 0
 
-  constructor (private readonly binding: WriteBehindBinding, private readonly write: QueuedWrite, private readonly attrs: AttrChangeApplier | null = null) {}
+  constructor (
+    private readonly binding: WriteBehindBinding,
+    private readonly write: QueuedWrite,
+    private readonly attrs: AttrChangeApplier | null = null,
+    private readonly writeNow: QueuedWriteNow | null = null
+  ) {}
 
   start (): void {
     const attrs = this.attrs
@@ -84,6 +93,20 @@ export class WriteBehind {
   }
 
   private apply (item: unknown, path: string, fh: number, buf: Buffer, offset: number, time: number): void {
+    // Nothing of this handle pending: the write may be done at once, and
+    // then nothing after it waits (tar x: its chown, chmod and utimens).
+    if (this.writeNow && !this.chains.has(fh)) {
+      let result: number | null
+      try {
+        result = this.writeNow(path, fh, buf, offset, time)
+      } catch (e) {
+        result = toErrno(e)
+      }
+      if (result !== null) {
+        this.binding.fuse_native_signal_wb(item, result, buf.buffer as ArrayBuffer)
+        return
+      }
+    }
     const prev = this.chains.get(fh) ?? Promise.resolve()
     const next = prev.then(() => new Promise<void>(resolve => {
       let answered = false

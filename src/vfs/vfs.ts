@@ -431,6 +431,14 @@ export class Vfs {
     return await this.mutateAsync(f.ino, () => f.write(data, offset))
   }
 
+  // A queued write (see write()) done at once, or null when it has to wait
+  // for something (then call write()).
+  writeNow (fh: number, buf: Buffer, length: number, offset: number, announcedAt: number): number | null {
+    const f = this.fileOf(fh)
+    if (offset + length > Number.MAX_SAFE_INTEGER) throw fail('EFBIG', 'file too large')
+    return f.writeNow(length === buf.length ? buf : buf.subarray(0, length), offset, announcedAt)
+  }
+
   async flush (fh: number): Promise<void> {
     const h = this.handle(fh)
     const f = h.file

@@ -307,3 +307,46 @@ t.test('a create answered already is made with the inode, handle and time shown'
   await vfs.release(open)
   t.same(vfs.readdir('/d').sort(), ['.', '..', 'new'], 'nothing was made by the refused ones')
 })
+
+// A queued write (fuse/write-behind.ts) is done at once when nothing it
+// touches must be read first: the bytes are there for reads and commits as
+// if written the usual way; otherwise nothing is done and null says so.
+t.test('writeNow: at once where nothing must be read first, else nothing', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const fh = vfs.create('/f', 0o644)
+  const a = randomBytes(5000)
+  t.equal(vfs.writeNow(fh, a, a.length, 0, 1_000), a.length, 'a new file\'s first bytes')
+  const b = randomBytes(2 * CS + 10)
+  t.equal(vfs.writeNow(fh, b, b.length, 5000, 2_000), b.length, 'on past its end, across whole blocks')
+  t.equal(vfs.getattr('/f').size, 5000 + b.length)
+  await vfs.release(fh)
+  const expected = Buffer.concat([a, b])
+  t.same(await readFile(vfs, '/f'), expected, 'reads back as written')
+  t.equal(vfs.getattr('/f').mtime, 2_000, 'the mtime it was given')
+
+  // The file's blocks are committed now: a partial write into one must read it first.
+  const fh2 = vfs.open('/f', 2)
+  const c = Buffer.from('patched')
+  t.equal(vfs.writeNow(fh2, c, c.length, 100, 3_000), null, 'not into a stored block it covers only in part')
+  t.same(await readFile(vfs, '/f'), expected, 'and nothing was written')
+  const whole = randomBytes(CS)
+  t.equal(vfs.writeNow(fh2, whole, whole.length, CS, 4_000), CS, 'a stored block it covers whole is replaced at once')
+  await vfs.write(fh2, c, c.length, 100, 5_000)
+  t.equal(vfs.writeNow(fh2, c, c.length, 200, 6_000), c.length, 'into a block already read in for writing')
+  await vfs.release(fh2)
+  const now = Buffer.from(expected)
+  whole.copy(now, CS)
+  c.copy(now, 100)
+  c.copy(now, 200)
+  t.same(await readFile(vfs, '/f'), now)
+
+  // A hole before the write reads back as zeros.
+  const fh3 = vfs.create('/g', 0o644)
+  t.equal(vfs.writeNow(fh3, c, c.length, 3 * CS + 7, 7_000), c.length, 'past a hole')
+  await vfs.release(fh3)
+  const g = await readFile(vfs, '/g')
+  t.equal(g.length, 3 * CS + 7 + c.length)
+  t.ok(g.subarray(0, 3 * CS + 7).every(x => x === 0), 'the hole is zeros')
+  t.same(g.subarray(3 * CS + 7), c)
+})
