@@ -77,7 +77,7 @@ export async function upload (vfs: Vfs, path: string, req: IncomingMessage, over
     return { path, size: offset }
   } catch (e) {
     transfers.finish(t, (e as Error).message)
-    if (!released) await vfs.release(fh).catch(() => {})
+    if (!released) await Promise.resolve().then(() => vfs.release(fh)).catch(() => {})
     try { vfs.unlink(tmp) } catch {}
     if (!isDisktroError(e)) throw fail('EIO', `upload of ${path} failed: ${(e as Error).message}`, e)
     throw e
@@ -123,7 +123,7 @@ export async function download (vfs: Vfs, path: string, res: ServerResponse, tra
     res.destroy()
   } finally {
     transfers.finish(t, error)
-    await vfs.release(fh).catch(() => {})
+    await Promise.resolve().then(() => vfs.release(fh)).catch(() => {})
   }
 }
 

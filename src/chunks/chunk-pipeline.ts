@@ -51,6 +51,12 @@ export class ChunkPipeline {
     return { id, record: sealRecord(this.keys.dataKey, id, plain, packed), sum: aeadSum() }
   }
 
+  // The block sealed here and now when it is small enough to be sealed on
+  // this thread anyway (as seal() does); null when it goes to a worker.
+  sealNow (plain: Buffer): SealedChunk | null {
+    return plain.length < OFFLOAD_BYTES ? sealChunkSync(this.keys, plain) : null
+  }
+
   // `donate`: the caller never uses `record` again (a worker may take its memory).
   async open (id: Buffer, record: Buffer, donate = false): Promise<Buffer> {
     if (this.workers && record.length >= OFFLOAD_BYTES) return await this.workers.open(id, record, donate)

@@ -1,4 +1,4 @@
-import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
+import type { ChunkPipeline, SealedChunk } from '../chunks/chunk-pipeline.js'
 import type { ChunkStore } from '../chunks/chunk-store.js'
 import type { BlockReader } from '../chunks/block-reader.js'
 import type { Namespace } from '../meta/namespace.js'
@@ -191,6 +191,35 @@ export class OpenFile {
       await Promise.allSettled([...this.inflight.values()].map(f => f.done))
     }
     this.throwPending()
+    this.commitAttrs()
+  }
+
+  // The flush done here and now, when nothing is in flight and at most one
+  // block waits, small enough to seal on this thread (a small file at
+  // close, or any file flushed a second time): true when done, false when
+  // nothing was done (then call flush()). A failed commit throws and keeps
+  // the block to try again.
+  flushNow (): boolean {
+    if (this.inflight.size > 0 || this.loading.size > 0 || this.dirty.size > 1) return false
+    this.throwPending()
+    const cs = this.d.chunkSize
+    for (const [index, buf] of this.dirty) {
+      const len = Math.max(0, Math.min(cs, this.size - index * cs))
+      const plain = this.settle(index, buf, len).subarray(0, len)
+      const hole = len === 0 || isZero(plain)
+      const sealed = hole ? null : this.d.pipeline.sealNow(plain)
+      if (!hole && sealed === null) return false
+      this.commitSealed(index, sealed, len)
+      this.zeroedTo.delete(index)
+      this.dirty.delete(index)
+      this.d.pool.release(buf)
+    }
+    this.commitAttrs()
+    return true
+  }
+
+  // Size, times and held attribute changes not yet committed with a block.
+  private commitAttrs (): void {
     if (this.pendingAttrs || this.held !== null || this.size !== this.committedSize) {
       const cur = this.d.ns.getAttrs(this.ino)
       const ctime = Math.max(this.ctime, cur?.ctime ?? 0)
@@ -330,15 +359,21 @@ export class OpenFile {
     const plain = buf.subarray(0, len)
     const hole = len === 0 || isZero(plain)
     const sealed = hole ? null : await this.d.pipeline.seal(plain)
-    if (sealed && !this.d.chunks.has(sealed.id, sealed.record.length <= INLINE_RECORD_BYTES)) {
-      // Big records go to LMDB's write thread first so the event loop never
-      // copies them inside a transaction; small ones ride in the commit below
-      // (`ensure`), which saves a round trip through the write thread.
-      if (sealed.record.length > INLINE_RECORD_BYTES) await this.d.chunks.put(sealed.id, sealed.record, sealed.sum)
-      else this.d.chunks.checkRoom(sealed.record.length)
+    // Big records go to LMDB's write thread first so the event loop never
+    // copies them inside a transaction; small ones ride in the commit
+    // (commitSealed), which saves a round trip through the write thread.
+    if (sealed && sealed.record.length > INLINE_RECORD_BYTES && !this.d.chunks.has(sealed.id, false)) {
+      await this.d.chunks.put(sealed.id, sealed.record, sealed.sum)
     }
     // Commits of one block apply in the order the block was sealed.
     if (previous) await previous.done
+    this.commitSealed(index, sealed, len)
+  }
+
+  // Commits block `index` (len bytes) as `sealed` (null: a hole), with the
+  // attribute changes held for it.
+  private commitSealed (index: number, sealed: SealedChunk | null, len: number): void {
+    if (sealed && sealed.record.length <= INLINE_RECORD_BYTES && !this.d.chunks.has(sealed.id, true)) this.d.chunks.checkRoom(sealed.record.length)
     const end = index * this.d.chunkSize + len
     const size = Math.max(this.committedSize, end)
     const attrs = this.held

@@ -439,10 +439,18 @@ export class Vfs {
     return f.writeNow(length === buf.length ? buf : buf.subarray(0, length), offset, announcedAt)
   }
 
-  async flush (fh: number): Promise<void> {
-    const h = this.handle(fh)
-    const f = h.file
-    if (f) await this.mutateAsync(f.ino, () => f.flush())
+  // Done before returning when it can be (OpenFile.flushNow): a small
+  // file's close then costs no promise.
+  flush (fh: number): void | Promise<void> {
+    const f = this.handle(fh).file
+    if (!f) return
+    try {
+      if (!f.flushNow()) return this.mutateAsync(f.ino, () => f.flush())
+    } catch (e) {
+      this.changed(f.ino)
+      throw e
+    }
+    this.changed(f.ino)
   }
 
   async fsync (fh: number): Promise<void> {
@@ -455,18 +463,24 @@ export class Vfs {
     await this.d.sync()
   }
 
-  async release (fh: number): Promise<void> {
+  // Like flush(), done before returning when it can be.
+  release (fh: number): void | Promise<void> {
     const h = this.handle(fh)
     this.handles.delete(fh)
     const f = h.file
     if (!f) return
     f.handles--
-    try {
-      await f.flush()
-    } finally {
+    const finish = (): void => {
       if (f.handles === 0 && this.files.get(f.ino) === f && !f.isDirty) this.files.delete(f.ino)
       this.changed(f.ino)
     }
+    try {
+      if (!f.flushNow()) return f.flush().finally(finish)
+    } catch (e) {
+      finish()
+      throw e
+    }
+    finish()
   }
 
   // Flushes every open file (unmount, shutdown).

@@ -350,3 +350,30 @@ t.test('writeNow: at once where nothing must be read first, else nothing', async
   t.ok(g.subarray(0, 3 * CS + 7).every(x => x === 0), 'the hole is zeros')
   t.same(g.subarray(3 * CS + 7), c)
 })
+
+// flush and release finish before they return when the file has at most one
+// small block waiting (OpenFile.flushNow): a small file's close costs no
+// promise. Anything bigger goes the usual way and returns a promise.
+t.test('flush and release of a small file are done before they return', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  const vfs = node.vfs
+  const fh = vfs.create('/small', 0o644)
+  const a = randomBytes(5000)
+  await vfs.write(fh, a, a.length, 0)
+  const before = chunkCount(node)
+  t.equal(vfs.flush(fh), undefined, 'flush returns no promise')
+  t.equal(chunkCount(node), before + 1, 'and the block is stored when it returns')
+  t.equal(node.volume.access!.ns.getAttrs(vfs.getattr('/small').ino)?.size, 5000, 'with the file\'s size')
+  t.equal(vfs.release(fh), undefined, 'release of the flushed handle returns no promise')
+  t.same(await readFile(vfs, '/small'), a)
+
+  const fh2 = vfs.create('/big', 0o644)
+  const b = randomBytes(CS + 100) // a whole block is sealed on a worker
+  await vfs.write(fh2, b, b.length, 0)
+  const flushed = vfs.flush(fh2)
+  t.ok(flushed instanceof Promise, 'two blocks waiting: the usual way')
+  await flushed
+  t.equal(vfs.flush(fh2), undefined, 'flushed again with nothing waiting: done at once')
+  await vfs.release(fh2)
+  t.same(await readFile(vfs, '/big'), b)
+})
