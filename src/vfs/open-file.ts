@@ -98,59 +98,63 @@ export class OpenFile {
     }
     let done = 0
     while (done < data.length) {
-      const pos = offset + done
-      const index = Math.floor(pos / cs)
-      const inner = pos - index * cs
-      const n = Math.min(cs - inner, data.length - done)
+      const [index, inner, n] = this.spanAt(offset + done, data.length - done)
       let buf = this.dirty.get(index)
       if (!buf) {
         buf = this.d.pool.acquire()
         if (!(inner === 0 && n === cs)) this.zeroedTo.set(index, 0)
         this.dirty.set(index, buf)
       }
-      this.copyIn(index, buf, data, done, inner, n)
+      this.place(index, buf, data, done, inner, n)
       done += n
-      if (pos + n > this.size) this.size = pos + n
-      if (inner + n === cs) this.seal(index)
     }
-    this.mtime = time
-    this.ctime = Math.max(this.ctime, time)
-    this.pendingAttrs = true
+    this.wrote(time)
     return done
   }
 
   // `time`: the write's mtime (when the caller showed one already).
   async write (data: Buffer, offset: number, time = Date.now()): Promise<number> {
     this.throwPending()
-    const cs = this.d.chunkSize
     let done = 0
     while (done < data.length) {
-      const pos = offset + done
-      const index = Math.floor(pos / cs)
-      const inner = pos - index * cs
-      const n = Math.min(cs - inner, data.length - done)
-      const buf = await this.blockForWrite(index, inner === 0 && n === cs)
-      this.copyIn(index, buf, data, done, inner, n)
+      const [index, inner, n] = this.spanAt(offset + done, data.length - done)
+      const buf = await this.blockForWrite(index, inner === 0 && n === this.d.chunkSize)
+      this.place(index, buf, data, done, inner, n)
       done += n
-      if (pos + n > this.size) this.size = pos + n
-      if (inner + n === cs) this.seal(index)
     }
-    this.mtime = time
-    this.ctime = Math.max(this.ctime, time)
-    this.pendingAttrs = true
+    this.wrote(time)
     await this.backpressure()
     return done
   }
 
   // n bytes of data from `from` into block `index` (its buffer) at `inner`,
-  // zeroing any gap before them that holds no bytes yet.
-  private copyIn (index: number, buf: Buffer, data: Buffer, from: number, inner: number, n: number): void {
+  // zeroing any gap before them that holds no bytes yet; the file grows to
+  // cover them, and a block filled to its end is sealed.
+  private place (index: number, buf: Buffer, data: Buffer, from: number, inner: number, n: number): void {
     const z = this.zeroedTo.get(index)
     if (z !== undefined) {
       if (inner > z) buf.fill(0, z, inner)
       if (inner + n > z) this.zeroedTo.set(index, inner + n)
     }
     data.copy(buf, inner, from, from + n)
+    const end = index * this.d.chunkSize + inner + n
+    if (end > this.size) this.size = end
+    if (inner + n === this.d.chunkSize) this.seal(index)
+  }
+
+  // The block at byte `pos`, where in it, and how many of `left` bytes it takes.
+  private spanAt (pos: number, left: number): [number, number, number] {
+    const cs = this.d.chunkSize
+    const index = Math.floor(pos / cs)
+    const inner = pos - index * cs
+    return [index, inner, Math.min(cs - inner, left)]
+  }
+
+  // The times a write leaves, to be committed.
+  private wrote (time: number): void {
+    this.mtime = time
+    this.ctime = Math.max(this.ctime, time)
+    this.pendingAttrs = true
   }
 
   async read (target: Buffer, length: number, offset: number): Promise<number> {
