@@ -79,7 +79,21 @@ export async function replicationBench (sizeMiB: number): Promise<ReplicationRes
     while (!lines.some(l => l.ready)) await new Promise(resolve => setTimeout(resolve, 100))
     const receiver = start(b, 'receiver')
     const exited = new Promise(resolve => sender.on('exit', resolve))
-    await exited
+    // The raw streams meet through the DHT; once in a while the two never
+    // found each other (stop 15) and the benchmark waited forever.
+    const limitMs = Math.max(180_000, sizeMiB * 200)
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((resolve, reject) => {
+      timer = setTimeout(() => {
+        const done = [...new Set(lines.flatMap(l => l.cpu ? [l.cpu.phase] : []))].join(', ') || 'none'
+        reject(new Error(`the two processes did not finish within ${limitMs / 1000} s (phases done: ${done})`))
+      }, limitMs)
+    })
+    try {
+      await Promise.race([exited, timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
     await stopPerf()
     receiver.stdin!.end('done\n')
     await new Promise(resolve => receiver.on('exit', resolve))
