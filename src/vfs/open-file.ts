@@ -88,13 +88,12 @@ export class OpenFile {
     this.throwPending()
     if (this.inflight.size > MAX_INFLIGHT) return null
     const cs = this.d.chunkSize
-    const first = Math.floor(offset / cs)
-    const last = Math.floor((offset + Math.max(0, data.length - 1)) / cs)
-    for (let index = first; index <= last; index++) {
+    for (let done = 0; done < data.length;) {
+      const [index, inner, n] = this.spanAt(offset + done, data.length - done)
+      done += n
       if (this.dirty.has(index)) continue
       if (this.loading.has(index)) return null
-      const whole = index * cs >= offset && (index + 1) * cs <= offset + data.length
-      if (!whole && index * cs < this.size) return null // its current bytes must be read
+      if (!(inner === 0 && n === cs) && index * cs < this.size) return null // its current bytes must be read
     }
     let done = 0
     while (done < data.length) {
@@ -148,6 +147,12 @@ export class OpenFile {
     const index = Math.floor(pos / cs)
     const inner = pos - index * cs
     return [index, inner, Math.min(cs - inner, left)]
+  }
+
+  // How many of the file's bytes block `index` holds (less at the end, 0 past it).
+  private bytesIn (index: number): number {
+    const cs = this.d.chunkSize
+    return Math.max(0, Math.min(cs, this.size - index * cs))
   }
 
   // The times a write leaves, to be committed.
@@ -206,9 +211,8 @@ export class OpenFile {
   flushNow (): boolean {
     if (this.inflight.size > 0 || this.loading.size > 0 || this.dirty.size > 1) return false
     this.throwPending()
-    const cs = this.d.chunkSize
     for (const [index, buf] of this.dirty) {
-      const len = Math.max(0, Math.min(cs, this.size - index * cs))
+      const len = this.bytesIn(index)
       const plain = this.settle(index, buf, len).subarray(0, len)
       const hole = len === 0 || isZero(plain)
       const sealed = hole ? null : this.d.pipeline.sealNow(plain)
@@ -282,8 +286,7 @@ export class OpenFile {
 
   // The current bytes of a block (possibly shorter than a block), or null for a hole.
   private async blockForRead (index: number): Promise<Buffer | null> {
-    const cs = this.d.chunkSize
-    const valid = Math.max(0, Math.min(cs, this.size - index * cs))
+    const valid = this.bytesIn(index)
     const dirty = this.dirty.get(index)
     if (dirty) return this.settle(index, dirty, valid).subarray(0, valid)
     const fl = this.inflight.get(index)
@@ -344,7 +347,7 @@ export class OpenFile {
   private seal (index: number): void {
     const buf = this.dirty.get(index)
     if (!buf) return
-    const len = Math.max(0, Math.min(this.d.chunkSize, this.size - index * this.d.chunkSize))
+    const len = this.bytesIn(index)
     this.settle(index, buf, len) // in flight, the block is read only up to len
     this.zeroedTo.delete(index)
     this.dirty.delete(index)

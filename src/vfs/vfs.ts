@@ -444,13 +444,13 @@ export class Vfs {
   flush (fh: number): void | Promise<void> {
     const f = this.handle(fh).file
     if (!f) return
+    let later: Promise<void> | undefined
     try {
-      if (!f.flushNow()) return this.mutateAsync(f.ino, () => f.flush())
-    } catch (e) {
-      this.changed(f.ino)
-      throw e
+      if (!f.flushNow()) later = this.mutateAsync(f.ino, () => f.flush())
+    } finally {
+      if (!later) this.changed(f.ino)
     }
-    this.changed(f.ino)
+    return later
   }
 
   async fsync (fh: number): Promise<void> {
@@ -474,13 +474,13 @@ export class Vfs {
       if (f.handles === 0 && this.files.get(f.ino) === f && !f.isDirty) this.files.delete(f.ino)
       this.changed(f.ino)
     }
+    let later: Promise<void> | undefined
     try {
-      if (!f.flushNow()) return f.flush().finally(finish)
-    } catch (e) {
-      finish()
-      throw e
+      if (!f.flushNow()) later = f.flush().finally(finish)
+    } finally {
+      if (!later) finish()
     }
-    finish()
+    return later
   }
 
   // Flushes every open file (unmount, shutdown).
