@@ -28,6 +28,7 @@ export class HotLoop {
   private bucketStart = 0n
   private count = 0
   private burst = false
+  private last = 0n
 
   // A window that is not a finite number (a bad DISKTRO_FUSE_SPIN_US) is 0;
   // so is the burst window then.
@@ -41,9 +42,16 @@ export class HotLoop {
     return this.burst || this.count >= BURST_OPS
   }
 
+  // In a burst whose last operation came within BUCKET_MS: background work
+  // that can wait (the namespace's emission) waits.
+  get busy (): boolean {
+    return this.inBurst && process.hrtime.bigint() - this.last < BigInt(BUCKET_MS * 1e6)
+  }
+
   touch (): void {
     if (this.window === 0n) return
     const now = process.hrtime.bigint()
+    this.last = now
     if (now - this.bucketStart >= BigInt(BUCKET_MS * 1e6)) {
       this.burst = this.count >= BURST_OPS
       this.count = 0

@@ -47,3 +47,15 @@ t.test('in a burst of touches the window is the longer burst window', async t =>
   await sleep(100)
   t.equal(immediates(), 0, 'and the window is short again')
 })
+
+t.test('busy while a burst goes on, not after it or for a lone touch', async t => {
+  const hot = new HotLoop(10_000, 20_000)
+  hot.touch()
+  t.notOk(hot.busy, 'one touch is not busy')
+  await sleep(60)
+  for (let i = 0; i < 25; i++) hot.touch()
+  t.ok(hot.busy, 'busy right after a burst of touches')
+  await sleep(100)
+  t.notOk(hot.busy, 'not busy once the burst has been quiet for more than 50 ms')
+  t.same(new HotLoop(0).busy, false, 'a loop that never spins is never busy')
+})

@@ -129,3 +129,33 @@ t.test('a create not yet emitted when the process dies is emitted at the next st
   t.equal(decodeManifest(inD.get('z')!.content, CS).size, 'crash test y'.length)
   t.same(ownOps(node).filter(o => o.type === 'create').length, 3, 'one create each: the directory and the two files')
 })
+
+t.test('while the filesystem is busy, new files wait to be emitted, at most 5 s; then in slices, every one', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS } })
+  await settled(node)
+  const shared = node.volume.full.shared!
+  let busy = true
+  shared.deferEmitWhile(() => busy)
+  const before = ownOps(node).length
+  // More than one slice (512 files a transaction).
+  const N = 600
+  for (let i = 0; i < N; i++) await writeNew(node, `/f${i}`, Buffer.from(`file ${i}`))
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.equal(ownOps(node).length, before, 'no op while busy (500 ms, beyond the 150 ms delay)')
+  t.notOk(shared.settled)
+  busy = false
+  await settled(node)
+  const creates = ownOps(node).slice(before).filter(o => o.type === 'create')
+  t.equal(creates.length, N, 'once quiet, one create op per file')
+  t.equal(listing(node).size, N, 'and the shared tree shows them all')
+
+  // Busy for good: the wait ends 5 s after the oldest change.
+  busy = true
+  const started = Date.now()
+  await writeNew(node, '/late', Buffer.from('late'))
+  for (let i = 0; i < 1000 && !shared.settled; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  const waited = Date.now() - started
+  t.ok(shared.settled, `emitted while still busy, after ${waited} ms`)
+  t.ok(waited >= 4900, 'not before 5 s')
+  t.ok(listing(node).has('late'))
+})
