@@ -368,7 +368,8 @@ export class SharedNamespace {
   }
 
   // Emits the ops of at most `limit` files in one transaction; whether any
-  // are left.
+  // are left. (bear and emitChanges delete the file they are given from the
+  // map they are iterating, which Map and Set iterators allow.)
   private emitSome (limit: number): boolean {
     if (this.map.dirty.size > 0 || this.map.unborn.size > 0) {
       this.o.store.txn(() => {
@@ -415,13 +416,7 @@ export class SharedNamespace {
   // Files created here become create ops, and file contents changed since
   // their last write op become write ops, now.
   private emitDirty (): void {
-    this.backlogSince = 0
-    if (this.map.dirty.size === 0 && this.map.unborn.size === 0) return
-    this.o.store.txn(() => {
-      for (const ino of [...this.map.unborn.keys()]) this.bear(ino)
-      for (const ino of [...this.map.dirty]) this.emitChanges(ino)
-    })
-    this.flushPending()
+    this.emitSome(Infinity)
   }
 
   // A write or setattr op for each of a local inode's shared entries whose
