@@ -69,7 +69,7 @@ export class NamespaceSync {
   answerSync (from: NsPeer, frontier: bigint, heads: NsHead[]): { records: Buffer[], more: boolean, snapshot?: Buffer } {
     const map = headsMap(heads)
     this.peerHeads.set(from.id, map)
-    if (from.role === 'full' && frontier > 0n) this.o.shared?.noteFrontier(from.id, frontier)
+    if (from.role === 'full' && frontier > 0n) this.o.shared?.noteFrontier(from.id, frontier, map.get(from.id) ?? 0)
     const out: { records: Buffer[], more: boolean, snapshot?: Buffer } = this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
     if (this.o.log.needsSnapshot(map)) {
       const snap = this.o.log.snapshot

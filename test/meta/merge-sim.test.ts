@@ -1,14 +1,15 @@
 import t from 'tap'
 import { HybridClock } from '../../src/meta/hlc.js'
-import { Member } from '../../src/meta/merge/member.js'
+import { Member, type PublishedFrontier } from '../../src/meta/merge/member.js'
 import { MergeTree, type TreeSnapshot, type ViewEntry } from '../../src/meta/merge/merge-tree.js'
 import { ROOT_ID, type Op } from '../../src/meta/merge/op.js'
 import { prng } from '../helpers/prng.js'
 
 // A deterministic simulation of several members editing one namespace: random
 // operations, random delivery order, duplicates, members offline for a while
-// (they keep editing and merge when back), and compaction at the stability
-// horizon. After full delivery every member must hold the same tree, equal to
+// (they keep editing and merge when back), frontiers published to the others
+// (with the publisher's head, delivered late and out of order like ops), and
+// compaction at the stability horizon. After full delivery every member must hold the same tree, equal to
 // a fresh replay of all ops in a random order, every live version must be
 // reachable, and no directory may be lost.
 //
@@ -41,6 +42,9 @@ function runCase (seed: number, log: (s: string) => void = () => {}): Result {
   const online = members.map(() => true)
   const outbox: Op[][] = members.map(() => [])
   const inflight: Array<{ to: number, op: Op }> = []
+  // What each member was told of the others' frontiers, and those in flight.
+  const published = members.map(() => new Map<string, PublishedFrontier>())
+  const fronts: Array<{ to: number, from: number, f: PublishedFrontier }> = []
   const all: Op[] = []
   let uniq = 0
   let localCycles = 0
@@ -132,10 +136,27 @@ function runCase (seed: number, log: (s: string) => void = () => {}): Result {
     return undefined
   }
 
+  const publish = (i: number): void => {
+    if (!online[i]) return
+    const f = { frontier: members[i].frontier(ids, published[i]), head: members[i].lastSeq }
+    for (let j = 0; j < n; j++) if (j !== i) fronts.push({ to: j, from: i, f })
+  }
+  const deliverFront = (): void => {
+    const ready = fronts.map((x, k) => online[x.to] ? k : -1).filter(k => k >= 0)
+    if (ready.length === 0) return
+    const k = pick(ready)
+    const { to, from, f } = fronts[k]
+    const have = published[to].get(ids[from])
+    if (!have || f.frontier > have.frontier) published[to].set(ids[from], f)
+    fronts[k] = fronts[fronts.length - 1]
+    fronts.pop()
+  }
+
+  // The lowest frontier of all: what every member computes, at the latest.
   const compact = (): void => {
     let h = -1n
-    for (const m of members) {
-      const f = m.frontier(ids)
+    for (let i = 0; i < n; i++) {
+      const f = members[i].frontier(ids, published[i])
       if (h < 0n || f < h) h = f
     }
     for (const m of members) m.tree.compact(h)
@@ -151,9 +172,12 @@ function runCase (seed: number, log: (s: string) => void = () => {}): Result {
     } else if (r < 0.55) {
       const i = int(n)
       emit(i, act(i))
-    } else if (r < 0.98) {
+    } else if (r < 0.9) {
       const ready = inflight.map((x, k) => online[x.to] ? k : -1).filter(k => k >= 0)
       if (ready.length > 0) deliver(pick(ready))
+    } else if (r < 0.98) {
+      if (rnd() < 0.5) publish(int(n))
+      else deliverFront()
     } else {
       compact()
     }

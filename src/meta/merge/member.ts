@@ -3,6 +3,10 @@ import { fail } from '../../errors.js'
 import { MergeTree } from './merge-tree.js'
 import type { Attrs, CreateOp, MoveOp, NodeKind, Op, OpStamp, RemoveOp, SetattrOp, WriteOp } from './op.js'
 
+// A frontier another member published, and the head of its own log it
+// reported with it.
+export interface PublishedFrontier { frontier: bigint, head: number }
+
 // One writer of the volume: stamps its ops, applies them to its own replica at
 // once, and applies ops received from the others. It also tracks, per member,
 // the gapless prefix of that member's log it holds, which gives its
@@ -95,13 +99,20 @@ export class Member {
 
   // Every op stamped at or below the frontier is here, and this member will
   // stamp nothing that low again. Members publish their frontier; the
-  // minimum over all members is the compaction horizon. A member that is
-  // silent holds the horizon back (in the live system, heartbeats carry it).
-  frontier (members: string[]): bigint {
+  // minimum over all members is the compaction horizon. Of another member,
+  // every op up to the last one of the gapless prefix held is here; and with
+  // `published`, the frontier it last published, together with its own log's
+  // head then, every op up to that frontier once that head is held: it
+  // stamped nothing after at or below it. Without the second, a member that
+  // stopped writing held every frontier at its last op.
+  frontier (members: string[], published?: ReadonlyMap<string, PublishedFrontier>): bigint {
     let min = this.clock.current
     for (const m of members) {
       if (m === this.id) continue
-      const h = this.prefix.get(m)?.hlc ?? 0n
+      const p = this.prefix.get(m)
+      let h = p?.hlc ?? 0n
+      const f = published?.get(m)
+      if (f !== undefined && f.frontier > h && (p?.seq ?? 0) >= f.head) h = f.frontier
       if (h < min) min = h
     }
     return min

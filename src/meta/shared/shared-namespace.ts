@@ -7,7 +7,7 @@ import { fail } from '../../errors.js'
 import { ROOT_INO } from '../namespace.js'
 import { HybridClock } from '../hlc.js'
 import type { LmdbNamespace, TreeWriter } from '../lmdb-namespace.js'
-import { Member } from '../merge/member.js'
+import { Member, type PublishedFrontier } from '../merge/member.js'
 import { ROOT_ID, type Attrs, type NodeKind, type Op } from '../merge/op.js'
 import type { ViewEntry } from '../merge/merge-tree.js'
 import { OpLog } from './op-log.js'
@@ -71,7 +71,7 @@ export class SharedNamespace {
   private reconcileTimer: NodeJS.Timeout | null = null
   private closed = false
   private compactTimer: NodeJS.Timeout | null = null
-  private readonly frontiers = new Map<string, bigint>() // full members' published frontiers
+  private readonly frontiers = new Map<string, PublishedFrontier>() // full members' published frontiers, with their own heads then
   conflictsSeen = 0
   compactions = 0
 
@@ -106,7 +106,7 @@ export class SharedNamespace {
   // Every op stamped at or below this is held here, and this member will
   // stamp nothing that low again.
   frontier (): bigint {
-    return this.member.frontier(this.log.allHeads().map(h => h.member).filter(m => !this.excluded.has(m)))
+    return this.member.frontier(this.log.allHeads().map(h => h.member).filter(m => !this.excluded.has(m)), this.frontiers)
   }
 
   // A revoked member no longer holds the horizon back (its ops that arrive
@@ -116,8 +116,9 @@ export class SharedNamespace {
     this.excluded.add(member)
   }
 
-  noteFrontier (member: string, frontier: bigint): void {
-    if (frontier > (this.frontiers.get(member) ?? 0n)) this.frontiers.set(member, frontier)
+  // `head`: the last seq of its own log the member reported with it.
+  noteFrontier (member: string, frontier: bigint, head: number): void {
+    if (frontier > (this.frontiers.get(member)?.frontier ?? 0n)) this.frontiers.set(member, { frontier, head })
   }
 
   // Folds every op at or below the stability horizon into a snapshot and
@@ -128,7 +129,7 @@ export class SharedNamespace {
     let horizon = this.frontier()
     for (const h of this.log.allHeads()) {
       if (h.member === this.o.memberId || this.excluded.has(h.member)) continue
-      const f = this.frontiers.get(h.member)
+      const f = this.frontiers.get(h.member)?.frontier
       if (f === undefined) return 0
       if (f < horizon) horizon = f
     }

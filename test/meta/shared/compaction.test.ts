@@ -98,3 +98,29 @@ t.test('a revoked writer does not hold the horizon back', async t => {
   t.pass(`after the revoke A folded ${after.folded} records`)
   t.equal(await tryRead(ma.path('from-b.txt')), 'B wrote this\n', 'B\'s file stays')
 })
+
+// A writer that stays online but stops writing does not hold the horizon at
+// its last op: the frontier it publishes (with the head of its own log) lets
+// the others fold what was written after it.
+t.test('an online writer that stopped writing does not hold the horizon back', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'], { compactEvery: '1s', compactMargin: 0, replicaCount: 2 })
+  const ma = await mountNode(t, a)
+  const mb = await mountNode(t, b)
+  await until('A and B see each other', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 1, 60_000)
+  await writeFile(mb.path('from-b.txt'), 'B wrote this\n')
+  await until('A has B\'s file', async () => await tryRead(ma.path('from-b.txt')) === 'B wrote this\n', 30_000)
+  for (let i = 0; i < 20; i++) await writeFile(ma.path(`a${i}.txt`), `A ${i}\n`)
+  await until('B has A\'s files', async () => await tryRead(mb.path('a19.txt')) === 'A 19\n', 30_000)
+  let last: unknown = null
+  const s = await until('A folds the records written after B\'s last one', async () => {
+    const ns = (await statusJson(a)).namespace
+    last = ns
+    return ns.folded >= 21 ? ns : false
+  }, 30_000).catch((e: Error) => { throw new Error(`${e.message}; A's namespace: ${JSON.stringify(last)}`) })
+  t.pass(`A folded ${s.folded} records, kept ${s.records}`)
+  t.equal(await tryRead(mb.path('a7.txt')), 'A 7\n', 'B still reads A\'s files')
+  await writeFile(mb.path('b-again.txt'), 'B writes again\n')
+  await until('B\'s new write reaches A after the compaction', async () => await tryRead(ma.path('b-again.txt')) === 'B writes again\n', 30_000)
+})
