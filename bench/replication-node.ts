@@ -77,8 +77,16 @@ async function rawStream (widened: boolean): Promise<void> {
       }
     })
   })
-  swarm.join(topic, { client: true, server: true })
+  const discovery = swarm.join(topic, { client: true, server: true })
+  // Two processes that join at once can miss each other's first announce,
+  // and Hyperswarm alone looks again only every ~10 minutes (disktro's own
+  // network looks again too: net/peer-network.ts). Without this the phase
+  // hung in about 1 run of 4.
+  let connected = false
+  swarm.once('connection', () => { connected = true })
+  const again = setInterval(() => { if (!connected && swarm.connecting === 0) discovery.refresh().catch(() => {}) }, 2000)
   await done
+  clearInterval(again)
   await swarm.destroy().catch(() => {})
 }
 
