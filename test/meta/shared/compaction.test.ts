@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFile, readFile, readdir, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { requireFuse, disktro } from '../../helpers/disktro.js'
+import { requireFuse, disktro, type Mount } from '../../helpers/disktro.js'
 import { startBootstrap, makeCluster, mountNode, serveNode, statusJson, until, nodeConfig, type ClusterNode } from '../../helpers/cluster.js'
 
 async function tryRead (p: string): Promise<string | null> {
@@ -71,9 +71,9 @@ t.test('namespace logs are compacted into snapshots', async t => {
   t.pass('writes after a restart from a snapshot reach the others')
 })
 
-// A writer that is revoked no longer holds compaction back.
-t.test('a revoked writer does not hold the horizon back', async t => {
-  if (!await requireFuse(t)) return
+// Two mounted writers with fast compaction, after B wrote one file and A has it.
+async function twoWriters (t: Parameters<typeof requireFuse>[0] & Parameters<typeof mountNode>[0]): Promise<{ a: ClusterNode, b: ClusterNode, ma: Mount, mb: Mount } | null> {
+  if (!await requireFuse(t)) return null
   const bootstrap = await startBootstrap(t)
   const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'], { compactEvery: '1s', compactMargin: 0, replicaCount: 2 })
   const ma = await mountNode(t, a)
@@ -81,6 +81,14 @@ t.test('a revoked writer does not hold the horizon back', async t => {
   await until('A and B see each other', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 1, 60_000)
   await writeFile(mb.path('from-b.txt'), 'B wrote this\n')
   await until('A has B\'s file', async () => await tryRead(ma.path('from-b.txt')) === 'B wrote this\n', 30_000)
+  return { a, b, ma, mb }
+}
+
+// A writer that is revoked no longer holds compaction back.
+t.test('a revoked writer does not hold the horizon back', async t => {
+  const w = await twoWriters(t)
+  if (!w) return
+  const { a, b, ma, mb } = w
   const bid = (await statusJson(b)).node.id as string
   await mb.stop()
   for (let i = 0; i < 20; i++) await writeFile(ma.path(`a${i}.txt`), `A ${i}\n`)
@@ -99,14 +107,9 @@ t.test('a revoked writer does not hold the horizon back', async t => {
 // its last op: the frontier it publishes (with the head of its own log) lets
 // the others fold what was written after it.
 t.test('an online writer that stopped writing does not hold the horizon back', async t => {
-  if (!await requireFuse(t)) return
-  const bootstrap = await startBootstrap(t)
-  const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'], { compactEvery: '1s', compactMargin: 0, replicaCount: 2 })
-  const ma = await mountNode(t, a)
-  const mb = await mountNode(t, b)
-  await until('A and B see each other', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 1, 60_000)
-  await writeFile(mb.path('from-b.txt'), 'B wrote this\n')
-  await until('A has B\'s file', async () => await tryRead(ma.path('from-b.txt')) === 'B wrote this\n', 30_000)
+  const w = await twoWriters(t)
+  if (!w) return
+  const { a, ma, mb } = w
   for (let i = 0; i < 20; i++) await writeFile(ma.path(`a${i}.txt`), `A ${i}\n`)
   await until('B has A\'s files', async () => await tryRead(mb.path('a19.txt')) === 'A 19\n', 30_000)
   let last: unknown = null
