@@ -1,42 +1,58 @@
 #!/usr/bin/env node
 'use strict'
-// postinstall: builds disktro's two small addons into native/build/Release:
-//   io.node from native/io.c: page-cache drop-behind (src/store/drop-behind.ts)
-//   aead.node from native/aead.c: XChaCha20-Poly1305 by Node's OpenSSL
+// postinstall: builds disktro's small addons, each set into its own
+// build/Release:
+//   native/: io.node from io.c, page-cache drop-behind (src/store/drop-behind.ts),
+//     and aead.node from aead.c, XChaCha20-Poly1305 by Node's OpenSSL
 //     (src/crypto/native-aead.ts)
+//   native/lz4/: lz4.node from lz4-block.c and the LZ4 sources lmdb-js
+//     ships: LZ4 blocks (src/chunks/lz4.ts)
 // Must never fail `npm install`: without them disktro runs the same, only
-// without drop-behind and with sodium for all encryption (slower); a failure
-// prints one warning line and exits 0.
+// without drop-behind, with sodium for all encryption or with lz4-napi for
+// all compression (slower); a failure prints one warning line and exits 0.
+// The two sets build separately, so one's failure does not cost the other.
 
 const fs = require('fs')
 const path = require('path')
 const { findNodeGyp, nodedirArgs, run } = require('./gyp.cjs')
 
-const dir = path.join(__dirname, '..', 'native')
-const release = path.join(dir, 'build', 'Release')
-// each addon and a function it must export
-const ADDONS = { 'io.node': 'dropCache', 'aead.node': 'verify' }
-const started = Date.now()
+const native = path.join(__dirname, '..', 'native')
+// each set: its directory, its sources, each addon and a function it must export, and what runs without it
+const SETS = [
+  { dir: native, sources: ['io.c', 'aead.c', 'binding.gyp'], addons: { 'io.node': 'dropCache', 'aead.node': 'verify' }, without: 'without page-cache drop-behind, and with sodium for all encryption' },
+  { dir: path.join(native, 'lz4'), sources: ['lz4-block.c', 'binding.gyp'], addons: { 'lz4.node': 'decompress' }, without: 'with lz4-napi for all compression' }
+]
+
+async function build (set) {
+  const started = Date.now()
+  const release = path.join(set.dir, 'build', 'Release')
+  const newest = Math.max(...set.sources.map(f => fs.statSync(path.join(set.dir, f)).mtimeMs))
+  const check = Object.entries(set.addons).map(([file, fn]) => `if(typeof require(${JSON.stringify(path.join(release, file))}).${fn}!=='function')process.exit(3)`).join(';')
+  const loads = () => run(process.execPath, ['-e', check], set.dir)
+  const names = Object.keys(set.addons).join(', ')
+  try {
+    if (Object.keys(set.addons).every(file => fs.statSync(path.join(release, file)).mtimeMs >= newest)) {
+      await loads()
+      return console.log(`disktro: native addons ${names} already built`)
+    }
+  } catch {}
+  await run(process.execPath, [findNodeGyp(), 'rebuild', ...nodedirArgs()], set.dir)
+  await loads().catch(() => { throw new Error('built addons failed to load') })
+  console.log(`disktro: native addons ${names} built in ${((Date.now() - started) / 1000).toFixed(1)}s`)
+}
 
 async function main () {
   if (process.platform !== 'linux') return console.log('disktro: native addons: not linux, skipped')
-  const newest = Math.max(...['io.c', 'aead.c', 'binding.gyp'].map(f => fs.statSync(path.join(dir, f)).mtimeMs))
-  const check = Object.entries(ADDONS).map(([file, fn]) => `if(typeof require(${JSON.stringify(path.join(release, file))}).${fn}!=='function')process.exit(3)`).join(';')
-  const loads = () => run(process.execPath, ['-e', check], dir)
-  try {
-    if (Object.keys(ADDONS).every(file => fs.statSync(path.join(release, file)).mtimeMs >= newest)) {
-      await loads()
-      return console.log('disktro: native addons already built')
-    }
-  } catch {}
-  await run(process.execPath, [findNodeGyp(), 'rebuild', ...nodedirArgs()], dir)
-  await loads().catch(() => { throw new Error('built addons failed to load') })
-  console.log(`disktro: native addons built in ${((Date.now() - started) / 1000).toFixed(1)}s`)
+  for (const set of SETS) {
+    await build(set).catch(err => {
+      const line = String(err && err.message ? err.message : err).split('\n').map(s => s.trim()).filter(Boolean).join(' | ')
+      console.warn(`disktro: warning: native addons ${Object.keys(set.addons).join(', ')} not built (${line.slice(0, 400)}); running ${set.without}`)
+    })
+  }
 }
 
 main().catch(err => {
-  const line = String(err && err.message ? err.message : err).split('\n').map(s => s.trim()).filter(Boolean).join(' | ')
-  console.warn(`disktro: warning: native addons not built (${line.slice(0, 400)}); running without page-cache drop-behind, and with sodium for all encryption`)
+  console.warn(`disktro: warning: native addons not built (${String(err && err.message ? err.message : err).slice(0, 400)})`)
 }).finally(() => {
   process.exitCode = 0
 })

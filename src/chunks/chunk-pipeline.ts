@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module'
 import { seal, open, authentic, sealedLength } from '../crypto/aead.js'
 import { keyedHash } from '../crypto/keyed-hash.js'
 import { decodeChunkRecord, chunkAd, CHUNK_RECORD_VERSION, FLAG_LZ4 } from '../codec/chunk-record.js'
@@ -6,9 +5,7 @@ import { aeadSum } from '../codec/chunk-sum.js'
 import { fail } from '../errors.js'
 import type { CryptoWorkers } from './crypto-workers.js'
 import type { ChunkStore } from './chunk-store.js'
-
-const require = createRequire(import.meta.url)
-const lz4: typeof import('lz4-napi') = require('lz4-napi')
+import * as lz4 from './lz4.js'
 
 const PROBE_BYTES = 4096
 const PROBE_RATIO = 0.9 // a sample that shrinks less than 10% means the block will not pay
@@ -159,9 +156,15 @@ export function openChunkInto (keys: ChunkKeys, id: Buffer, record: Buffer, into
     }
     return length
   }
-  const plain = openChunkSync(keys, id, record)
+  const { body } = openRecord(keys.dataKey, id, record)
+  let plain: Buffer
+  try {
+    plain = lz4.uncompressSync(body, into)
+  } catch (e) {
+    throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed to decompress`, e)
+  }
   if (plain.length > into.length) throw fail('CORRUPT_CHUNK', `chunk ${short(id)} is larger than a block`)
-  plain.copy(into)
+  if (plain.buffer !== into.buffer || plain.byteOffset !== into.byteOffset) plain.copy(into)
   return plain.length
 }
 
