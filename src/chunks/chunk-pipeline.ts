@@ -163,8 +163,8 @@ export function openChunkInto (keys: ChunkKeys, id: Buffer, record: Buffer, into
   } catch (e) {
     throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed to decompress`, e)
   }
+  // uncompressSync wrote into `into` unless the block is larger than it.
   if (plain.length > into.length) throw fail('CORRUPT_CHUNK', `chunk ${short(id)} is larger than a block`)
-  if (plain.buffer !== into.buffer || plain.byteOffset !== into.byteOffset) plain.copy(into)
   return plain.length
 }
 
@@ -195,10 +195,7 @@ function openRecord (dataKey: Buffer, id: Buffer, record: Buffer, spare?: ArrayB
 
 async function uncompress (id: Buffer, body: Buffer): Promise<Buffer> {
   try {
-    // A small block at once (microseconds with the native library), not
-    // through a round trip to the thread pool.
-    if (lz4.nativeLz4() !== null && body.length >= 4 && body.readUInt32LE(0) < OFFLOAD_BYTES) return lz4.uncompressSync(body)
-    return await lz4.uncompress(body)
+    return await lz4.uncompress(body, OFFLOAD_BYTES)
   } catch (e) {
     throw fail('CORRUPT_CHUNK', `chunk ${short(id)} failed to decompress`, e)
   }

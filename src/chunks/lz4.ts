@@ -20,8 +20,8 @@ interface NativeLz4 {
 
 export const LZ4_ADDON_PATH = fileURLToPath(new URL('../../../native/lz4/build/Release/lz4.node', import.meta.url))
 const PREFIX = 4
-// No block of ours is larger (the chunk size is at most 64 MiB): a length
-// above it is damage, not a reason to allocate.
+// No block of ours is larger (config.ts allows chunks up to 16 MiB): a
+// length above it is damage, not a reason to allocate.
 const MAX_PLAIN = 64 * 1024 * 1024
 
 let loaded: NativeLz4 | null | undefined
@@ -72,6 +72,10 @@ export async function compress (plain: Buffer): Promise<Buffer> {
   return await lz4napi.compress(plain)
 }
 
-export async function uncompress (body: Buffer): Promise<Buffer> {
+// A block that names fewer than `syncBelow` bytes is decompressed at once
+// by the native library (microseconds), not through a round trip to the
+// thread pool.
+export async function uncompress (body: Buffer, syncBelow = 0): Promise<Buffer> {
+  if (nativeLz4() !== null && body.length >= PREFIX && body.readUInt32LE(0) < syncBelow) return uncompressSync(body)
   return await lz4napi.uncompress(body)
 }

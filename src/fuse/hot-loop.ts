@@ -18,6 +18,7 @@
 export const EVENT_LOOP_SPIN_FACTOR = 5
 export const BURST_WINDOW_US = 20_000
 const BUCKET_MS = 50
+const BUCKET_NS = BigInt(BUCKET_MS * 1e6)
 const BURST_OPS = 20
 
 export class HotLoop {
@@ -45,14 +46,14 @@ export class HotLoop {
   // In a burst whose last operation came within BUCKET_MS: background work
   // that can wait (the namespace's emission) waits.
   get busy (): boolean {
-    return this.inBurst && process.hrtime.bigint() - this.last < BigInt(BUCKET_MS * 1e6)
+    return this.inBurst && process.hrtime.bigint() - this.last < BUCKET_NS
   }
 
   touch (): void {
     if (this.window === 0n) return
     const now = process.hrtime.bigint()
     this.last = now
-    if (now - this.bucketStart >= BigInt(BUCKET_MS * 1e6)) {
+    if (now - this.bucketStart >= BUCKET_NS) {
       this.burst = this.count >= BURST_OPS
       this.count = 0
       this.bucketStart = now
