@@ -7,6 +7,7 @@ import { DisktroError } from '../errors.js'
 import { aeadSum } from '../codec/chunk-sum.js'
 import { openChunkReader, type ChunkReader } from '../store/lmdb-store.js'
 import type { WorkerRequest, WorkerReply, PlainPool } from './crypto-workers.js'
+import { lowerThreadPriority } from './thread-priority.js'
 
 const MAX_SPARES = 8
 const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey) }
@@ -14,6 +15,9 @@ const port = parentPort!
 const spares: ArrayBuffer[] = [] // record memory handed back by the main thread
 let reader: ChunkReader | null = null // the volume's chunk records, opened on first read
 const pool = workerData.pool as PlainPool | null // plaintext slots shared with the event loop
+
+// A sealing thread does throughput work: FUSE threads and writers go first (thread-priority.ts).
+if (workerData.background === true) lowerThreadPriority()
 
 port.on('message', (m: WorkerRequest) => {
   if (m.op === 'close') {
