@@ -63,6 +63,11 @@
 //       add their names, and a getattr of any other name in it is answered
 //       ENOENT without JS (tar x looks up every name before creating it).
 //       Any change to it through JS bumps its inode and ends that.
+//   (j) loop end (opt-in from JS, fuse_native_on_loop_end): when the FUSE
+//       loop returns (the mount was unmounted from outside: `disktro
+//       unmount`, fusermount -u, or the last user of a lazily unmounted
+//       mount went away), JS is called once, so the daemon can stop instead
+//       of holding its data dir with no mount to serve.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -73,7 +78,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 10 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued
+const MARKER_VERSION = 11 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end
 const started = Date.now()
 
 function warn (msg) {
@@ -1395,6 +1400,41 @@ static int disktro_create (const char *path, mode_t mode, struct fuse_file_info 
 
 `
   src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + abOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+  // (j) loop end
+  const loopEnd = `
+/* disktro patch: JS is told when the FUSE loop returns (see scripts/build-fuse.cjs (j)) */
+static napi_threadsafe_function disktro_loop_end = NULL;
+
+static void disktro_loop_end_call (napi_env env, napi_value js_cb, void *context, void *data) {
+  (void) context; (void) data;
+  if (env == NULL || js_cb == NULL) return;
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_call_function(env, global, js_cb, 0, NULL, NULL);
+}
+
+/* (callback): called once on the event loop after the FUSE loop has returned */
+NAPI_METHOD(fuse_native_on_loop_end) {
+  NAPI_ARGV(1)
+  napi_value name;
+  napi_threadsafe_function tsfn;
+  napi_create_string_utf8(env, "disktro loop end", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, disktro_loop_end_call, &tsfn) != napi_ok) {
+    napi_throw_error(env, NULL, "cannot create the loop-end callback");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, tsfn); /* never keeps the process alive */
+  napi_threadsafe_function old = __atomic_exchange_n(&disktro_loop_end, tsfn, __ATOMIC_ACQ_REL);
+  if (old != NULL) napi_release_threadsafe_function(old, napi_tsfn_release);
+  return NULL;
+}
+
+`
+  src = replaceOnce(src, 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n',
+    loopEnd + 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n' +
+    '  napi_threadsafe_function end = __atomic_exchange_n(&disktro_loop_end, NULL, __ATOMIC_ACQ_REL);\n' +
+    '  if (end != NULL) {\n    napi_call_threadsafe_function(end, NULL, napi_tsfn_nonblocking);\n    napi_release_threadsafe_function(end, napi_tsfn_release);\n  }\n',
+    'start_fuse_thread loop')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')
   src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
   src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
@@ -1411,7 +1451,7 @@ static int disktro_create (const char *path, mode_t mode, struct fuse_file_info 
     '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
@@ -1509,7 +1549,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache and creates behind in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind and loop end in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,7 +5,7 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
@@ -51,6 +51,7 @@ export class DisktroNode {
   private readCache: ReadCache | null = null
   private attrCache: AttrCache | null = null
   private closing: Promise<void> | null = null
+  private readonly unmountedListeners: Array<() => void> = []
   private control: ControlServer | null = null
   private web: WebServer | null = null
   private webError = 'this daemon was started without a dashboard'
@@ -272,6 +273,13 @@ export class DisktroNode {
     })
     await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(fail('MOUNT_FAILED', `cannot mount ${mountpoint}: ${err.message}`, err)) : resolve()))
     this.fuse = fuse
+    // Unmounted by someone else (`disktro unmount`, fusermount -u): the
+    // daemon would otherwise hold the data dir with nothing to serve.
+    onFuseLoopEnd(() => {
+      if (this.fuse !== fuse || this.closing) return
+      this.log(`${mountpoint} was unmounted`)
+      for (const fn of this.unmountedListeners) fn()
+    })
     if (attrCache?.enable(fuse)) this.attrCache = attrCache
     await raiseReadAhead(mountpoint)
   }
@@ -323,6 +331,11 @@ export class DisktroNode {
     ops.read = (path, fd, buf, len, pos, cb) => read(path, fd, buf, len, pos, n => { cb(n); if (n > 0) cache.onRead(fd, pos) })
     ops.release = (path, fd, cb) => { cache.forget(fd); release(path, fd, cb) }
     ns.onTreeChange(() => cache.invalidate())
+  }
+
+  // Called when the mount goes away without close(): unmounted from outside.
+  onUnmounted (fn: () => void): void {
+    this.unmountedListeners.push(fn)
   }
 
   close (): Promise<void> {

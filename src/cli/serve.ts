@@ -12,7 +12,8 @@ export function serveCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     })
 }
 
-// Foreground daemons stop cleanly on SIGINT/SIGTERM and exit 0.
+// Foreground daemons stop cleanly on SIGINT/SIGTERM, or when their mount is
+// unmounted from outside, and exit 0.
 export async function untilSignal (node: DisktroNode): Promise<never> {
   await new Promise<void>(resolve => {
     let stopping = false
@@ -24,6 +25,7 @@ export async function untilSignal (node: DisktroNode): Promise<never> {
     }
     process.on('SIGINT', () => stop('SIGINT'))
     process.on('SIGTERM', () => stop('SIGTERM'))
+    node.onUnmounted(() => stop('unmounted'))
   })
   process.exit(0)
 }

@@ -328,6 +328,17 @@ export function setAnswerSpin (microseconds: number): boolean {
   return b !== null
 }
 
+/**
+ * Calls `fn` once, on the event loop, when the mounted filesystem's FUSE loop
+ * returns: the mount was unmounted by someone else (scripts/build-fuse.cjs
+ * (j)). False when the addon has no such hook.
+ */
+export function onFuseLoopEnd (fn: () => void): boolean {
+  const b = patchedFunctions<{ fuse_native_on_loop_end (cb: () => void): void }>(['fuse_native_on_loop_end'])
+  b?.fuse_native_on_loop_end(fn)
+  return b !== null
+}
+
 /** The attribute cache of the patched addon (scripts/build-fuse.cjs (g)). */
 export interface AttrCacheBinding {
   // Given the mount's fuse-native _thread buffer: true when the cache now

@@ -122,6 +122,11 @@ export class Mount {
     return await withTimeout(this.exited, 20_000, 'disktro did not exit after SIGTERM')
   }
 
+  // The exit status of a daemon that stops by itself, or a rejection after `ms`.
+  async exit (ms = 20_000): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+    return await withTimeout(this.exited, ms, `disktro did not exit within ${ms} ms`)
+  }
+
   // kill -9, then clear the stale mount it leaves.
   async kill9 (): Promise<void> {
     if (this.running) this.child.kill('SIGKILL')
