@@ -93,7 +93,7 @@ export class PeerNetwork extends EventEmitter {
     })
     this.swarm = swarm
     swarm.on('connection', conn => this.onconnection(conn))
-    this.discovery = swarm.join(this.topic, { client: true, server: true, onerror: e => this.log(`discovery: ${String(e)}`) })
+    this.discovery = swarm.join(this.topic, { client: true, server: true, onerror: e => this.discoveryFailed(e) })
     this.scheduleRediscover()
     this.log(`node ${this.id.slice(0, 8)} (${this.opts.role}) joined topic ${this.topic.toString('hex').slice(0, 8)}, DHT on ${host}`)
   }
@@ -135,6 +135,7 @@ export class PeerNetwork extends EventEmitter {
       return stream.destroy()
     }
     widenSocketBuffers(stream)
+    this.discoveryError = null // a peer found us or we it: log the next lookup failure
     let conn: PeerConnection
     try {
       conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
@@ -182,11 +183,28 @@ export class PeerNetwork extends EventEmitter {
       // other's first announce, and Hyperswarm alone searches again only
       // every ~10 minutes. A lookup every <= 30 s is cheap.
       if (this.closing !== null || this.discovery === null) return
-      this.discovery.refresh().catch(e => this.log(`discovery: ${String(e)}`))
+      this.discovery.refresh().catch(e => this.discoveryFailed(e))
       this.rediscoverDelay = Math.min(this.rediscoverDelay * 2, REDISCOVER_MAX_MS)
       this.scheduleRediscover()
     }, this.rediscoverDelay)
     this.rediscoverTimer.unref()
+  }
+
+  // A failing lookup is logged once, not every round: offline, a single
+  // node is a valid volume, and its log filled with the same line every
+  // 10 s. A different error is logged, and so is the same one again once a
+  // peer connected in between (onconnection).
+  private discoveryError: string | null = null
+  discoveryRepeats = 0 // failures not logged, for tests
+
+  private discoveryFailed (e: unknown): void {
+    const why = String(e)
+    if (why === this.discoveryError) {
+      this.discoveryRepeats++
+      return
+    }
+    this.discoveryError = why
+    this.log(`discovery: ${why} (logged once while it repeats)`)
   }
 
   private log (line: string): void {

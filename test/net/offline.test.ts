@@ -31,3 +31,17 @@ t.test('bad options fail fast', async t => {
   t.equal(a.id.length, 64)
   await a.close() // never started
 })
+
+t.test('offline, a lookup error that repeats is logged once', { timeout: 60_000 }, async t => {
+  const logs: string[] = []
+  const n = new PeerNetwork({ swarmKey: randomKey(), keySeed: randomKey(), role: 'full', bootstrap: [{ host: '127.0.0.1', port: 9 }], heartbeatInterval: 200, log: l => logs.push(l) })
+  t.teardown(() => n.close())
+  await n.start()
+  // hyperdht gives up on a lookup after about 10 s: wait for three failures.
+  const deadline = Date.now() + 45_000
+  while (n.discoveryRepeats < 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
+  const failures = logs.filter(l => /discovery:/.test(l))
+  t.ok(n.discoveryRepeats >= 2, `the lookups failed again and again (${n.discoveryRepeats + failures.length} times)`)
+  t.equal(failures.length, 1, `one line in the log: ${failures.join(' | ')}`)
+  t.match(failures[0], /logged once while it repeats/)
+})
