@@ -63,8 +63,8 @@
 //       add their names, and a getattr of any other name in it is answered
 //       ENOENT without JS (tar x looks up every name before creating it).
 //       Any change to it through JS bumps its inode and ends that.
-//   (j) loop end (opt-in from JS, fuse_native_on_loop_end): when the FUSE
-//       loop returns (the mount was unmounted from outside: `disktro
+//   (j) loop end (opt-in from JS per mount, fuse_native_on_loop_end with
+//       the mount's _thread buffer): when that mount's FUSE loop returns (the mount was unmounted from outside: `disktro
 //       unmount`, fusermount -u, or the last user of a lazily unmounted
 //       mount went away), JS is called once, so the daemon can stop instead
 //       of holding its data dir with no mount to serve.
@@ -1403,7 +1403,11 @@ static int disktro_create (const char *path, mode_t mode, struct fuse_file_info 
   // (j) loop end
   const loopEnd = `
 /* disktro patch: JS is told when the FUSE loop returns (see scripts/build-fuse.cjs (j)) */
-static napi_threadsafe_function disktro_loop_end = NULL;
+#define DISKTRO_LOOP_END_MAX 16
+static struct { void *owner; napi_threadsafe_function fn; } disktro_loop_end[DISKTRO_LOOP_END_MAX];
+static uv_mutex_t disktro_loop_end_mut;
+static uv_once_t disktro_loop_end_once = UV_ONCE_INIT;
+static void disktro_loop_end_init (void) { uv_mutex_init(&disktro_loop_end_mut); }
 
 static void disktro_loop_end_call (napi_env env, napi_value js_cb, void *context, void *data) {
   (void) context; (void) data;
@@ -1413,26 +1417,56 @@ static void disktro_loop_end_call (napi_env env, napi_value js_cb, void *context
   napi_call_function(env, global, js_cb, 0, NULL, NULL);
 }
 
-/* (callback): called once on the event loop after the FUSE loop has returned */
+/* The callback registered for this mount (its fuse_thread_t), taken out; NULL if none. */
+static napi_threadsafe_function disktro_loop_end_take (void *owner) {
+  napi_threadsafe_function fn = NULL;
+  uv_once(&disktro_loop_end_once, disktro_loop_end_init);
+  uv_mutex_lock(&disktro_loop_end_mut);
+  for (int i = 0; i < DISKTRO_LOOP_END_MAX; i++) {
+    if (disktro_loop_end[i].owner == owner && disktro_loop_end[i].fn != NULL) {
+      fn = disktro_loop_end[i].fn;
+      disktro_loop_end[i].fn = NULL;
+      disktro_loop_end[i].owner = NULL;
+      break;
+    }
+  }
+  uv_mutex_unlock(&disktro_loop_end_mut);
+  return fn;
+}
+
+/* (mount's _thread buffer, callback) -> whether registered: the callback is
+   called once on the event loop after that mount's FUSE loop has returned */
 NAPI_METHOD(fuse_native_on_loop_end) {
-  NAPI_ARGV(1)
+  NAPI_ARGV(2)
+  NAPI_ARGV_BUFFER(owner, 0)
   napi_value name;
   napi_threadsafe_function tsfn;
+  int ok = 0;
   napi_create_string_utf8(env, "disktro loop end", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, disktro_loop_end_call, &tsfn) != napi_ok) {
-    napi_throw_error(env, NULL, "cannot create the loop-end callback");
-    return NULL;
+  if (owner_len > 0 && napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, disktro_loop_end_call, &tsfn) == napi_ok) {
+    napi_unref_threadsafe_function(env, tsfn); /* never keeps the process alive */
+    napi_threadsafe_function old = disktro_loop_end_take(owner);
+    if (old != NULL) napi_release_threadsafe_function(old, napi_tsfn_release);
+    uv_mutex_lock(&disktro_loop_end_mut);
+    for (int i = 0; i < DISKTRO_LOOP_END_MAX && !ok; i++) {
+      if (disktro_loop_end[i].fn == NULL) {
+        disktro_loop_end[i].owner = owner;
+        disktro_loop_end[i].fn = tsfn;
+        ok = 1;
+      }
+    }
+    uv_mutex_unlock(&disktro_loop_end_mut);
+    if (!ok) napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   }
-  napi_unref_threadsafe_function(env, tsfn); /* never keeps the process alive */
-  napi_threadsafe_function old = __atomic_exchange_n(&disktro_loop_end, tsfn, __ATOMIC_ACQ_REL);
-  if (old != NULL) napi_release_threadsafe_function(old, napi_tsfn_release);
-  return NULL;
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
 }
 
 `
   src = replaceOnce(src, 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n',
     loopEnd + 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n' +
-    '  napi_threadsafe_function end = __atomic_exchange_n(&disktro_loop_end, NULL, __ATOMIC_ACQ_REL);\n' +
+    '  napi_threadsafe_function end = disktro_loop_end_take(ft);\n' +
     '  if (end != NULL) {\n    napi_call_threadsafe_function(end, NULL, napi_tsfn_nonblocking);\n    napi_release_threadsafe_function(end, napi_tsfn_release);\n  }\n',
     'start_fuse_thread loop')
   src = replaceOnce(src, '  if (implemented[op_flush]) ops.flush = fuse_native_flush;', '  if (implemented[op_flush]) ops.flush = disktro_flush;', 'flush registration')

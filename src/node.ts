@@ -275,7 +275,7 @@ export class DisktroNode {
     this.fuse = fuse
     // Unmounted by someone else (`disktro unmount`, fusermount -u): the
     // daemon would otherwise hold the data dir with nothing to serve.
-    onFuseLoopEnd(() => {
+    onFuseLoopEnd(fuse, () => {
       if (this.fuse !== fuse || this.closing) return
       this.log(`${mountpoint} was unmounted`)
       for (const fn of this.unmountedListeners) fn()

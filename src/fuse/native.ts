@@ -329,14 +329,14 @@ export function setAnswerSpin (microseconds: number): boolean {
 }
 
 /**
- * Calls `fn` once, on the event loop, when the mounted filesystem's FUSE loop
- * returns: the mount was unmounted by someone else (scripts/build-fuse.cjs
- * (j)). False when the addon has no such hook.
+ * Calls `fn` once, on the event loop, when `fuse`'s FUSE loop returns: the
+ * mount was unmounted by someone else (scripts/build-fuse.cjs (j)). False
+ * when the addon has no such hook.
  */
-export function onFuseLoopEnd (fn: () => void): boolean {
-  const b = patchedFunctions<{ fuse_native_on_loop_end (cb: () => void): void }>(['fuse_native_on_loop_end'])
-  b?.fuse_native_on_loop_end(fn)
-  return b !== null
+export function onFuseLoopEnd (fuse: FuseInstance, fn: () => void): boolean {
+  const b = patchedFunctions<{ fuse_native_on_loop_end (owner: Buffer, cb: () => void): boolean }>(['fuse_native_on_loop_end'])
+  const owner = (fuse as { _thread?: unknown })._thread
+  return b !== null && Buffer.isBuffer(owner) && b.fuse_native_on_loop_end(owner, fn)
 }
 
 /** The attribute cache of the patched addon (scripts/build-fuse.cjs (g)). */
