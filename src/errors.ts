@@ -10,7 +10,7 @@ export type VolumeCode =
   | 'BAD_PASSWORD' | 'NO_VOLUME' | 'VOLUME_DAMAGED' | 'VOLUME_EXISTS' | 'CORRUPT_CHUNK'
   | 'CORRUPT_RECORD' | 'DATA_DIR_LOCKED' | 'MOUNTPOINT_MISSING' | 'ALREADY_MOUNTED'
   | 'BAD_CONFIG' | 'NO_PASSWORD' | 'FUSE_UNAVAILABLE' | 'UNSUPPORTED_VERSION' | 'MOUNT_FAILED'
-  | 'UNMOUNT_FAILED'
+  | 'UNMOUNT_FAILED' | 'MOUNTPOINT_NOT_EMPTY'
 
 // Peer-to-peer failures (src/net): a malformed or hostile wire message, a peer
 // that went away or did not answer in time, and an error reported by the peer.

@@ -1,4 +1,4 @@
-import { stat, statfs } from 'node:fs/promises'
+import { readdir, stat, statfs } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
@@ -206,6 +206,8 @@ export class DisktroNode {
     })
     if (!st.isDirectory()) throw fail('MOUNTPOINT_MISSING', `mountpoint ${mountpoint} is not a directory`)
     if (await isMounted(mountpoint)) throw fail('ALREADY_MOUNTED', `${mountpoint} is already mounted`)
+    // libfuse refuses too, but after the volume was opened, and in three lines of its own.
+    if ((await readdir(mountpoint).catch(() => [])).length > 0) throw fail('MOUNTPOINT_NOT_EMPTY', `mountpoint ${mountpoint} is not empty: mount over an empty directory`)
     const file = await readVolumeFile(resolve(o.dataDir)).catch(() => null)
     if (file?.role === 'storage') throw fail('EPERM', 'this data dir is a storage-only member: it holds no key that reads the volume, so it cannot mount (run `disktro serve`)')
     const node = await DisktroNode.open(o)

@@ -105,6 +105,11 @@ t.test('mountpoint missing, already mounted, data dir in use', async t => {
   await writeFile(join(base, 'a-file'), 'x')
   oneLineError(t, await mountCli(join(base, 'a-file'), dataB), /is not a directory/, 'mount on a regular file')
   t.notOk(await exists(dataB), 'still no volume created')
+  const full = await mountpoint(t, base, 'full')
+  await writeFile(join(full, 'mine'), 'keep me')
+  oneLineError(t, await mountCli(full, dataB), /mountpoint .*full is not empty/, 'mount over a directory with files in it')
+  t.notOk(await exists(dataB), 'no volume created for it either')
+  t.equal(await readFile(join(full, 'mine'), 'utf8'), 'keep me', 'and its file is untouched')
 
   const m = await Mount.start(t, { dataDir: dataA, mountpoint: mnt })
   const keep = randomBytes(200_000)
