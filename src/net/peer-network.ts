@@ -119,12 +119,15 @@ export class PeerNetwork extends EventEmitter {
     for (const c of [...this.handshaking, ...this.open.values()]) c.close('network closing')
     const swarm = this.swarm
     if (swarm === null) return
+    // No DHT node ever answered (offline, a node on its own): nobody to
+    // unannounce to, so no grace period (it cost every offline stop 1 s).
+    const alone = (swarm.dht as unknown as { table?: { size?: number } }).table?.size === 0
     const polite = swarm.destroy().then(() => true, () => false)
-    if (await within(polite, CLOSE_GRACE_MS)) return
+    if (!alone && await within(polite, CLOSE_GRACE_MS)) return
     // Hyperswarm waits for its announce to finish before closing, and offline
     // that waits out every query's retries (seconds). Destroying the DHT under
     // it fails those queries at once; destroy({ force }) alone does not.
-    this.log('DHT did not close in time; forcing')
+    if (!alone) this.log('DHT did not close in time; forcing')
     await swarm.dht.destroy({ force: true }).catch(() => {})
     if (!await within(polite, CLOSE_GRACE_MS)) this.log('swarm still closing; giving up on it')
   }
@@ -198,6 +201,7 @@ export class PeerNetwork extends EventEmitter {
   discoveryRepeats = 0 // failures not logged, for tests
 
   private discoveryFailed (e: unknown): void {
+    if (this.closing !== null) return // lookups cut short by close()
     const why = String(e)
     if (why === this.discoveryError) {
       this.discoveryRepeats++
