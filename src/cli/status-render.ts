@@ -1,10 +1,17 @@
 import type { StatusReport } from '../status-report.js'
 import type { ScrubReport, ScrubPass } from '../replication/scrubber.js'
 
+// Why chunks are below target: "replicating" only when something can copy them.
+function behind (r: StatusReport): string {
+  if (!r.daemon.running) return 'not replicating (no daemon running)'
+  if (!r.peers.some(p => p.online)) return 'waiting for a peer (none online)'
+  return 'replicating'
+}
+
 export function renderStatus (r: StatusReport, progress: boolean): string {
   const rep = r.replication
   const v = r.volume
-  const safe = rep.lost > 0 ? `NOT SAFE: ${rep.lost} chunks lost` : rep.underReplicated > 0 ? `replicating: ${rep.underReplicated} of ${rep.chunks} chunks below ${rep.target} copies` : `safe: every chunk on ${rep.target} machines`
+  const safe = rep.lost > 0 ? `NOT SAFE: ${rep.lost} chunks lost` : rep.underReplicated > 0 ? `${behind(r)}: ${rep.underReplicated} of ${rep.chunks} chunks below ${rep.target} copies` : `safe: every chunk on ${rep.target} machines`
   const lines = [
     `${safe}`,
     '',

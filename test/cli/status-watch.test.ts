@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { requireFuse, Mount } from '../helpers/disktro.js'
+import { requireFuse, Mount, disktro } from '../helpers/disktro.js'
 import { spawnDisktro } from '../helpers/cluster.js'
 
 // A node alone cannot reach three copies: `status --watch` keeps refreshing
@@ -16,7 +16,10 @@ t.test('status --watch refreshes with a progress bar while replication is behind
   const frames = watch.stdout.split('\x1b[2J\x1b[H').filter(f => f.trim() !== '')
   t.ok(frames.length >= 3, `${frames.length} frames, each after clearing the screen`)
   for (const f of frames.slice(0, 3)) {
-    t.match(f, /^replicating: 3 of 3 chunks below 3 copies/, 'says what is behind')
+    t.match(f, /^waiting for a peer \(none online\): 3 of 3 chunks below 3 copies/, 'says what is behind, and that nothing can copy it yet')
     t.match(f, /\[\.{40}\] 0\.0%/, 'shows the progress bar')
   }
+  t.equal((await m.stop()).code, 0)
+  const after = await disktro(['status', '--data-dir', m.dataDir])
+  t.match(after.stdout, /^not replicating \(no daemon running\): 3 of 3 chunks below 3 copies/, 'with the daemon stopped, it says so')
 })
