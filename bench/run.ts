@@ -281,8 +281,8 @@ function report (o: Options, samples: Samples, names: string[], errors: Map<stri
         const a = med(t, w); const g = med('gocryptfs', w)!
         if (a === undefined) return '–'
         const r = g / a
-        // Each round's own ratio too: the two targets of a round ran minutes
-        // apart at most, so a slow spell of the machine shows in one pair.
+        // Each round's own ratio too: the two targets of a round run within
+        // about a minute, so a slow spell of the machine shows in one pair.
         const ts = samples.get(t)?.get(w) ?? []
         const gs = samples.get('gocryptfs')?.get(w) ?? []
         const pairs = ts.length > 1 ? ts.slice(0, gs.length).map((x, i) => (gs[i] / x).toFixed(2)) : []

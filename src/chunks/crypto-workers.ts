@@ -165,6 +165,7 @@ export class CryptoWorkers {
   async close (): Promise<void> {
     this.closed = true
     this.failAll('crypto workers closed')
+    // Emptied in place: a worker's exit handler then finds nothing to fail.
     const slots = [...this.pools.seal.splice(0), ...this.pools.read.splice(0)]
     await Promise.all(slots.map(async s => {
       const exited = new Promise<void>(resolve => s.worker.once('exit', () => resolve()))
@@ -244,10 +245,14 @@ export class CryptoWorkers {
     return slot
   }
 
+  private allSlots (): Slot[] {
+    return [...this.pools.seal, ...this.pools.read]
+  }
+
   private failAll (why: string): void {
     const all = [...this.pending.values()]
     this.pending.clear()
-    for (const s of [...this.pools.seal, ...this.pools.read]) { s.busy = 0; s.worker.unref() }
+    for (const s of this.allSlots()) { s.busy = 0; s.worker.unref() }
     for (const p of all) p.reject(fail('EIO', why))
   }
 }

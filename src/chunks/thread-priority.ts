@@ -5,9 +5,10 @@ import { getPriority, setPriority } from 'node:os'
 // FUSE threads'. A sequential write is a chain of synchronous 128 KiB
 // requests (the writer, the kernel, a FUSE thread, back): each waits for a
 // core whenever two workers hold both, and those waits add up to the write's
-// time. Workers a few nice levels down still get every idle moment (and a
-// third of a contended core at 5), but a woken FUSE thread or writer runs
-// first. 1 GiB of compressible data, dd bs=1M conv=fsync, alternating: idle
+// time. Workers a few nice levels down still get every idle moment (and,
+// by the kernel's weights, 335 against 1,024, about a quarter of a core
+// they share with one normal thread), but a woken FUSE thread or writer
+// runs first. 1 GiB of compressible data, dd bs=1M conv=fsync, alternating: idle
 // CPU 45-65 -> 27-35 ticks of 100; 2.48-2.64 -> 2.44-2.57 s (6 each), a
 // smaller gain in a later series (medians 2.65 -> 2.61 s, 8 each).
 // DISKTRO_WORKER_NICE sets the step (0 leaves the priority alone).

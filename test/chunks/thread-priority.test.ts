@@ -41,7 +41,7 @@ t.test('a thread lowers its own priority and no other thread\'s', { skip: !linux
 t.test('crypto workers seal on lowered threads and open on normal ones', { skip: !linux && 'per-thread priorities are a Linux feature' }, async t => {
   const base = niceOf(process.pid)
   const lowered = Math.min(19, base + 5)
-  t.not(lowered, base, 'the test runs below the lowest priority')
+  t.not(lowered, base, 'the test process is not already at the lowest priority')
   const dataKey = randomKey(); const idKey = randomKey()
   const workers = new CryptoWorkers({ dataKey, idKey }, 1, null, 1)
   const pipeline = new ChunkPipeline(dataKey, idKey, workers)

@@ -39,7 +39,8 @@ t.test('after a lazy unmount the daemon serves the files still open, then stops'
   reader.stdout.on('data', (d: Buffer) => { out += d.toString() })
   const readerDone = new Promise<number | null>(resolve => reader.on('exit', code => resolve(code)))
   t.teardown(() => { reader.kill('SIGKILL') })
-  while (!out.includes('opened')) await sleep(20)
+  for (const deadline = Date.now() + 20_000; !out.includes('opened') && Date.now() < deadline;) await sleep(20)
+  if (!t.ok(out.includes('opened'), 'the reader opened the file')) return
   await sh(`fusermount -uz '${m.dir}' 2>/dev/null || umount -l '${m.dir}'`)
   await sleep(1000)
   t.ok(m.running, 'the daemon keeps running while a file of the detached mount is open')
