@@ -1,5 +1,5 @@
 import { seal, open, authentic, sealedLength } from '../crypto/aead.js'
-import { keyedHash } from '../crypto/keyed-hash.js'
+import { chunkIdFunction, type ChunkIdHash } from '../crypto/chunk-id.js'
 import { decodeChunkRecord, chunkAd, CHUNK_RECORD_VERSION, FLAG_LZ4 } from '../codec/chunk-record.js'
 import { aeadSum } from '../codec/chunk-sum.js'
 import { fail } from '../errors.js'
@@ -22,22 +22,39 @@ export interface SealedChunk {
 export interface ChunkKeys {
   dataKey: Buffer
   idKey: Buffer
+  idHash: ChunkIdHash // the volume's chunk-id function (crypto/chunk-id.ts)
+}
+
+// Each thread's chunk-id function for a set of keys, made once: a keyed
+// BLAKE3 hasher is reused block after block.
+const idFunctions = new WeakMap<ChunkKeys, (plain: Buffer) => Buffer>()
+
+export function chunkIdOf (keys: ChunkKeys, plain: Buffer): Buffer {
+  let f = idFunctions.get(keys)
+  if (f === undefined) {
+    f = chunkIdFunction(keys.idHash, keys.idKey)
+    idFunctions.set(keys, f)
+  }
+  return f(plain)
 }
 
 // plaintext block -> (id, stored record) and back. The id is a keyed hash of
-// the plaintext under the volume's chunk-id key, so identical blocks share one
+// the plaintext under the volume's chunk-id key (keyed BLAKE3 in new
+// volumes, HMAC-SHA256 in older ones: `idHash`), so identical blocks share one
 // record. A small probe decides whether LZ4 is worth trying. Blocks of 64 KiB
 // and more go to the crypto worker threads when the pipeline has them, so the
 // event loop keeps answering FUSE while a block is hashed and encrypted.
 export class ChunkPipeline {
   private readonly keys: ChunkKeys
 
-  constructor (dataKey: Buffer, idKey: Buffer, private readonly workers: CryptoWorkers | null = null) {
-    this.keys = { dataKey, idKey }
+  // `idHash`: the workers' when there are workers.
+  constructor (dataKey: Buffer, idKey: Buffer, private readonly workers: CryptoWorkers | null = null, idHash: ChunkIdHash = workers?.idHash ?? 'blake3') {
+    this.keys = { dataKey, idKey, idHash }
+    chunkIdOf(this.keys, Buffer.alloc(0)) // fails here, not on the first write, where the function cannot load
   }
 
   idOf (plain: Buffer): Buffer {
-    return keyedHash(this.keys.idKey, plain)
+    return chunkIdOf(this.keys, plain)
   }
 
   async seal (plain: Buffer): Promise<SealedChunk> {
@@ -125,7 +142,7 @@ export function verifyChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer): v
 // round trip there for a few microseconds of work). The record goes into
 // `spare` when it is big enough. Its sum is its own tag (codec/chunk-sum.ts).
 export function sealChunkSync (keys: ChunkKeys, plain: Buffer, spare?: ArrayBuffer): SealedChunk {
-  const id = keyedHash(keys.idKey, plain)
+  const id = chunkIdOf(keys, plain)
   const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? lz4.compressSync(plain) : null
   return { id, record: sealRecord(keys.dataKey, id, plain, packed, spare), sum: aeadSum() }
 }

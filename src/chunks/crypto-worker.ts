@@ -10,7 +10,7 @@ import type { WorkerRequest, WorkerReply, PlainPool } from './crypto-workers.js'
 import { lowerThreadPriority } from './thread-priority.js'
 
 const MAX_SPARES = 8
-const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey) }
+const keys: ChunkKeys = { dataKey: Buffer.from(workerData.dataKey), idKey: Buffer.from(workerData.idKey), idHash: workerData.idHash }
 const port = parentPort!
 const spares: ArrayBuffer[] = [] // record memory handed back by the main thread
 let reader: ChunkReader | null = null // the volume's chunk records, opened on first read

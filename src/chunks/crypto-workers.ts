@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
 import { fail, DisktroError, type ErrorCode } from '../errors.js'
 import type { ChunkKeys, SealedChunk } from './chunk-pipeline.js'
+import type { ChunkIdHash } from '../crypto/chunk-id.js'
 import { FLAG_LZ4 } from '../codec/chunk-record.js'
 
 export interface WorkerRequest {
@@ -93,6 +94,10 @@ export class CryptoWorkers {
     // Pages are only touched as slots are used.
     this.pool = slotBytes > 0 ? { sab: new SharedArrayBuffer(POOL_SLOTS * slotBytes), slotBytes } : null
     for (let i = POOL_SLOTS - 1; this.pool && i >= 0; i--) this.freeSlots.push(i)
+  }
+
+  get idHash (): ChunkIdHash {
+    return this.keys.idHash
   }
 
   get readsStore (): boolean {
@@ -220,7 +225,7 @@ export class CryptoWorkers {
   private spawn (pool: Pool): Slot {
     const slots = this.pools[pool]
     const worker = new Worker(new URL('./crypto-worker.js', import.meta.url), {
-      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey), store: this.store, pool: this.pool, background: pool === 'seal' }
+      workerData: { dataKey: new Uint8Array(this.keys.dataKey), idKey: new Uint8Array(this.keys.idKey), idHash: this.keys.idHash, store: this.store, pool: this.pool, background: pool === 'seal' }
     })
     const slot: Slot = { worker, busy: 0 }
     worker.unref()

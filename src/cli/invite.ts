@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs'
 import { Volume } from '../volume/volume.js'
-import { readVolumeFile, createVolumeFile } from '../volume/volume-file.js'
+import { readVolumeFile, createVolumeFile, chunkIdHashOf } from '../volume/volume-file.js'
 import { encodeInvite, decodeInvite } from '../volume/invite.js'
 import { fail } from '../errors.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
@@ -18,7 +18,7 @@ export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const storage = Boolean(argv['storage-only'])
         // The master key never leaves for a storage-only member: it gets the swarm key alone.
         const key = storage ? volume.full.keys.swarm : masterOf(volume)
-        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key })
+        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key, chunkIdHash: chunkIdHashOf(file) })
         process.stderr.write(`This join code is a secret: whoever holds it can ${storage ? 'store this volume\'s encrypted chunks' : 'read and write this volume'}. Send it privately.\n`)
         process.stdout.write(code + '\n')
       } finally {
@@ -33,7 +33,7 @@ export function joinCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     async argv => {
       const dataDir = dataDirOf(argv)
       const invite = decodeInvite(String(argv.code))
-      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key })
+      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash })
       process.stdout.write(`joined volume ${f.volumeId} as a ${f.role === 'full' ? 'full' : 'storage-only'} member (node ${f.nodeId.slice(0, 16)}) in ${dataDir}\n`)
     })
 }

@@ -5,6 +5,7 @@ import { newPwhashParams, stretchPassword, type PwhashParams } from '../crypto/p
 import { randomKey, randomBytes } from '../crypto/volume-keys.js'
 import sodium from '../crypto/sodium.js'
 import { fail, isDisktroError } from '../errors.js'
+import { newVolumeChunkIdHash, isChunkIdHash, type ChunkIdHash } from '../crypto/chunk-id.js'
 
 export const VOLUME_FILE = 'volume.json'
 export const VOLUME_FORMAT = 1
@@ -21,6 +22,7 @@ export interface VolumeFile {
   nodeId: string
   role: Role
   chunkSize: number
+  chunkIdHash?: ChunkIdHash // absent: 'hmac-sha256' (volumes made before BLAKE3)
   kdf: { alg: 'argon2id13', opslimit: number, memlimit: number, salt: string }
   wrappedKey: string
   wrappedSeed: string
@@ -35,6 +37,12 @@ export interface NewVolume {
   volumeId?: string // joining an existing volume
   role?: Role
   key?: Buffer // from an invite; a new random master key otherwise
+  chunkIdHash?: ChunkIdHash // from an invite; this machine's choice otherwise
+}
+
+// The function naming the volume's chunks (crypto/chunk-id.ts).
+export function chunkIdHashOf (f: VolumeFile): ChunkIdHash {
+  return f.chunkIdHash ?? 'hmac-sha256'
 }
 
 export function nodeIdOfSeed (seed: Buffer): string {
@@ -63,6 +71,7 @@ export async function createVolumeFile (dataDir: string, password: string, chunk
     nodeId: nodeIdOfSeed(seed),
     role: joining.role ?? 'full',
     chunkSize,
+    chunkIdHash: joining.chunkIdHash ?? newVolumeChunkIdHash(),
     kdf: { alg: params.alg, opslimit: params.opslimit, memlimit: params.memlimit, salt: params.salt.toString('base64') },
     wrappedKey: seal(kek, key, AD).toString('base64'),
     wrappedSeed: seal(kek, seed, SEED_AD).toString('base64')
@@ -92,7 +101,8 @@ export async function readVolumeFile (dataDir: string): Promise<VolumeFile> {
   if (f.format !== VOLUME_FORMAT) throw fail('UNSUPPORTED_VERSION', `${path} has format ${f.format}; this disktro reads format ${VOLUME_FORMAT}`)
   if (typeof f.wrappedKey !== 'string' || typeof f.kdf?.salt !== 'string' || typeof f.chunkSize !== 'number' ||
       typeof f.nodeId !== 'string' || typeof f.volumeId !== 'string' || f.kdf.alg !== 'argon2id13' ||
-      typeof f.wrappedSeed !== 'string' || (f.role !== 'full' && f.role !== 'storage')) {
+      typeof f.wrappedSeed !== 'string' || (f.role !== 'full' && f.role !== 'storage') ||
+      (f.chunkIdHash !== undefined && !isChunkIdHash(f.chunkIdHash))) {
     throw fail('VOLUME_DAMAGED', `${path} is damaged (missing fields)`)
   }
   return f

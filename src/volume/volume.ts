@@ -5,7 +5,7 @@ import { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { CryptoWorkers } from '../chunks/crypto-workers.js'
 import { LmdbChunkStore } from '../chunks/lmdb-chunk-store.js'
 import { deriveVolumeKeys, type VolumeKeys } from '../crypto/volume-keys.js'
-import { readVolumeFile, createVolumeFile, unlockVolumeFile, type VolumeFile, type NewVolume } from './volume-file.js'
+import { readVolumeFile, createVolumeFile, unlockVolumeFile, chunkIdHashOf, type VolumeFile, type NewVolume } from './volume-file.js'
 import { Recovery } from './recovery.js'
 import { fail } from '../errors.js'
 import { OpLog } from '../meta/shared/op-log.js'
@@ -61,7 +61,7 @@ export class Volume {
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
     const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
-    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
+    const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId, idHash: chunkIdHashOf(file) }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
     const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key
     return v

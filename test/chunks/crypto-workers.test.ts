@@ -14,7 +14,7 @@ const MiB = 1024 * 1024
 
 function pipelines (t: Test): { inline: ChunkPipeline, pooled: ChunkPipeline } {
   const dataKey = randomKey(); const idKey = randomKey()
-  const pooled = new ChunkPipeline(dataKey, idKey, new CryptoWorkers({ dataKey, idKey }, 1))
+  const pooled = new ChunkPipeline(dataKey, idKey, new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1))
   t.teardown(() => pooled.close())
   return { inline: new ChunkPipeline(dataKey, idKey), pooled }
 }
@@ -86,7 +86,7 @@ t.test('a received record is verified on a worker and comes back whole, in the m
 t.test('workers that read the store see every chunk committed before they were asked', async t => {
   const dataKey = randomKey(); const idKey = randomKey()
   const store = LmdbStore.open(join(await tempDir(t), 'store'))
-  const workers = new CryptoWorkers({ dataKey, idKey }, 1, { path: store.path, readOnly: false })
+  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false })
   const pipeline = new ChunkPipeline(dataKey, idKey, workers)
   t.teardown(async () => { await pipeline.close(); await store.close() })
   const chunks = new LmdbChunkStore(store)
@@ -114,7 +114,7 @@ t.test('workers that read the store see every chunk committed before they were a
 t.test('reads open into a shared pool of slots, which are given back and reused', async t => {
   const dataKey = randomKey(); const idKey = randomKey()
   const store = LmdbStore.open(join(await tempDir(t), 'store'))
-  const workers = new CryptoWorkers({ dataKey, idKey }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
+  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
   const pipeline = new ChunkPipeline(dataKey, idKey, workers)
   t.teardown(async () => { await pipeline.close(); await store.close() })
   const blocks = [randomBytes(MiB), randomBytes(1000), Buffer.alloc(MiB, 'text '.repeat(10))]

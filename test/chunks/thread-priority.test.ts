@@ -43,7 +43,7 @@ t.test('crypto workers seal on lowered threads and open on normal ones', { skip:
   const lowered = Math.min(19, base + 5)
   t.not(lowered, base, 'the test process is not already at the lowest priority')
   const dataKey = randomKey(); const idKey = randomKey()
-  const workers = new CryptoWorkers({ dataKey, idKey }, 1, null, 1)
+  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, null, 1)
   const pipeline = new ChunkPipeline(dataKey, idKey, workers)
   t.teardown(() => pipeline.close())
   const count = (): number => threadNices().filter(n => n === lowered).length

@@ -1,0 +1,42 @@
+import t from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import { encodeInvite, decodeInvite, type Invite } from '../../src/volume/invite.js'
+
+function invite (over: Partial<Invite> = {}): Invite {
+  return { volumeId: randomBytes(16).toString('hex'), role: 'full', chunkSize: 1 << 20, key: randomBytes(32), chunkIdHash: 'blake3', ...over }
+}
+
+// A code as the first disktro wrote them: version 1, no chunk-id byte.
+function versionOne (i: Invite): string {
+  const body = Buffer.alloc(54)
+  body[0] = 1
+  body[1] = i.role === 'full' ? 0 : 1
+  Buffer.from(i.volumeId, 'hex').copy(body, 2)
+  body.writeUInt32LE(i.chunkSize, 18)
+  i.key.copy(body, 22)
+  return 'disktro1-' + Buffer.concat([body, createHash('sha256').update(body).digest().subarray(0, 4)]).toString('base64url')
+}
+
+t.test('a join code carries the volume, role, chunk size, key and chunk-id function', async t => {
+  for (const over of [{}, { chunkIdHash: 'hmac-sha256' as const }, { role: 'storage' as const, chunkSize: 4 << 20 }]) {
+    const i = invite(over)
+    t.same(decodeInvite(encodeInvite(i)), i)
+  }
+})
+
+t.test('a version 1 code still joins, as a volume naming chunks by HMAC-SHA256', async t => {
+  const i = invite({ chunkIdHash: 'hmac-sha256' })
+  t.same(decodeInvite(versionOne(i)), i)
+})
+
+t.test('damaged codes fail in one line', async t => {
+  const code = encodeInvite(invite())
+  t.throws(() => decodeInvite(code.slice(0, -3)), { code: 'EINVAL', message: /wrong length/ })
+  const typo = code.slice(0, 20) + (code[20] === 'A' ? 'B' : 'A') + code.slice(21)
+  t.throws(() => decodeInvite(typo), { code: 'EINVAL', message: /checksum/ })
+  t.throws(() => decodeInvite('hello'), { code: 'EINVAL' })
+  const body = Buffer.from(code.slice('disktro1-'.length), 'base64url').subarray(0, 55)
+  body[54] = 9 // a chunk-id function this disktro does not know
+  const unknown = 'disktro1-' + Buffer.concat([body, createHash('sha256').update(body).digest().subarray(0, 4)]).toString('base64url')
+  t.throws(() => decodeInvite(unknown), { code: 'UNSUPPORTED_VERSION', message: /chunk-id function 9/ })
+})
