@@ -1,11 +1,9 @@
 import type { StatusReport } from '../status-report.js'
 import type { ScrubReport, ScrubPass } from '../replication/scrubber.js'
+import { whyBehind } from '../api/web/health.js'
 
-// Why chunks are below target: "replicating" only when something can copy them.
 function behind (r: StatusReport): string {
-  if (!r.daemon.running) return 'not replicating (no daemon running)'
-  if (!r.peers.some(p => p.online)) return 'waiting for a peer (none online)'
-  return 'replicating'
+  return whyBehind(r.daemon.running, r.peers.some(p => p.online))
 }
 
 export function renderStatus (r: StatusReport, progress: boolean): string {

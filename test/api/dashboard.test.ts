@@ -170,3 +170,24 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
   t.same(pageErrors, [], 'no script errors on the page')
   t.comment(`dashboard test body took ${Date.now() - started} ms`)
 })
+
+// The headline follows `disktro status`: a node alone is not "replicating".
+t.test('the headline of a lone node says it waits for a peer, and changes once one comes', async t => {
+  if (!await requireFuse(t) || !await requireChromium(t)) return
+  const launching = chromium.launch(CHROMIUM)
+  t.teardown(async () => { await (await launching.catch(() => null))?.close() })
+  const bootstrap = await startBootstrap(t)
+  const [a, b] = await makeCluster(t, bootstrap, ['full', 'full'], { replicaCount: 2, port: 0 })
+  const ma = await mountNode(t, a)
+  await writeFile(ma.path('alone.bin'), randomBytes(3 * 1024 * 1024))
+  const web = JSON.parse((await disktro(['web', '--json', '--data-dir', a.dataDir])).stdout) as Web
+  const page = await (await launching).newPage()
+  await page.goto(web.url)
+  const health = async (re: RegExp, timeout: number): Promise<string> => {
+    await page.waitForFunction(src => new RegExp(src).test(document.querySelector('#health')?.textContent ?? ''), re.source, { timeout })
+    return (await page.textContent('#health')) ?? ''
+  }
+  t.match(await health(/^waiting for a peer \(none online\): 0% at 2 copies$/, 15_000), /waiting/, 'alone: waiting for a peer')
+  await serveNode(t, b)
+  t.match(await health(/^(replicating: \d+% at 2 copies|safe: 2 copies of everything)$/, 30_000), /replicating|safe/, 'a peer came: replicating or safe')
+})

@@ -2,6 +2,7 @@ import type { LiveHello, LiveTick, NodeInfo, ReplicationSummary } from '../web-t
 import { call, whenUnauthorized } from './api.js'
 import { byId } from './dom.js'
 import { shortId } from './format.js'
+import { whyBehind } from './health.js'
 import { FilesView } from './files-view.js'
 import { PeersView } from './peers-view.js'
 import { VolumeView } from './volume-view.js'
@@ -28,7 +29,7 @@ class App {
     window.addEventListener('hashchange', () => { void this.route() })
     this.listen()
     await this.route()
-    void this.volume.load().then(s => { if (s) this.health(s.replication) })
+    void this.volume.load().then(s => { if (s) this.health(s.replication, s.peers.some(p => p.online)) })
   }
 
   private async route (): Promise<void> {
@@ -66,7 +67,7 @@ class App {
       this.volume.setPeers(t.peers)
       this.transfers.fromServer(t.transfers)
       if (t.replication) {
-        this.health(t.replication)
+        this.health(t.replication, t.peers.some(p => p.online))
         if (this.view === 'volume') this.volume.replication(t.replication)
       }
       document.body.dataset.live = 'yes'
@@ -74,13 +75,14 @@ class App {
     es.addEventListener('error', () => { document.body.dataset.live = 'no' })
   }
 
-  private health (r: ReplicationSummary): void {
+  // The page is served by the daemon, so a daemon runs.
+  private health (r: ReplicationSummary, peerOnline: boolean): void {
     const el = byId('health')
     el.className = 'health ' + (r.lost > 0 ? 'lost' : r.underReplicated > 0 ? 'behind' : 'safe')
     el.textContent = r.lost > 0
       ? `${r.lost} chunks lost`
       : r.underReplicated > 0
-        ? `replicating: ${r.chunks ? Math.floor(100 * r.atTarget / r.chunks) : 0}% at ${r.target} copies`
+        ? `${whyBehind(true, peerOnline)}: ${r.chunks ? Math.floor(100 * r.atTarget / r.chunks) : 0}% at ${r.target} copies`
         : r.chunks === 0 ? 'empty volume' : `safe: ${r.target} copies of everything`
   }
 
