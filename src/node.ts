@@ -11,7 +11,7 @@ import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
-import { raiseReadAhead } from './fuse/read-ahead.js'
+import { raiseReadAhead, backgroundOptions } from './fuse/read-ahead.js'
 import { fail, isDisktroError } from './errors.js'
 import type { Config } from './config.js'
 import { ControlServer } from './api/control-server.js'
@@ -265,7 +265,8 @@ export class DisktroNode {
       // attr_timeout=0 (fuse-native drops a 0 attrTimeout): the high-level API
       // gives each hard link its own kernel inode, so a cached nlink/ctime of
       // one name would go stale when another name is linked or unlinked.
-      fsname: 'disktro,big_writes,use_ino,attr_timeout=0',
+      // The read-ahead's background requests get room too (fuse/read-ahead.ts).
+      fsname: ['disktro,big_writes,use_ino,attr_timeout=0', backgroundOptions()].filter(Boolean).join(','),
       subtype: 'disktro',
       defaultPermissions: true,
       allowOther,

@@ -69,6 +69,7 @@ export interface MountOptions {
   password?: string
   config?: string
   args?: string[]
+  env?: NodeJS.ProcessEnv // added to the daemon's environment
 }
 
 // A `disktro mount` daemon. Teardown always unmounts and kills it, also when
@@ -94,7 +95,7 @@ export class Mount {
     const dir = o.mountpoint ?? join(base, 'mnt')
     await mkdir(dir, { recursive: true })
     const args = [BIN, 'mount', dir, '--data-dir', dataDir, ...(o.config ? ['--config', o.config] : []), ...(o.args ?? [])]
-    const child = spawn(process.execPath, args, { env: disktroEnv(o.password ?? PASSWORD), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, args, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     reapOnExit(child, dir)
     const m = new Mount(child, dir, dataDir)
     t.teardown(() => m.cleanup())
