@@ -15,6 +15,8 @@ const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
 const CACHE_LIMIT = 200_000
 const SMALL_RECORD_BYTES = 128 * 1024
+const HLC_LEASE = 1000n << 16n // 1 s of the clock's wall-time part (meta/hlc.ts)
+const INO_LEASE = 4096
 
 // The namespace over LMDB. Names, attributes and block maps are sealed under
 // the metadata key; directory entries are keyed by a keyed hash of the name,
@@ -169,9 +171,7 @@ export class LmdbNamespace implements Namespace {
         // to peers; the `log` database, only ever written, no longer grows.
         this.journal?.(stamped)
         this.apply(stamped)
-        const hlc = Buffer.allocUnsafe(8)
-        hlc.writeBigUInt64BE(stamped.hlc)
-        this.store.sys.putSync(Buffer.from('hlc'), hlc)
+        this.leaseHlc(stamped.hlc)
       })
     } catch (e) {
       this.attrCache.clear()
@@ -243,6 +243,32 @@ export class LmdbNamespace implements Namespace {
     return blocks.length
   }
 
+  // `hlc` and `nextIno` in `sys` are bounds written ahead (a lease): every
+  // stamp issued, every inode number used is below the stored value, which is
+  // rewritten only when a commit passes it. Most transactions then leave the
+  // `sys` database alone, a page fewer to write per commit (tar x of 10,000
+  // files, alternating, 4 each: median 6.33 against 6.47 s, within this
+  // machine's noise; the event loop's CPU 469-648 against 578-626 ticks).
+  // After a restart the clock starts at most
+  // HLC_LEASE ahead of the last stamp, and inode numbers skip at most
+  // INO_LEASE. Read and written inside the caller's transaction, so an
+  // aborted one leaves the stored bound as it was.
+  private leaseHlc (stamp: bigint): void {
+    const stored = this.store.sysGet('hlc')
+    if (stored && stored.readBigUInt64BE(0) >= stamp) return
+    const b = Buffer.allocUnsafe(8)
+    b.writeBigUInt64BE(stamp + HLC_LEASE)
+    this.store.sys.putSync(Buffer.from('hlc'), b)
+  }
+
+  private leaseIno (ino: number): void {
+    const stored = this.store.sysGet('nextIno')
+    if (stored && stored.readDoubleLE(0) > ino) return
+    const b = Buffer.allocUnsafe(8)
+    b.writeDoubleLE(Math.max(this.nextIno, ino + 1) + INO_LEASE)
+    this.store.sys.putSync(Buffer.from('nextIno'), b)
+  }
+
   // Deterministic: the same change on the same tree gives the same tree.
   private apply (c: StampedChange): void {
     const ms = HybridClock.millis(c.hlc)
@@ -251,9 +277,7 @@ export class LmdbNamespace implements Namespace {
         this.putInode(c.ino, c.attrs)
         this.putDirent(c.parent, c.name, c.ino)
         if (c.ino >= this.nextIno) this.nextIno = c.ino + 1
-        const next = Buffer.allocUnsafe(8)
-        next.writeDoubleLE(Math.max(this.nextIno, c.ino + 1))
-        this.store.sys.putSync(Buffer.from('nextIno'), next)
+        this.leaseIno(c.ino)
         // The new node's change time: what the FUSE layer showed for a create it answered (fuse/write-behind.ts).
         this.touchDir(c.parent, c.attrs.ctime, isDir(c.attrs.mode) ? 1 : 0)
         return

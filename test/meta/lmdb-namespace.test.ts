@@ -1,0 +1,39 @@
+import t from 'tap'
+import { openNode } from '../helpers/node.js'
+import { tempDir } from '../helpers/disktro.js'
+
+// `hlc` and `nextIno` in the sys database are bounds written ahead
+// (LmdbNamespace.leaseHlc / leaseIno): rewritten only when a commit passes
+// them, and never below what was used.
+t.test('the clock and the inode counter are stored as leases: most commits leave them alone, and a reopened volume reuses neither', async t => {
+  const dataDir = await tempDir(t)
+  const a = await openNode(t, { dataDir })
+  const store = a.volume.store
+  const storedHlc = (): bigint => store.sysGet('hlc')!.readBigUInt64BE(0)
+  const storedIno = (): number => store.sysGet('nextIno')!.readDoubleLE(0)
+  a.vfs.mkdir('/d', 0o755)
+  const h0 = storedHlc()
+  const i0 = storedIno()
+  const ns = a.volume.full.ns
+  t.ok(h0 > ns.clock.current, 'the stored clock is ahead of the last stamp')
+  for (let i = 0; i < 20; i++) await a.vfs.release(a.vfs.create(`/d/f${i}`, 0o644))
+  const lastIno = a.vfs.getattr('/d/f19').ino
+  const lastStamp = ns.clock.current
+  t.ok(lastStamp < h0, '20 creates within the lease: their stamps are below the stored clock')
+  t.equal(storedHlc(), h0, 'so the stored clock was not rewritten')
+  t.ok(lastIno < i0, 'the inode numbers used are below the stored counter')
+  t.equal(storedIno(), i0, 'so the stored counter was not rewritten')
+
+  // A stamp past the lease (a peer's clock ahead of ours) rewrites it.
+  ns.clock.observe(h0 + (5000n << 16n))
+  await a.vfs.release(a.vfs.create('/d/later', 0o644))
+  t.ok(storedHlc() > ns.clock.current, 'a stamp past the lease moves the stored clock ahead of it again')
+  const beforeClose = ns.clock.current
+  await a.close()
+
+  const b = await openNode(t, { dataDir })
+  t.ok(b.volume.full.ns.clock.current > beforeClose, 'reopened: the clock starts above every stamp issued before')
+  await b.vfs.release(b.vfs.create('/d/after', 0o644))
+  t.ok(b.vfs.getattr('/d/after').ino > b.vfs.getattr('/d/later').ino, 'and a new file gets an unused inode number')
+  t.same(b.vfs.readdir('/d').filter(n => n.startsWith('f')).length, 20, 'the files are all there')
+})
