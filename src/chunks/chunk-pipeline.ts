@@ -29,13 +29,13 @@ export interface ChunkKeys {
 // BLAKE3 hasher is reused block after block.
 const idFunctions = new WeakMap<ChunkKeys, (plain: Buffer) => Buffer>()
 
-export function chunkIdOf (keys: ChunkKeys, plain: Buffer): Buffer {
+function idFunctionOf (keys: ChunkKeys): (plain: Buffer) => Buffer {
   let f = idFunctions.get(keys)
   if (f === undefined) {
     f = chunkIdFunction(keys.idHash, keys.idKey)
     idFunctions.set(keys, f)
   }
-  return f(plain)
+  return f
 }
 
 // plaintext block -> (id, stored record) and back. The id is a keyed hash of
@@ -50,11 +50,11 @@ export class ChunkPipeline {
   // `idHash`: the workers' when there are workers.
   constructor (dataKey: Buffer, idKey: Buffer, private readonly workers: CryptoWorkers | null = null, idHash: ChunkIdHash = workers?.idHash ?? 'blake3') {
     this.keys = { dataKey, idKey, idHash }
-    chunkIdOf(this.keys, Buffer.alloc(0)) // fails here, not on the first write, where the function cannot load
+    idFunctionOf(this.keys) // made now: where it cannot load, the volume fails to open, not its first write
   }
 
   idOf (plain: Buffer): Buffer {
-    return chunkIdOf(this.keys, plain)
+    return idFunctionOf(this.keys)(plain)
   }
 
   async seal (plain: Buffer): Promise<SealedChunk> {
@@ -142,7 +142,7 @@ export function verifyChunkSync (keys: ChunkKeys, id: Buffer, record: Buffer): v
 // round trip there for a few microseconds of work). The record goes into
 // `spare` when it is big enough. Its sum is its own tag (codec/chunk-sum.ts).
 export function sealChunkSync (keys: ChunkKeys, plain: Buffer, spare?: ArrayBuffer): SealedChunk {
-  const id = chunkIdOf(keys, plain)
+  const id = idFunctionOf(keys)(plain)
   const packed = plain.length >= MIN_COMPRESS && worthCompressing(plain) ? lz4.compressSync(plain) : null
   return { id, record: sealRecord(keys.dataKey, id, plain, packed, spare), sum: aeadSum() }
 }

@@ -29,11 +29,16 @@ export function backgroundOptions (): string {
 export async function raiseReadAhead (mountpoint: string): Promise<boolean> {
   try {
     const { dev } = await stat(mountpoint) // async: the mount answers this getattr itself
-    const major = (dev >> 8) & 0xfff
-    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
+    const { major, minor } = deviceNumbers(dev)
     await writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, String(READ_AHEAD_KB))
     return true
   } catch {
     return false
   }
+}
+
+// A mount's st_dev as (major, minor): its bdi is /sys/class/bdi/MAJOR:MINOR,
+// its FUSE connection /sys/fs/fuse/connections/MINOR.
+export function deviceNumbers (dev: number): { major: number, minor: number } {
+  return { major: (dev >> 8) & 0xfff, minor: (dev & 0xff) | ((dev >> 12) & 0xfff00) }
 }

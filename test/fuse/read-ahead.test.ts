@@ -3,6 +3,7 @@
 import t from 'tap'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { Mount, sh, requireFuse } from '../helpers/disktro.js'
+import { deviceNumbers } from '../../src/fuse/read-ahead.js'
 
 const CONNECTIONS = '/sys/fs/fuse/connections'
 
@@ -23,8 +24,7 @@ async function fusectl (t: { fail (msg: string): unknown, comment (msg: string):
 
 async function limits (m: Mount): Promise<{ background: number, congestion: number, readAheadKb: number }> {
   const { dev } = await stat(m.dir) // another process serves it: an async stat is fine
-  const major = (dev >> 8) & 0xfff
-  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
+  const { major, minor } = deviceNumbers(dev)
   const num = async (p: string): Promise<number> => Number((await readFile(p, 'utf8')).trim())
   return {
     background: await num(`${CONNECTIONS}/${minor}/max_background`),
