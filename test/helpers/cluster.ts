@@ -6,7 +6,7 @@ import { open as openLmdb } from 'lmdb'
 import { BIN, disktro, disktroEnv, tempDir, sleep, Mount, PASSWORD } from './disktro.js'
 import { reapOnExit } from './reaper.js'
 
-interface Teardown { teardown (fn: () => unknown): void }
+interface Teardown { teardown (fn: () => unknown): void, passing?: () => boolean }
 
 export class Daemon {
   stdout = ''
@@ -40,6 +40,9 @@ export function spawnDisktro (t: Teardown, args: string[], password: string = PA
   reapOnExit(child)
   const d = new Daemon(child)
   t.teardown(async () => {
+    // A failed test shows what its daemons said: a cluster failure is
+    // rarely explained by the assertion alone.
+    if (t.passing?.() === false && d.stderr !== '') console.error(`--- stderr of disktro ${args.join(' ')} (last 4,000 characters):\n${d.stderr.slice(-4000)}`)
     if (d.running) child.kill('SIGTERM')
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
     await d.exited

@@ -12,7 +12,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.
 export const BIN = join(ROOT, 'bin', 'disktro')
 export const PASSWORD = 'correct horse battery staple'
 
-interface Teardown { teardown (fn: () => unknown): void }
+interface Teardown { teardown (fn: () => unknown): void, passing?: () => boolean }
 
 export async function tempDir (t: Teardown, prefix = 'disktro-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
@@ -52,6 +52,10 @@ export async function sh (script: string, opts: { cwd?: string, timeoutMs?: numb
 export function disktroEnv (password: string | null = PASSWORD): NodeJS.ProcessEnv {
   const env = { ...process.env }
   delete env.DISKTRO_HOME
+  // tap's NODE_OPTIONS imports its process tracker into every node process
+  // started under it: +0.58 s of CPU per daemon or CLI run, for coverage
+  // this suite does not collect.
+  delete env.NODE_OPTIONS
   env.DISKTRO_BOOTSTRAP = 'none'
   if (password === null) delete env.DISKTRO_PASSWORD
   else env.DISKTRO_PASSWORD = password
@@ -98,7 +102,10 @@ export class Mount {
     const child = spawn(process.execPath, args, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     reapOnExit(child, dir)
     const m = new Mount(child, dir, dataDir)
-    t.teardown(() => m.cleanup())
+    t.teardown(() => {
+      if (t.passing?.() === false && m.stderr !== '') console.error(`--- stderr of disktro mount ${dir} (last 4,000 characters):\n${m.stderr.slice(-4000)}`)
+      return m.cleanup()
+    })
     await m.waitReady()
     return m
   }
