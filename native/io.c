@@ -5,6 +5,12 @@
 //     the kernel drops the range's clean, unmapped page-cache pages (dirty
 //     or mapped ones stay). Used as drop-behind for chunk replicas
 //     (src/store/drop-behind.ts). Rejects with the errno's message.
+//   keepHeap(topPad, mmapThreshold) -> boolean
+//     mallopt(M_TOP_PAD) and mallopt(M_MMAP_THRESHOLD) (glibc): every malloc
+//     arena keeps `topPad` bytes of freed memory instead of handing it back
+//     to the kernel, and blocks under `mmapThreshold` come from the arenas,
+//     not from a fresh mmap each (src/store/heap.ts). False where the C
+//     library refuses (or is not glibc).
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -13,6 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 typedef struct {
   napi_async_work work;
@@ -71,9 +80,30 @@ static napi_value drop_cache (napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value keep_heap (napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int64_t pad = -1, threshold = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int64(env, argv[0], &pad) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &threshold) != napi_ok ||
+      pad < 0 || threshold < 0 || pad > INT32_MAX || threshold > INT32_MAX) {
+    napi_throw_type_error(env, NULL, "keepHeap(topPad, mmapThreshold): non-negative 32-bit integers");
+    return NULL;
+  }
+  int ok = 0;
+#if defined(__GLIBC__)
+  ok = mallopt(M_TOP_PAD, (int) pad) == 1 && mallopt(M_MMAP_THRESHOLD, (int) threshold) == 1;
+#endif
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT () {
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
   napi_set_named_property(env, exports, "dropCache", fn);
+  napi_create_function(env, "keepHeap", NAPI_AUTO_LENGTH, keep_heap, NULL, &fn);
+  napi_set_named_property(env, exports, "keepHeap", fn);
   return exports;
 }

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { ioAddon } from './io-addon.js'
 
 // Page-cache drop-behind for replicas (native/io.c, built at npm install by
 // scripts/build-io.cjs). A member storing other members' chunks writes them
@@ -12,17 +11,9 @@ import { fileURLToPath } from 'node:url'
 // then works the same, without drop-behind.
 export type DropCache = (fd: number, offset: number, length: number) => Promise<void>
 
-export const ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/io.node', import.meta.url))
-
-let loaded: DropCache | null | undefined
+export { ADDON_PATH } from './io-addon.js'
 
 export function dropCacheFn (): DropCache | null {
-  if (loaded !== undefined) return loaded
-  try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as { dropCache?: DropCache }
-    loaded = typeof addon.dropCache === 'function' ? addon.dropCache : null
-  } catch {
-    loaded = null
-  }
-  return loaded
+  const drop = ioAddon()?.dropCache
+  return typeof drop === 'function' ? drop : null
 }

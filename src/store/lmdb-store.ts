@@ -5,6 +5,7 @@ import { statSync } from 'node:fs'
 import { fail, wrapStorageError } from '../errors.js'
 import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
 import { dropCacheFn } from './drop-behind.js'
+import { keepHeap } from './heap.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -81,6 +82,7 @@ export class LmdbStore {
       // before keeps its cache.
       try { store.droppedTo = statSync(store.dataFile).size } catch {}
       if (!opts.readOnly) {
+        keepHeap() // LMDB's record pages from kept memory, not fresh faults (heap.ts)
         store.timer = setInterval(() => { store.syncIfWritten().catch(() => {}) }, BACKGROUND_SYNC_MS)
         store.timer.unref()
       }
