@@ -4,6 +4,7 @@ import { fail, DisktroError, type ErrorCode } from '../errors.js'
 import type { ChunkKeys, SealedChunk } from './chunk-pipeline.js'
 import type { ChunkIdHash } from '../crypto/chunk-id.js'
 import { FLAG_LZ4 } from '../codec/chunk-record.js'
+import { hugePages } from '../store/heap.js'
 
 export interface WorkerRequest {
   n: number
@@ -91,8 +92,9 @@ export class CryptoWorkers {
     this.size = Math.max(1, Math.floor(size))
     this.compressingSize = Math.max(this.size, Math.floor(compressingSize))
     const slotBytes = store?.plainBytes ?? 0
-    // Pages are only touched as slots are used.
+    // Pages are only touched as slots are used; huge ones where the kernel gives them (store/heap.ts).
     this.pool = slotBytes > 0 ? { sab: new SharedArrayBuffer(POOL_SLOTS * slotBytes), slotBytes } : null
+    if (this.pool) hugePages(new Uint8Array(this.pool.sab))
     for (let i = POOL_SLOTS - 1; this.pool && i >= 0; i--) this.freeSlots.push(i)
   }
 

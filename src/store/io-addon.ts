@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 export interface IoAddon {
   dropCache?: (fd: number, offset: number, length: number) => Promise<void>
   keepHeap?: (topPad: number, mmapThreshold: number) => boolean
+  hugePages?: (view: Uint8Array) => number
 }
 
 export const ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/io.node', import.meta.url))

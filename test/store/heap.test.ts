@@ -1,11 +1,17 @@
-// malloc kept for LMDB's record pages (src/store/heap.ts), measured where it
-// matters: a real mount's daemon taking a 256 MiB sequential write, its minor
-// page faults counted by the kernel (/proc/PID/stat), with disktro's malloc
-// settings and with glibc's defaults (DISKTRO_MALLOC=off).
+// Process memory settings (src/store/heap.ts). malloc kept for LMDB's record
+// pages, measured where it matters: a real mount's daemon taking a 256 MiB
+// sequential write, its minor page faults counted by the kernel
+// (/proc/PID/stat), with disktro's malloc settings and with glibc's defaults
+// (DISKTRO_MALLOC=off). Huge pages for the block pools, as the kernel reports
+// them (/proc/self/smaps_rollup).
 import t, { type Test } from 'tap'
 import { readFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { ioAddon, ADDON_PATH } from '../../src/store/io-addon.js'
+import { hugePages } from '../../src/store/heap.js'
 import { Mount, tempDir, sh, requireFuse } from '../helpers/disktro.js'
 
 const MiB = 1024 * 1024
@@ -42,4 +48,29 @@ t.test('a mount writing 256 MiB takes a fraction of the page faults of glibc def
   // against 19,000-23,000, and 4.0-7.7 s against 1.9-2.7 s).
   t.comment(`daemon's minor faults for 256 MiB: ${kept} kept, ${plain} with glibc's defaults`)
   t.ok(kept * 2 < plain, `kept: ${kept} faults, under half the defaults' ${plain}`)
+})
+
+// A fresh node process advises 32 MiB of shared memory (as the crypto
+// workers' pool is), touches it, and reports its anonymous huge pages.
+const hugeChild = `
+import { readFileSync } from 'node:fs'
+import { hugePages } from ${JSON.stringify(fileURLToPath(new URL('../../src/store/heap.js', import.meta.url)))}
+const huge = () => Number(/AnonHugePages:\\s+(\\d+)/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) * 1024
+const view = new Uint8Array(new SharedArrayBuffer(32 * 1024 * 1024))
+const advised = hugePages(view)
+const before = huge()
+view.fill(1)
+console.log(JSON.stringify({ advised, gained: huge() - before }))
+`
+
+const thp = await readFile('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').catch(() => '[never]')
+
+t.test('a block pool advised for huge pages is backed by them once touched', { skip: !addon ? 'native io addon not built' : thp.includes('[never]') ? 'transparent huge pages are off' : false }, async t => {
+  const run = promisify(execFile)
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', hugeChild], { env: { ...process.env, NODE_OPTIONS: '' } })
+  const { advised, gained } = JSON.parse(stdout) as { advised: number, gained: number }
+  t.ok(advised >= 30 * MiB, `advised ${advised} bytes of 32 MiB (the 2 MiB-aligned part)`)
+  t.ok(gained >= 16 * MiB, `huge pages gained after touching it: ${gained} bytes`)
+  t.equal(hugePages(new Uint8Array(MiB), { DISKTRO_HUGE_PAGES: 'off' }), 0, 'DISKTRO_HUGE_PAGES=off advises nothing')
+  t.throws(() => ioAddon()!.hugePages!(new Uint16Array(4) as unknown as Uint8Array), 'only a Uint8Array')
 })
