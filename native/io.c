@@ -16,6 +16,9 @@
 //     memory (a SharedArrayBuffer's too): transparent huge pages where the
 //     kernel offers them on request, so 2 MiB cost one page fault instead of
 //     512 (src/store/heap.ts). The bytes advised; 0 where refused.
+//   hugeMapping(start, length) -> number
+//     The same for a mapping by its address and length (LMDB's map of its
+//     data file, found in /proc/self/maps).
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -131,6 +134,28 @@ static napi_value huge_pages (napi_env env, napi_callback_info info) {
   return result;
 }
 
+// hugeMapping(start, length) -> number: the same for a file mapping this
+// process has, by its address (from /proc/self/maps: src/store/heap.ts).
+static napi_value huge_mapping (napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  double at = 0, len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_double(env, argv[0], &at) != napi_ok ||
+      napi_get_value_double(env, argv[1], &len) != napi_ok || at <= 0 || len <= 0) {
+    napi_throw_type_error(env, NULL, "hugeMapping(start, length): positive numbers");
+    return NULL;
+  }
+  uintptr_t start = ((uintptr_t) at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  uintptr_t end = ((uintptr_t) at + (uintptr_t) len) & ~(HUGE_PAGE - 1);
+  double advised = 0;
+#if defined(MADV_HUGEPAGE)
+  if (end > start && madvise((void *) start, end - start, MADV_HUGEPAGE) == 0) advised = (double) (end - start);
+#endif
+  napi_create_double(env, advised, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT () {
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
@@ -139,5 +164,7 @@ NAPI_MODULE_INIT () {
   napi_set_named_property(env, exports, "keepHeap", fn);
   napi_create_function(env, "hugePages", NAPI_AUTO_LENGTH, huge_pages, NULL, &fn);
   napi_set_named_property(env, exports, "hugePages", fn);
+  napi_create_function(env, "hugeMapping", NAPI_AUTO_LENGTH, huge_mapping, NULL, &fn);
+  napi_set_named_property(env, exports, "hugeMapping", fn);
   return exports;
 }

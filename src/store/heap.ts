@@ -1,3 +1,4 @@
+import { readFileSync, realpathSync } from 'node:fs'
 import { ioAddon } from './io-addon.js'
 
 // glibc's malloc hands a freed block at the top of an arena back to the
@@ -43,4 +44,37 @@ export function hugePages (view: Uint8Array, env: NodeJS.ProcessEnv = process.en
   const advise = ioAddon()?.hugePages
   if (typeof advise !== 'function' || env.DISKTRO_HUGE_PAGES === 'off') return 0
   return advise(view)
+}
+
+// MADV_HUGEPAGE on this process's mappings of `file`: LMDB's read-only map of
+// data.mdb, shared by every thread. The kernel then reads the file into the
+// page cache in 2 MiB folios (ext4 has them) and maps each with one fault,
+// where 4 KiB pages took a fault per 64 KiB; lmdb-js's prefetch threads,
+// which fault the records of a sequential read in ahead of the crypto
+// worker, then cost next to nothing. Cold 1 GiB read after a remount,
+// alternating, 3 each: 1.17-1.33 s against 1.27-1.50 s; bench (2 rounds
+// each): 0.88x gocryptfs against 0.71x. LMDB writes the file with pwrite,
+// not through the map, and ext4 writes back only a folio's dirty blocks.
+// A volume's store maps maxStoreBytes (1 TiB by default) when it opens, so
+// one advice then holds: lmdb-js maps the file anew only when that fills.
+// The bytes advised; 0 without the addon, with no such mapping, or with
+// DISKTRO_HUGE_PAGES=off.
+export function hugeMappingsOf (file: string, env: NodeJS.ProcessEnv = process.env): number {
+  const advise = ioAddon()?.hugeMapping
+  if (typeof advise !== 'function' || env.DISKTRO_HUGE_PAGES === 'off') return 0
+  let maps: string
+  let path: string
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8')
+    path = realpathSync(file) // as the kernel names it
+  } catch {
+    return 0
+  }
+  let advised = 0
+  for (const line of maps.split('\n')) {
+    if (!line.endsWith(' ' + path)) continue
+    const [from, to] = line.slice(0, line.indexOf(' ')).split('-').map(h => parseInt(h, 16))
+    if (from > 0 && to > from) advised += advise(from, to - from)
+  }
+  return advised
 }

@@ -8,6 +8,7 @@ export interface IoAddon {
   dropCache?: (fd: number, offset: number, length: number) => Promise<void>
   keepHeap?: (topPad: number, mmapThreshold: number) => boolean
   hugePages?: (view: Uint8Array) => number
+  hugeMapping?: (start: number, length: number) => number
 }
 
 export const ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/io.node', import.meta.url))

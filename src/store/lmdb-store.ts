@@ -5,7 +5,7 @@ import { statSync } from 'node:fs'
 import { fail, wrapStorageError } from '../errors.js'
 import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
 import { dropCacheFn } from './drop-behind.js'
-import { keepHeap } from './heap.js'
+import { keepHeap, hugeMappingsOf } from './heap.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -81,6 +81,7 @@ export class LmdbStore {
       // Drop-behind starts at the end of the file as opened: what was there
       // before keeps its cache.
       try { store.droppedTo = statSync(store.dataFile).size } catch {}
+      hugeMappingsOf(store.dataFile) // records fault in 2 MiB at a time (heap.ts)
       if (!opts.readOnly) {
         keepHeap() // LMDB's record pages from kept memory, not fresh faults (heap.ts)
         store.timer = setInterval(() => { store.syncIfWritten().catch(() => {}) }, BACKGROUND_SYNC_MS)

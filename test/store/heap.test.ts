@@ -11,7 +11,8 @@ import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { ioAddon, ADDON_PATH } from '../../src/store/io-addon.js'
-import { hugePages } from '../../src/store/heap.js'
+import { hugePages, hugeMappingsOf } from '../../src/store/heap.js'
+import { LmdbStore } from '../../src/store/lmdb-store.js'
 import { Mount, tempDir, sh, requireFuse } from '../helpers/disktro.js'
 
 const MiB = 1024 * 1024
@@ -73,4 +74,29 @@ t.test('a block pool advised for huge pages is backed by them once touched', { s
   t.ok(gained >= 16 * MiB, `huge pages gained after touching it: ${gained} bytes`)
   t.equal(hugePages(new Uint8Array(MiB), { DISKTRO_HUGE_PAGES: 'off' }), 0, 'DISKTRO_HUGE_PAGES=off advises nothing')
   t.throws(() => ioAddon()!.hugePages!(new Uint16Array(4) as unknown as Uint8Array), 'only a Uint8Array')
+})
+
+// The VmFlags of this process's mappings of `file` (/proc/self/smaps).
+async function mappingFlags (file: string): Promise<string[]> {
+  const smaps = await readFile('/proc/self/smaps', 'utf8')
+  const flags: string[] = []
+  let mine = false
+  for (const line of smaps.split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) mine = line.endsWith(' ' + file)
+    else if (mine && line.startsWith('VmFlags:')) flags.push(line.slice(8).trim())
+  }
+  return flags
+}
+
+t.test("a store's map of its data file is advised for huge pages", { skip: !addon ? 'native io addon not built' : thp.includes('[never]') ? 'transparent huge pages are off' : false }, async t => {
+  const dir = await tempDir(t)
+  // A volume's store maps maxStoreBytes (1 TiB by default) at once; 64 MiB here.
+  const store = LmdbStore.open(join(dir, 'store'), { mapSize: 64 * MiB })
+  t.teardown(() => store.close())
+  const file = join(dir, 'store', 'data.mdb')
+  const flags = await mappingFlags(file)
+  t.ok(flags.length > 0, 'the data file is mapped')
+  t.ok(flags.every(f => f.split(' ').includes('hg')), `every mapping of it has the hg flag: ${flags.join(' | ')}`)
+  t.equal(hugeMappingsOf(file, { DISKTRO_HUGE_PAGES: 'off' }), 0, 'DISKTRO_HUGE_PAGES=off advises nothing')
+  t.equal(hugeMappingsOf(join(dir, 'no-such-file')), 0, 'a file not mapped: nothing')
 })
