@@ -410,7 +410,8 @@ export class LmdbNamespace implements Namespace {
   private incref (id: Buffer): void {
     const raw = this.store.refs.getBinary(id)
     const n = raw ? raw.readUInt32LE(0) : 0
-    if (n === 0) this.store.garbage.removeSync(id)
+    // A read where there is nothing to remove (every new chunk): a remove is a write instruction.
+    if (n === 0 && this.store.garbage.doesExist(id)) this.store.garbage.removeSync(id)
     const out = Buffer.allocUnsafe(4)
     out.writeUInt32LE(n + 1)
     this.store.refs.putSync(id, out)

@@ -37,3 +37,28 @@ t.test('the clock and the inode counter are stored as leases: most commits leave
   t.ok(b.vfs.getattr('/d/after').ino > b.vfs.getattr('/d/later').ino, 'and a new file gets an unused inode number')
   t.same(b.vfs.readdir('/d').filter(n => n.startsWith('f')).length, 20, 'the files are all there')
 })
+
+// A chunk no file references any more, with copies placed elsewhere, waits in
+// `garbage` for the collector; a file that references it again takes it back.
+t.test('a chunk referenced again leaves the garbage list; a new chunk never enters it', async t => {
+  const a = await openNode(t, { dataDir: await tempDir(t) })
+  const store = a.volume.store
+  const content = Buffer.alloc(200 * 1024, 'disktro garbage ')
+  const writeFile = async (path: string): Promise<void> => {
+    const fh = a.vfs.create(path, 0o644)
+    await a.vfs.write(fh, content, content.length, 0)
+    await a.vfs.release(fh)
+  }
+  await writeFile('/f')
+  const ids = [...store.refs.getKeys({})] as Buffer[]
+  t.equal(ids.length, 1, 'one chunk, referenced')
+  const id = ids[0]
+  t.equal(store.garbage.doesExist(id), false, 'a new chunk is not garbage')
+  store.holders.putSync(id, Buffer.alloc(32, 7)) // a peer acknowledged a replica
+  a.vfs.unlink('/f')
+  t.equal(store.refs.doesExist(id), false, 'unreferenced once its file is gone')
+  t.equal(store.garbage.doesExist(id), true, 'and listed as garbage: a peer holds a copy')
+  await writeFile('/g')
+  t.equal(store.refs.getBinary(id)?.readUInt32LE(0), 1, 'the same content again references the chunk')
+  t.equal(store.garbage.doesExist(id), false, 'and takes it off the garbage list')
+})
