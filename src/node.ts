@@ -244,6 +244,8 @@ export class DisktroNode {
     const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US)
     // The namespace's ops of new files wait for a burst to end (up to 5 s).
     if (process.env.DISKTRO_EMIT_DEFER !== '0') this.volume.access?.shared?.deferEmitWhile(() => hot.busy)
+    // So does the scrubber's background check.
+    if (process.env.DISKTRO_SCRUB_DEFER !== '0') this.scrubber?.deferWhile(() => hot.busy)
     const attrCache = this.newAttrCache(vfs)
     const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
     const wb = writeBehindBinding()

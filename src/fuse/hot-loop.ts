@@ -20,6 +20,8 @@ export const BURST_WINDOW_US = 20_000
 const BUCKET_MS = 50
 const BUCKET_NS = BigInt(BUCKET_MS * 1e6)
 const BURST_OPS = 20
+const QUIET_MS = 250
+const QUIET_NS = BigInt(QUIET_MS * 1e6)
 
 export class HotLoop {
   private until = 0n
@@ -29,7 +31,6 @@ export class HotLoop {
   private bucketStart = 0n
   private count = 0
   private burst = false
-  private last = 0n
 
   // A window that is not a finite number (a bad DISKTRO_FUSE_SPIN_US) is 0;
   // so is the burst window then.
@@ -43,23 +44,29 @@ export class HotLoop {
     return this.burst || this.count >= BURST_OPS
   }
 
-  // In a burst whose last operation came within BUCKET_MS: background work
-  // that can wait (the namespace's emission) waits.
+  // A burst's operation came within QUIET_MS: background work that can
+  // wait (the namespace's emission, the scrubber) waits. A burst has gaps
+  // (tar x pauses to make a directory, to read its archive): within one,
+  // the emission of the waiting files' ops (about 85 us a file on the event
+  // loop here) would go ahead and stall the burst.
   get busy (): boolean {
-    return this.inBurst && process.hrtime.bigint() - this.last < BUCKET_NS
+    return this.lastBurst !== 0n && process.hrtime.bigint() - this.lastBurst < QUIET_NS
   }
+
+  private lastBurst = 0n
 
   touch (): void {
     if (this.window === 0n) return
     const now = process.hrtime.bigint()
-    this.last = now
     if (now - this.bucketStart >= BUCKET_NS) {
       this.burst = this.count >= BURST_OPS
       this.count = 0
       this.bucketStart = now
     }
     this.count++
-    this.until = now + (this.inBurst ? this.burstWindow : this.window)
+    const burst = this.inBurst
+    if (burst) this.lastBurst = now
+    this.until = now + (burst ? this.burstWindow : this.window)
     if (!this.running) {
       this.running = true
       setImmediate(this.spin)

@@ -8,6 +8,8 @@ const SAVE_MS = 1000 // progress written to `sys` at most this often
 const RETRY_MS = 5000 // chunks no peer could repair are asked for again this often
 const STATE_KEY = 'scrub'
 const PACE_SLACK_MS = 100
+const BUSY_CHECK_MS = 1000 // while the filesystem is busy, one chunk at most this often (deferWhile)
+const BUSY_POLL_MS = 50
 // Each chunk costs the event loop about the same whatever its size (prefetch,
 // read, verify, save the position): pacing counts it as at least this many
 // bytes, so a store of small files is not scrubbed at thousands of chunks a
@@ -91,6 +93,21 @@ export class Scrubber {
     return { rateBytesPerSec: rate, intervalMs: interval, running: false, passes: s.passes, current: s.current, last: s.last }
   }
 
+  // While `busy` says the filesystem answers a burst of operations
+  // (fuse/hot-loop.ts), the scrubber checks at most one chunk a second
+  // (BUSY_CHECK_MS): its reads and hashing cost the event loop about 20 us a
+  // chunk, which a burst (tar x) would otherwise wait for.
+  deferWhile (busy: (() => boolean) | null): void {
+    this.busy = busy
+  }
+
+  private busy: (() => boolean) | null = null
+
+  private async yieldWhileBusy (): Promise<void> {
+    const until = Date.now() + BUSY_CHECK_MS
+    while (this.busy?.() === true && !this.closed && Date.now() < until) await this.wait(BUSY_POLL_MS)
+  }
+
   start (): void {
     if (this.o.rate <= 0 || this.loop) return
     this.loop = this.run().catch(e => {
@@ -159,6 +176,7 @@ export class Scrubber {
       const keys = this.nextKeys(after)
       if (keys.length === 0 || this.closed) break
       for (const id of keys) {
+        await this.yieldWhileBusy()
         if (this.closed) return
         const before = { ...pass }
         try {

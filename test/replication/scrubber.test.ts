@@ -208,3 +208,20 @@ t.test('small chunks are paced as 64 KiB each, so the event loop is not spent on
   t.ok(elapsed >= 0.2, `12 chunks of 1 KiB took ${elapsed.toFixed(2)} s at 2 MiB/s`)
   t.ok(checked() < n, 'and the pass is not over yet')
 })
+
+t.test('while the filesystem is busy, at most one chunk a second; all of them once it is quiet', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const n = 40
+  await fill(pipeline, n, 1 * KiB, mine)
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline) })
+  let busy = true
+  s.deferWhile(() => busy)
+  s.start()
+  const checked = (): number => s.report().current?.checked ?? s.report().last?.checked ?? 0
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  t.ok(checked() <= 3, `busy for 2.5 s: ${checked()} of ${n} chunks checked`)
+  busy = false
+  const last = await until('the pass finished once quiet', () => s.report().last, 30_000, 20)
+  t.equal(last.checked, n, 'every chunk checked')
+})
