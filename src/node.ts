@@ -242,7 +242,7 @@ export class DisktroNode {
     // the FUSE threads' window; 0 turns both off.
     const spinUs = Number(process.env.DISKTRO_FUSE_SPIN_US ?? 100)
     const hot = new HotLoop(spinUs * EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US)
-    // The namespace's ops of new files wait for a burst to end (up to 5 s).
+    // The namespace's ops of new files wait for a burst to end (up to 15 s).
     if (process.env.DISKTRO_EMIT_DEFER !== '0') this.volume.access?.shared?.deferEmitWhile(() => hot.busy)
     // So does the scrubber's background check.
     if (process.env.DISKTRO_SCRUB_DEFER !== '0') this.scrubber?.deferWhile(() => hot.busy)

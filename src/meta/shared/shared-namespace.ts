@@ -26,9 +26,10 @@ const EMIT_DELAY_MS = 150
 // oldest change waiting. Making a file's ops costs the event loop about
 // 85 us here (the Ed25519 signature, the merge tree, the manifest, AEAD,
 // LMDB puts), which a burst of creates waits for: tar x of 10,000 files
-// took 6.9-7.0 s with the emission going ahead after 5 s, 5.9-6.1 s with
-// it waiting until the extraction ended (main thread 6.5 against 5.6 s of
-// CPU). Peers see a long burst's new files up to this much later.
+// took 6.9-7.0 s with the emission going ahead after 5 s (and the scrubber
+// running), 5.9-6.1 s with both waiting until the extraction ended (main
+// thread 6.5 against 5.6 s of CPU). Peers see a long burst's new files up
+// to this much later.
 const EMIT_DEFER_MAX_MS = 15_000
 // A timer's emission makes at most this many files' ops per transaction,
 // and the event loop answers operations between two.
