@@ -58,7 +58,7 @@ export class LmdbNamespace implements Namespace {
     const key = u64Key(ino)
     const raw = this.store.inodes.getBinary(key)
     if (!raw) return undefined
-    const attrs = decodeInode(this.openMeta(raw, Buffer.concat([Buffer.from('i'), key]), `inode ${ino}`))
+    const attrs = decodeInode(this.openMeta(raw, inodeAd(key), `inode ${ino}`))
     this.remember(this.attrCache, ino, attrs)
     return attrs
   }
@@ -150,6 +150,15 @@ export class LmdbNamespace implements Namespace {
 
   private readonly abortListeners: Array<() => void> = []
 
+  // After a failed transaction: nothing cached may hold what the store does not.
+  private dropCaches (): void {
+    this.attrCache.clear()
+    this.lookupCache.clear()
+    this.blockCache.clear()
+    this.hlcBound = null
+    this.inoBound = null
+  }
+
   allocIno (): number {
     return this.nextIno++
   }
@@ -174,9 +183,7 @@ export class LmdbNamespace implements Namespace {
         this.leaseHlc(stamped.hlc)
       })
     } catch (e) {
-      this.attrCache.clear()
-      this.lookupCache.clear()
-      this.blockCache.clear()
+      this.dropCaches()
       for (const fn of this.abortListeners) fn()
       for (const fn of this.wideListeners) fn()
       throw e
@@ -209,12 +216,11 @@ export class LmdbNamespace implements Namespace {
         const next = Buffer.allocUnsafe(8)
         next.writeDoubleLE(this.nextIno)
         this.store.sys.putSync(Buffer.from('nextIno'), next)
+        this.inoBound = this.nextIno
         return out
       })
     } catch (e) {
-      this.attrCache.clear()
-      this.lookupCache.clear()
-      this.blockCache.clear()
+      this.dropCaches()
       for (const fn of this.wideListeners) fn()
       throw e
     }
@@ -253,20 +259,36 @@ export class LmdbNamespace implements Namespace {
   // HLC_LEASE ahead of the last stamp, and inode numbers skip at most
   // INO_LEASE. Read and written inside the caller's transaction, so an
   // aborted one leaves the stored bound as it was.
+  //
+  // The stored bounds are kept here too (this process is the only writer of
+  // its store): a commit reads neither from LMDB. A failed transaction forgets
+  // them (dropCaches), and the next commit reads them again.
+  private hlcBound: bigint | null = null
+  private inoBound: number | null = null
+
   private leaseHlc (stamp: bigint): void {
-    const stored = this.store.sysGet('hlc')
-    if (stored && stored.readBigUInt64BE(0) >= stamp) return
+    if (this.hlcBound === null) {
+      const stored = this.store.sysGet('hlc')
+      this.hlcBound = stored ? stored.readBigUInt64BE(0) : -1n
+    }
+    if (this.hlcBound >= stamp) return
     const b = Buffer.allocUnsafe(8)
     b.writeBigUInt64BE(stamp + HLC_LEASE)
     this.store.sys.putSync(Buffer.from('hlc'), b)
+    this.hlcBound = stamp + HLC_LEASE
   }
 
   private leaseIno (ino: number): void {
-    const stored = this.store.sysGet('nextIno')
-    if (stored && stored.readDoubleLE(0) > ino) return
+    if (this.inoBound === null) {
+      const stored = this.store.sysGet('nextIno')
+      this.inoBound = stored ? stored.readDoubleLE(0) : -1
+    }
+    if (this.inoBound > ino) return
     const b = Buffer.allocUnsafe(8)
-    b.writeDoubleLE(Math.max(this.nextIno, ino + 1) + INO_LEASE)
+    const bound = Math.max(this.nextIno, ino + 1) + INO_LEASE
+    b.writeDoubleLE(bound)
     this.store.sys.putSync(Buffer.from('nextIno'), b)
+    this.inoBound = bound
   }
 
   // Deterministic: the same change on the same tree gives the same tree.
@@ -457,7 +479,7 @@ export class LmdbNamespace implements Namespace {
 
   private putInode (ino: number, attrs: InodeAttrs): void {
     const key = u64Key(ino)
-    this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), Buffer.concat([Buffer.from('i'), key])))
+    this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), inodeAd(key)))
     this.remember(this.attrCache, ino, attrs)
     this.inodeChanged(ino)
   }
@@ -484,10 +506,18 @@ export class LmdbNamespace implements Namespace {
     this.lookupCache.delete(parent + '/' + name)
   }
 
+  // The last key made is kept: a create looks its name up, then puts it
+  // (one keyed hash instead of two). Keys are never written to.
+  private lastDirent: { parent: number, name: string, key: Buffer } | null = null
+
   private direntKey (parent: number, name: string): Buffer {
+    const last = this.lastDirent
+    if (last !== null && last.parent === parent && last.name === name) return last.key
     const p = u64Key(parent)
     const h = keyedHash(this.keys.name, p, Buffer.from(name, 'utf8'))
-    return Buffer.concat([p, h.subarray(0, 16)])
+    const key = Buffer.concat([p, h.subarray(0, 16)])
+    this.lastDirent = { parent, name, key }
+    return key
   }
 
   private sealMeta (plain: Buffer, ad: Buffer): Buffer {
@@ -515,6 +545,14 @@ export interface TreeWriter {
   removeDirent: (parent: number, name: string) => void
   replaceBlocks: (ino: number, blocks: Array<{ index: number, id: Buffer, length: number }>) => number
   purge: (ino: number) => void
+}
+
+// An inode record's associated data: 'i' and the inode's key.
+function inodeAd (key: Buffer): Buffer {
+  const ad = Buffer.allocUnsafe(1 + key.length)
+  ad[0] = 0x69 // 'i'
+  key.copy(ad, 1)
+  return ad
 }
 
 export function isDir (mode: number): boolean {

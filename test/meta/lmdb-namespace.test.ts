@@ -16,7 +16,13 @@ t.test('the clock and the inode counter are stored as leases: most commits leave
   const i0 = storedIno()
   const ns = a.volume.full.ns
   t.ok(h0 > ns.clock.current, 'the stored clock is ahead of the last stamp')
+  // The bounds are kept in memory too: a commit reads neither from the store.
+  const sysGet = store.sysGet.bind(store)
+  const reads: string[] = []
+  store.sysGet = (key: string) => { reads.push(key); return sysGet(key) }
+  t.teardown(() => { store.sysGet = sysGet })
   for (let i = 0; i < 20; i++) await a.vfs.release(a.vfs.create(`/d/f${i}`, 0o644))
+  t.same(reads.filter(k => k === 'hlc' || k === 'nextIno'), [], '20 creates read neither bound from the store')
   const lastIno = a.vfs.getattr('/d/f19').ino
   const lastStamp = ns.clock.current
   t.ok(lastStamp < h0, '20 creates within the lease: their stamps are below the stored clock')
@@ -28,6 +34,15 @@ t.test('the clock and the inode counter are stored as leases: most commits leave
   ns.clock.observe(h0 + (5000n << 16n))
   await a.vfs.release(a.vfs.create('/d/later', 0o644))
   t.ok(storedHlc() > ns.clock.current, 'a stamp past the lease moves the stored clock ahead of it again')
+  // A failed transaction forgets them: the next commit reads them again.
+  const journal = ns.journal
+  ns.journal = () => { throw new Error('injected failure') }
+  t.throws(() => a.vfs.mkdir('/d/failed', 0o755), /injected failure/, 'a commit that fails')
+  ns.journal = journal
+  reads.length = 0
+  await a.vfs.release(a.vfs.create('/d/after-failure', 0o644))
+  t.same(reads.filter(k => k === 'hlc' || k === 'nextIno').sort(), ['hlc', 'nextIno'], 'the commit after it read both bounds again')
+  t.throws(() => a.vfs.getattr('/d/failed'), { code: 'ENOENT' }, 'the failed change left nothing')
   const beforeClose = ns.clock.current
   await a.close()
 
