@@ -68,6 +68,21 @@
 //       unmount`, fusermount -u, or the last user of a lazily unmounted
 //       mount went away), JS is called once, so the daemon can stop instead
 //       of holding its data dir with no mount to serve.
+//   (k) directories' attributes held by the kernel (opt-in from JS,
+//       fuse_native_dir_attr_timeout(seconds)): libfuse's high-level code
+//       replies to LOOKUP and GETATTR with one attr_timeout for every node,
+//       0 here (hard links: fuse/attr-cache.ts). With default_permissions
+//       the kernel then re-fetches every ancestor directory's attributes on
+//       every path it walks: ls -lR sent 8 requests per file, 6 of them a
+//       GETATTR of a directory; tar x 5 of 13. libfuse calls fuse_reply_attr
+//       and fuse_reply_entry through its PLT, and this addon, which loaded
+//       it, comes first in its lookup scope: the addon's definitions raise
+//       the timeout of replies that carry a directory, then call libfuse's.
+//       Directories have one name, and the kernel drops a directory's
+//       attributes itself after a create, mkdir, mknod, symlink, link,
+//       unlink, rmdir or rename in it; a change made elsewhere (a peer's,
+//       the dashboard's) shows after at most the timeout, as names already
+//       do (entry_timeout, 1 s).
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -78,7 +93,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 12 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages
+const MARKER_VERSION = 13 // 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
 const started = Date.now()
 
 function warn (msg) {
@@ -1408,6 +1423,67 @@ static int disktro_create (const char *path, mode_t mode, struct fuse_file_info 
 
 `
   src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', wbOps + rcOps + acOps + abOps + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition')
+  // (k) directories' attributes held by the kernel
+  const dirAttr = String.raw`
+/* disktro patch: directories' attributes held by the kernel (see scripts/build-fuse.cjs (k)) */
+#include <dlfcn.h>
+#include <sys/stat.h>
+static double disktro_dir_attr_timeout = 0; /* seconds; set by JS before the mount */
+static uint64_t disktro_dir_attr_held = 0; /* atomic: replies given it */
+static int (*disktro_real_reply_attr) (fuse_req_t, const struct stat *, double);
+static int (*disktro_real_reply_entry) (fuse_req_t, const struct fuse_entry_param *);
+
+/* libfuse's own definition, under the version the high-level code binds to. */
+static void *disktro_libfuse_fn (const char *name, const char *version) {
+  void *f = NULL;
+  void *h = dlopen("libfuse.so.2", RTLD_LAZY | RTLD_NOLOAD);
+  if (h != NULL) {
+    f = dlvsym(h, name, version);
+    if (f == NULL) f = dlsym(h, name);
+    dlclose(h);
+  }
+  if (f == NULL) f = dlvsym(RTLD_NEXT, name, version);
+  if (f == NULL) f = dlsym(RTLD_NEXT, name);
+  if (f == NULL) abort(); /* the addon is linked against libfuse: it is loaded */
+  return f;
+}
+
+__attribute__((visibility("default"))) int fuse_reply_attr (fuse_req_t req, const struct stat *attr, double attr_timeout) {
+  if (disktro_real_reply_attr == NULL) disktro_real_reply_attr = disktro_libfuse_fn("fuse_reply_attr", "FUSE_2.4");
+  double held = disktro_dir_attr_timeout;
+  if (attr != NULL && S_ISDIR(attr->st_mode) && held > attr_timeout) {
+    attr_timeout = held;
+    __atomic_add_fetch(&disktro_dir_attr_held, 1, __ATOMIC_RELAXED);
+  }
+  return disktro_real_reply_attr(req, attr, attr_timeout);
+}
+
+__attribute__((visibility("default"))) int fuse_reply_entry (fuse_req_t req, const struct fuse_entry_param *e) {
+  if (disktro_real_reply_entry == NULL) disktro_real_reply_entry = disktro_libfuse_fn("fuse_reply_entry", "FUSE_2.4");
+  double held = disktro_dir_attr_timeout;
+  if (e != NULL && e->ino != 0 && S_ISDIR(e->attr.st_mode) && held > e->attr_timeout) {
+    struct fuse_entry_param c = *e;
+    c.attr_timeout = held;
+    __atomic_add_fetch(&disktro_dir_attr_held, 1, __ATOMIC_RELAXED);
+    return disktro_real_reply_entry(req, &c);
+  }
+  return disktro_real_reply_entry(req, e);
+}
+
+/* (seconds; a negative number leaves it) -> replies given the longer timeout so far */
+NAPI_METHOD(fuse_native_dir_attr_timeout) {
+  NAPI_ARGV(1)
+  double seconds = 0;
+  napi_get_value_double(env, argv[0], &seconds);
+  if (seconds >= 0) disktro_dir_attr_timeout = seconds;
+  napi_value out;
+  napi_create_double(env, (double) __atomic_load_n(&disktro_dir_attr_held, __ATOMIC_RELAXED), &out);
+  return out;
+}
+`
+  src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', dirAttr + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition (k)')
+  if (!src.startsWith('#define _GNU_SOURCE')) src = '#define _GNU_SOURCE /* disktro patch (k): dlvsym, RTLD_NEXT */\n' + src
+
   // (j) loop end
   const loopEnd = `
 /* disktro patch: JS is told when the FUSE loop returns (see scripts/build-fuse.cjs (j)) */
@@ -1493,7 +1569,7 @@ NAPI_METHOD(fuse_native_on_loop_end) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src

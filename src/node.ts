@@ -5,7 +5,7 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
@@ -27,6 +27,10 @@ import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
 import { Scrubber } from './replication/scrubber.js'
 import { ChunkVerifier } from './chunks/chunk-verifier.js'
+
+// How long the kernel may hold a directory's attributes (scripts/build-fuse.cjs (k)),
+// as long as it holds names (libfuse's entry_timeout).
+const DIR_ATTR_TIMEOUT_S = 1
 
 export interface NodeOptions {
   dataDir: string
@@ -50,6 +54,7 @@ export class DisktroNode {
   private writeBehind: WriteBehind | null = null
   private readCache: ReadCache | null = null
   private attrCache: AttrCache | null = null
+  private dirAttrHeldAtMount: number | null = null // the addon's count of held directory replies when mounted
   private closing: Promise<void> | null = null
   private readonly unmountedListeners: Array<() => void> = []
   private control: ControlServer | null = null
@@ -261,6 +266,11 @@ export class DisktroNode {
     }
     this.useReadCache(ops, vfs)
     setAnswerSpin(spinUs)
+    // Directories' attributes are held by the kernel for a second (scripts/build-fuse.cjs (k)):
+    // with default_permissions every path walked re-fetched each ancestor's.
+    // DISKTRO_DIR_ATTR_TIMEOUT sets the seconds; 0 turns it off.
+    const dirSeconds = Number(process.env.DISKTRO_DIR_ATTR_TIMEOUT ?? DIR_ATTR_TIMEOUT_S)
+    this.dirAttrHeldAtMount = dirAttrTimeout(Number.isFinite(dirSeconds) && dirSeconds >= 0 ? dirSeconds : DIR_ATTR_TIMEOUT_S)
     const fuse = new Fuse(mountpoint, ops, {
       // fuse-native joins options with commas, so fsname carries the ones it
       // has no setting for: 128 KiB writes and our inode numbers, and
@@ -378,6 +388,10 @@ export class DisktroNode {
         const [hits, misses, behind, creates, absent] = this.attrCache.stats()
         this.log(`attribute cache: ${hits} getattrs answered from it, ${absent} answered ENOENT, ${misses} passed to the VFS; ${behind} chmod, chown and utimens and ${creates} creates answered at once`)
         this.attrCache = null
+      }
+      if (this.dirAttrHeldAtMount !== null) {
+        const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount
+        this.log(`${held} directory attribute replies held by the kernel`)
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }

@@ -190,13 +190,21 @@ function preloadLibfuse (): string[] {
 /** Load fuse-native (cached). Throws a one-line "cannot load libfuse: ..." Error. */
 export function loadFuse (): FuseModule {
   if (cached) return cached
-  const preloadErrors = preloadLibfuse()
   let Fuse: FuseModule
   try {
+    // The patched addon finds libfuse through its rpath, and libfuse then
+    // stays out of the global scope: the addon's fuse_reply_attr and
+    // fuse_reply_entry come first for libfuse's own calls (scripts/build-fuse.cjs (k)).
     Fuse = require('fuse-native') as FuseModule
-  } catch (err) {
-    const extra = preloadErrors.length ? ` (preload: ${preloadErrors.join('; ')})` : ''
-    throw new Error(`cannot load libfuse: ${firstLine(err)}${extra}`)
+  } catch {
+    // The stock addon has no rpath: libfuse must be there before it.
+    const preloadErrors = preloadLibfuse()
+    try {
+      Fuse = require('fuse-native') as FuseModule
+    } catch (err) {
+      const extra = preloadErrors.length ? ` (preload: ${preloadErrors.join('; ')})` : ''
+      throw new Error(`cannot load libfuse: ${firstLine(err)}${extra}`)
+    }
   }
   // fuse-native's static unmount shells out to `fusermount -uz`, which may not be
   // on PATH; instance.unmount() and the `force` option go through it.
@@ -326,6 +334,17 @@ export function setAnswerSpin (microseconds: number): boolean {
   const b = patchedFunctions<{ fuse_native_spin (ns: number): void }>(['fuse_native_spin'])
   b?.fuse_native_spin(Math.max(0, Math.round(microseconds * 1000)))
   return b !== null
+}
+
+/**
+ * How long, in seconds, the kernel may hold a directory's attributes
+ * (scripts/build-fuse.cjs (k)); a negative number leaves the setting. Returns
+ * how many replies the addon has given that timeout so far, or null when the
+ * addon has no such patch (every reply then carries attr_timeout, 0).
+ */
+export function dirAttrTimeout (seconds: number): number | null {
+  const b = patchedFunctions<{ fuse_native_dir_attr_timeout (seconds: number): number }>(['fuse_native_dir_attr_timeout'])
+  return b === null ? null : b.fuse_native_dir_attr_timeout(Number.isFinite(seconds) ? seconds : -1)
 }
 
 /**

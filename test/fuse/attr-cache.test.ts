@@ -160,6 +160,30 @@ t.test('a model test: stats always show the last change', async t => {
   t.ok(hits > 0, `the cache answered ${hits} of those getattrs`)
 })
 
+// Directories' attributes are held by the kernel for a second (scripts/build-fuse.cjs
+// (k)): with default_permissions, a path's every ancestor was fetched again on
+// every system call that walked it. The same listing, with it and without it.
+t.test('ls -lR: directories\' attributes are held by the kernel, not fetched per path', async t => {
+  if (!await requireFuse(t)) return
+  const first = await Mount.start(t)
+  await sh(`cd '${first.dir}' && for d in 1 2 3 4; do mkdir -p a/b/c$d; for i in $(seq 1 50); do echo $i > a/b/c$d/f$i; done; done`)
+  await first.stop()
+  const listing = async (env: NodeJS.ProcessEnv): Promise<{ getattrs: number, held: number, out: string }> => {
+    const m = await Mount.start(t, { dataDir: first.dataDir, env })
+    const out = await sh(`cd '${m.dir}' && ls -lR a | grep -c '^-'`)
+    await m.stop()
+    const held = /(\d+) directory attribute replies held by the kernel/.exec(m.stdout + m.stderr)
+    return { getattrs: cacheStats(m)?.[0] ?? 0, held: held ? Number(held[1]) : -1, out: out.trim() }
+  }
+  const off = await listing({ DISKTRO_DIR_ATTR_TIMEOUT: '0' })
+  const on = await listing({})
+  t.equal(off.out, '200', 'the listing shows the 200 files')
+  t.equal(on.out, '200', 'and so it does with directories held')
+  t.equal(off.held, 0, 'with DISKTRO_DIR_ATTR_TIMEOUT=0 no reply is held')
+  t.ok(on.held > 0, `by default, ${on.held} replies for directories were held`)
+  t.ok(on.getattrs * 2 < off.getattrs, `the addon answered ${on.getattrs} getattrs with directories held, ${off.getattrs} without`)
+})
+
 // Another member's change reaches this one as a merge of its log, not through
 // FUSE: the merge invalidates the cache (node.ts, LmdbNamespace.onTreeChange).
 t.test('a stat here shows another member\'s change', async t => {
@@ -183,6 +207,15 @@ t.test('a stat here shows another member\'s change', async t => {
   await writeFile(ma.path('w', 'from-a.txt'), 'hello\n')
   await until('B sees A\'s file in the directory B made', async () => (await stat(mb.path('w', 'from-a.txt')).catch(() => null))?.size === 6, 60_000)
   t.pass('a name another member created shows up in a directory known whole')
+  // B's kernel holds w's attributes for up to a second (scripts/build-fuse.cjs
+  // (k)); a subdirectory A makes shows in w's link count within that, once B
+  // has it.
+  t.equal((await stat(mb.path('w'))).nlink, 2, 'B shows w with no subdirectory')
+  await sh(`mkdir '${ma.path('w', 'sub')}'`)
+  await until('B sees A\'s subdirectory', async () => (await stat(mb.path('w', 'sub')).catch(() => null))?.isDirectory() === true, 60_000)
+  const seen = Date.now()
+  await until('B\'s stat of w counts it', async () => (await stat(mb.path('w'))).nlink === 3, 5_000)
+  t.ok(Date.now() - seen < 2_000, `w's link count followed within ${Date.now() - seen} ms of the subdirectory showing`)
 })
 
 // A directory made through the mount is known whole to the addon, which
