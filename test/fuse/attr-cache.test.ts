@@ -214,8 +214,9 @@ t.test('a stat here shows another member\'s change', async t => {
   await sh(`mkdir '${ma.path('w', 'sub')}'`)
   await until('B sees A\'s subdirectory', async () => (await stat(mb.path('w', 'sub')).catch(() => null))?.isDirectory() === true, 60_000)
   const seen = Date.now()
-  await until('B\'s stat of w counts it', async () => (await stat(mb.path('w'))).nlink === 3, 5_000)
-  t.ok(Date.now() - seen < 2_000, `w's link count followed within ${Date.now() - seen} ms of the subdirectory showing`)
+  await until('B\'s stat of w counts it', async () => (await stat(mb.path('w'))).nlink === 3, 10_000)
+  // 1 s held, plus the polling and a loaded machine's slack.
+  t.ok(Date.now() - seen < 4_000, `w's link count followed within ${Date.now() - seen} ms of the subdirectory showing`)
 })
 
 // A directory made through the mount is known whole to the addon, which
