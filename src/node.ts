@@ -276,7 +276,8 @@ export class DisktroNode {
       // has no setting for: 128 KiB writes and our inode numbers, and
       // attr_timeout=0 (fuse-native drops a 0 attrTimeout): the high-level API
       // gives each hard link its own kernel inode, so a cached nlink/ctime of
-      // one name would go stale when another name is linked or unlinked.
+      // one name would go stale when another name is linked or unlinked
+      // (directories, which have one name, get DIR_ATTR_TIMEOUT_S from the addon).
       // The read-ahead's background requests get room too (fuse/read-ahead.ts).
       fsname: ['disktro,big_writes,use_ino,attr_timeout=0', backgroundOptions()].filter(Boolean).join(','),
       subtype: 'disktro',
@@ -392,6 +393,7 @@ export class DisktroNode {
       if (this.dirAttrHeldAtMount !== null) {
         const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount
         this.log(`${held} directory attribute replies held by the kernel`)
+        this.dirAttrHeldAtMount = null
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }
