@@ -1482,7 +1482,7 @@ NAPI_METHOD(fuse_native_dir_attr_timeout) {
 }
 `
   src = replaceOnce(src, 'NAPI_METHOD(fuse_native_mount) {', dirAttr + 'NAPI_METHOD(fuse_native_mount) {', 'fuse_native_mount definition (k)')
-  if (!src.startsWith('#define _GNU_SOURCE')) src = '#define _GNU_SOURCE /* disktro patch (k): dlvsym, RTLD_NEXT */\n' + src
+  src = '#define _GNU_SOURCE /* disktro patch (k): dlvsym, RTLD_NEXT */\n' + src
 
   // (j) loop end
   const loopEnd = `

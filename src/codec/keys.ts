@@ -9,6 +9,14 @@ export function readU64Key (b: Buffer, offset = 0): number {
   return Number(b.readBigUInt64BE(offset))
 }
 
+// An inode record's associated data (docs/format.md): 'i' and the inode's key.
+export function inodeAd (key: Buffer): Buffer {
+  const ad = Buffer.allocUnsafe(1 + key.length)
+  ad[0] = 0x69 // 'i'
+  key.copy(ad, 1)
+  return ad
+}
+
 export function pairKey (a: number, b: number): Buffer {
   const k = Buffer.allocUnsafe(16)
   k.writeBigUInt64BE(BigInt(a), 0)

@@ -5,7 +5,7 @@ import { encodeInode, decodeInode, type InodeAttrs } from '../codec/inode-record
 import { encodeDirent, decodeDirent } from '../codec/dirent-record.js'
 import { encodeBlockRef, decodeBlockRef, type BlockRef } from '../codec/block-record.js'
 import type { Change, StampedChange } from '../codec/change-record.js'
-import { u64Key, readU64Key, pairKey } from '../codec/keys.js'
+import { u64Key, readU64Key, pairKey, inodeAd } from '../codec/keys.js'
 import { fail } from '../errors.js'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import { HybridClock } from './hlc.js'
@@ -545,14 +545,6 @@ export interface TreeWriter {
   removeDirent: (parent: number, name: string) => void
   replaceBlocks: (ino: number, blocks: Array<{ index: number, id: Buffer, length: number }>) => number
   purge: (ino: number) => void
-}
-
-// An inode record's associated data: 'i' and the inode's key.
-function inodeAd (key: Buffer): Buffer {
-  const ad = Buffer.allocUnsafe(1 + key.length)
-  ad[0] = 0x69 // 'i'
-  key.copy(ad, 1)
-  return ad
 }
 
 export function isDir (mode: number): boolean {

@@ -5,7 +5,7 @@ import { open, seal } from '../crypto/aead.js'
 import { decodeInode, encodeInode, type InodeAttrs } from '../codec/inode-record.js'
 import { decodeDirent } from '../codec/dirent-record.js'
 import { decodeBlockRef } from '../codec/block-record.js'
-import { readU64Key, u64Key } from '../codec/keys.js'
+import { readU64Key, u64Key, inodeAd } from '../codec/keys.js'
 import { ROOT_INO } from '../meta/namespace.js'
 
 const S_IFMT = 0o170000
@@ -96,7 +96,7 @@ export class Fsck {
         this.checked.inodes++
         const ino = readU64Key(key as Buffer)
         try {
-          inodes.set(ino, decodeInode(open(keys.meta, value as Buffer, Buffer.concat([Buffer.from('i'), key as Buffer]))))
+          inodes.set(ino, decodeInode(open(keys.meta, value as Buffer, inodeAd(key as Buffer))))
         } catch {
           unreadable.add(ino)
           this.problem('inode-unreadable')
@@ -161,7 +161,7 @@ export class Fsck {
         if (a.blocks !== blocks) this.problem('blocks-wrong', repair ? () => { fixed = { ...fixed, blocks } } : undefined)
         if (fixed !== a) {
           const key = u64Key(ino)
-          s.inodes.putSync(key, seal(keys.meta, encodeInode(fixed), Buffer.concat([Buffer.from('i'), key])))
+          s.inodes.putSync(key, seal(keys.meta, encodeInode(fixed), inodeAd(key)))
         }
       }
 

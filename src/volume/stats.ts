@@ -2,6 +2,7 @@ import type { Volume } from './volume.js'
 import { open } from '../crypto/aead.js'
 import { decodeInode } from '../codec/inode-record.js'
 import { decodeBlockRef } from '../codec/block-record.js'
+import { inodeAd } from '../codec/keys.js'
 
 export interface VolumeStats {
   volumeId: string
@@ -26,7 +27,7 @@ export function volumeStats (v: Volume): VolumeStats {
   const s = v.store
   let files = 0; let directories = 0; let logicalBytes = 0
   for (const { key, value } of s.inodes.getRange({})) {
-    const a = decodeInode(open(v.full.keys.meta, value as Buffer, Buffer.concat([Buffer.from('i'), key as Buffer])))
+    const a = decodeInode(open(v.full.keys.meta, value as Buffer, inodeAd(key as Buffer)))
     if ((a.mode & S_IFMT) === 0o040000) directories++
     else if ((a.mode & S_IFMT) === 0o100000) { files++; logicalBytes += a.size }
   }

@@ -8,7 +8,7 @@ import { openNode } from '../helpers/node.js'
 import { disktro, tempDir, PASSWORD } from '../helpers/disktro.js'
 import { spawnDisktro } from '../helpers/cluster.js'
 import { Volume } from '../../src/volume/volume.js'
-import { u64Key, pairKey } from '../../src/codec/keys.js'
+import { u64Key, pairKey, inodeAd } from '../../src/codec/keys.js'
 import { seal } from '../../src/crypto/aead.js'
 import { encodeInode } from '../../src/codec/inode-record.js'
 import { encodeBlockRef } from '../../src/codec/block-record.js'
@@ -130,7 +130,7 @@ t.test('link and block counts, block maps of missing inodes, lost records', asyn
   const a = ns.lookup(ns.lookup(1, 'd')!, 'a')!
   const key = u64Key(a)
   v.store.txn(() => {
-    v.store.inodes.putSync(key, seal(meta, encodeInode({ ...ns.getAttrs(a)!, nlink: 7, blocks: 99 }), Buffer.concat([Buffer.from('i'), key])))
+    v.store.inodes.putSync(key, seal(meta, encodeInode({ ...ns.getAttrs(a)!, nlink: 7, blocks: 99 }), inodeAd(key)))
     const orphan = pairKey(99999, 0)
     v.store.blocks.putSync(orphan, seal(meta, encodeBlockRef({ id: ns.getBlock(a, 0)!.id, length: 10 }), orphan))
   })
