@@ -18,8 +18,8 @@ import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { DisktroNode } from '../src/node.js'
 import { DEFAULT_CONFIG } from '../src/config.js'
+import { ANSWERED_FH_BASE } from '../src/vfs/vfs.js'
 
-const FH_BASE = 0x40000000 // the addon's handles for creates it answers (build-fuse.cjs CB_FH_BASE)
 const PER_DIR = 100
 
 const argv = yargs(hideBin(process.argv))
@@ -54,7 +54,7 @@ async function round (n: number, dir: string, data: Buffer[]): Promise<Round> {
       if (i % PER_DIR === 0) vfs.mkdir(`/small/d${i / PER_DIR}`, 0o755)
       const path = `/small/d${Math.floor(i / PER_DIR)}/f${i}`
       const buf = data[i]
-      const fh = FH_BASE + i + 1
+      const fh = ANSWERED_FH_BASE + i + 1
       const time = Date.now()
       vfs.createAnswered(path, 0o600, fh, ns.allocIno(), time)
       if (vfs.writeNow(fh, buf, buf.length, 0, time) === null) await vfs.write(fh, buf, buf.length, 0, time)

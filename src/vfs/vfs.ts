@@ -8,6 +8,11 @@ import { BufferPool } from './buffer-pool.js'
 import { OpenFile } from './open-file.js'
 import { fail, isDisktroError } from '../errors.js'
 
+// Handles from here up are the FUSE layer's own: the patched addon numbers
+// the creates it answers itself from this base (scripts/build-fuse.cjs
+// CB_FH_BASE, createAnswered below); the VFS numbers its handles below it.
+export const ANSWERED_FH_BASE = 0x40000000
+
 export const S_IFMT = 0o170000
 export const S_IFREG = 0o100000
 export const S_IFDIR = 0o040000
@@ -388,8 +393,7 @@ export class Vfs {
       file.handles++
     }
     const fh = given ?? this.nextFh++
-    // Handles from 2^30 up are the FUSE layer's own (createAnswered).
-    if (this.nextFh >= 0x40000000) this.nextFh = 1
+    if (this.nextFh >= ANSWERED_FH_BASE) this.nextFh = 1
     this.handles.set(fh, { ino, file, path })
     return fh
   }
