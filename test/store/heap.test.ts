@@ -46,9 +46,12 @@ t.test('a mount writing 256 MiB takes a fraction of the page faults of glibc def
   const kept = await writeFaults(t, input)
   const plain = await writeFaults(t, input, 'off')
   // Measured here: 64,000 faults with the defaults, 13,500 kept (1 GiB: 115,000-240,000
-  // against 19,000-23,000, and 4.0-7.7 s against 1.9-2.7 s).
+  // against 19,000-23,000, and 4.0-7.7 s against 1.9-2.7 s). The defaults' count
+  // depends on load, the kept one hardly: at stop 23, 49,900-58,100 against
+  // 17,300-18,900 alone, but 31,420 against 16,930 beside the rest of the suite
+  // (tap --jobs=2). Without the kept heap the two counts are alike.
   t.comment(`daemon's minor faults for 256 MiB: ${kept} kept, ${plain} with glibc's defaults`)
-  t.ok(kept * 2 < plain, `kept: ${kept} faults, under half the defaults' ${plain}`)
+  t.ok(kept < plain * 0.7, `kept: ${kept} faults, under 70% of the defaults' ${plain}`)
 })
 
 // A fresh node process advises 32 MiB of shared memory (as the crypto
