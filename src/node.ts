@@ -5,11 +5,12 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, closeBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
+import { CloseBehind, type MarkStore } from './fuse/close-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
 import { raiseReadAhead, backgroundOptions } from './fuse/read-ahead.js'
 import { fail, isDisktroError } from './errors.js'
@@ -52,6 +53,7 @@ export interface MountOptions extends NodeOptions {
 export class DisktroNode {
   private fuse: FuseInstance | null = null
   private writeBehind: WriteBehind | null = null
+  private closeBehind: CloseBehind | null = null
   private readCache: ReadCache | null = null
   private attrCache: AttrCache | null = null
   private dirAttrHeldAtMount: number | null = null // the addon's count of held directory replies when mounted
@@ -252,15 +254,22 @@ export class DisktroNode {
     // So does the scrubber's background check.
     if (process.env.DISKTRO_SCRUB_DEFER !== '0') this.scrubber?.deferWhile(() => hot.busy)
     const attrCache = this.newAttrCache(vfs)
-    const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache)
+    const closeBehind = attrCache ? await this.startCloseBehind(vfs) : null
+    this.closeBehind = closeBehind
+    const onReleased = closeBehind ? (fh: number) => closeBehind.released(fh) : null
+    const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache, onReleased)
     const wb = writeBehindBinding()
     if (wb && ops.write && process.env.DISKTRO_WRITE_BEHIND !== '0') {
       // With the attribute cache, chmod, chown and utimens whose outcome it
       // can show are answered at once too (scripts/build-fuse.cjs (h)).
-      const apply = queuedAttrChanges(vfs, this.log)
+      // DISKTRO_CLOSE_BEHIND_HOLD=1 (tests): released files are never committed, so a kill -9 leaves them all to the redo log.
+      const apply = queuedAttrChanges(vfs, this.log, onReleased, process.env.DISKTRO_CLOSE_BEHIND_HOLD === '1')
       this.writeBehind = new WriteBehind(wb, queuedWrites(vfs, this.log), attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
-        : null, process.env.DISKTRO_WRITES_NOW !== '0' ? queuedWritesNow(vfs, this.log) : null)
+        : null, process.env.DISKTRO_WRITES_NOW !== '0' ? queuedWritesNow(vfs, this.log) : null,
+        // With close behind, tar x reaches the event loop only through the
+        // queue: its items are the burst that holds back background work.
+        closeBehind ? () => hot.touch() : undefined)
       this.writeBehind.start()
       if (attrCache && process.env.DISKTRO_CREATES_BEHIND !== '0') this.createsBehind(this.writeBehind, attrCache, vfs)
     }
@@ -302,6 +311,38 @@ export class DisktroNode {
 
   // Creates the addon answers itself (scripts/build-fuse.cjs (i)): it shows
   // inode numbers handed over ahead, one more after each create applied.
+  // WORK IN PROGRESS, opt-in (DISKTRO_CLOSE_BEHIND=1): close behind (fuse/close-behind.ts).
+  private async startCloseBehind (vfs: Vfs): Promise<CloseBehind | null> {
+    if (process.env.DISKTRO_CLOSE_BEHIND !== '1') return null
+    const binding = closeBehindBinding()
+    const access = this.volume.access
+    if (!binding || !access) return null
+    const sys = this.volume.store.sys
+    const keyOf = (seq: number): Buffer => {
+      const k = Buffer.alloc(13)
+      k.write('redo:')
+      k.writeBigUInt64BE(BigInt(seq), 5)
+      return k
+    }
+    const marks: MarkStore = {
+      // A mark rides in the next commit: until then nothing changed the
+      // file since its release committed it, so replaying its frame is harmless.
+      mark: seq => { access.ns.putWithNextCommit(keyOf(seq), Buffer.alloc(0)) },
+      marked: seq => sys.getBinary(keyOf(seq)) !== undefined,
+      clearMarks: upTo => {
+        this.volume.store.txn(() => {
+          const end = upTo === undefined ? Buffer.from('redo;') : keyOf(upTo + 1)
+          for (const k of sys.getKeys({ start: Buffer.from('redo:'), end })) sys.removeSync(k as Buffer)
+        })
+      }
+    }
+    return await CloseBehind.start(binding, this.volume.dataDir, access.keys.meta, marks, {
+      vfs,
+      exists: ino => access.ns.getAttrs(ino) !== undefined,
+      reserveIno: ino => access.ns.reserveIno(ino)
+    }, this.log)
+  }
+
   private createsBehind (wb: WriteBehind, attrCache: AttrCache, vfs: Vfs): void {
     const binding = createBehindBinding()
     const ns = this.volume.access?.ns
@@ -390,6 +431,10 @@ export class DisktroNode {
         this.log(`attribute cache: ${hits} getattrs answered from it, ${absent} answered ENOENT, ${misses} passed to the VFS; ${behind} chmod, chown and utimens and ${creates} creates answered at once`)
         this.attrCache = null
       }
+      if (this.closeBehind) {
+        const { frames, passed } = this.closeBehind.stats()
+        this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS; the log cut back ${this.closeBehind.truncations} times`)
+      }
       if (this.dirAttrHeldAtMount !== null) {
         const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount
         this.log(`${held} directory attribute replies held by the kernel`)
@@ -397,7 +442,7 @@ export class DisktroNode {
       }
       await this.drainWrites() // writes the kernel sent before the unmount, before the last flush
     }
-    await this.vfsOrNull?.flushAll().catch(e => this.log(`flush: ${(e as Error).message}`))
+    await this.vfsOrNull?.flushAll().then(() => { this.closeBehind?.finish(); this.closeBehind = null }, e => this.log(`flush: ${(e as Error).message}`))
     await this.control?.close()
     await this.scrubber?.close()
     await this.swarm?.close()

@@ -25,12 +25,7 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
   uv_mutex_lock(&dac.mut);
   uint64_t gen = __atomic_load_n(&dac.gen, __ATOMIC_SEQ_CST);
   if (disktro_ac_valid(s, path, gen)) {
-    uv_mutex_lock(&dwb.mut);
-    if (dwb.barrier_waiters == 0) {
-      disktro_wb_append(item);
-      queued = 1;
-    }
-    uv_mutex_unlock(&dwb.mut);
+    queued = disktro_wb_append_unless_draining(item);
     if (queued) {
       /* The file's other names (hard links) drop what they hold; this one
          shows the change. A global bump meanwhile leaves it stored under an
@@ -49,6 +44,7 @@ static int disktro_attr_behind (const char *path, const disktro_wb_item_t *proto
     free(item);
     return 0;
   }
+  disktro_clb_attr(path, proto); /* (l) */
   uv_async_send(&dwb.async);
   return 1;
 }
@@ -77,6 +73,7 @@ static int disktro_chmod (const char *path, mode_t mode) {
   it.a = (uint32_t) mode;
   it.t3 = disktro_now_ms();
   if (disktro_attr_behind(path, &it, disktro_predict_chmod)) return 0;
+  disktro_clb_bad(path, 0); /* (l) */
   return fuse_native_chmod(path, mode);
 }
 
@@ -88,6 +85,7 @@ static int disktro_chown (const char *path, uid_t uid, gid_t gid) {
   it.b = (uint32_t) gid;
   it.t3 = disktro_now_ms();
   if (disktro_attr_behind(path, &it, disktro_predict_chown)) return 0;
+  disktro_clb_bad(path, 0); /* (l) */
   return fuse_native_chown(path, uid, gid);
 }
 
@@ -106,6 +104,7 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
   it.t2 = disktro_utime_ms(&tv[1], it.t3);
   /* a time before 1970 goes the long way */
   if (it.t1 != -2 && it.t2 != -2 && disktro_attr_behind(path, &it, disktro_predict_utimens)) return 0;
+  disktro_clb_bad(path, 0); /* (l) */
   return fuse_native_utimens(path, tv);
 }
 
@@ -191,6 +190,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
     return 0;
   }
   info->fh = fh;
+  disktro_clb_start(fh, ino, path, (uint32_t) (mode & 07777), now); /* (l) */
   uv_async_send(&dwb.async);
   return 1;
 }

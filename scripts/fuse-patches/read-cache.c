@@ -55,6 +55,7 @@ static int disktro_read (const char *path, char *buf, size_t len, off_t offset, 
 }
 
 static int disktro_truncate (const char *path, off_t size) {
+  disktro_clb_bad(path, 0); /* (l) */
   disktro_rc_bump();
   int res = fuse_native_truncate(path, size);
   disktro_rc_bump();
@@ -62,6 +63,7 @@ static int disktro_truncate (const char *path, off_t size) {
 }
 
 static int disktro_ftruncate (const char *path, off_t size, struct fuse_file_info *info) {
+  disktro_clb_bad(NULL, info->fh); /* (l) */
   disktro_rc_bump();
   int res = fuse_native_ftruncate(path, size, info);
   disktro_rc_bump();

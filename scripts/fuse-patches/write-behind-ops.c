@@ -52,11 +52,18 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   uv_mutex_unlock(&dwb.mut);
   disktro_rc_bump(); /* after the write is outstanding: see (e) */
   if (!disktro_ac_write_predict(path, (uint64_t) offset + len, now)) disktro_ac_bump(); /* and (g) */
+  disktro_clb_write(info->fh, (uint64_t) offset, buf, (uint32_t) len, now); /* (l) */
   uv_async_send(&dwb.async);
   return (int) len;
 }
 
 static int disktro_flush (const char *path, struct fuse_file_info *info) {
+  if (disktro_clb_flush(info->fh)) { /* (l): in the redo log; a queued write's error still shows */
+    uv_mutex_lock(&dwb.mut);
+    int e = disktro_wb_take_err(info->fh);
+    uv_mutex_unlock(&dwb.mut);
+    return e;
+  }
   int err = disktro_wb_barrier_err(info->fh);
   int res = fuse_native_flush(path, info);
   return err != 0 ? err : res;
@@ -70,6 +77,25 @@ static int disktro_fsync (const char *path, int datasync, struct fuse_file_info 
 
 static int disktro_release (const char *path, struct fuse_file_info *info) {
   disktro_rc_bump(); /* the handle's cached blocks go with it */
+  if (disktro_clb_has_frame(info->fh) && dwb.attr_handler != NULL) {
+    /* (l): queued like a write; JS releases the file and marks its frame */
+    disktro_wb_item_t *item = calloc(1, sizeof(disktro_wb_item_t));
+    char *p = strdup(path);
+    int queued = 0;
+    if (item != NULL && p != NULL) {
+      item->kind = DISKTRO_WB_RELEASE;
+      item->path = p;
+      item->fh = info->fh;
+      item->a = (uint32_t) info->fh;
+      queued = disktro_wb_append_unless_draining(item);
+    }
+    if (queued) {
+      uv_async_send(&dwb.async);
+      return 0;
+    }
+    free(item);
+    free(p);
+  }
   disktro_wb_barrier_err(info->fh); /* an error nobody asked for goes with the handle */
   return fuse_native_release(path, info);
 }

@@ -28,6 +28,7 @@ typedef struct disktro_wb_item {
 #define DISKTRO_WB_CHOWN 2
 #define DISKTRO_WB_UTIMENS 3
 #define DISKTRO_WB_CREATE 4
+#define DISKTRO_WB_RELEASE 5 /* (l) */
 
 /* (i) creates behind */
 #define CB_INOS 256
@@ -88,6 +89,19 @@ static void disktro_wb_append (disktro_wb_item_t *item) {
   if (dwb.tail != NULL) dwb.tail->next = item; else dwb.head = item;
   dwb.tail = item;
   dwb.outstanding++;
+}
+
+/* Queues an item answered at once, unless an operation waits for the queue
+   to drain (then the caller goes to JS): 1 when queued. */
+static int disktro_wb_append_unless_draining (disktro_wb_item_t *item) {
+  int queued = 0;
+  uv_mutex_lock(&dwb.mut);
+  if (dwb.barrier_waiters == 0) {
+    disktro_wb_append(item);
+    queued = 1;
+  }
+  uv_mutex_unlock(&dwb.mut);
+  return queued;
 }
 
 /* Every operation but a queued write waits here for the writes before it. */

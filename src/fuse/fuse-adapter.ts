@@ -22,7 +22,7 @@ export interface AttrSink {
 // between them would take a core from the crypto workers).
 // `attrs` gets every getattr's answer, and a path's attributes right after
 // an operation that created or changed it: libfuse asks for them next.
-export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null): FuseOperations {
+export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null, onReleased: ((fh: number) => void) | null = null): FuseOperations {
   const fail = (op: string, path: string, e: unknown): number => errnoOf(log, op, path, e)
   // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
   function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
@@ -101,7 +101,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     flush: (path, fd, cb) => relay('flush', path, () => vfs.flush(fd), done(cb), cb),
     fsync: (path, _datasync, fd, cb) => relay('fsync', path, () => vfs.fsync(fd), done(cb), cb),
     fsyncdir: (path, _datasync, _fd, cb) => relay('fsyncdir', path, () => vfs.syncAll(), done(cb), cb),
-    release: (path, fd, cb) => relay('release', path, () => vfs.release(fd), done(cb), cb),
+    release: (path, fd, cb) => relay('release', path, () => released(vfs.release(fd), fd, onReleased), done(cb), cb),
     truncate: (path, size, cb) => relay('truncate', path, () => vfs.truncate(path, size), changed(path, cb), cb),
     ftruncate: (path, fd, size, cb) => relay('ftruncate', path, () => vfs.ftruncate(fd, size), changed(path, cb), cb),
     unlink: (path, cb) => relay('unlink', path, () => vfs.unlink(path), done(cb), cb),
@@ -154,13 +154,25 @@ export function queuedWritesNow (vfs: Vfs, log: Log): (path: string, fh: number,
 // already (fuse/write-behind.ts): with the change time the caller was shown,
 // as the attribute cache predicted it. A failure cannot reach the caller any
 // more, so it is always logged.
-export function queuedAttrChanges (vfs: Vfs, log: Log): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
-  const ops = ['', 'chmod', 'chown', 'utimens']
+// After a release (sync or not) is done: `onReleased` (close behind's mark).
+function released (r: void | Promise<void>, fh: number, onReleased: ((fh: number) => void) | null): void | Promise<void> {
+  if (onReleased === null) return r
+  if (r) return r.then(() => onReleased(fh))
+  onReleased(fh)
+}
+
+export function queuedAttrChanges (vfs: Vfs, log: Log, onReleased: ((fh: number) => void) | null = null, holdReleases = false): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
+  const ops = ['', 'chmod', 'chown', 'utimens', '', 'release']
   return (kind, path, a, b, atime, mtime, ctime) => {
     try {
       if (kind === 1) vfs.chmod(path, a, ctime)
       else if (kind === 2) vfs.chown(path, a, b, ctime)
       else if (kind === 3) vfs.utimens(path, atime < 0 ? undefined : atime, mtime < 0 ? undefined : mtime, ctime)
+      else if (kind === 5) { // a release the addon answered (close behind)
+        if (holdReleases) return 0 // tests: the file stays open, uncommitted, as if the daemon were slow
+        const r = released(vfs.release(a), a, onReleased)
+        if (r) r.catch(e => errnoOf(log, 'release', `${path} (answered already)`, e, true))
+      }
       else throw new DisktroError('EINVAL', `unknown queued change ${kind}`)
       return 0
     } catch (e) {

@@ -1,3 +1,4 @@
+import type { CloseBehindBinding } from './close-behind.js'
 // Robust loader for fuse-native.
 //
 // fuse-native's addon links libfuse.so.2 by SONAME. scripts/build-fuse.cjs
@@ -282,6 +283,11 @@ export interface CreateBehindBinding {
   fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number) => void, uid: number, gid: number): void
   // Returns how many inode numbers it holds now.
   fuse_native_cb_inos (inos: number[]): number
+}
+
+/** Close behind's entry points (scripts/build-fuse.cjs (l); work in progress). */
+export function closeBehindBinding (): CloseBehindBinding | null {
+  return patchedFunctions<CloseBehindBinding>(['fuse_native_clb_enable', 'fuse_native_clb_take', 'fuse_native_clb_stats'])
 }
 
 export function createBehindBinding (): CreateBehindBinding | null {

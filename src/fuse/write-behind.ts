@@ -37,7 +37,8 @@ export class WriteBehind {
     private readonly binding: WriteBehindBinding,
     private readonly write: QueuedWrite,
     private readonly attrs: AttrChangeApplier | null = null,
-    private readonly writeNow: QueuedWriteNow | null = null
+    private readonly writeNow: QueuedWriteNow | null = null,
+    private readonly onItem: () => void = () => {} // every queued item: the event loop is busy (fuse/hot-loop.ts)
   ) {}
 
   start (): void {
@@ -58,6 +59,7 @@ export class WriteBehind {
   // After every write queued before it (the chains of all handles). With
   // `fh`, later writes to that handle wait for it.
   private applyAttrs (item: unknown, apply: () => number, fh?: number): void {
+    this.onItem()
     const run = (): void => {
       let result: number
       try {
@@ -93,6 +95,7 @@ export class WriteBehind {
   }
 
   private apply (item: unknown, path: string, fh: number, buf: Buffer, offset: number, time: number): void {
+    this.onItem()
     // Nothing of this handle pending: the write may be done at once, and
     // then nothing after it waits (tar x: its chown, chmod and utimens).
     if (this.writeNow && !this.chains.has(fh)) {

@@ -159,6 +159,20 @@ export class LmdbNamespace implements Namespace {
     this.inoBound = null
   }
 
+  // `sys` entries written in the next commit's transaction (close behind's
+  // marks, fuse/close-behind.ts): they become durable no later than any
+  // later change to the tree.
+  putWithNextCommit (key: Buffer, value: Buffer): void {
+    this.withNextCommit.push([key, value])
+  }
+
+  private readonly withNextCommit: Array<[Buffer, Buffer]> = []
+
+  // Inode numbers up to `ino` are taken (one the redo log's replay gives a file).
+  reserveIno (ino: number): void {
+    if (this.nextIno <= ino) this.nextIno = ino + 1
+  }
+
   allocIno (): number {
     return this.nextIno++
   }
@@ -181,7 +195,9 @@ export class LmdbNamespace implements Namespace {
         this.journal?.(stamped)
         this.apply(stamped)
         this.leaseHlc(stamped.hlc)
+        for (const [k, v] of this.withNextCommit) this.store.sys.putSync(k, v)
       })
+      this.withNextCommit.length = 0
     } catch (e) {
       this.dropCaches()
       for (const fn of this.abortListeners) fn()
@@ -217,8 +233,10 @@ export class LmdbNamespace implements Namespace {
         next.writeDoubleLE(this.nextIno)
         this.store.sys.putSync(Buffer.from('nextIno'), next)
         this.inoBound = this.nextIno
+        for (const [k, v] of this.withNextCommit) this.store.sys.putSync(k, v)
         return out
       })
+      this.withNextCommit.length = 0
     } catch (e) {
       this.dropCaches()
       for (const fn of this.wideListeners) fn()

@@ -290,6 +290,22 @@ export class Vfs {
     this.openIno(ino, path, O_RDWR, fh)
   }
 
+  // The inode at `path`, or undefined when there is none.
+  inoOf (path: string): number | undefined {
+    try {
+      return this.resolve(path)
+    } catch {
+      return undefined
+    }
+  }
+
+  // The inode opened under handle `fh`, one of the FUSE layer's (the redo
+  // log's replay, fuse/close-behind.ts).
+  reopen (ino: number, path: string, fh: number): number {
+    if (this.handles.has(fh)) throw fail('EINVAL', `${path}: file handle ${fh} is in use`)
+    return this.openIno(ino, path, O_RDWR, fh)
+  }
+
   symlink (target: string, path: string): void {
     this.mknode(path, S_IFLNK | 0o777, 0, target)
   }

@@ -1,0 +1,294 @@
+
+/* disktro patch: close behind (see scripts/build-fuse.cjs (l); WORK IN PROGRESS, opt-in).
+   A handle from a create this addon answered (i) keeps a copy of what was
+   queued for it: the create, its writes, and the attribute changes of its
+   path. At FLUSH the copy is sealed into one frame (ChaCha20-Poly1305,
+   OpenSSL as node exports it) and appended to the redo log with one
+   write(2), and FLUSH is answered here: the data survives kill -9 from
+   then on. RELEASE is queued for JS like a write (DISKTRO_WB_RELEASE); JS
+   releases the file (which commits it) and marks the frame applied.
+   Frame: u32 length of the rest | u64 seq | 12-byte nonce (4 random, seq) |
+   ciphertext | 16-byte tag; associated data: the 8 seq bytes.
+   Plaintext: "DCB1" | u64 fh | u64 ino | u32 mode | f64 time | u16 path
+   length | path | records: 1 write (f64 time | u64 offset | u32 length |
+   data), 2 attribute change (u8 kind | u32 a | u32 b | f64 t1 t2 t3). */
+#include <openssl/evp.h>
+
+#define CLB_SLOTS 512 /* handles between create and JS's release; past them closes go to JS */
+#define CLB_MAX_BYTES (60 * 1024) /* data a handle may write and still close behind */
+
+typedef struct {
+  int used;
+  int bad; /* something happened to it that the copy cannot show */
+  uint64_t fh;
+  uint64_t path_hash;
+  char *path;
+  uint8_t *buf;
+  size_t len, cap;
+  uint64_t written; /* bytes of data in the copy */
+  uint64_t last_seq; /* its last frame, 0: none yet */
+} disktro_clb_slot_t;
+
+static struct {
+  int enabled;
+  int fd;
+  uint8_t key[32];
+  uint8_t prefix[4];
+  uint64_t seq;
+  uv_mutex_t mut;
+  disktro_clb_slot_t slots[CLB_SLOTS];
+  uint64_t frames, flushes_passed;
+} dclb;
+
+static uint64_t disktro_clb_hash (const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  while (*s) h = (h ^ (uint8_t) *s++) * 1099511628211ull;
+  return h;
+}
+
+/* Slots are probed from the handle's own: most finds look at one. */
+static disktro_clb_slot_t *disktro_clb_find (uint64_t fh) {
+  for (int k = 0; k < CLB_SLOTS; k++) {
+    disktro_clb_slot_t *s = &dclb.slots[(fh + k) % CLB_SLOTS];
+    if (s->used && s->fh == fh) return s;
+  }
+  return NULL;
+}
+
+static disktro_clb_slot_t *disktro_clb_find_path (const char *path) {
+  uint64_t h = disktro_clb_hash(path);
+  for (int i = 0; i < CLB_SLOTS; i++) {
+    disktro_clb_slot_t *s = &dclb.slots[i];
+    if (s->used && s->path_hash == h && strcmp(s->path, path) == 0) return s;
+  }
+  return NULL;
+}
+
+static int disktro_clb_put (disktro_clb_slot_t *s, const void *p, size_t n) {
+  if (s->bad) return 0;
+  if (s->len + n > s->cap) {
+    size_t cap = s->cap * 2;
+    while (cap < s->len + n) cap *= 2;
+    uint8_t *b = realloc(s->buf, cap);
+    if (b == NULL) {
+      s->bad = 1;
+      return 0;
+    }
+    s->buf = b;
+    s->cap = cap;
+  }
+  memcpy(s->buf + s->len, p, n);
+  s->len += n;
+  return 1;
+}
+
+static void disktro_clb_drop (disktro_clb_slot_t *s) {
+  free(s->path);
+  free(s->buf);
+  memset(s, 0, sizeof(*s));
+}
+
+/* (i) answered a create: its copy starts. */
+static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint32_t mode, double time) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = NULL;
+  for (int k = 0; k < CLB_SLOTS && s == NULL; k++) if (!dclb.slots[(fh + k) % CLB_SLOTS].used) s = &dclb.slots[(fh + k) % CLB_SLOTS];
+  if (s != NULL) {
+    s->used = 1;
+    s->fh = fh;
+    s->path_hash = disktro_clb_hash(path);
+    s->path = strdup(path);
+    s->cap = 4096;
+    s->buf = malloc(s->cap);
+    uint16_t plen = (uint16_t) strlen(path);
+    if (s->path == NULL || s->buf == NULL) {
+      s->bad = 1;
+    } else {
+      disktro_clb_put(s, "DCB1", 4);
+      disktro_clb_put(s, &fh, 8);
+      disktro_clb_put(s, &ino, 8);
+      disktro_clb_put(s, &mode, 4);
+      disktro_clb_put(s, &time, 8);
+      disktro_clb_put(s, &plen, 2);
+      disktro_clb_put(s, path, plen);
+    }
+  }
+  uv_mutex_unlock(&dclb.mut);
+}
+
+/* A queued write of a handle with a copy. */
+static void disktro_clb_write (uint64_t fh, uint64_t offset, const char *data, uint32_t len, double time) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && !s->bad) {
+    if (offset + len > CLB_MAX_BYTES || s->written + len > CLB_MAX_BYTES) {
+      s->bad = 1;
+    } else {
+      uint8_t type = 1;
+      disktro_clb_put(s, &type, 1);
+      disktro_clb_put(s, &time, 8);
+      disktro_clb_put(s, &offset, 8);
+      disktro_clb_put(s, &len, 4);
+      disktro_clb_put(s, data, len);
+      s->written += len;
+    }
+  }
+  uv_mutex_unlock(&dclb.mut);
+}
+
+/* A queued chmod, chown or utimens (h) of a path with a copy. */
+static void disktro_clb_attr (const char *path, const disktro_wb_item_t *it) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find_path(path);
+  if (s != NULL && !s->bad) {
+    uint8_t type = 2, kind = (uint8_t) it->kind;
+    disktro_clb_put(s, &type, 1);
+    disktro_clb_put(s, &kind, 1);
+    disktro_clb_put(s, &it->a, 4);
+    disktro_clb_put(s, &it->b, 4);
+    disktro_clb_put(s, &it->t1, 8);
+    disktro_clb_put(s, &it->t2, 8);
+    disktro_clb_put(s, &it->t3, 8);
+  }
+  uv_mutex_unlock(&dclb.mut);
+}
+
+/* A change the copy cannot show (went to JS the long way): that handle's
+   next FLUSH goes to JS too. By path or by handle. */
+static void disktro_clb_bad (const char *path, uint64_t fh) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = path != NULL ? disktro_clb_find_path(path) : disktro_clb_find(fh);
+  if (s != NULL) s->bad = 1;
+  uv_mutex_unlock(&dclb.mut);
+}
+
+/* FLUSH: 1 when the copy is in the redo log (answer here), 0: go to JS. */
+static int disktro_clb_flush (uint64_t fh) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return 0;
+  int done = 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && !s->bad) {
+    uint64_t seq = ++dclb.seq;
+    size_t total = 4 + 8 + 12 + s->len + 16;
+    uint8_t *frame = malloc(total);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (frame != NULL && ctx != NULL) {
+      uint32_t rest = (uint32_t) (total - 4);
+      memcpy(frame, &rest, 4);
+      memcpy(frame + 4, &seq, 8);
+      uint8_t *nonce = frame + 12;
+      memcpy(nonce, dclb.prefix, 4);
+      memcpy(nonce + 4, &seq, 8);
+      int n = 0, m = 0;
+      if (EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, dclb.key, nonce) == 1 &&
+          EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *) &seq, 8) == 1 &&
+          EVP_EncryptUpdate(ctx, frame + 24, &n, s->buf, (int) s->len) == 1 &&
+          EVP_EncryptFinal_ex(ctx, frame + 24 + n, &m) == 1 &&
+          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, frame + 24 + s->len) == 1) {
+        ssize_t w = write(dclb.fd, frame, total);
+        if (w == (ssize_t) total) {
+          s->last_seq = seq;
+          dclb.frames++;
+          done = 1;
+        }
+      }
+    }
+    if (ctx != NULL) EVP_CIPHER_CTX_free(ctx);
+    free(frame);
+  }
+  if (!done && s != NULL) dclb.flushes_passed++;
+  uv_mutex_unlock(&dclb.mut);
+  return done;
+}
+
+/* The last frame of the handle's copy (0: none), and the copy is dropped.
+   JS calls it when it releases a handle (fuse_native_clb_take). */
+static uint64_t disktro_clb_take (uint64_t fh) {
+  uint64_t seq = 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL) {
+    seq = s->last_seq;
+    disktro_clb_drop(s);
+  }
+  uv_mutex_unlock(&dclb.mut);
+  return seq;
+}
+
+/* Whether the handle has a frame in the log (its RELEASE must reach JS's marking). */
+static int disktro_clb_has_frame (uint64_t fh) {
+  int has = 0;
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && s->last_seq > 0) has = 1;
+  uv_mutex_unlock(&dclb.mut);
+  return has;
+}
+
+/* (fd of the redo log, open for appending; key: 32 bytes; prefix: 4 random bytes; first seq) */
+NAPI_METHOD(fuse_native_clb_enable) {
+  NAPI_ARGV(4)
+  NAPI_ARGV_INT32(fd, 0)
+  NAPI_ARGV_BUFFER(key, 1)
+  NAPI_ARGV_BUFFER(prefix, 2)
+  double first = 0;
+  napi_get_value_double(env, argv[3], &first);
+  if (key_len != 32 || prefix_len != 4 || fd < 0) return NULL;
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) uv_mutex_init(&dclb.mut);
+  uv_mutex_lock(&dclb.mut);
+  dclb.fd = fd;
+  memcpy(dclb.key, key, 32);
+  memcpy(dclb.prefix, prefix, 4);
+  dclb.seq = (uint64_t) first;
+  uv_mutex_unlock(&dclb.mut);
+  __atomic_store_n(&dclb.enabled, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* (fh) -> the handle's last frame's seq, 0 when none; the copy is dropped */
+NAPI_METHOD(fuse_native_clb_take) {
+  NAPI_ARGV(1)
+  double fh = 0;
+  napi_get_value_double(env, argv[0], &fh);
+  uint64_t seq = __atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST) ? disktro_clb_take((uint64_t) fh) : 0;
+  napi_value out;
+  napi_create_double(env, (double) seq, &out);
+  return out;
+}
+
+/* (header bytes to keep) -> the last seq written when the log was cut back
+   to its header, -1 when it was not: some handle's frame is not yet taken
+   (JS has not committed its file). Frames after the cut carry higher seqs. */
+NAPI_METHOD(fuse_native_clb_truncate) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_INT32(header, 0)
+  double out = -1;
+  if (__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) {
+    uv_mutex_lock(&dclb.mut);
+    int live = 0;
+    for (int i = 0; i < CLB_SLOTS && !live; i++) if (dclb.slots[i].used && dclb.slots[i].last_seq > 0) live = 1;
+    if (!live && ftruncate(dclb.fd, header) == 0) out = (double) dclb.seq;
+    uv_mutex_unlock(&dclb.mut);
+  }
+  napi_value v;
+  napi_create_double(env, out, &v);
+  return v;
+}
+
+/* [frames written, flushes of copied handles passed to JS] */
+NAPI_METHOD(fuse_native_clb_stats) {
+  napi_value out, v;
+  napi_create_array(env, &out);
+  napi_create_double(env, (double) dclb.frames, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_double(env, (double) dclb.flushes_passed, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
+}
+

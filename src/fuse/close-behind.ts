@@ -1,0 +1,239 @@
+import { openSync, readFileSync, writeSync, closeSync, ftruncateSync, existsSync, accessSync, unlinkSync, constants } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import sodium from 'sodium-native'
+import type { Vfs } from '../vfs/vfs.js'
+import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
+
+// WORK IN PROGRESS (branch close-behind-wip; opt-in, DISKTRO_CLOSE_BEHIND=1).
+//
+// Close behind (scripts/build-fuse.cjs (l), scripts/fuse-patches/close-behind.c):
+// the addon answers FLUSH of a small file it created itself once a sealed
+// copy of everything queued for the handle is in the redo log, so tar x does
+// not wait for the event loop at each close. Here: the log's key and header,
+// the marks of frames whose file JS has released (and so committed), and the
+// replay at mount of frames that were never marked.
+//
+// Log: "DRL1" | 24-byte salt | frames (close-behind.c). The frames' key is
+// derived from the volume's metadata key and the salt, so each log (a new
+// salt at every mount) has its own key, and the addon's nonces (a counter)
+// never repeat under one key.
+
+export interface CloseBehindBinding {
+  fuse_native_clb_enable (fd: number, key: Buffer, prefix: Buffer, firstSeq: number): void
+  fuse_native_clb_take (fh: number): number
+  fuse_native_clb_stats (): [number, number]
+  fuse_native_clb_truncate (headerBytes: number): number
+}
+
+export interface MarkStore {
+  mark (seq: number): void
+  marked (seq: number): boolean
+  clearMarks (upTo?: number): void
+}
+
+// The log is cut back to its header this often (in files released): then it
+// holds at most about this many small files' data while JS keeps up.
+const TRUNCATE_EVERY = 1000
+
+export interface ReplayTarget {
+  vfs: Vfs
+  exists (ino: number): boolean
+  reserveIno (ino: number): void
+}
+
+const MAGIC = Buffer.from('DRL1')
+const SALT_BYTES = 24
+const HEADER_BYTES = MAGIC.length + SALT_BYTES
+const SHM = '/dev/shm'
+
+// Where a data dir's redo log lives: in memory (/dev/shm) where there is
+// one. It must survive the daemon (kill -9), not the machine: what close
+// acknowledged is on disk no sooner without close behind either (LMDB
+// commits are not synced; fsync is, and goes through the event loop). On
+// disk it doubled what tar x wrote, and a `sync` waited for it.
+export function redoLogPath (dataDir: string): string {
+  const name = `disktro-redo-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}.log`
+  try {
+    accessSync(SHM, constants.W_OK)
+    return join(SHM, name)
+  } catch {
+    return join(dataDir, 'redo.log')
+  }
+}
+
+interface Frame {
+  seq: number
+  fh: number
+  ino: number
+  mode: number
+  time: number
+  path: string
+  records: Array<{ type: 1, time: number, offset: number, data: Buffer } | { type: 2, kind: number, a: number, b: number, t1: number, t2: number, t3: number }>
+}
+
+function keyOf (metaKey: Buffer, salt: Buffer): Buffer {
+  const out = Buffer.alloc(32)
+  sodium.crypto_generichash(out, Buffer.concat([Buffer.from('disktro redo log 1'), salt]), metaKey)
+  return out
+}
+
+// Every whole frame of a log, in order; a torn or foreign tail ends the list.
+export function readFrames (log: Buffer, metaKey: Buffer): Frame[] {
+  if (log.length < HEADER_BYTES || !log.subarray(0, MAGIC.length).equals(MAGIC)) return []
+  const key = keyOf(metaKey, log.subarray(MAGIC.length, HEADER_BYTES))
+  const frames: Frame[] = []
+  let o = HEADER_BYTES
+  while (o + 4 <= log.length) {
+    const rest = log.readUInt32LE(o)
+    if (rest < 8 + 12 + 16 || o + 4 + rest > log.length) break
+    const seqBytes = log.subarray(o + 4, o + 12)
+    const nonce = log.subarray(o + 12, o + 24)
+    const body = log.subarray(o + 24, o + 4 + rest - 16)
+    const tag = log.subarray(o + 4 + rest - 16, o + 4 + rest)
+    let plain: Buffer
+    try {
+      if (seqBytes.length !== 8) break
+      const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+      d.setAAD(seqBytes, { plaintextLength: body.length })
+      d.setAuthTag(tag)
+      plain = Buffer.concat([d.update(body), d.final()])
+    } catch {
+      break
+    }
+    const f = parseFrame(plain, Number(seqBytes.readBigUInt64LE(0)))
+    if (f === null) break
+    frames.push(f)
+    o += 4 + rest
+  }
+  return frames
+}
+
+function parseFrame (p: Buffer, seq: number): Frame | null {
+  try {
+    if (!p.subarray(0, 4).equals(Buffer.from('DCB1'))) return null
+    let o = 4
+    const fh = Number(p.readBigUInt64LE(o)); o += 8
+    const ino = Number(p.readBigUInt64LE(o)); o += 8
+    const mode = p.readUInt32LE(o); o += 4
+    const time = p.readDoubleLE(o); o += 8
+    const plen = p.readUInt16LE(o); o += 2
+    const path = p.subarray(o, o + plen).toString('utf8'); o += plen
+    const records: Frame['records'] = []
+    while (o < p.length) {
+      const type = p[o++]
+      if (type === 1) {
+        const t = p.readDoubleLE(o); o += 8
+        const offset = Number(p.readBigUInt64LE(o)); o += 8
+        const len = p.readUInt32LE(o); o += 4
+        if (o + len > p.length) return null
+        records.push({ type: 1, time: t, offset, data: Buffer.from(p.subarray(o, o + len)) }); o += len
+      } else if (type === 2) {
+        const kind = p[o++]
+        const a = p.readUInt32LE(o); o += 4
+        const b = p.readUInt32LE(o); o += 4
+        const t1 = p.readDoubleLE(o); o += 8
+        const t2 = p.readDoubleLE(o); o += 8
+        const t3 = p.readDoubleLE(o); o += 8
+        records.push({ type: 2, kind, a, b, t1, t2, t3 })
+      } else {
+        return null
+      }
+    }
+    return { seq, fh, ino, mode, time, path, records }
+  } catch {
+    return null
+  }
+}
+
+// Applies the last frame of every handle that was never marked released;
+// returns how many files it applied.
+export async function replay (frames: Frame[], marks: MarkStore, t: ReplayTarget, log: (line: string) => void): Promise<number> {
+  const last = new Map<number, Frame>()
+  for (const f of frames) last.set(f.fh, f)
+  let applied = 0
+  let n = 0
+  for (const f of [...last.values()].sort((x, y) => x.seq - y.seq)) {
+    if (marks.marked(f.seq)) continue
+    t.reserveIno(f.ino)
+    const fh = ANSWERED_FH_BASE + (++n)
+    try {
+      if (!t.exists(f.ino)) t.vfs.createAnswered(f.path, f.mode, fh, f.ino, f.time)
+      else t.vfs.reopen(f.ino, f.path, fh)
+      for (const r of f.records) {
+        if (r.type === 1) {
+          await t.vfs.write(fh, r.data, r.data.length, r.offset, r.time)
+        } else if (t.vfs.inoOf(f.path) === f.ino) { // not a file that took the name since
+          try {
+            if (r.kind === 1) t.vfs.chmod(f.path, r.a, r.t3)
+            else if (r.kind === 2) t.vfs.chown(f.path, r.a, r.b, r.t3)
+            else if (r.kind === 3) t.vfs.utimens(f.path, r.t1 < 0 ? undefined : r.t1, r.t2 < 0 ? undefined : r.t2, r.t3)
+          } catch {}
+        }
+      }
+      await t.vfs.release(fh)
+      applied++
+    } catch (e) {
+      log(`redo log: ${f.path} (inode ${f.ino}) could not be replayed: ${(e as Error).message}`)
+    }
+  }
+  return applied
+}
+
+// At mount, before the addon serves anything: replays the log left by the
+// last run, starts a new one, and hands it to the addon.
+export class CloseBehind {
+  private constructor (private readonly binding: CloseBehindBinding, private readonly marks: MarkStore, private readonly fd: number, private readonly file: string) {}
+
+  static async start (binding: CloseBehindBinding, dataDir: string, metaKey: Buffer, marks: MarkStore, target: ReplayTarget, log: (line: string) => void): Promise<CloseBehind> {
+    const file = redoLogPath(dataDir)
+    if (existsSync(file)) {
+      const frames = readFrames(readFileSync(file), metaKey)
+      if (frames.length > 0) {
+        const applied = await replay(frames, marks, target, log)
+        log(`redo log: ${frames.length} frames read, ${applied} files applied that the last run had acknowledged and not committed`)
+      }
+    }
+    const fd = openSync(file, 'a', 0o600)
+    ftruncateSync(fd, 0)
+    const salt = randomBytes(SALT_BYTES)
+    writeSync(fd, Buffer.concat([MAGIC, salt]))
+    marks.clearMarks()
+    binding.fuse_native_clb_enable(fd, keyOf(metaKey, salt), Buffer.alloc(4), 0)
+    return new CloseBehind(binding, marks, fd, file)
+  }
+
+  // JS released `fh` (its file is committed): its frame is not replayed.
+  released (fh: number): void {
+    const seq = this.binding.fuse_native_clb_take(fh)
+    if (seq <= 0) return
+    this.marks.mark(seq)
+    if (++this.sinceCut >= TRUNCATE_EVERY) this.cut()
+  }
+
+  private sinceCut = 0
+  truncations = 0
+
+  // Every frame in the log belongs to a file JS committed (the addon checks
+  // under its lock): the log starts again after its header, and the marks of
+  // the frames it dropped go.
+  private cut (): void {
+    const upTo = this.binding.fuse_native_clb_truncate(HEADER_BYTES)
+    if (upTo < 0) return
+    this.sinceCut = 0
+    this.truncations++
+    this.marks.clearMarks(upTo)
+  }
+
+  stats (): { frames: number, passed: number } {
+    const [frames, passed] = this.binding.fuse_native_clb_stats()
+    return { frames, passed }
+  }
+
+  // After a clean unmount: every file is committed, nothing is to be replayed.
+  finish (): void {
+    try { ftruncateSync(this.fd, 0) } catch {}
+    try { closeSync(this.fd) } catch {}
+    try { unlinkSync(this.file) } catch {}
+  }
+}
