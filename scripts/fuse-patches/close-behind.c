@@ -166,13 +166,11 @@ static void disktro_clb_bad (const char *path, uint64_t fh) {
   uv_mutex_unlock(&dclb.mut);
 }
 
-/* FLUSH: 1 when the copy is in the redo log (answer here), 0: go to JS. */
-static int disktro_clb_flush (uint64_t fh) {
-  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return 0;
+/* With dclb.mut held: the slot's copy sealed and appended as a new frame;
+   1 when written. */
+static int disktro_clb_write_frame (disktro_clb_slot_t *s) {
   int done = 0;
-  uv_mutex_lock(&dclb.mut);
-  disktro_clb_slot_t *s = disktro_clb_find(fh);
-  if (s != NULL && !s->bad) {
+  {
     uint64_t seq = ++dclb.seq;
     size_t total = 4 + 8 + 12 + s->len + 16;
     uint8_t *frame = malloc(total);
@@ -193,7 +191,6 @@ static int disktro_clb_flush (uint64_t fh) {
         ssize_t w = write(dclb.fd, frame, total);
         if (w == (ssize_t) total) {
           s->last_seq = seq;
-          dclb.frames++;
           done = 1;
         }
       }
@@ -201,7 +198,18 @@ static int disktro_clb_flush (uint64_t fh) {
     if (ctx != NULL) EVP_CIPHER_CTX_free(ctx);
     free(frame);
   }
-  if (!done && s != NULL) dclb.flushes_passed++;
+  return done;
+}
+
+/* FLUSH: 1 when the copy is in the redo log (answer here), 0: go to JS. */
+static int disktro_clb_flush (uint64_t fh) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return 0;
+  int done = 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && !s->bad) done = disktro_clb_write_frame(s);
+  if (done) dclb.frames++;
+  else if (s != NULL) dclb.flushes_passed++;
   uv_mutex_unlock(&dclb.mut);
   return done;
 }
@@ -262,18 +270,27 @@ NAPI_METHOD(fuse_native_clb_take) {
   return out;
 }
 
-/* (header bytes to keep) -> the last seq written when the log was cut back
-   to its header, -1 when it was not: some handle's frame is not yet taken
-   (JS has not committed its file). Frames after the cut carry higher seqs. */
+/* (header bytes to keep) -> the last seq before the cut when the log was
+   cut back to its header, -1 when it was not. A handle still open whose
+   frame JS has not taken gets its copy written again after the header (a
+   descriptor closed while a dup of it stays open); one whose copy stopped
+   following the file (bad) keeps the log as it is. Frames after the cut
+   carry higher seqs. */
 NAPI_METHOD(fuse_native_clb_truncate) {
   NAPI_ARGV(1)
   NAPI_ARGV_INT32(header, 0)
   double out = -1;
   if (__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) {
     uv_mutex_lock(&dclb.mut);
-    int live = 0;
-    for (int i = 0; i < CLB_SLOTS && !live; i++) if (dclb.slots[i].used && dclb.slots[i].last_seq > 0) live = 1;
-    if (!live && ftruncate(dclb.fd, header) == 0) out = (double) dclb.seq;
+    int stuck = 0;
+    for (int i = 0; i < CLB_SLOTS && !stuck; i++) if (dclb.slots[i].used && dclb.slots[i].last_seq > 0 && dclb.slots[i].bad) stuck = 1;
+    if (!stuck && ftruncate(dclb.fd, header) == 0) {
+      out = (double) dclb.seq;
+      for (int i = 0; i < CLB_SLOTS; i++) {
+        disktro_clb_slot_t *s = &dclb.slots[i];
+        if (s->used && s->last_seq > 0 && !disktro_clb_write_frame(s)) s->bad = 1; /* its next FLUSH goes to JS */
+      }
+    }
     uv_mutex_unlock(&dclb.mut);
   }
   napi_value v;

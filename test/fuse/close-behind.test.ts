@@ -7,7 +7,8 @@ import t from 'tap'
 import { mkdir, writeFile, readFile, truncate, stat, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { Mount, tempDir, sh, requireFuse } from '../helpers/disktro.js'
+import { Mount, tempDir, sh, requireFuse, sleep } from '../helpers/disktro.js'
+import { spawn } from 'node:child_process'
 import { readFrames, redoLogPath } from '../../src/fuse/close-behind.js'
 
 const envTimeout = Number(process.env.TAP_TIMEOUT ?? '30')
@@ -113,4 +114,43 @@ t.test('the log is cut back while the daemon keeps up, and stays correct', async
   const again = await Mount.start(t, { dataDir, mountpoint, env: ENV })
   await sh(`diff -r ${src} ${again.path('x')}`)
   t.pass('every file reads back after a remount')
+})
+
+// A descriptor closed while a dup of it stays open: that close is answered
+// from the log, and the file stays open (never released, never committed).
+const HOLD_OPEN = `
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, open(sys.argv[2], 'rb').read())
+os.close(os.dup(fd))
+print('closed', flush=True)
+time.sleep(600)
+`
+
+t.test('a file held open keeps what its first close acknowledged, and the log is still cut back', async t => {
+  if (!await requireFuse(t)) return
+  const base = await tempDir(t)
+  const files = 2400
+  const { src, tar } = await makeTree(base, files)
+  const dataDir = join(base, 'data')
+  const mountpoint = join(base, 'mnt')
+  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
+  const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  const body = Buffer.concat([Buffer.from(MARKER), randomBytes(5000)])
+  await writeFile(join(base, 'held.src'), body)
+  await mkdir(m.path('x'))
+  const py = spawn('python3', ['-c', HOLD_OPEN, m.path('x', 'held.bin'), join(base, 'held.src')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { py.kill('SIGKILL') })
+  let out = ''
+  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  for (let i = 0; i < 200 && !out.includes('closed'); i++) await sleep(50)
+  t.ok(out.includes('closed'), 'the dup was closed, the file is still open')
+  await sh(`tar xf ${tar} -C ${m.path('x')}`)
+  await sh(`diff -r ${src} ${m.path('x')} -x held.bin`)
+  const logBytes = (await stat(redoLogPath(dataDir))).size
+  t.ok(logBytes < files * 1500, `the log was cut back with the file open: ${logBytes} bytes after ${files} files`)
+  await m.kill9()
+  py.kill('SIGKILL')
+  const again = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  t.same(await readFile(again.path('x', 'held.bin')), body, 'what the first close acknowledged came back from the log')
 })
