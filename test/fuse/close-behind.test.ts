@@ -3,7 +3,7 @@
 // small file it created once a sealed copy is in the redo log. What a close
 // acknowledged survives kill -9 through the log's replay, and the log holds
 // no plaintext.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdir, writeFile, readFile, truncate, stat, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -31,6 +31,17 @@ async function makeTree (base: string, files = FILES): Promise<{ src: string, ta
   const tar = join(base, 'tree.tar')
   await sh(`tar cf ${tar} -C ${src} .`)
   return { src, tar }
+}
+
+// A tree of `files`, a data dir whose redo log goes at teardown, and a mount with close behind.
+async function mounted (t: Test, files: number): Promise<{ base: string, src: string, tar: string, dataDir: string, mountpoint: string, m: Mount }> {
+  const base = await tempDir(t)
+  const { src, tar } = await makeTree(base, files)
+  const dataDir = join(base, 'data')
+  const mountpoint = join(base, 'mnt')
+  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
+  const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  return { base, src, tar, dataDir, mountpoint, m }
 }
 
 t.test('closes answered from the redo log survive kill -9', async t => {
@@ -95,13 +106,8 @@ t.test('a torn last frame is ignored, the frames before it are read', async t =>
 
 t.test('the log is cut back while the daemon keeps up, and stays correct', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
   const files = 2400
-  const { src, tar } = await makeTree(base, files)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
-  const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  const { src, tar, dataDir, mountpoint, m } = await mounted(t, files)
   await mkdir(m.path('x'))
   await sh(`tar xf ${tar} -C ${m.path('x')}`)
   await sh(`diff -r ${src} ${m.path('x')}`)
@@ -129,13 +135,8 @@ time.sleep(600)
 
 t.test('a file held open keeps what its first close acknowledged, and the log is still cut back', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
   const files = 2400
-  const { src, tar } = await makeTree(base, files)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
-  const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  const { base, src, tar, dataDir, mountpoint, m } = await mounted(t, files)
   const body = Buffer.concat([Buffer.from(MARKER), randomBytes(5000)])
   await writeFile(join(base, 'held.src'), body)
   await mkdir(m.path('x'))
