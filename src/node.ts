@@ -309,16 +309,14 @@ export class DisktroNode {
     await raiseReadAhead(mountpoint)
   }
 
-  // Creates the addon answers itself (scripts/build-fuse.cjs (i)): it shows
-  // inode numbers handed over ahead, one more after each create applied.
-  // WORK IN PROGRESS, opt-in (DISKTRO_CLOSE_BEHIND=1): close behind (fuse/close-behind.ts).
+  // Close behind (fuse/close-behind.ts), opt-in: DISKTRO_CLOSE_BEHIND=1.
   private async startCloseBehind (vfs: Vfs): Promise<CloseBehind | null> {
     if (process.env.DISKTRO_CLOSE_BEHIND !== '1') return null
     const binding = closeBehindBinding()
     const access = this.volume.access
     if (!binding || !access) return null
     const sys = this.volume.store.sys
-    const keyOf = (seq: number): Buffer => {
+    const markKey = (seq: number): Buffer => {
       const k = Buffer.alloc(13)
       k.write('redo:')
       k.writeBigUInt64BE(BigInt(seq), 5)
@@ -327,11 +325,11 @@ export class DisktroNode {
     const marks: MarkStore = {
       // A mark rides in the next commit: until then nothing changed the
       // file since its release committed it, so replaying its frame is harmless.
-      mark: seq => { access.ns.putWithNextCommit(keyOf(seq), Buffer.alloc(0)) },
-      marked: seq => sys.getBinary(keyOf(seq)) !== undefined,
+      mark: seq => { access.ns.putWithNextCommit(markKey(seq), Buffer.alloc(0)) },
+      marked: seq => sys.getBinary(markKey(seq)) !== undefined,
       clearMarks: upTo => {
         this.volume.store.txn(() => {
-          const end = upTo === undefined ? Buffer.from('redo;') : keyOf(upTo + 1)
+          const end = upTo === undefined ? Buffer.from('redo;') : markKey(upTo + 1)
           for (const k of sys.getKeys({ start: Buffer.from('redo:'), end })) sys.removeSync(k as Buffer)
         })
       }
@@ -343,6 +341,8 @@ export class DisktroNode {
     }, this.log)
   }
 
+  // Creates the addon answers itself (scripts/build-fuse.cjs (i)): it shows
+  // inode numbers handed over ahead, one more after each create applied.
   private createsBehind (wb: WriteBehind, attrCache: AttrCache, vfs: Vfs): void {
     const binding = createBehindBinding()
     const ns = this.volume.access?.ns
@@ -432,8 +432,8 @@ export class DisktroNode {
         this.attrCache = null
       }
       if (this.closeBehind) {
-        const { frames, passed } = this.closeBehind.stats()
-        this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS; the log cut back ${this.closeBehind.truncations} times`)
+        const { frames, passed, truncations } = this.closeBehind.stats()
+        this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS; the log cut back ${truncations} times`)
       }
       if (this.dirAttrHeldAtMount !== null) {
         const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount

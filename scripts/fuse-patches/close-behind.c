@@ -1,5 +1,5 @@
 
-/* disktro patch: close behind (see scripts/build-fuse.cjs (l); WORK IN PROGRESS, opt-in).
+/* disktro patch: close behind (see scripts/build-fuse.cjs (l); opt-in from JS).
    A handle from a create this addon answered (i) keeps a copy of what was
    queued for it: the create, its writes, and the attribute changes of its
    path. At FLUSH the copy is sealed into one frame (ChaCha20-Poly1305,
@@ -7,7 +7,8 @@
    write(2), and FLUSH is answered here: the data survives kill -9 from
    then on. RELEASE is queued for JS like a write (DISKTRO_WB_RELEASE); JS
    releases the file (which commits it) and marks the frame applied.
-   Frame: u32 length of the rest | u64 seq | 12-byte nonce (4 random, seq) |
+   Frame: u32 length of the rest | u64 seq | 12-byte nonce (4 zero bytes, seq:
+   the key is new with each log, fuse/close-behind.ts) |
    ciphertext | 16-byte tag; associated data: the 8 seq bytes.
    Plaintext: "DCB1" | u64 fh | u64 ino | u32 mode | f64 time | u16 path
    length | path | records: 1 write (f64 time | u64 offset | u32 length |
@@ -33,7 +34,6 @@ static struct {
   int enabled;
   int fd;
   uint8_t key[32];
-  uint8_t prefix[4];
   uint64_t seq;
   uv_mutex_t mut;
   disktro_clb_slot_t slots[CLB_SLOTS];
@@ -170,34 +170,29 @@ static void disktro_clb_bad (const char *path, uint64_t fh) {
    1 when written. */
 static int disktro_clb_write_frame (disktro_clb_slot_t *s) {
   int done = 0;
-  {
-    uint64_t seq = ++dclb.seq;
-    size_t total = 4 + 8 + 12 + s->len + 16;
-    uint8_t *frame = malloc(total);
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (frame != NULL && ctx != NULL) {
-      uint32_t rest = (uint32_t) (total - 4);
-      memcpy(frame, &rest, 4);
-      memcpy(frame + 4, &seq, 8);
-      uint8_t *nonce = frame + 12;
-      memcpy(nonce, dclb.prefix, 4);
-      memcpy(nonce + 4, &seq, 8);
-      int n = 0, m = 0;
-      if (EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, dclb.key, nonce) == 1 &&
-          EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *) &seq, 8) == 1 &&
-          EVP_EncryptUpdate(ctx, frame + 24, &n, s->buf, (int) s->len) == 1 &&
-          EVP_EncryptFinal_ex(ctx, frame + 24 + n, &m) == 1 &&
-          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, frame + 24 + s->len) == 1) {
-        ssize_t w = write(dclb.fd, frame, total);
-        if (w == (ssize_t) total) {
-          s->last_seq = seq;
-          done = 1;
-        }
-      }
+  uint64_t seq = ++dclb.seq;
+  size_t total = 4 + 8 + 12 + s->len + 16;
+  uint8_t *frame = calloc(1, total);
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (frame != NULL && ctx != NULL) {
+    uint32_t rest = (uint32_t) (total - 4);
+    memcpy(frame, &rest, 4);
+    memcpy(frame + 4, &seq, 8);
+    uint8_t *nonce = frame + 12; /* 4 zero bytes (calloc), then the seq */
+    memcpy(nonce + 4, &seq, 8);
+    int n = 0, m = 0;
+    if (EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, dclb.key, nonce) == 1 &&
+        EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *) &seq, 8) == 1 &&
+        EVP_EncryptUpdate(ctx, frame + 24, &n, s->buf, (int) s->len) == 1 &&
+        EVP_EncryptFinal_ex(ctx, frame + 24 + n, &m) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, frame + 24 + s->len) == 1 &&
+        write(dclb.fd, frame, total) == (ssize_t) total) {
+      s->last_seq = seq;
+      done = 1;
     }
-    if (ctx != NULL) EVP_CIPHER_CTX_free(ctx);
-    free(frame);
   }
+  if (ctx != NULL) EVP_CIPHER_CTX_free(ctx);
+  free(frame);
   return done;
 }
 
@@ -239,21 +234,17 @@ static int disktro_clb_has_frame (uint64_t fh) {
   return has;
 }
 
-/* (fd of the redo log, open for appending; key: 32 bytes; prefix: 4 random bytes; first seq) */
+/* (fd of a new redo log, open for appending; key: 32 bytes, new with the log) */
 NAPI_METHOD(fuse_native_clb_enable) {
-  NAPI_ARGV(4)
+  NAPI_ARGV(2)
   NAPI_ARGV_INT32(fd, 0)
   NAPI_ARGV_BUFFER(key, 1)
-  NAPI_ARGV_BUFFER(prefix, 2)
-  double first = 0;
-  napi_get_value_double(env, argv[3], &first);
-  if (key_len != 32 || prefix_len != 4 || fd < 0) return NULL;
+  if (key_len != 32 || fd < 0) return NULL;
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) uv_mutex_init(&dclb.mut);
   uv_mutex_lock(&dclb.mut);
   dclb.fd = fd;
   memcpy(dclb.key, key, 32);
-  memcpy(dclb.prefix, prefix, 4);
-  dclb.seq = (uint64_t) first;
+  dclb.seq = 0;
   uv_mutex_unlock(&dclb.mut);
   __atomic_store_n(&dclb.enabled, 1, __ATOMIC_SEQ_CST);
   return NULL;
@@ -298,7 +289,7 @@ NAPI_METHOD(fuse_native_clb_truncate) {
   return v;
 }
 
-/* [frames written, flushes of copied handles passed to JS] */
+/* [frames written at FLUSH, flushes of copied handles passed to JS] */
 NAPI_METHOD(fuse_native_clb_stats) {
   napi_value out, v;
   napi_create_array(env, &out);

@@ -4,8 +4,10 @@ import { createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
 import type { Vfs } from '../vfs/vfs.js'
 import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
+import type { CloseBehindBinding } from './native.js'
 
-// WORK IN PROGRESS (branch close-behind-wip; opt-in, DISKTRO_CLOSE_BEHIND=1).
+// Opt-in (DISKTRO_CLOSE_BEHIND=1); its known gaps are in docs/benchmarks.md
+// ("Close behind, built").
 //
 // Close behind (scripts/build-fuse.cjs (l), scripts/fuse-patches/close-behind.c):
 // the addon answers FLUSH of a small file it created itself once a sealed
@@ -18,13 +20,6 @@ import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
 // derived from the volume's metadata key and the salt, so each log (a new
 // salt at every mount) has its own key, and the addon's nonces (a counter)
 // never repeat under one key.
-
-export interface CloseBehindBinding {
-  fuse_native_clb_enable (fd: number, key: Buffer, prefix: Buffer, firstSeq: number): void
-  fuse_native_clb_take (fh: number): number
-  fuse_native_clb_stats (): [number, number]
-  fuse_native_clb_truncate (headerBytes: number): number
-}
 
 export interface MarkStore {
   mark (seq: number): void
@@ -93,7 +88,6 @@ export function readFrames (log: Buffer, metaKey: Buffer): Frame[] {
     const tag = log.subarray(o + 4 + rest - 16, o + 4 + rest)
     let plain: Buffer
     try {
-      if (seqBytes.length !== 8) break
       const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
       d.setAAD(seqBytes, { plaintextLength: body.length })
       d.setAuthTag(tag)
@@ -199,7 +193,7 @@ export class CloseBehind {
     const salt = randomBytes(SALT_BYTES)
     writeSync(fd, Buffer.concat([MAGIC, salt]))
     marks.clearMarks()
-    binding.fuse_native_clb_enable(fd, keyOf(metaKey, salt), Buffer.alloc(4), 0)
+    binding.fuse_native_clb_enable(fd, keyOf(metaKey, salt))
     return new CloseBehind(binding, marks, fd, file)
   }
 
@@ -212,7 +206,7 @@ export class CloseBehind {
   }
 
   private sinceCut = 0
-  truncations = 0
+  private truncations = 0
 
   // Every frame in the log belongs to a file JS committed (the addon checks
   // under its lock): the log starts again after its header, and the marks of
@@ -225,9 +219,10 @@ export class CloseBehind {
     this.marks.clearMarks(upTo)
   }
 
-  stats (): { frames: number, passed: number } {
+  // Closes answered from the log, those of copied handles passed to JS, and cuts.
+  stats (): { frames: number, passed: number, truncations: number } {
     const [frames, passed] = this.binding.fuse_native_clb_stats()
-    return { frames, passed }
+    return { frames, passed, truncations: this.truncations }
   }
 
   // After a clean unmount: every file is committed, nothing is to be replayed.

@@ -150,10 +150,6 @@ export function queuedWritesNow (vfs: Vfs, log: Log): (path: string, fh: number,
   }
 }
 
-// Applies the chmod, chown and utimens calls the patched addon answered
-// already (fuse/write-behind.ts): with the change time the caller was shown,
-// as the attribute cache predicted it. A failure cannot reach the caller any
-// more, so it is always logged.
 // After a release (sync or not) is done: `onReleased` (close behind's mark).
 function released (r: void | Promise<void>, fh: number, onReleased: ((fh: number) => void) | null): void | Promise<void> {
   if (onReleased === null) return r
@@ -161,6 +157,11 @@ function released (r: void | Promise<void>, fh: number, onReleased: ((fh: number
   onReleased(fh)
 }
 
+// Applies the chmod, chown and utimens calls the patched addon answered
+// already (fuse/write-behind.ts): with the change time the caller was shown,
+// as the attribute cache predicted it; with close behind, the releases it
+// answered too (kind 5). A failure cannot reach the caller any more, so it
+// is always logged.
 export function queuedAttrChanges (vfs: Vfs, log: Log, onReleased: ((fh: number) => void) | null = null, holdReleases = false): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
   const ops = ['', 'chmod', 'chown', 'utimens', '', 'release']
   return (kind, path, a, b, atime, mtime, ctime) => {

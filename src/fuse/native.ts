@@ -1,4 +1,3 @@
-import type { CloseBehindBinding } from './close-behind.js'
 // Robust loader for fuse-native.
 //
 // fuse-native's addon links libfuse.so.2 by SONAME. scripts/build-fuse.cjs
@@ -285,9 +284,16 @@ export interface CreateBehindBinding {
   fuse_native_cb_inos (inos: number[]): number
 }
 
-/** Close behind's entry points (scripts/build-fuse.cjs (l); work in progress). */
+/** Close behind's entry points in the patched addon (scripts/build-fuse.cjs (l)). */
+export interface CloseBehindBinding {
+  fuse_native_clb_enable (fd: number, key: Buffer): void
+  fuse_native_clb_take (fh: number): number
+  fuse_native_clb_stats (): [number, number]
+  fuse_native_clb_truncate (headerBytes: number): number
+}
+
 export function closeBehindBinding (): CloseBehindBinding | null {
-  return patchedFunctions<CloseBehindBinding>(['fuse_native_clb_enable', 'fuse_native_clb_take', 'fuse_native_clb_stats'])
+  return patchedFunctions<CloseBehindBinding>(['enable', 'take', 'stats', 'truncate'].map(n => `fuse_native_clb_${n}`))
 }
 
 export function createBehindBinding (): CreateBehindBinding | null {

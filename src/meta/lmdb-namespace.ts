@@ -168,6 +168,11 @@ export class LmdbNamespace implements Namespace {
 
   private readonly withNextCommit: Array<[Buffer, Buffer]> = []
 
+  // Inside a commit's transaction: the entries held for it.
+  private putHeldForCommit (): void {
+    for (const [k, v] of this.withNextCommit) this.store.sys.putSync(k, v)
+  }
+
   // Inode numbers up to `ino` are taken (one the redo log's replay gives a file).
   reserveIno (ino: number): void {
     if (this.nextIno <= ino) this.nextIno = ino + 1
@@ -195,7 +200,7 @@ export class LmdbNamespace implements Namespace {
         this.journal?.(stamped)
         this.apply(stamped)
         this.leaseHlc(stamped.hlc)
-        for (const [k, v] of this.withNextCommit) this.store.sys.putSync(k, v)
+        this.putHeldForCommit()
       })
       this.withNextCommit.length = 0
     } catch (e) {
@@ -233,7 +238,7 @@ export class LmdbNamespace implements Namespace {
         next.writeDoubleLE(this.nextIno)
         this.store.sys.putSync(Buffer.from('nextIno'), next)
         this.inoBound = this.nextIno
-        for (const [k, v] of this.withNextCommit) this.store.sys.putSync(k, v)
+        this.putHeldForCommit()
         return out
       })
       this.withNextCommit.length = 0

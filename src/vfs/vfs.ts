@@ -285,9 +285,14 @@ export class Vfs {
   // A create the FUSE layer answered already, showing this inode number,
   // handle and time (fuse/write-behind.ts): made exactly so.
   createAnswered (path: string, mode: number, fh: number, ino: number, time: number): void {
-    if (this.handles.has(fh)) throw fail('EINVAL', `${path}: file handle ${fh} is in use`)
+    this.handleFree(fh, path)
     this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, undefined, { ino, time })
     this.openIno(ino, path, O_RDWR, fh)
+  }
+
+  // A handle the FUSE layer chose must not be one in use.
+  private handleFree (fh: number, path: string): void {
+    if (this.handles.has(fh)) throw fail('EINVAL', `${path}: file handle ${fh} is in use`)
   }
 
   // The inode at `path`, or undefined when there is none.
@@ -302,7 +307,7 @@ export class Vfs {
   // The inode opened under handle `fh`, one of the FUSE layer's (the redo
   // log's replay, fuse/close-behind.ts).
   reopen (ino: number, path: string, fh: number): number {
-    if (this.handles.has(fh)) throw fail('EINVAL', `${path}: file handle ${fh} is in use`)
+    this.handleFree(fh, path)
     return this.openIno(ino, path, O_RDWR, fh)
   }
 
