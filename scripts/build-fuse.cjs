@@ -94,6 +94,14 @@
 //       FLUSH to JS as before. tar x stops waiting for the event loop at
 //       each close: 2.67-3.90 s against 3.10-3.68 s, main thread 241-356
 //       against 296-348 ticks (10,000 files, alternating, 5 each).
+//   (m) the FUSE loop keeps its threads (scripts/fuse-patches/fuse-loop.c):
+//       libfuse 2.9's fuse_loop_mt ends any thread that finds more than 10
+//       idle and starts one whenever none is, so each burst of read-ahead
+//       (up to max_background requests at once) created and ended threads:
+//       244 for one cold 1 GiB read. Each new thread costs fuse-native a
+//       round trip through the event loop and a uv_async handle that is
+//       never closed, which every later wakeup of the event loop scans.
+//       Threads now serve until the session ends, at most 64.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -104,7 +112,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 14 // 14: + close behind (WIP); 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
+const MARKER_VERSION = 15 // 15: + the FUSE loop keeps its threads; 14: + close behind; 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
 const started = Date.now()
 
 function warn (msg) {
@@ -217,8 +225,10 @@ function patchSource (src) {
 
   // (j) loop end
   const loopEnd = part('loop-end.c')
+  // (m) the FUSE loop keeps its threads
+  const loop = part('fuse-loop.c')
   src = replaceOnce(src, 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n',
-    loopEnd + 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  fuse_loop_mt(ft->fuse);\n' +
+    loop + loopEnd + 'static void* start_fuse_thread (void *data) {\n  fuse_thread_t *ft = (fuse_thread_t *) data;\n  disktro_loop_mt(ft->fuse);\n' +
     '  napi_threadsafe_function end = disktro_loop_end_take(ft);\n' +
     '  if (end != NULL) {\n    napi_call_threadsafe_function(end, NULL, napi_tsfn_nonblocking);\n    napi_release_threadsafe_function(end, napi_tsfn_release);\n  }\n',
     'start_fuse_thread loop')
@@ -239,7 +249,7 @@ function patchSource (src) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
@@ -337,7 +347,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind and loop end in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind, close behind, loop end and a loop that keeps its threads in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

@@ -5,7 +5,7 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, closeBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, closeBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, fuseThreadsStarted, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
@@ -435,6 +435,8 @@ export class DisktroNode {
         const { frames, passed, truncations } = this.closeBehind.stats()
         this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS; the log cut back ${truncations} times`)
       }
+      const threads = fuseThreadsStarted()
+      if (threads !== null) this.log(`FUSE threads started: ${threads}`)
       if (this.dirAttrHeldAtMount !== null) {
         const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount
         this.log(`${held} directory attribute replies held by the kernel`)

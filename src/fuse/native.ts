@@ -360,6 +360,17 @@ export function dirAttrTimeout (seconds: number): number | null {
 }
 
 /**
+ * How many FUSE threads the patched addon's loop has started in this
+ * process, all mounts together (scripts/build-fuse.cjs (m): they serve until
+ * their mount ends, at most 64 a mount). Null when the addon runs libfuse's
+ * own loop.
+ */
+export function fuseThreadsStarted (): number | null {
+  const b = patchedFunctions<{ fuse_native_loop_threads (): number }>(['fuse_native_loop_threads'])
+  return b === null ? null : b.fuse_native_loop_threads()
+}
+
+/**
  * Calls `fn` once, on the event loop, when `fuse`'s FUSE loop returns: the
  * mount was unmounted by someone else (scripts/build-fuse.cjs (j)). False
  * when the addon has no such hook.
