@@ -83,7 +83,7 @@
 //       unlink, rmdir or rename in it; a change made elsewhere (a peer's,
 //       the dashboard's) shows after at most the timeout, as names already
 //       do (entry_timeout, 1 s).
-//   (l) close behind (opt-in from JS, fuse_native_clb_enable; DISKTRO_CLOSE_BEHIND=1,
+//   (l) close behind (from JS, fuse_native_clb_enable; on unless DISKTRO_CLOSE_BEHIND=0,
 //       src/fuse/close-behind.ts): a handle from a create answered here (i)
 //       keeps a copy of what was queued for it, up to 60 KiB of data; at
 //       FLUSH the copy is sealed (ChaCha20-Poly1305, OpenSSL from node's
@@ -91,7 +91,11 @@
 //       and FLUSH is answered here; RELEASE is queued for JS, which commits
 //       the file and marks the frame. A change the copy cannot show (a
 //       truncate, an attribute change that went to JS) sends that handle's
-//       FLUSH to JS as before. tar x stops waiting for the event loop at
+//       FLUSH to JS as before, and when the copy already wrote a frame, a
+//       checkpoint (queued item 6) goes ahead of the change: JS commits the
+//       file and marks the frame. fsync of such a handle writes a new frame
+//       first. While JS says room is low (fuse_native_clb_pause), every FLUSH
+//       goes to JS. tar x stops waiting for the event loop at
 //       each close: 2.67-3.90 s against 3.10-3.68 s, main thread 241-356
 //       against 296-348 ticks (10,000 files, alternating, 5 each).
 //   (m) the FUSE loop keeps its threads (scripts/fuse-patches/fuse-loop.c):
@@ -112,7 +116,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 15 // 15: + the FUSE loop keeps its threads; 14: + close behind; 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
+const MARKER_VERSION = 16 // 16: close behind's checkpoints and pause; 15: + the FUSE loop keeps its threads; 14: + close behind; 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
 const started = Date.now()
 
 function warn (msg) {
@@ -236,6 +240,10 @@ function patchSource (src) {
   src = replaceOnce(src, '  if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;', '  if (implemented[op_fsync]) ops.fsync = disktro_fsync;', 'fsync registration')
   src = replaceOnce(src, '  if (implemented[op_write]) ops.write = fuse_native_write;', '  if (implemented[op_write]) ops.write = disktro_write;', 'write registration')
   src = replaceOnce(src, '  if (implemented[op_release]) ops.release = fuse_native_release;', '  if (implemented[op_release]) ops.release = disktro_release;', 'release registration')
+  src = replaceOnce(src, '  if (implemented[op_open]) ops.open = fuse_native_open;', '  if (implemented[op_open]) ops.open = disktro_open;', 'open registration (l)')
+  src = replaceOnce(src, '  if (implemented[op_unlink]) ops.unlink = fuse_native_unlink;', '  if (implemented[op_unlink]) ops.unlink = disktro_unlink;', 'unlink registration (l)')
+  src = replaceOnce(src, '  if (implemented[op_rename]) ops.rename = fuse_native_rename;', '  if (implemented[op_rename]) ops.rename = disktro_rename;', 'rename registration (l)')
+  src = replaceOnce(src, '  if (implemented[op_link]) ops.link = fuse_native_link;', '  if (implemented[op_link]) ops.link = disktro_link;', 'link registration (l)')
   src = replaceOnce(src, '  if (implemented[op_chmod]) ops.chmod = fuse_native_chmod;', '  if (implemented[op_chmod]) ops.chmod = disktro_chmod;', 'chmod registration')
   src = replaceOnce(src, '  if (implemented[op_chown]) ops.chown = fuse_native_chown;', '  if (implemented[op_chown]) ops.chown = disktro_chown;', 'chown registration')
   src = replaceOnce(src, '  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;', '  if (implemented[op_getattr]) ops.getattr = disktro_getattr;', 'getattr registration')
@@ -248,7 +256,7 @@ function patchSource (src) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_pause)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')

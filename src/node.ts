@@ -263,7 +263,8 @@ export class DisktroNode {
       // With the attribute cache, chmod, chown and utimens whose outcome it
       // can show are answered at once too (scripts/build-fuse.cjs (h)).
       // DISKTRO_CLOSE_BEHIND_HOLD=1 (tests): released files are never committed, so a kill -9 leaves them all to the redo log.
-      const apply = queuedAttrChanges(vfs, this.log, onReleased, process.env.DISKTRO_CLOSE_BEHIND_HOLD === '1')
+      const onCheckpoint = closeBehind ? (fh: number, seq: number) => closeBehind.checkpoint(fh, seq, () => vfs.flush(fh)) : null
+      const apply = queuedAttrChanges(vfs, this.log, onReleased, process.env.DISKTRO_CLOSE_BEHIND_HOLD === '1', onCheckpoint)
       this.writeBehind = new WriteBehind(wb, queuedWrites(vfs, this.log), attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
         : null, process.env.DISKTRO_WRITES_NOW !== '0' ? queuedWritesNow(vfs, this.log) : null,
@@ -309,9 +310,9 @@ export class DisktroNode {
     await raiseReadAhead(mountpoint)
   }
 
-  // Close behind (fuse/close-behind.ts), opt-in: DISKTRO_CLOSE_BEHIND=1.
+  // Close behind (fuse/close-behind.ts); DISKTRO_CLOSE_BEHIND=0 turns it off.
   private async startCloseBehind (vfs: Vfs): Promise<CloseBehind | null> {
-    if (process.env.DISKTRO_CLOSE_BEHIND !== '1') return null
+    if (process.env.DISKTRO_CLOSE_BEHIND === '0') return null
     const binding = closeBehindBinding()
     const access = this.volume.access
     if (!binding || !access) return null
@@ -334,11 +335,18 @@ export class DisktroNode {
         })
       }
     }
-    return await CloseBehind.start(binding, this.volume.dataDir, access.keys.meta, marks, {
+    const cb = await CloseBehind.start(binding, this.volume.dataDir, access.keys.meta, marks, {
       vfs,
       exists: ino => access.ns.getAttrs(ino) !== undefined,
       reserveIno: ino => access.ns.reserveIno(ino)
     }, this.log)
+    const store = this.volume.store
+    const dataDir = this.volume.dataDir
+    cb.watchRoom(async () => {
+      const s = await statfs(dataDir)
+      return Math.min(store.roomLeft(), s.bavail * s.bsize)
+    }, this.log)
+    return cb
   }
 
   // Creates the addon answers itself (scripts/build-fuse.cjs (i)): it shows
@@ -432,8 +440,8 @@ export class DisktroNode {
         this.attrCache = null
       }
       if (this.closeBehind) {
-        const { frames, passed, truncations } = this.closeBehind.stats()
-        this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS; the log cut back ${truncations} times`)
+        const { frames, passed, checkpoints, truncations, pauses } = this.closeBehind.stats()
+        this.log(`close behind: ${frames} closes answered from the redo log, ${passed} passed to the VFS, ${checkpoints} checkpoints; the log cut back ${truncations} times; paused for room ${pauses} times`)
       }
       const threads = fuseThreadsStarted()
       if (threads !== null) this.log(`FUSE threads started: ${threads}`)

@@ -7,6 +7,12 @@
    write(2), and FLUSH is answered here: the data survives kill -9 from
    then on. RELEASE is queued for JS like a write (DISKTRO_WB_RELEASE); JS
    releases the file (which commits it) and marks the frame applied.
+   When a copy with a frame stops following its file (a truncate, a write
+   past CLB_MAX_BYTES, an attribute change that goes to JS: a descriptor
+   closed while a dup of it stays open), a checkpoint is queued ahead of
+   that change (DISKTRO_WB_CHECKPOINT): JS commits the file, marks the
+   frame and drops the copy before it applies the change, so the frame can
+   never be replayed over what came after it.
    Frame: u32 length of the rest | u64 seq | 12-byte nonce (4 zero bytes, seq:
    the key is new with each log, fuse/close-behind.ts) |
    ciphertext | 16-byte tag; associated data: the 8 seq bytes.
@@ -28,6 +34,7 @@ typedef struct {
   size_t len, cap;
   uint64_t written; /* bytes of data in the copy */
   uint64_t last_seq; /* its last frame, 0: none yet */
+  int releasing; /* its RELEASE is queued: JS marks its last frame before anything else reaches JS */
 } disktro_clb_slot_t;
 
 static struct {
@@ -37,7 +44,8 @@ static struct {
   uint64_t seq;
   uv_mutex_t mut;
   disktro_clb_slot_t slots[CLB_SLOTS];
-  uint64_t frames, flushes_passed;
+  uint64_t frames, flushes_passed, checkpoints;
+  int paused; /* little room left: closes go to JS, which reports ENOSPC */
 } dclb;
 
 static uint64_t disktro_clb_hash (const char *s) {
@@ -156,14 +164,65 @@ static void disktro_clb_attr (const char *path, const disktro_wb_item_t *it) {
   uv_mutex_unlock(&dclb.mut);
 }
 
-/* A change the copy cannot show (went to JS the long way): that handle's
-   next FLUSH goes to JS too. By path or by handle. */
+/* Queues a checkpoint of handle fh, whose frame seq its copy no longer
+   follows, ahead of whatever the caller queues or sends to JS next (it
+   waits for the queue). Past any operation waiting for the queue: one
+   item, not a stream. JS applies it with the handle's (fh, seq). */
+static void disktro_clb_checkpoint (uint64_t fh, uint64_t seq, char *path) {
+  disktro_wb_item_t *item = calloc(1, sizeof(disktro_wb_item_t));
+  if (item == NULL || path == NULL) { /* the frame stays unmarked until the release, as before */
+    free(item);
+    free(path);
+    return;
+  }
+  item->kind = DISKTRO_WB_CHECKPOINT;
+  item->path = path;
+  item->fh = fh;
+  item->a = (uint32_t) fh;
+  item->t1 = (double) seq;
+  uv_mutex_lock(&dwb.mut);
+  disktro_wb_append(item);
+  uv_mutex_unlock(&dwb.mut);
+  uv_async_send(&dwb.async);
+  __atomic_add_fetch(&dclb.checkpoints, 1, __ATOMIC_RELAXED);
+}
+
+/* With dclb.mut held: the slot's copy stops following its file. Returns the
+   seq of its last frame when it has one (then *path is a copy of its path
+   for the checkpoint), else 0. */
+static uint64_t disktro_clb_spoil (disktro_clb_slot_t *s, char **path) {
+  if (s == NULL || s->bad || s->releasing) return 0;
+  s->bad = 1;
+  if (s->last_seq == 0) return 0;
+  *path = strdup(s->path);
+  return s->last_seq;
+}
+
+/* A change the copy cannot show (goes to JS the long way): that handle's
+   next FLUSH goes to JS too, and a frame it wrote is checkpointed first.
+   By path or by handle. */
 static void disktro_clb_bad (const char *path, uint64_t fh) {
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  char *p = NULL;
   uv_mutex_lock(&dclb.mut);
   disktro_clb_slot_t *s = path != NULL ? disktro_clb_find_path(path) : disktro_clb_find(fh);
-  if (s != NULL) s->bad = 1;
+  uint64_t seq = disktro_clb_spoil(s, &p);
+  uint64_t sfh = s != NULL ? s->fh : 0;
   uv_mutex_unlock(&dclb.mut);
+  if (seq > 0) disktro_clb_checkpoint(sfh, seq, p);
+}
+
+/* Before a write of fh is queued: a write the copy will not take (past
+   CLB_MAX_BYTES) spoils it, with a checkpoint ahead of the write. */
+static void disktro_clb_write_check (uint64_t fh, uint64_t offset, uint32_t len) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  char *p = NULL;
+  uint64_t seq = 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && !s->bad && (offset + len > CLB_MAX_BYTES || s->written + len > CLB_MAX_BYTES)) seq = disktro_clb_spoil(s, &p);
+  uv_mutex_unlock(&dclb.mut);
+  if (seq > 0) disktro_clb_checkpoint(fh, seq, p);
 }
 
 /* With dclb.mut held: the slot's copy sealed and appended as a new frame;
@@ -202,11 +261,56 @@ static int disktro_clb_flush (uint64_t fh) {
   int done = 0;
   uv_mutex_lock(&dclb.mut);
   disktro_clb_slot_t *s = disktro_clb_find(fh);
-  if (s != NULL && !s->bad) done = disktro_clb_write_frame(s);
+  if (s != NULL && !s->bad && !dclb.paused) done = disktro_clb_write_frame(s);
   if (done) dclb.frames++;
   else if (s != NULL) dclb.flushes_passed++;
   uv_mutex_unlock(&dclb.mut);
   return done;
+}
+
+/* fsync of a handle: a copy with a frame writes a new one first, so what
+   fsync stores is never older than the frame a crash would replay. */
+static void disktro_clb_fsync (uint64_t fh) {
+  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
+  int failed = 0;
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL && !s->bad && !s->releasing && s->last_seq > 0 && !disktro_clb_write_frame(s)) failed = 1;
+  uv_mutex_unlock(&dclb.mut);
+  /* A failed write leaves the last frame older than this fsync: checkpoint it. */
+  if (failed) disktro_clb_bad(NULL, fh);
+}
+
+/* Its RELEASE is about to be queued: nothing spoils it from now on. */
+static void disktro_clb_releasing (uint64_t fh) {
+  uv_mutex_lock(&dclb.mut);
+  disktro_clb_slot_t *s = disktro_clb_find(fh);
+  if (s != NULL) s->releasing = 1;
+  uv_mutex_unlock(&dclb.mut);
+}
+
+/* Operations that go to JS and name a path whose copy wrote a frame (a
+   descriptor closed while a dup of it stays open): the frame is
+   checkpointed before the operation reaches JS, which waits for the queue. */
+static int disktro_open (const char *path, struct fuse_file_info *info) {
+  disktro_clb_bad(path, 0);
+  return fuse_native_open(path, info);
+}
+
+static int disktro_unlink (const char *path) {
+  disktro_clb_bad(path, 0);
+  return fuse_native_unlink(path);
+}
+
+static int disktro_rename (const char *path, const char *dest) {
+  disktro_clb_bad(path, 0);
+  disktro_clb_bad(dest, 0);
+  return fuse_native_rename(path, dest);
+}
+
+static int disktro_link (const char *path, const char *dest) {
+  disktro_clb_bad(path, 0);
+  return fuse_native_link(path, dest);
 }
 
 /* The last frame of the handle's copy (0: none), and the copy is dropped.
@@ -265,12 +369,15 @@ NAPI_METHOD(fuse_native_clb_take) {
    cut back to its header, -1 when it was not. A handle still open whose
    frame JS has not taken gets its copy written again after the header (a
    descriptor closed while a dup of it stays open); one whose copy stopped
-   following the file (bad) keeps the log as it is. Frames after the cut
-   carry higher seqs. */
+   following the file (bad) keeps the log as it is until its checkpoint is
+   applied. Frames after the cut carry higher seqs. A copy that cannot be
+   written again is spoilt, and its file checkpointed at once. */
 NAPI_METHOD(fuse_native_clb_truncate) {
   NAPI_ARGV(1)
   NAPI_ARGV_INT32(header, 0)
   double out = -1;
+  struct { uint64_t fh, seq; char *path; } lost[CLB_SLOTS];
+  int nlost = 0;
   if (__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) {
     uv_mutex_lock(&dclb.mut);
     int stuck = 0;
@@ -279,17 +386,28 @@ NAPI_METHOD(fuse_native_clb_truncate) {
       out = (double) dclb.seq;
       for (int i = 0; i < CLB_SLOTS; i++) {
         disktro_clb_slot_t *s = &dclb.slots[i];
-        if (s->used && s->last_seq > 0 && !disktro_clb_write_frame(s)) s->bad = 1; /* its next FLUSH goes to JS */
+        uint64_t old = s->last_seq;
+        if (s->used && old > 0 && !disktro_clb_write_frame(s)) {
+          char *p = NULL;
+          uint64_t seq = disktro_clb_spoil(s, &p);
+          if (seq > 0) {
+            lost[nlost].fh = s->fh;
+            lost[nlost].seq = seq;
+            lost[nlost].path = p;
+            nlost++;
+          }
+        }
       }
     }
     uv_mutex_unlock(&dclb.mut);
   }
+  for (int i = 0; i < nlost; i++) disktro_clb_checkpoint(lost[i].fh, lost[i].seq, lost[i].path);
   napi_value v;
   napi_create_double(env, out, &v);
   return v;
 }
 
-/* [frames written at FLUSH, flushes of copied handles passed to JS] */
+/* [frames written at FLUSH, flushes of copied handles passed to JS, checkpoints queued] */
 NAPI_METHOD(fuse_native_clb_stats) {
   napi_value out, v;
   napi_create_array(env, &out);
@@ -297,6 +415,23 @@ NAPI_METHOD(fuse_native_clb_stats) {
   napi_set_element(env, out, 0, v);
   napi_create_double(env, (double) dclb.flushes_passed, &v);
   napi_set_element(env, out, 1, v);
+  napi_create_double(env, (double) __atomic_load_n(&dclb.checkpoints, __ATOMIC_RELAXED), &v);
+  napi_set_element(env, out, 2, v);
   return out;
+}
+
+/* (paused: boolean) while the volume has little room left, every FLUSH goes
+   to JS, so a close that cannot be stored fails with ENOSPC instead of being
+   acknowledged here */
+NAPI_METHOD(fuse_native_clb_pause) {
+  NAPI_ARGV(1)
+  bool paused = false;
+  napi_get_value_bool(env, argv[0], &paused);
+  if (__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) {
+    uv_mutex_lock(&dclb.mut);
+    dclb.paused = paused ? 1 : 0;
+    uv_mutex_unlock(&dclb.mut);
+  }
+  return NULL;
 }
 

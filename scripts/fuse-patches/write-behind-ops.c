@@ -36,6 +36,7 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
     return -ENOMEM;
   }
   memcpy(item->data, buf, len);
+  disktro_clb_write_check(info->fh, (uint64_t) offset, (uint32_t) len); /* (l): a checkpoint goes ahead of it */
   double now = disktro_now_ms();
   item->t3 = now; /* the write's mtime, shown by (g) at once and passed on to JS */
   item->next = NULL;
@@ -70,6 +71,7 @@ static int disktro_flush (const char *path, struct fuse_file_info *info) {
 }
 
 static int disktro_fsync (const char *path, int datasync, struct fuse_file_info *info) {
+  disktro_clb_fsync(info->fh); /* (l) */
   int err = disktro_wb_barrier_err(info->fh);
   int res = fuse_native_fsync(path, datasync, info);
   return err != 0 ? err : res;
@@ -83,6 +85,7 @@ static int disktro_release (const char *path, struct fuse_file_info *info) {
     char *p = strdup(path);
     int queued = 0;
     if (item != NULL && p != NULL) {
+      disktro_clb_releasing(info->fh);
       item->kind = DISKTRO_WB_RELEASE;
       item->path = p;
       item->fh = info->fh;
@@ -190,7 +193,7 @@ NAPI_METHOD(fuse_native_signal_wb) {
        did not happen. A failed create fails its handle's next write, flush
        or fsync. */
     if (res < 0) disktro_ac_bump();
-    if (res < 0 && item->kind == DISKTRO_WB_CREATE) {
+    if (res < 0 && (item->kind == DISKTRO_WB_CREATE || item->kind == DISKTRO_WB_CHECKPOINT)) {
       disktro_wb_err_t *e = malloc(sizeof(disktro_wb_err_t));
       if (e != NULL) {
         e->fh = item->fh;

@@ -29,6 +29,7 @@ typedef struct disktro_wb_item {
 #define DISKTRO_WB_UTIMENS 3
 #define DISKTRO_WB_CREATE 4
 #define DISKTRO_WB_RELEASE 5 /* (l) */
+#define DISKTRO_WB_CHECKPOINT 6 /* (l): commit the handle's file and mark its frame (t1) */
 
 /* (i) creates behind */
 #define CB_INOS 256

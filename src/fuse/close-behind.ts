@@ -6,9 +6,6 @@ import type { Vfs } from '../vfs/vfs.js'
 import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
 import type { CloseBehindBinding } from './native.js'
 
-// Opt-in (DISKTRO_CLOSE_BEHIND=1); its known gaps are in docs/benchmarks.md
-// ("Close behind, built").
-//
 // Close behind (scripts/build-fuse.cjs (l), scripts/fuse-patches/close-behind.c):
 // the addon answers FLUSH of a small file it created itself once a sealed
 // copy of everything queued for the handle is in the redo log, so tar x does
@@ -30,6 +27,12 @@ export interface MarkStore {
 // The log is cut back to its header this often (in files released): then it
 // holds at most about this many small files' data while JS keeps up.
 const TRUNCATE_EVERY = 1000
+
+// Below this much room, closes go to JS (watchRoom). What the addon may have
+// acknowledged and JS not yet stored is bounded by its 512 copies of at most
+// 60 KiB (close-behind.c): 30 MiB, and their records' pages.
+const ROOM_MIN = 64 * 1024 * 1024
+const ROOM_CHECK_MS = 200
 
 export interface ReplayTarget {
   vfs: Vfs
@@ -205,6 +208,23 @@ export class CloseBehind {
     if (++this.sinceCut >= TRUNCATE_EVERY) this.cut()
   }
 
+  // The addon's copy of `fh` stopped following its file after it wrote frame
+  // `seq` (close-behind.c, disktro_clb_checkpoint: a descriptor closed while
+  // a dup of it stays open, then a truncate, a large write or an attribute
+  // change JS applies). This runs before that change is applied: the file is
+  // committed as it is, which holds all the frame holds, then the frame is
+  // marked (in the next commit, that of the change or a later one) and the
+  // copy dropped, so the frame is never replayed over what followed it.
+  checkpoint (fh: number, seq: number, flush: () => void | Promise<void>): void | Promise<void> {
+    const done = (): void => {
+      this.marks.mark(seq)
+      this.binding.fuse_native_clb_take(fh)
+    }
+    const r = flush()
+    if (r) return r.then(done)
+    done()
+  }
+
   private sinceCut = 0
   private truncations = 0
 
@@ -219,14 +239,45 @@ export class CloseBehind {
     this.marks.clearMarks(upTo)
   }
 
-  // Closes answered from the log, those of copied handles passed to JS, and cuts.
-  stats (): { frames: number, passed: number, truncations: number } {
-    const [frames, passed] = this.binding.fuse_native_clb_stats()
-    return { frames, passed, truncations: this.truncations }
+  // Closes answered from the log, those of copied handles passed to JS,
+  // checkpoints, cuts, and how often it paused for room.
+  stats (): { frames: number, passed: number, checkpoints: number, truncations: number, pauses: number } {
+    const [frames, passed, checkpoints] = this.binding.fuse_native_clb_stats()
+    return { frames, passed, checkpoints, truncations: this.truncations, pauses: this.pauses }
   }
+
+  // While the volume has less than ROOM_MIN bytes of room (`room`: the
+  // store's limit or the disk, whichever is nearer), every close goes to JS,
+  // which commits before it answers: a close that cannot be stored then fails
+  // with ENOSPC instead of being acknowledged and failing later, unseen.
+  // Checked every ROOM_CHECK_MS, and at once.
+  watchRoom (room: () => Promise<number>, log: (line: string) => void): void {
+    let paused = false
+    let busy = false
+    const check = (): void => {
+      if (busy) return
+      busy = true
+      room().then(bytes => {
+        const low = bytes < ROOM_MIN
+        if (low !== paused) {
+          paused = low
+          this.binding.fuse_native_clb_pause(low)
+          if (low) this.pauses++
+          log(low ? `close behind paused: ${Math.floor(bytes / 1048576)} MiB of room left` : 'close behind resumed')
+        }
+      }).catch(() => {}).finally(() => { busy = false })
+    }
+    check()
+    this.roomTimer = setInterval(check, ROOM_CHECK_MS)
+    this.roomTimer.unref()
+  }
+
+  private pauses = 0
+  private roomTimer: NodeJS.Timeout | null = null
 
   // After a clean unmount: every file is committed, nothing is to be replayed.
   finish (): void {
+    if (this.roomTimer) clearInterval(this.roomTimer)
     try { ftruncateSync(this.fd, 0) } catch {}
     try { closeSync(this.fd) } catch {}
     try { unlinkSync(this.file) } catch {}

@@ -288,12 +288,14 @@ export interface CreateBehindBinding {
 export interface CloseBehindBinding {
   fuse_native_clb_enable (fd: number, key: Buffer): void
   fuse_native_clb_take (fh: number): number
-  fuse_native_clb_stats (): [number, number]
+  // [frames written at FLUSH, flushes of copied handles passed to JS, checkpoints queued]
+  fuse_native_clb_stats (): [number, number, number]
   fuse_native_clb_truncate (headerBytes: number): number
+  fuse_native_clb_pause (paused: boolean): void
 }
 
 export function closeBehindBinding (): CloseBehindBinding | null {
-  return patchedFunctions<CloseBehindBinding>(['enable', 'take', 'stats', 'truncate'].map(n => `fuse_native_clb_${n}`))
+  return patchedFunctions<CloseBehindBinding>(['enable', 'take', 'stats', 'truncate', 'pause'].map(n => `fuse_native_clb_${n}`))
 }
 
 export function createBehindBinding (): CreateBehindBinding | null {

@@ -229,6 +229,11 @@ export class LmdbStore {
     return this.usedBase + this.usedSince
   }
 
+  // Bytes the limit (maxStoreBytes) still allows; Infinity without one.
+  roomLeft (): number {
+    return this.limit === undefined ? Infinity : this.limit - this.usedBytesCached() - this.queued
+  }
+
   usedBytes (): number {
     type Stat = { pageSize: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number, root: Stat, free: Stat }
     const pages = (s: Stat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isMounted, unmountPath } from '../../src/fuse/unmount.js'
+import { redoLogPath } from '../../src/fuse/close-behind.js'
 import { reapOnExit } from './reaper.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -104,7 +105,8 @@ export class Mount {
     const m = new Mount(child, dir, dataDir)
     t.teardown(() => {
       if (t.passing?.() === false && m.stderr !== '') console.error(`--- stderr of disktro mount ${dir} (last 4,000 characters):\n${m.stderr.slice(-4000)}`)
-      return m.cleanup()
+      // A daemon killed here or by the test leaves its redo log in /dev/shm (src/fuse/close-behind.ts).
+      return m.cleanup().finally(() => rm(redoLogPath(dataDir), { force: true }))
     })
     await m.waitReady()
     return m
