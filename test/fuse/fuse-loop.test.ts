@@ -18,7 +18,7 @@ t.test('cold reads of a large file start at most 64 FUSE threads, and none of th
   const m = await Mount.start(t)
   const pid = m.child.pid!
   const file = m.path('big.bin')
-  await sh(`head -c ${256 * MIB} /dev/urandom > '${file}'`)
+  await sh(`head -c ${128 * MIB} /dev/urandom > '${file}'`)
   const before = new Set(await tids(pid))
 
   // Threads seen by sampling /proc while the reads run: libfuse's loop ended
