@@ -263,8 +263,11 @@ export class DisktroNode {
       // With the attribute cache, chmod, chown and utimens whose outcome it
       // can show are answered at once too (scripts/build-fuse.cjs (h)).
       // DISKTRO_CLOSE_BEHIND_HOLD=1 (tests): released files are never committed, so a kill -9 leaves them all to the redo log.
-      const onCheckpoint = closeBehind ? (fh: number, seq: number) => closeBehind.checkpoint(fh, seq, () => vfs.flush(fh)) : null
-      const apply = queuedAttrChanges(vfs, this.log, onReleased, process.env.DISKTRO_CLOSE_BEHIND_HOLD === '1', onCheckpoint)
+      const apply = queuedAttrChanges(vfs, this.log, closeBehind && {
+        released: onReleased,
+        checkpoint: (fh, seq) => closeBehind.checkpoint(fh, seq, () => vfs.flush(fh)),
+        holdReleases: process.env.DISKTRO_CLOSE_BEHIND_HOLD === '1'
+      })
       this.writeBehind = new WriteBehind(wb, queuedWrites(vfs, this.log), attrCache && process.env.DISKTRO_ATTRS_BEHIND !== '0'
         ? (...args) => attrCache.applyPredicted(() => apply(...args))
         : null, process.env.DISKTRO_WRITES_NOW !== '0' ? queuedWritesNow(vfs, this.log) : null,

@@ -125,27 +125,6 @@ static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint
   uv_mutex_unlock(&dclb.mut);
 }
 
-/* A queued write of a handle with a copy. */
-static void disktro_clb_write (uint64_t fh, uint64_t offset, const char *data, uint32_t len, double time) {
-  if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
-  uv_mutex_lock(&dclb.mut);
-  disktro_clb_slot_t *s = disktro_clb_find(fh);
-  if (s != NULL && !s->bad) {
-    if (offset + len > CLB_MAX_BYTES || s->written + len > CLB_MAX_BYTES) {
-      s->bad = 1;
-    } else {
-      uint8_t type = 1;
-      disktro_clb_put(s, &type, 1);
-      disktro_clb_put(s, &time, 8);
-      disktro_clb_put(s, &offset, 8);
-      disktro_clb_put(s, &len, 4);
-      disktro_clb_put(s, data, len);
-      s->written += len;
-    }
-  }
-  uv_mutex_unlock(&dclb.mut);
-}
-
 /* A queued chmod, chown or utimens (h) of a path with a copy. */
 static void disktro_clb_attr (const char *path, const disktro_wb_item_t *it) {
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
@@ -212,15 +191,28 @@ static void disktro_clb_bad (const char *path, uint64_t fh) {
   if (seq > 0) disktro_clb_checkpoint(sfh, seq, p);
 }
 
-/* Before a write of fh is queued: a write the copy will not take (past
-   CLB_MAX_BYTES) spoils it, with a checkpoint ahead of the write. */
-static void disktro_clb_write_check (uint64_t fh, uint64_t offset, uint32_t len) {
+/* Before a write of fh is queued: the copy takes it, or, past
+   CLB_MAX_BYTES, stops following the file, with a checkpoint queued ahead
+   of the write when it wrote a frame. One lock per write. */
+static void disktro_clb_write (uint64_t fh, uint64_t offset, const char *data, uint32_t len, double time) {
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
   char *p = NULL;
   uint64_t seq = 0;
   uv_mutex_lock(&dclb.mut);
   disktro_clb_slot_t *s = disktro_clb_find(fh);
-  if (s != NULL && !s->bad && (offset + len > CLB_MAX_BYTES || s->written + len > CLB_MAX_BYTES)) seq = disktro_clb_spoil(s, &p);
+  if (s != NULL && !s->bad) {
+    if (offset + len > CLB_MAX_BYTES || s->written + len > CLB_MAX_BYTES) {
+      seq = disktro_clb_spoil(s, &p);
+    } else {
+      uint8_t type = 1;
+      disktro_clb_put(s, &type, 1);
+      disktro_clb_put(s, &time, 8);
+      disktro_clb_put(s, &offset, 8);
+      disktro_clb_put(s, &len, 4);
+      disktro_clb_put(s, data, len);
+      s->written += len;
+    }
+  }
   uv_mutex_unlock(&dclb.mut);
   if (seq > 0) disktro_clb_checkpoint(fh, seq, p);
 }
@@ -386,8 +378,7 @@ NAPI_METHOD(fuse_native_clb_truncate) {
       out = (double) dclb.seq;
       for (int i = 0; i < CLB_SLOTS; i++) {
         disktro_clb_slot_t *s = &dclb.slots[i];
-        uint64_t old = s->last_seq;
-        if (s->used && old > 0 && !disktro_clb_write_frame(s)) {
+        if (s->used && s->last_seq > 0 && !disktro_clb_write_frame(s)) {
           char *p = NULL;
           uint64_t seq = disktro_clb_spoil(s, &p);
           if (seq > 0) {

@@ -36,8 +36,8 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
     return -ENOMEM;
   }
   memcpy(item->data, buf, len);
-  disktro_clb_write_check(info->fh, (uint64_t) offset, (uint32_t) len); /* (l): a checkpoint goes ahead of it */
   double now = disktro_now_ms();
+  disktro_clb_write(info->fh, (uint64_t) offset, buf, (uint32_t) len, now); /* (l): before it is queued, so a checkpoint goes ahead of it */
   item->t3 = now; /* the write's mtime, shown by (g) at once and passed on to JS */
   item->next = NULL;
   item->kind = DISKTRO_WB_WRITE;
@@ -53,7 +53,6 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   uv_mutex_unlock(&dwb.mut);
   disktro_rc_bump(); /* after the write is outstanding: see (e) */
   if (!disktro_ac_write_predict(path, (uint64_t) offset + len, now)) disktro_ac_bump(); /* and (g) */
-  disktro_clb_write(info->fh, (uint64_t) offset, buf, (uint32_t) len, now); /* (l) */
   uv_async_send(&dwb.async);
   return (int) len;
 }

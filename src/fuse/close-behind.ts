@@ -210,8 +210,9 @@ export class CloseBehind {
 
   // The addon's copy of `fh` stopped following its file after it wrote frame
   // `seq` (close-behind.c, disktro_clb_checkpoint: a descriptor closed while
-  // a dup of it stays open, then a truncate, a large write or an attribute
-  // change JS applies). This runs before that change is applied: the file is
+  // a dup of it stays open, then a truncate, a large write, an attribute
+  // change JS applies, or an open, unlink, rename or link of its path). This
+  // runs before that change is applied: the file is
   // committed as it is, which holds all the frame holds, then the frame is
   // marked (in the next commit, that of the change or a later one) and the
   // copy dropped, so the frame is never replayed over what followed it.

@@ -159,22 +159,28 @@ function released (r: void | Promise<void>, fh: number, onReleased: ((fh: number
 
 // Applies the chmod, chown and utimens calls the patched addon answered
 // already (fuse/write-behind.ts): with the change time the caller was shown,
-// as the attribute cache predicted it; with close behind, the releases it
-// answered too (kind 5) and the checkpoints it queued (kind 6). A failure cannot reach the caller any more, so it
-// is always logged.
-export function queuedAttrChanges (vfs: Vfs, log: Log, onReleased: ((fh: number) => void) | null = null, holdReleases = false, onCheckpoint: ((fh: number, seq: number) => void | Promise<void>) | null = null): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
+// as the attribute cache predicted it; with close behind (`cb`), the releases
+// it answered too (kind 5) and the checkpoints it queued (kind 6). A failure
+// cannot reach the caller any more, so it is always logged.
+export interface QueuedCloseBehind {
+  released: ((fh: number) => void) | null // after a release: the frame's mark
+  checkpoint: (fh: number, seq: number) => void | Promise<void>
+  holdReleases: boolean // tests: released files stay open, uncommitted, as if the daemon were slow
+}
+
+export function queuedAttrChanges (vfs: Vfs, log: Log, cb: QueuedCloseBehind | null = null): (kind: number, path: string, a: number, b: number, atime: number, mtime: number, ctime: number) => number {
   const ops = ['', 'chmod', 'chown', 'utimens', '', 'release', 'checkpoint']
   return (kind, path, a, b, atime, mtime, ctime) => {
     try {
       if (kind === 1) vfs.chmod(path, a, ctime)
       else if (kind === 2) vfs.chown(path, a, b, ctime)
       else if (kind === 3) vfs.utimens(path, atime < 0 ? undefined : atime, mtime < 0 ? undefined : mtime, ctime)
-      else if (kind === 5) { // a release the addon answered (close behind)
-        if (holdReleases) return 0 // tests: the file stays open, uncommitted, as if the daemon were slow
-        const r = released(vfs.release(a), a, onReleased)
+      else if (kind === 5 && cb) { // a release the addon answered
+        if (cb.holdReleases) return 0
+        const r = released(vfs.release(a), a, cb.released)
         if (r) r.catch(e => errnoOf(log, 'release', `${path} (answered already)`, e, true))
-      } else if (kind === 6 && onCheckpoint) { // close behind: a copy stopped following its file (atime: the frame's seq)
-        const r = onCheckpoint(a, atime)
+      } else if (kind === 6 && cb) { // a copy stopped following its file (atime: the frame's seq)
+        const r = cb.checkpoint(a, atime)
         if (r) r.catch(e => errnoOf(log, 'checkpoint', `${path} (answered already)`, e, true))
       }
       else throw new DisktroError('EINVAL', `unknown queued change ${kind}`)

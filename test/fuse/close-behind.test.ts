@@ -5,7 +5,7 @@
 // replay, the log holds no plaintext, a frame never comes back over what its
 // file got later, and with little room left closes fail with ENOSPC.
 import t, { type Test } from 'tap'
-import { mkdir, writeFile, readFile, truncate, stat, rm } from 'node:fs/promises'
+import { mkdir, writeFile, readFile, truncate, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Mount, tempDir, sh, requireFuse, sleep } from '../helpers/disktro.js'
@@ -34,24 +34,25 @@ async function makeTree (base: string, files = FILES): Promise<{ src: string, ta
   return { src, tar }
 }
 
-// A tree of `files`, a data dir whose redo log goes at teardown, and a mount with close behind.
-async function mounted (t: Test, files: number): Promise<{ base: string, src: string, tar: string, dataDir: string, mountpoint: string, m: Mount }> {
+// A test's directories. Mount's teardown removes the data dir's redo log
+// (test/helpers/disktro.ts), which a kill -9 leaves in /dev/shm.
+async function dirs (t: Test): Promise<{ base: string, dataDir: string, mountpoint: string }> {
   const base = await tempDir(t)
+  return { base, dataDir: join(base, 'data'), mountpoint: join(base, 'mnt') }
+}
+
+// A tree of `files` and a mount with close behind.
+async function mounted (t: Test, files: number): Promise<{ base: string, src: string, tar: string, dataDir: string, mountpoint: string, m: Mount }> {
+  const { base, dataDir, mountpoint } = await dirs(t)
   const { src, tar } = await makeTree(base, files)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
   const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
   return { base, src, tar, dataDir, mountpoint, m }
 }
 
 t.test('closes answered from the redo log survive kill -9', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
+  const { base, dataDir, mountpoint } = await dirs(t)
   const { src, tar } = await makeTree(base)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
   // Held: the daemon commits none of the files it answered close for, so
   // after kill -9 every one of them must come back from the log.
   const m = await Mount.start(t, { dataDir, mountpoint, env: { ...ENV, DISKTRO_CLOSE_BEHIND_HOLD: '1' } })
@@ -82,10 +83,8 @@ t.test('closes answered from the redo log survive kill -9', async t => {
 
 t.test('a torn last frame is ignored, the frames before it are read', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
+  const { base, dataDir } = await dirs(t)
   const { tar } = await makeTree(base)
-  const dataDir = join(base, 'data')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true })) // left by the kill -9, in /dev/shm
   const m = await Mount.start(t, { dataDir, env: ENV })
   await mkdir(m.path('x'))
   await sh(`tar xf ${tar} -C ${m.path('x')}`)
@@ -171,10 +170,7 @@ time.sleep(600)
 
 t.test('a frame is never replayed over what its file got after it: truncate, overwrite, large write, chmod, unlink', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
+  const { base, dataDir, mountpoint } = await dirs(t)
   const m = await Mount.start(t, { dataDir, mountpoint, env: ENV })
   // A directory just made: the addon answers the creates in it, so the files get copies.
   await mkdir(m.path('x'))
@@ -214,12 +210,9 @@ t.test('a frame is never replayed over what its file got after it: truncate, ove
 
 t.test('with little room left, closes go to JS and a close that does not fit fails with ENOSPC', async t => {
   if (!await requireFuse(t)) return
-  const base = await tempDir(t)
-  const dataDir = join(base, 'data')
-  const mountpoint = join(base, 'mnt')
+  const { base, dataDir, mountpoint } = await dirs(t)
   const config = join(base, 'config.yaml')
   await writeFile(config, 'maxStoreBytes: 96MiB\nreplicaCount: 1\n')
-  t.teardown(() => rm(redoLogPath(dataDir), { force: true }))
   // Held: a close the addon answered is stored only by the log's replay at
   // the next mount, as when JS lags far behind.
   const m = await Mount.start(t, { dataDir, mountpoint, config, env: { ...ENV, DISKTRO_CLOSE_BEHIND_HOLD: '1' } })
