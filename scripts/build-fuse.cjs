@@ -106,6 +106,14 @@
 //       round trip through the event loop and a uv_async handle that is
 //       never closed, which every later wakeup of the event loop scans.
 //       Threads now serve until the session ends, at most 64.
+//   (n) reads of 1 MiB per request (scripts/fuse-patches/fuse-loop.c):
+//       libfuse 2.9 predates FUSE_MAX_PAGES, so the kernel sent READs of at
+//       most 32 pages. The loop wraps the channel's send hook; the thread
+//       processing INIT, when the kernel offers FUSE_MAX_PAGES, sends the
+//       reply at today's length (64 bytes; the shipped libfuse's header
+//       knows 24) with the flag and max_pages (fuse_native_max_pages, from
+//       JS). A cold 1 GiB read: 1.05-1.34 s against 1.26-1.50 s, 10% less
+//       CPU. The read cache (e) answers reads that span blocks.
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -257,7 +265,7 @@ function patchSource (src) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_pause)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_pages)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
@@ -355,7 +363,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind, close behind, loop end and a loop that keeps its threads in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind, close behind, loop end, a loop that keeps its threads and 1 MiB reads in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

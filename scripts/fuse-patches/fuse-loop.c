@@ -35,6 +35,74 @@ struct disktro_loop {
 
 static uint32_t disktro_loop_threads_started = 0;
 
+/* disktro patch (n): reads of up to max_pages pages per request. libfuse 2.9
+   predates FUSE_MAX_PAGES (Linux 4.20), so the kernel sends at most 32 pages
+   (128 KiB) per READ. The INIT reply goes out through the channel's send
+   hook; the thread processing INIT asks for more there when the kernel
+   offers it. Writes stay at libfuse's max_write (its receive buffers). */
+#define DISKTRO_FUSE_INIT 26
+#define DISKTRO_FUSE_MAX_PAGES (1u << 22)
+#define DISKTRO_INIT_IN_FLAGS (40 + 12)  /* fuse_in_header, then fuse_init_in's major, minor, max_readahead */
+#define DISKTRO_INIT_OUT_FLAGS 12        /* fuse_init_out: major, minor, max_readahead, flags */
+#define DISKTRO_INIT_OUT_MAX_PAGES 28    /* ..., max_background, congestion_threshold, max_write, time_gran, max_pages */
+#define DISKTRO_INIT_OUT 64              /* sizeof(struct fuse_init_out) since protocol 7.23 */
+
+static uint32_t disktro_max_pages_wanted = 0;  /* from JS before the mount; 0: libfuse's 32 */
+static uint32_t disktro_max_pages_granted = 0; /* what the INIT reply asked for */
+static __thread int disktro_init_offered = 0;  /* this thread processes an INIT that offers FUSE_MAX_PAGES */
+static int (*disktro_chan_send) (struct fuse_chan *ch, const struct iovec iov[], size_t count) = NULL;
+
+static int disktro_init_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  uint32_t pages = __atomic_load_n(&disktro_max_pages_wanted, __ATOMIC_RELAXED);
+  int offered = disktro_init_offered;
+  disktro_init_offered = 0;
+  /* fuse_out_header (16 bytes: len, error, unique), then fuse_init_out as
+     libfuse knows it: 24 bytes in the build fuse-shared-library ships (its
+     kernel header predates max_pages). The kernel takes the longer reply of
+     today's header, whose fields after max_write are zero unless a flag
+     says otherwise. */
+  if (offered && pages > 32 && count == 2 && iov[0].iov_len == 16 && iov[1].iov_len >= DISKTRO_INIT_OUT_FLAGS + 4 && iov[1].iov_len <= DISKTRO_INIT_OUT) {
+    char head[16], out[DISKTRO_INIT_OUT];
+    int32_t error;
+    memcpy(head, iov[0].iov_base, 16);
+    memcpy(&error, head + 4, 4);
+    if (error == 0) {
+      uint32_t len = 16 + DISKTRO_INIT_OUT, flags;
+      uint16_t max_pages = (uint16_t) (pages > 65535 ? 65535 : pages);
+      memset(out, 0, sizeof out);
+      memcpy(out, iov[1].iov_base, iov[1].iov_len);
+      memcpy(head, &len, 4);
+      memcpy(&flags, out + DISKTRO_INIT_OUT_FLAGS, 4);
+      flags |= DISKTRO_FUSE_MAX_PAGES;
+      memcpy(out + DISKTRO_INIT_OUT_FLAGS, &flags, 4);
+      memcpy(out + DISKTRO_INIT_OUT_MAX_PAGES, &max_pages, 2);
+      struct iovec longer[2] = { { head, 16 }, { out, DISKTRO_INIT_OUT } };
+      int res = disktro_chan_send(ch, longer, 2);
+      if (res == 0) __atomic_store_n(&disktro_max_pages_granted, max_pages, __ATOMIC_RELAXED);
+      return res;
+    }
+  }
+  return disktro_chan_send(ch, iov, count);
+}
+
+/* libfuse 2.9's struct fuse_chan begins with its struct fuse_chan_ops (lib/fuse_session.c) */
+static void disktro_hook_init (struct fuse_chan *ch) {
+  struct fuse_chan_ops *ops = (struct fuse_chan_ops *) ch;
+  if (ops->send == disktro_init_send) return;
+  disktro_chan_send = ops->send;
+  ops->send = disktro_init_send;
+}
+
+/* with the request in fbuf: note an INIT that offers FUSE_MAX_PAGES */
+static void disktro_note_init (const struct fuse_buf *fbuf) {
+  if (fbuf->flags & FUSE_BUF_IS_FD || fbuf->size < DISKTRO_INIT_IN_FLAGS + 4) return;
+  uint32_t opcode, flags;
+  memcpy(&opcode, (const char *) fbuf->mem + 4, 4);
+  if (opcode != DISKTRO_FUSE_INIT) return;
+  memcpy(&flags, (const char *) fbuf->mem + DISKTRO_INIT_IN_FLAGS, 4);
+  disktro_init_offered = (flags & DISKTRO_FUSE_MAX_PAGES) != 0;
+}
+
 static void *disktro_loop_work (void *data);
 
 /* with lp->lock held */
@@ -77,6 +145,7 @@ static void *disktro_loop_work (void *data) {
       break;
     }
     int forget = 0;
+    disktro_note_init(&fbuf);
     if (!(fbuf.flags & FUSE_BUF_IS_FD)) {
       uint32_t opcode = ((uint32_t *) fbuf.mem)[1]; /* struct fuse_in_header: len, opcode, ... */
       forget = opcode == DISKTRO_FUSE_FORGET || opcode == DISKTRO_FUSE_BATCH_FORGET;
@@ -109,6 +178,7 @@ static int disktro_loop_mt (struct fuse *f) {
   lp->se = fuse_get_session(f);
   lp->ch = fuse_session_next_chan(lp->se, NULL);
   lp->bufsize = fuse_chan_bufsize(lp->ch);
+  disktro_hook_init(lp->ch);
   pthread_mutex_init(&lp->lock, NULL);
   sem_init(&lp->finish, 0, 0);
 
@@ -139,5 +209,20 @@ static int disktro_loop_mt (struct fuse *f) {
 NAPI_METHOD(fuse_native_loop_threads) {
   napi_value result;
   napi_create_uint32(env, __atomic_load_n(&disktro_loop_threads_started, __ATOMIC_RELAXED), &result);
+  return result;
+}
+
+/* (pages?) -> the pages per READ the INIT reply asked for (0: libfuse's
+   default). With pages, sets what the next mount asks for first. */
+NAPI_METHOD(fuse_native_max_pages) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) {
+    uint32_t pages = 0;
+    if (napi_get_value_uint32(env, argv[0], &pages) == napi_ok) __atomic_store_n(&disktro_max_pages_wanted, pages, __ATOMIC_RELAXED);
+  }
+  napi_value result;
+  napi_create_uint32(env, __atomic_load_n(&disktro_max_pages_granted, __ATOMIC_RELAXED), &result);
   return result;
 }

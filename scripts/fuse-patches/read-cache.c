@@ -12,42 +12,68 @@ static void disktro_rc_hint (uint64_t fh, uint64_t offset) {
   if (send) uv_async_send(&drc.async);
 }
 
+/* The most blocks one read may span and still be answered here (a READ is
+   up to max_pages pages, patch (n): 1 MiB spans two 1 MiB blocks). */
+#define RC_SPAN_MAX 8
+
 static int disktro_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
-  if (drc.enabled && len > 0 && offset >= 0) {
-    uint64_t block = (uint64_t) offset / drc.block;
-    size_t inner = (size_t) ((uint64_t) offset - block * drc.block);
-    disktro_rc_entry_t *hit = NULL;
+  uint64_t first = (uint64_t) offset / (drc.block ? drc.block : 1);
+  if (drc.enabled && len > 0 && offset >= 0 && ((uint64_t) offset + len - 1) / drc.block - first < RC_SPAN_MAX) {
+    disktro_rc_entry_t *hit[RC_SPAN_MAX];
+    size_t from[RC_SPAN_MAX], take[RC_SPAN_MAX];
+    int count = 0, found = 1;
     size_t n = 0;
-    int hint = 0;
+    uint64_t hint = UINT64_MAX;
     uv_mutex_lock(&drc.mut);
     uint64_t gen = __atomic_load_n(&drc.gen, __ATOMIC_SEQ_CST);
-    for (int i = 0; i < drc.count; i++) {
-      disktro_rc_entry_t *e = &drc.entries[i];
-      if (e->state == RC_READY && e->fh == info->fh && e->block == block && e->gen == gen) {
-        hit = e;
+    for (uint64_t block = first; n < len; block++) {
+      disktro_rc_entry_t *e = NULL;
+      for (int i = 0; i < drc.count; i++) {
+        disktro_rc_entry_t *c = &drc.entries[i];
+        if (c->state == RC_READY && c->fh == info->fh && c->block == block && c->gen == gen) {
+          e = c;
+          break;
+        }
+      }
+      if (e == NULL) {
+        found = 0;
         break;
       }
+      size_t inner = block == first ? (size_t) ((uint64_t) offset - block * drc.block) : 0;
+      size_t want = len - n < drc.block - inner ? len - n : drc.block - inner;
+      size_t got = inner >= e->valid ? 0 : e->valid - inner < want ? e->valid - inner : want;
+      hit[count] = e;
+      from[count] = inner;
+      take[count] = got;
+      count++;
+      n += got;
+      if (got < want) break; /* the end of the file is in this block */
     }
-    if (hit != NULL) {
-      if (inner + len <= hit->valid) n = len;
-      else if (hit->valid < drc.block) n = inner < hit->valid ? hit->valid - inner : 0; /* the end of the file is in this block */
-      else hit = NULL; /* runs into the next block: JS answers */
-    }
-    if (hit != NULL) {
-      hit->pins++;
-      hit->used = ++drc.tick;
-      if (!hit->hinted) hint = hit->hinted = 1;
+    if (found) {
+      for (int i = 0; i < count; i++) {
+        hit[i]->pins++;
+        hit[i]->used = ++drc.tick;
+        if (!hit[i]->hinted) {
+          hit[i]->hinted = 1;
+          hint = hit[i]->block;
+        }
+      }
       drc.hits++;
     } else {
       drc.misses++;
     }
     uv_mutex_unlock(&drc.mut);
-    if (hit != NULL) {
-      memcpy(buf, hit->data + inner, n);
+    if (found) {
+      size_t at = 0;
+      for (int i = 0; i < count; i++) {
+        memcpy(buf + at, hit[i]->data + from[i], take[i]);
+        at += take[i];
+      }
       uv_mutex_lock(&drc.mut);
-      hit->pins--;
+      for (int i = 0; i < count; i++) hit[i]->pins--;
       uv_mutex_unlock(&drc.mut);
-      if (hint) disktro_rc_hint(info->fh, (uint64_t) offset);
+      /* the furthest block first used: JS fills ahead of it */
+      if (hint != UINT64_MAX) disktro_rc_hint(info->fh, hint * drc.block);
       return (int) n;
     }
   }

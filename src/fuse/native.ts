@@ -373,6 +373,19 @@ export function fuseThreadsStarted (): number | null {
 }
 
 /**
+ * Pages per READ request (scripts/build-fuse.cjs (n)): with `pages`, what the
+ * next mount's INIT reply asks the kernel for (FUSE_MAX_PAGES; more than 32
+ * only where the kernel offers it). Returns what the last INIT reply asked
+ * for, 0 before one or when the kernel did not offer it; null when the addon
+ * has no such patch (reads then stay at 32 pages, 128 KiB).
+ */
+export function fuseMaxPages (pages?: number): number | null {
+  const b = patchedFunctions<{ fuse_native_max_pages (pages?: number): number }>(['fuse_native_max_pages'])
+  if (b === null) return null
+  return pages === undefined ? b.fuse_native_max_pages() : b.fuse_native_max_pages(pages)
+}
+
+/**
  * Calls `fn` once, on the event loop, when `fuse`'s FUSE loop returns: the
  * mount was unmounted by someone else (scripts/build-fuse.cjs (j)). False
  * when the addon has no such hook.

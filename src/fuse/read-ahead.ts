@@ -1,4 +1,5 @@
 import { stat, writeFile } from 'node:fs/promises'
+import { release as osRelease } from 'node:os'
 
 const READ_AHEAD_KB = 4096
 
@@ -12,6 +13,25 @@ const READ_AHEAD_KB = 4096
 // a cold read. 64 lets a whole window through: a cold 1 GiB read took
 // 1.03-1.16 s against 1.35-1.50 s (32 and 128: the same as 64).
 const MAX_BACKGROUND = 64
+
+// Pages per READ request (FUSE_MAX_PAGES, scripts/build-fuse.cjs (n)): 256
+// lets the kernel ask a 1 MiB block in one request instead of eight of
+// 128 KiB (libfuse 2.9's limit), so a sequential read costs an eighth of
+// the requests, thread wakeups and read-cache lookups.
+// DISKTRO_FUSE_MAX_PAGES=32 keeps libfuse's.
+const MAX_PAGES = 256
+
+export function maxPages (): number {
+  const n = Number(process.env.DISKTRO_FUSE_MAX_PAGES ?? MAX_PAGES)
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : MAX_PAGES
+}
+
+// Whether READ requests will be larger than 128 KiB: the kernel has taken
+// FUSE_MAX_PAGES since Linux 4.20.
+export function bigReads (release = osRelease()): boolean {
+  const [major, minor] = release.split('.').map(Number)
+  return maxPages() > 32 && (major > 4 || (major === 4 && minor >= 20))
+}
 
 // Mount options for the background-request limits (libfuse 2.9 passes them
 // to the kernel at INIT). DISKTRO_FUSE_MAX_BACKGROUND=0 leaves the kernel's.
