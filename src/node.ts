@@ -391,8 +391,8 @@ export class DisktroNode {
     const ns = this.volume.access?.ns
     // With 1 MiB READ requests (fuse/read-ahead.ts maxPages) the cache only
     // costs: a block is copied into it and out again, where a request that
-    // reaches the VFS copies it once. A cold 1 GiB read took 1.04-1.26 s
-    // (median 1.10) without it and 1.09-1.31 s (median 1.21) with it, 7
+    // reaches the VFS copies it once. A cold 1 GiB read took 1.04-1.42 s
+    // (median 1.14) without it and 1.09-1.86 s (median 1.28) with it, 7
     // runs each, alternating, and 10% more CPU. It pays with 128 KiB requests
     // (eight round trips through the event loop per block): on by default
     // only there. DISKTRO_READ_CACHE=1 or 0 says otherwise.

@@ -57,7 +57,11 @@ t.test('the scrubber finds and repairs corrupt and missing chunks on full and st
     await until(`${n.name} holds every chunk`, () => {
       const have = storedChunkIds(n.dataDir)
       return ids.every(id => have.has(id))
-    }, 120_000)
+    }, 120_000).catch(async e => {
+      // Seen once in CI (stop 24): say what the writer thought and logged.
+      const st = await statusJson(a).catch(err => (err as Error).message)
+      throw new Error(`${(e as Error).message}; writer's status: ${JSON.stringify(st)}; writer's log: ${ma.stderr.slice(-3000)}; ${n.name}'s log: ${(n === b ? sb : sc).stderr.slice(-3000)}`)
+    })
   }
   const good = records(a.dataDir)
 
