@@ -114,6 +114,13 @@
 //       knows 24) with the flag and max_pages (fuse_native_max_pages, from
 //       JS). A cold 1 GiB read: 1.05-1.34 s against 1.26-1.50 s, 10% less
 //       CPU. The read cache (e) answers reads that span blocks.
+//   (o) writes of 1 MiB per request (fuse-loop.c, write-behind): the same
+//       INIT reply raises max_write to fuse_native_max_write's bytes (at most
+//       max_pages pages), and the loop's receive buffers are sized for it
+//       (the kernel hands a request only to a read(2) that can hold the
+//       headers and max_write). Write-behind keeps a second free list of
+//       1 MiB items. A sequential 1 GiB write: one request per block instead
+//       of eight (write-behind's unmount line counts them).
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -261,11 +268,11 @@ function patchSource (src) {
   src = replaceOnce(src, '  if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;', '  if (implemented[op_truncate]) ops.truncate = disktro_truncate;', 'truncate registration')
   src = replaceOnce(src, '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;', '  if (implemented[op_ftruncate]) ops.ftruncate = disktro_ftruncate;', 'ftruncate registration')
   src = replaceOnce(src, '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n',
-    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_write_behind)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_wb)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_outstanding)\n  NAPI_EXPORT_FUNCTION(fuse_native_wb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_cb_inos)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_pause)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_pages)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_pages)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_write)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src
@@ -363,7 +370,7 @@ async function main () {
   copyIfDifferent(built, target)
   const addonHash = crypto.createHash('sha256').update(fs.readFileSync(target)).digest('hex')
   fs.writeFileSync(markerPath, JSON.stringify({ utimens: MARKER_VERSION, sourceHash, addonHash, node: process.version }, null, 2) + '\n')
-  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind, close behind, loop end, a loop that keeps its threads and 1 MiB reads in ${elapsed()}`)
+  console.log(`disktro: fuse-native rebuilt with utimens fixes, write-behind, read cache, spin, attribute cache, creates behind, close behind, loop end, a loop that keeps its threads, 1 MiB reads and 1 MiB writes in ${elapsed()}`)
 }
 
 process.on('uncaughtException', err => {

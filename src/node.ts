@@ -5,14 +5,14 @@ import { readVolumeFile } from './volume/volume-file.js'
 import { DataDirLock } from './volume/data-dir-lock.js'
 import { Vfs } from './vfs/vfs.js'
 import { fuseOps, queuedAttrChanges, queuedCreates, queuedWrites, queuedWritesNow } from './fuse/fuse-adapter.js'
-import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, closeBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, fuseThreadsStarted, fuseMaxPages, type FuseInstance } from './fuse/native.js'
+import { loadFuse, writeBehindBinding, readCacheBinding, attrCacheBinding, createBehindBinding, closeBehindBinding, setAnswerSpin, dirAttrTimeout, onFuseLoopEnd, fuseThreadsStarted, fuseMaxPages, fuseMaxWrite, type FuseInstance } from './fuse/native.js'
 import { AttrCache } from './fuse/attr-cache.js'
 import { ReadCache } from './fuse/read-cache.js'
 import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loop.js'
 import { WriteBehind } from './fuse/write-behind.js'
 import { CloseBehind, type MarkStore } from './fuse/close-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
-import { raiseReadAhead, backgroundOptions, maxPages, bigReads } from './fuse/read-ahead.js'
+import { raiseReadAhead, backgroundOptions, maxPages, bigReads, maxWriteBytes } from './fuse/read-ahead.js'
 import { fail, isDisktroError } from './errors.js'
 import type { Config } from './config.js'
 import { ControlServer } from './api/control-server.js'
@@ -280,6 +280,7 @@ export class DisktroNode {
     this.useReadCache(ops, vfs)
     setAnswerSpin(spinUs)
     fuseMaxPages(maxPages())
+    fuseMaxWrite(maxWriteBytes())
     // Directories' attributes are held by the kernel for a second (scripts/build-fuse.cjs (k)):
     // with default_permissions every path walked re-fetched each ancestor's.
     // DISKTRO_DIR_ATTR_TIMEOUT sets the seconds; 0 turns it off.
@@ -459,6 +460,12 @@ export class DisktroNode {
       if (threads !== null) this.log(`FUSE threads started: ${threads}`)
       const pages = fuseMaxPages()
       if (pages !== null) this.log(`FUSE reads of up to ${(pages || 32) * 4} KiB`)
+      const write = fuseMaxWrite()
+      if (write !== null) this.log(`FUSE writes of up to ${(write || 128 * 1024) / 1024} KiB`)
+      if (this.writeBehind) {
+        const { writes, largest } = this.writeBehind.stats()
+        this.log(`write-behind: ${writes} writes queued, the largest ${Math.ceil(largest / 1024)} KiB`)
+      }
       if (this.dirAttrHeldAtMount !== null) {
         const held = (dirAttrTimeout(-1) ?? 0) - this.dirAttrHeldAtMount
         this.log(`${held} directory attribute replies held by the kernel`)

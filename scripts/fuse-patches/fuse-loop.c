@@ -39,16 +39,21 @@ static uint32_t disktro_loop_threads_started = 0;
    predates FUSE_MAX_PAGES (Linux 4.20), so the kernel sends at most 32 pages
    (128 KiB) per READ. The INIT reply goes out through the channel's send
    hook; the thread processing INIT asks for more there when the kernel
-   offers it. Writes stay at libfuse's max_write (its receive buffers). */
+   offers it. (o): it raises max_write there too, up to max_pages pages,
+   when the loop's receive buffers hold such a write. */
 #define DISKTRO_FUSE_INIT 26
 #define DISKTRO_FUSE_MAX_PAGES (1u << 22)
 #define DISKTRO_INIT_IN_FLAGS (40 + 12)  /* fuse_in_header, then fuse_init_in's major, minor, max_readahead */
 #define DISKTRO_INIT_OUT_FLAGS 12        /* fuse_init_out: major, minor, max_readahead, flags */
+#define DISKTRO_INIT_OUT_MAX_WRITE 20    /* ..., max_background (u16), congestion_threshold (u16), max_write */
 #define DISKTRO_INIT_OUT_MAX_PAGES 28    /* ..., max_background, congestion_threshold, max_write, time_gran, max_pages */
 #define DISKTRO_INIT_OUT 64              /* sizeof(struct fuse_init_out) since protocol 7.23 */
 
 static uint32_t disktro_max_pages_wanted = 0;  /* from JS before the mount; 0: libfuse's 32 */
 static uint32_t disktro_max_pages_granted = 0; /* what the INIT reply asked for */
+static uint32_t disktro_max_write_wanted = 0;  /* bytes, from JS before the mount; 0: libfuse's (128 KiB) */
+static uint32_t disktro_max_write_granted = 0; /* what the INIT reply asked for; 0: libfuse's */
+static size_t disktro_loop_bufsize = 0;        /* the running loop's receive buffers */
 static __thread int disktro_init_offered = 0;  /* this thread processes an INIT that offers FUSE_MAX_PAGES */
 static int (*disktro_chan_send) (struct fuse_chan *ch, const struct iovec iov[], size_t count) = NULL;
 
@@ -76,9 +81,22 @@ static int disktro_init_send (struct fuse_chan *ch, const struct iovec iov[], si
       flags |= DISKTRO_FUSE_MAX_PAGES;
       memcpy(out + DISKTRO_INIT_OUT_FLAGS, &flags, 4);
       memcpy(out + DISKTRO_INIT_OUT_MAX_PAGES, &max_pages, 2);
+      /* (o) writes of up to max_pages pages: the kernel refuses to hand a
+         request to a read(2) of less than the headers plus max_write. */
+      uint32_t write = __atomic_load_n(&disktro_max_write_wanted, __ATOMIC_RELAXED), libfuse_write;
+      memcpy(&libfuse_write, out + DISKTRO_INIT_OUT_MAX_WRITE, 4);
+      if (write > (uint32_t) max_pages * 4096) write = (uint32_t) max_pages * 4096;
+      if (write > libfuse_write && write + 4096 <= __atomic_load_n(&disktro_loop_bufsize, __ATOMIC_RELAXED)) {
+        memcpy(out + DISKTRO_INIT_OUT_MAX_WRITE, &write, 4);
+      } else {
+        write = 0;
+      }
       struct iovec longer[2] = { { head, 16 }, { out, DISKTRO_INIT_OUT } };
       int res = disktro_chan_send(ch, longer, 2);
-      if (res == 0) __atomic_store_n(&disktro_max_pages_granted, max_pages, __ATOMIC_RELAXED);
+      if (res == 0) {
+        __atomic_store_n(&disktro_max_pages_granted, max_pages, __ATOMIC_RELAXED);
+        __atomic_store_n(&disktro_max_write_granted, write, __ATOMIC_RELAXED);
+      }
       return res;
     }
   }
@@ -178,6 +196,10 @@ static int disktro_loop_mt (struct fuse *f) {
   lp->se = fuse_get_session(f);
   lp->ch = fuse_session_next_chan(lp->se, NULL);
   lp->bufsize = fuse_chan_bufsize(lp->ch);
+  /* (o) room for a write of max_write_wanted bytes and its headers */
+  size_t big = (size_t) __atomic_load_n(&disktro_max_write_wanted, __ATOMIC_RELAXED) + 4096;
+  if (big > lp->bufsize) lp->bufsize = big;
+  __atomic_store_n(&disktro_loop_bufsize, lp->bufsize, __ATOMIC_RELAXED);
   disktro_hook_init(lp->ch);
   pthread_mutex_init(&lp->lock, NULL);
   sem_init(&lp->finish, 0, 0);
@@ -212,17 +234,29 @@ NAPI_METHOD(fuse_native_loop_threads) {
   return result;
 }
 
-/* (pages?) -> the pages per READ the INIT reply asked for (0: libfuse's
-   default). With pages, sets what the next mount asks for first. */
-NAPI_METHOD(fuse_native_max_pages) {
+/* (value?) -> *granted; with a value, *wanted = value first */
+static napi_value disktro_loop_setting (napi_env env, napi_callback_info info, uint32_t *wanted, uint32_t *granted) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc >= 1) {
-    uint32_t pages = 0;
-    if (napi_get_value_uint32(env, argv[0], &pages) == napi_ok) __atomic_store_n(&disktro_max_pages_wanted, pages, __ATOMIC_RELAXED);
+    uint32_t value = 0;
+    if (napi_get_value_uint32(env, argv[0], &value) == napi_ok) __atomic_store_n(wanted, value, __ATOMIC_RELAXED);
   }
   napi_value result;
-  napi_create_uint32(env, __atomic_load_n(&disktro_max_pages_granted, __ATOMIC_RELAXED), &result);
+  napi_create_uint32(env, __atomic_load_n(granted, __ATOMIC_RELAXED), &result);
   return result;
+}
+
+/* (bytes?) -> the bytes per WRITE the INIT reply asked for (0: libfuse's
+   128 KiB). With bytes, sets what the next mount asks for (at most its
+   max_pages pages; only where the kernel offers FUSE_MAX_PAGES). (o) */
+NAPI_METHOD(fuse_native_max_write) {
+  return disktro_loop_setting(env, info, &disktro_max_write_wanted, &disktro_max_write_granted);
+}
+
+/* (pages?) -> the pages per READ the INIT reply asked for (0: libfuse's
+   default). With pages, sets what the next mount asks for first. */
+NAPI_METHOD(fuse_native_max_pages) {
+  return disktro_loop_setting(env, info, &disktro_max_pages_wanted, &disktro_max_pages_granted);
 }

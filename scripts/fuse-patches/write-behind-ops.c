@@ -17,14 +17,15 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
     return err;
   }
   disktro_wb_item_t *item = NULL;
-  if (len <= WB_SLOT_BYTES && dwb.free_items != NULL) {
-    item = dwb.free_items;
-    dwb.free_items = item->next;
-    dwb.free_count--;
+  int big = len > WB_SLOT_BYTES;
+  if (len <= WB_BIG_SLOT_BYTES && dwb.free_items[big] != NULL) {
+    item = dwb.free_items[big];
+    dwb.free_items[big] = item->next;
+    dwb.free_count[big]--;
   }
   uv_mutex_unlock(&dwb.mut);
   if (item == NULL) {
-    size_t cap = len > WB_SLOT_BYTES ? len : WB_SLOT_BYTES;
+    size_t cap = len > WB_BIG_SLOT_BYTES ? len : big ? WB_BIG_SLOT_BYTES : WB_SLOT_BYTES;
     item = malloc(sizeof(disktro_wb_item_t) + cap);
     if (item == NULL) return -ENOMEM;
     item->cap = cap;
@@ -50,6 +51,8 @@ static int disktro_write (const char *path, const char *buf, size_t len, off_t o
   dwb.tail = item;
   dwb.outstanding++;
   dwb.outstanding_bytes += len;
+  dwb.writes++;
+  if (len > dwb.largest) dwb.largest = len;
   uv_mutex_unlock(&dwb.mut);
   disktro_rc_bump(); /* after the write is outstanding: see (e) */
   if (!disktro_ac_write_predict(path, (uint64_t) offset + len, now)) disktro_ac_bump(); /* and (g) */
@@ -222,11 +225,12 @@ NAPI_METHOD(fuse_native_signal_wb) {
   if (res < 0 || (size_t) res != item->len) disktro_ac_bump();
   dwb.outstanding--;
   dwb.outstanding_bytes -= item->len;
-  int keep = item->cap == WB_SLOT_BYTES && dwb.free_count < WB_FREE_MAX;
+  int big = item->cap == WB_BIG_SLOT_BYTES;
+  int keep = big ? dwb.free_count[1] < WB_BIG_FREE_MAX : item->cap == WB_SLOT_BYTES && dwb.free_count[0] < WB_FREE_MAX;
   if (keep) {
-    item->next = dwb.free_items;
-    dwb.free_items = item;
-    dwb.free_count++;
+    item->next = dwb.free_items[big];
+    dwb.free_items[big] = item;
+    dwb.free_count[big]++;
   }
   /* Wake waiters only when it lets them go: a drained queue for a waiting
      operation, half the queue free for waiting writers (not one wake-up,
@@ -245,6 +249,20 @@ NAPI_METHOD(fuse_native_wb_outstanding) {
   uint32_t n = dwb.enabled ? (uint32_t) dwb.outstanding : 0;
   uv_mutex_unlock(&dwb.mut);
   NAPI_RETURN_UINT32(n)
+}
+
+/* () -> [writes queued since the mount, the largest in bytes] */
+NAPI_METHOD(fuse_native_wb_stats) {
+  uv_mutex_lock(&dwb.mut);
+  double writes = (double) dwb.writes, largest = (double) dwb.largest;
+  uv_mutex_unlock(&dwb.mut);
+  napi_value result, v;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_double(env, writes, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_double(env, largest, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
 }
 
 /* (i): (create handler, uid, gid) after fuse_native_write_behind */

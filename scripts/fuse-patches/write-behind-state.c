@@ -4,11 +4,14 @@
 #include <time.h>
 #include <sys/mman.h>
 #define WB_MAX_BYTES (4 * 1024 * 1024)
-#define WB_SLOT_BYTES (128 * 1024) /* FUSE's largest write with big_writes */
+#define WB_SLOT_BYTES (128 * 1024) /* libfuse 2.9's largest write with big_writes */
 #define WB_FREE_MAX 64
+#define WB_BIG_SLOT_BYTES (1024 * 1024) /* the largest write (o) asks for */
+#define WB_BIG_FREE_MAX 8
 
-/* An item and its data are one allocation, reused through a free list:
-   a fresh 128 KiB malloc per write is an mmap, and its free an munmap. */
+/* An item and its data are one allocation, reused through a free list of
+   its size class (128 KiB or, for (o)'s larger writes, 1 MiB): a fresh
+   128 KiB malloc per write is an mmap, and its free an munmap. */
 typedef struct disktro_wb_item {
   struct disktro_wb_item *next;
   int kind; /* DISKTRO_WB_WRITE, or an attribute change queued by (h) */
@@ -60,8 +63,10 @@ static struct {
   size_t outstanding_bytes;
   size_t barrier_waiters; /* operations waiting for the queue to drain: new writes wait behind them */
   size_t writers_waiting; /* FUSE threads waiting for room in the queue */
-  disktro_wb_item_t *free_items;
-  size_t free_count;
+  disktro_wb_item_t *free_items[2]; /* by size class: WB_SLOT_BYTES, WB_BIG_SLOT_BYTES */
+  size_t free_count[2];
+  uint64_t writes;  /* queued since the mount */
+  size_t largest;   /* the largest of them, in bytes */
   disktro_wb_err_t *errs;
   uv_async_t async;
   napi_env env;

@@ -274,6 +274,7 @@ export interface WriteBehindBinding {
   fuse_native_write_behind (handler: (item: unknown, path: string, fh: number, buf: Buffer, offset: number, time: number) => void, attrs?: QueuedAttrHandler): void
   fuse_native_signal_wb (item: unknown, result: number, data?: ArrayBuffer): void
   fuse_native_wb_outstanding (): number
+  fuse_native_wb_stats (): [number, number] // [writes queued since the mount, the largest in bytes]
 }
 
 // Creates answered by the addon (scripts/build-fuse.cjs (i)): the new file's
@@ -320,7 +321,7 @@ function patchedFunctions<T> (names: string[]): T | null {
 
 /** The loaded addon's write-behind functions, or null when it has none. */
 export function writeBehindBinding (): WriteBehindBinding | null {
-  return patchedFunctions<WriteBehindBinding>(['fuse_native_write_behind', 'fuse_native_signal_wb', 'fuse_native_wb_outstanding'])
+  return patchedFunctions<WriteBehindBinding>(['fuse_native_write_behind', 'fuse_native_signal_wb', 'fuse_native_wb_outstanding', 'fuse_native_wb_stats'])
 }
 
 /** The read-cache entry points of the patched addon (scripts/build-fuse.cjs (e)). */
@@ -383,6 +384,19 @@ export function fuseMaxPages (pages?: number): number | null {
   const b = patchedFunctions<{ fuse_native_max_pages (pages?: number): number }>(['fuse_native_max_pages'])
   if (b === null) return null
   return pages === undefined ? b.fuse_native_max_pages() : b.fuse_native_max_pages(pages)
+}
+
+/**
+ * Bytes per WRITE request (scripts/build-fuse.cjs (o)): with `bytes`, what the
+ * next mount's INIT reply asks for (at most its max_pages pages, and only
+ * where the kernel offers FUSE_MAX_PAGES; the FUSE loop sizes its receive
+ * buffers for it). Returns what the last INIT reply asked for, 0 before one
+ * or when it kept libfuse's 128 KiB; null when the addon has no such patch.
+ */
+export function fuseMaxWrite (bytes?: number): number | null {
+  const b = patchedFunctions<{ fuse_native_max_write (bytes?: number): number }>(['fuse_native_max_write'])
+  if (b === null) return null
+  return bytes === undefined ? b.fuse_native_max_write() : b.fuse_native_max_write(bytes)
 }
 
 /**

@@ -89,6 +89,12 @@ export class WriteBehind {
     return this.binding.fuse_native_wb_outstanding()
   }
 
+  // Writes queued since the mount, and the largest (the kernel's request size).
+  stats (): { writes: number, largest: number } {
+    const [writes, largest] = this.binding.fuse_native_wb_stats()
+    return { writes, largest }
+  }
+
   async drained (timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs
     while (this.outstanding > 0) {
