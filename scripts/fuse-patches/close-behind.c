@@ -27,6 +27,7 @@
 typedef struct {
   int used;
   int bad; /* something happened to it that the copy cannot show */
+  int lost; /* bad because the copy could not grow: its frame still needs its checkpoint */
   uint64_t fh;
   uint64_t path_hash;
   char *path;
@@ -46,6 +47,7 @@ static struct {
   disktro_clb_slot_t slots[CLB_SLOTS];
   uint64_t frames, flushes_passed, checkpoints;
   int paused; /* little room left: closes go to JS, which reports ENOSPC */
+  int test_no_grow; /* tests (DISKTRO_TEST_CLB_NO_GROW=1): a copy with a frame cannot grow, as when out of memory */
 } dclb;
 
 static uint64_t disktro_clb_hash (const char *s) {
@@ -77,9 +79,10 @@ static int disktro_clb_put (disktro_clb_slot_t *s, const void *p, size_t n) {
   if (s->len + n > s->cap) {
     size_t cap = s->cap * 2;
     while (cap < s->len + n) cap *= 2;
-    uint8_t *b = realloc(s->buf, cap);
-    if (b == NULL) {
+    uint8_t *b = dclb.test_no_grow && s->last_seq > 0 ? NULL : realloc(s->buf, cap);
+    if (b == NULL) { /* the caller checkpoints a frame it wrote (disktro_clb_spoil) */
       s->bad = 1;
+      s->lost = 1;
       return 0;
     }
     s->buf = b;
@@ -125,11 +128,17 @@ static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint
   uv_mutex_unlock(&dclb.mut);
 }
 
-/* A queued chmod, chown or utimens (h) of a path with a copy. */
+static void disktro_clb_checkpoint (uint64_t fh, uint64_t seq, char *path);
+static uint64_t disktro_clb_spoil (disktro_clb_slot_t *s, char **path);
+
+/* A queued chmod, chown or utimens (h) of a path with a copy. (A checkpoint
+   after a failed copy goes behind this change, ahead of any later one.) */
 static void disktro_clb_attr (const char *path, const disktro_wb_item_t *it) {
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
   uv_mutex_lock(&dclb.mut);
   disktro_clb_slot_t *s = disktro_clb_find_path(path);
+  char *p = NULL;
+  uint64_t seq = 0, fh = 0;
   if (s != NULL && !s->bad) {
     uint8_t type = 2, kind = (uint8_t) it->kind;
     disktro_clb_put(s, &type, 1);
@@ -139,8 +148,13 @@ static void disktro_clb_attr (const char *path, const disktro_wb_item_t *it) {
     disktro_clb_put(s, &it->t1, 8);
     disktro_clb_put(s, &it->t2, 8);
     disktro_clb_put(s, &it->t3, 8);
+    if (s->lost) { /* out of memory: the change goes on without the copy */
+      fh = s->fh;
+      seq = disktro_clb_spoil(s, &p);
+    }
   }
   uv_mutex_unlock(&dclb.mut);
+  if (seq > 0) disktro_clb_checkpoint(fh, seq, p);
 }
 
 /* Queues a checkpoint of handle fh, whose frame seq its copy no longer
@@ -170,8 +184,9 @@ static void disktro_clb_checkpoint (uint64_t fh, uint64_t seq, char *path) {
    seq of its last frame when it has one (then *path is a copy of its path
    for the checkpoint), else 0. */
 static uint64_t disktro_clb_spoil (disktro_clb_slot_t *s, char **path) {
-  if (s == NULL || s->bad || s->releasing) return 0;
+  if (s == NULL || (s->bad && !s->lost) || s->releasing) return 0;
   s->bad = 1;
+  s->lost = 0;
   if (s->last_seq == 0) return 0;
   *path = strdup(s->path);
   return s->last_seq;
@@ -211,6 +226,7 @@ static void disktro_clb_write (uint64_t fh, uint64_t offset, const char *data, u
       disktro_clb_put(s, &len, 4);
       disktro_clb_put(s, data, len);
       s->written += len;
+      if (s->lost) seq = disktro_clb_spoil(s, &p); /* out of memory: as past CLB_MAX_BYTES */
     }
   }
   uv_mutex_unlock(&dclb.mut);
@@ -341,6 +357,8 @@ NAPI_METHOD(fuse_native_clb_enable) {
   dclb.fd = fd;
   memcpy(dclb.key, key, 32);
   dclb.seq = 0;
+  const char *no_grow = getenv("DISKTRO_TEST_CLB_NO_GROW");
+  dclb.test_no_grow = no_grow != NULL && strcmp(no_grow, "1") == 0;
   uv_mutex_unlock(&dclb.mut);
   __atomic_store_n(&dclb.enabled, 1, __ATOMIC_SEQ_CST);
   return NULL;

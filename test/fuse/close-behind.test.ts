@@ -208,6 +208,34 @@ t.test('a frame is never replayed over what its file got after it: truncate, ove
   t.equal(await stat(again.path('x', 'unlink.bin')).then(() => 'there', () => 'gone'), 'gone', 'unlink: the file stays deleted')
 })
 
+// The copy of a handle with a frame cannot grow (out of memory; forced here
+// by DISKTRO_TEST_CLB_NO_GROW=1): the write goes on without it, and its
+// frame is checkpointed first, so the fsync'd bytes win after kill -9.
+// Without the checkpoint the frame's bytes come back over them.
+t.test('a copy that cannot grow is checkpointed: the fsync\'d bytes win over its frame', async t => {
+  if (!await requireFuse(t)) return
+  const { base, dataDir, mountpoint } = await dirs(t)
+  const env = { ...ENV, DISKTRO_TEST_CLB_NO_GROW: '1' }
+  const m = await Mount.start(t, { dataDir, mountpoint, env })
+  await mkdir(m.path('x'))
+  const a = Buffer.concat([Buffer.from(MARKER), randomBytes(5000)])
+  const b = randomBytes(20 * 1024) // past the copy's buffer, under 60 KiB: only the failed growth stops the copy
+  await writeFile(join(base, 'a'), a)
+  await writeFile(join(base, 'b'), b)
+  const py = spawn('python3', ['-c', AFTER_FIRST_CLOSE, 'overwrite', m.path('x', 'grow.bin'), join(base, 'a'), join(base, 'b')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { py.kill('SIGKILL') })
+  let out = ''
+  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  py.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  for (let i = 0; i < 200 && !out.includes('done'); i++) await sleep(50)
+  t.equal(out.trim(), 'done', 'done with the file held open')
+  await m.kill9()
+  py.kill('SIGKILL')
+  const again = await Mount.start(t, { dataDir, mountpoint, env: ENV })
+  t.match(again.stdout + again.stderr, /redo log: [1-9]\d* frames read/, 'the log held the first close\'s frame')
+  t.same(await readFile(again.path('x', 'grow.bin')), b, 'the fsync\'d bytes, not the frame\'s')
+})
+
 t.test('with little room left, closes go to JS and a close that does not fit fails with ENOSPC', async t => {
   if (!await requireFuse(t)) return
   const { base, dataDir, mountpoint } = await dirs(t)
