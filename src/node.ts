@@ -257,7 +257,8 @@ export class DisktroNode {
     const closeBehind = attrCache ? await this.startCloseBehind(vfs) : null
     this.closeBehind = closeBehind
     const onReleased = closeBehind ? (fh: number) => closeBehind.released(fh) : null
-    const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache, onReleased)
+    const beforeCommit = closeBehind ? (fh: number) => closeBehind.settle(fh, () => vfs.flush(fh)) : null
+    const ops = fuseOps(vfs, this.log, () => hot.touch(), attrCache, onReleased, beforeCommit)
     const wb = writeBehindBinding()
     if (wb && ops.write && process.env.DISKTRO_WRITE_BEHIND !== '0') {
       // With the attribute cache, chmod, chown and utimens whose outcome it
@@ -332,6 +333,7 @@ export class DisktroNode {
       // A mark rides in the next commit: until then nothing changed the
       // file since its release committed it, so replaying its frame is harmless.
       mark: seq => { access.ns.putWithNextCommit(markKey(seq), Buffer.alloc(0)) },
+      markNow: seq => { this.volume.store.txn(() => { sys.putSync(markKey(seq), Buffer.alloc(0)) }) },
       marked: seq => sys.getBinary(markKey(seq)) !== undefined,
       clearMarks: upTo => {
         this.volume.store.txn(() => {

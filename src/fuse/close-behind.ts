@@ -19,7 +19,8 @@ import type { CloseBehindBinding } from './native.js'
 // never repeat under one key.
 
 export interface MarkStore {
-  mark (seq: number): void
+  mark (seq: number): void // in the next commit
+  markNow (seq: number): void // in a transaction of its own, now
   marked (seq: number): boolean
   clearMarks (upTo?: number): void
 }
@@ -202,6 +203,7 @@ export class CloseBehind {
 
   // JS released `fh` (its file is committed): its frame is not replayed.
   released (fh: number): void {
+    this.unsettled.delete(fh)
     const seq = this.binding.fuse_native_clb_take(fh)
     if (seq <= 0) return
     this.marks.mark(seq)
@@ -216,10 +218,42 @@ export class CloseBehind {
   // committed as it is, which holds all the frame holds, then the frame is
   // marked (in the next commit, that of the change or a later one) and the
   // copy dropped, so the frame is never replayed over what followed it.
+  // When that commit fails (a full disk), the frame stays unmarked, the only
+  // stored copy of what its close acknowledged, until the handle's next
+  // flush or fsync (settle) or its release commits the file.
   checkpoint (fh: number, seq: number, flush: () => void | Promise<void>): void | Promise<void> {
     const done = (): void => {
       this.marks.mark(seq)
       this.binding.fuse_native_clb_take(fh)
+    }
+    const failed = (e: unknown): never => {
+      this.unsettled.set(fh, seq)
+      throw e
+    }
+    let r: void | Promise<void>
+    try {
+      r = flush()
+    } catch (e) {
+      return failed(e)
+    }
+    if (r) return r.then(done, failed)
+    done()
+  }
+
+  // Checkpoints whose commit failed: handle -> its frame's seq.
+  private readonly unsettled = new Map<number, number>()
+
+  // Before a flush or fsync of `fh` goes on: a checkpoint of it that failed
+  // is done first, its mark in a transaction of its own, so that what the
+  // flush or fsync acknowledges never has the frame replayed over it after
+  // kill -9. A failure fails the flush or fsync.
+  settle (fh: number, flush: () => void | Promise<void>): void | Promise<void> {
+    const seq = this.unsettled.get(fh)
+    if (seq === undefined) return
+    const done = (): void => {
+      this.marks.markNow(seq)
+      this.binding.fuse_native_clb_take(fh)
+      this.unsettled.delete(fh)
     }
     const r = flush()
     if (r) return r.then(done)

@@ -22,7 +22,9 @@ export interface AttrSink {
 // between them would take a core from the crypto workers).
 // `attrs` gets every getattr's answer, and a path's attributes right after
 // an operation that created or changed it: libfuse asks for them next.
-export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null, onReleased: ((fh: number) => void) | null = null): FuseOperations {
+// `onReleased` runs after a release, `beforeCommit` before a flush or fsync
+// of the handle (close behind's marks).
+export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {}, attrs: AttrSink | null = null, onReleased: ((fh: number) => void) | null = null, beforeCommit: ((fh: number) => void | Promise<void>) | null = null): FuseOperations {
   const fail = (op: string, path: string, e: unknown): number => errnoOf(log, op, path, e)
   // Runs `fn` and answers `cb` with its value; `fn` may be sync or async.
   function relay<T> (op: string, path: string, fn: () => T | Promise<T>, answer: (v: T) => void, cb: (code: number) => void): void {
@@ -98,8 +100,8 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     releasedir: (_path, _fd, cb) => cb(0),
     read: (path, fd, buf, len, pos, cb) => relay('read', path, () => vfs.read(fd, buf, len, pos), n => cb(n), cb),
     write: (path, fd, buf, len, pos, cb) => relay('write', path, () => vfs.write(fd, buf, len, pos), n => cb(n), cb),
-    flush: (path, fd, cb) => relay('flush', path, () => vfs.flush(fd), done(cb), cb),
-    fsync: (path, _datasync, fd, cb) => relay('fsync', path, () => vfs.fsync(fd), done(cb), cb),
+    flush: (path, fd, cb) => relay('flush', path, () => after(beforeCommit?.(fd), () => vfs.flush(fd)), done(cb), cb),
+    fsync: (path, _datasync, fd, cb) => relay('fsync', path, () => after(beforeCommit?.(fd), () => vfs.fsync(fd)), done(cb), cb),
     fsyncdir: (path, _datasync, _fd, cb) => relay('fsyncdir', path, () => vfs.syncAll(), done(cb), cb),
     release: (path, fd, cb) => relay('release', path, () => released(vfs.release(fd), fd, onReleased), done(cb), cb),
     truncate: (path, size, cb) => relay('truncate', path, () => vfs.truncate(path, size), changed(path, cb), cb),
@@ -148,6 +150,11 @@ export function queuedWritesNow (vfs: Vfs, log: Log): (path: string, fh: number,
       return errnoOf(log, 'write', path, e)
     }
   }
+}
+
+// `fn` once `first` (sync or not) is done.
+function after<T> (first: void | Promise<void>, fn: () => T | Promise<T>): T | Promise<T> {
+  return first ? first.then(fn) : fn()
 }
 
 // After a release (sync or not) is done: `onReleased` (close behind's mark).

@@ -236,6 +236,79 @@ t.test('a copy that cannot grow is checkpointed: the fsync\'d bytes win over its
   t.same(await readFile(again.path('x', 'grow.bin')), b, 'the fsync\'d bytes, not the frame\'s')
 })
 
+// A checkpoint whose commit fails (the store is full): its frame stays
+// unmarked, the only stored copy of what the first close acknowledged. The
+// next fsync of the handle, once there is room, commits the file and marks
+// the frame first, so after kill -9 the fsync'd bytes win over it.
+// argv: path, a file of bytes A, of bytes B, a directory for go-ahead files.
+const FAILED_CHECKPOINT = `
+import os, sys, time
+path, a, b, go = sys.argv[1], open(sys.argv[2], 'rb').read(), open(sys.argv[3], 'rb').read(), sys.argv[4]
+def wait(name):
+    while not os.path.exists(os.path.join(go, name)):
+        time.sleep(0.05)
+def retry(what, fn):
+    for i in range(100):
+        try:
+            return fn()
+        except OSError as e:
+            print(what, 'failed', e.errno, flush=True)
+            time.sleep(0.1)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, a)
+os.close(os.dup(fd))
+print('framed', flush=True)
+wait('full')
+try:
+    os.ftruncate(fd, 0)
+except OSError as e:
+    print('truncate failed', e.errno, flush=True)
+print('checkpointed', flush=True)
+wait('room')
+retry('write', lambda: os.pwrite(fd, b, 0))
+retry('fsync', lambda: os.fsync(fd))
+print('done', flush=True)
+time.sleep(600)
+`
+
+t.test('a checkpoint that fails for want of room is done by the next fsync: the fsync\'d bytes win over its frame', async t => {
+  if (!await requireFuse(t)) return
+  const { base, dataDir, mountpoint } = await dirs(t)
+  const config = join(base, 'config.yaml')
+  await writeFile(config, 'maxStoreBytes: 96MiB\nreplicaCount: 1\n')
+  const m = await Mount.start(t, { dataDir, mountpoint, config, env: ENV })
+  await mkdir(m.path('x'))
+  const a = Buffer.concat([Buffer.from(MARKER), randomBytes(55_000)]) // under the copy's 60 KiB, over the room left below
+  const b = randomBytes(60_000) // longer than a: the file is b whether or not the truncate got through
+  await writeFile(join(base, 'a'), a)
+  await writeFile(join(base, 'b'), b)
+  const py = spawn('python3', ['-c', FAILED_CHECKPOINT, m.path('x', 'ckpt.bin'), join(base, 'a'), join(base, 'b'), base], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { py.kill('SIGKILL') })
+  let out = ''
+  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  py.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const until = async (what: string): Promise<void> => {
+    for (let i = 0; i < 400 && !out.includes(what); i++) await sleep(50)
+    t.ok(out.includes(what), `${what}: ${out.trim().split('\n').join('; ')}`)
+  }
+  await until('framed')
+  // Full to the last few KiB: a large file, then smaller ones until each size fails.
+  await sh(`cd '${m.path()}' && mkdir fill && (dd if=/dev/urandom of=fill/big bs=1M status=none 2>/dev/null || true) &&
+    for i in $(seq 200); do head -c 65536 /dev/urandom > fill/a$i 2>/dev/null || break; done &&
+    for i in $(seq 200); do head -c 8192 /dev/urandom > fill/b$i 2>/dev/null || break; done`)
+  await writeFile(join(base, 'full'), '')
+  await until('checkpointed')
+  t.match(m.stderr, /checkpoint \/x\/ckpt\.bin \(answered already\): .*(ENOSPC|space|full)/i, 'the checkpoint\'s commit failed: the store was full')
+  await sh(`rm -r '${m.path('fill')}'`)
+  await writeFile(join(base, 'room'), '')
+  await until('done')
+  await m.kill9()
+  py.kill('SIGKILL')
+  const again = await Mount.start(t, { dataDir, mountpoint, config, env: ENV })
+  t.match(again.stdout + again.stderr, /redo log: [1-9]\d* frames read/, 'the log held the first close\'s frame')
+  t.same(await readFile(again.path('x', 'ckpt.bin')), b, 'the fsync\'d bytes, not the frame\'s')
+})
+
 t.test('with little room left, closes go to JS and a close that does not fit fails with ENOSPC', async t => {
   if (!await requireFuse(t)) return
   const { base, dataDir, mountpoint } = await dirs(t)
