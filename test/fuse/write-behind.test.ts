@@ -70,8 +70,9 @@ t.test('small files created by many writers at once all read back', async t => {
 // max_write and the FUSE loop's buffers hold such a write. Writes at odd
 // offsets, across blocks and over earlier data read back after a remount;
 // the write-behind line counts the requests. With libfuse's 128 KiB
-// (DISKTRO_FUSE_MAX_WRITE_KIB=128) the same writes take eight times as many.
-for (const kib of [1024, 128]) {
+// (DISKTRO_FUSE_MAX_WRITE_KIB=128, tried by hand) the same writes took 308
+// requests, the largest 128 KiB. (Only 1024 here: the suite's time.)
+for (const kib of [1024]) {
   t.test(`writes of up to ${kib} KiB per request read back byte for byte`, async t => {
     if (!await requireFuse(t)) return
     const dir = await tempDir(t, 'disktro-wsize-')
