@@ -53,6 +53,16 @@ export class ChunkPipeline {
     idFunctionOf(this.keys) // made now: where it cannot load, the volume fails to open, not its first write
   }
 
+  // The read workers start now (CryptoWorkers.prestart): a mount does
+  // this, so its first read does not wait for them.
+  prestart (): void {
+    this.workers?.prestart()
+  }
+
+  get workersRunning (): { read: number, seal: number } | null {
+    return this.workers?.running ?? null
+  }
+
   idOf (plain: Buffer): Buffer {
     return idFunctionOf(this.keys)(plain)
   }

@@ -176,6 +176,21 @@ export class CryptoWorkers {
     if (ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && plain.byteOffset === 0 && this.plainSpares.length < MAX_SPARES) this.plainSpares.push(ab)
   }
 
+  // Starts every read worker now, not at the first read: a worker's start
+  // (a new isolate, its modules, its store handle: about 0.15 s of CPU
+  // each here) took place inside the first read after a mount, which
+  // waited for it. Idle workers keep nothing running (unref'd). Sealing
+  // workers still start at the first write.
+  prestart (): void {
+    if (this.closed || !this.readsStore) return
+    while (this.pools.read.length < this.readSize) this.spawn('read')
+  }
+
+  // Workers running now, by kind.
+  get running (): { read: number, seal: number } {
+    return { read: this.pools.read.length, seal: this.pools.seal.length }
+  }
+
   // Each worker closes its store handle and exits; one that does not within a second is terminated.
   async close (): Promise<void> {
     this.closed = true

@@ -108,6 +108,25 @@ t.test('workers that read the store see every chunk committed before they were a
   t.ok((await pipeline.openStored(r.id, chunks))!.equals(plain), 'openStored reads and opens on the worker')
 })
 
+// A mount starts the read workers before its first read (node.ts attach):
+// the first read then does not wait for a worker to boot.
+t.test('prestart starts every read worker before the first read, and reads use them', async t => {
+  const dataKey = randomKey(); const idKey = randomKey()
+  const store = LmdbStore.open(join(await tempDir(t), 'store'))
+  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
+  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
+  t.teardown(async () => { await pipeline.close(); await store.close() })
+  t.same(workers.running, { read: 0, seal: 0 }, 'no worker runs before it is needed')
+  pipeline.prestart()
+  t.same(workers.running, { read: 2, seal: 0 }, 'two read workers started, none for sealing')
+  const block = randomBytes(MiB)
+  const s = await new ChunkPipeline(dataKey, idKey).seal(block) // sealed on this thread: no sealing worker
+  store.txn(() => store.putChunkSync(s.id, s.record))
+  const reads = await Promise.all([0, 1, 2, 3].map(async () => await workers.readAndOpen(s.id)))
+  t.ok(reads.every(r => r?.equals(block)), 'reads on the started workers come back whole')
+  t.same(workers.running, { read: 2, seal: 0 }, 'and start no more')
+})
+
 // With `plainBytes`, reads open into slots of memory shared with the workers
 // (no megabyte moved between threads per block); a slot given back is used
 // again, and reads go on, correct, when every slot is taken.

@@ -37,6 +37,10 @@ t.test('a mount lets a whole 4 MiB read-ahead window through: 64 background requ
   if (!await requireFuse(t) || !await fusectl(t)) return
   const m = await Mount.start(t)
   t.same(await limits(m), { background: 64, congestion: 48, readAheadKb: 4096 })
+  // The first read does not wait for its workers either: the mount started
+  // them (node.ts attach), though nothing was read here.
+  await m.stop()
+  t.match(m.stdout + m.stderr, /crypto workers: [1-9]\d* reading, 0 sealing/, 'the mount started its read workers before any read')
 })
 
 t.test('DISKTRO_FUSE_MAX_BACKGROUND=0 leaves the kernel its own limits (12, congested at 9)', async t => {
