@@ -35,7 +35,7 @@ async function limits (m: Mount): Promise<{ background: number, congestion: numb
 
 t.test('a mount lets a whole 4 MiB read-ahead window through: 64 background requests, congested at 48', async t => {
   if (!await requireFuse(t) || !await fusectl(t)) return
-  const m = await Mount.start(t)
+  const m = await Mount.start(t, { env: { DISKTRO_PRESTART_WORKERS: '1' } }) // the default, which the other tests turn off
   t.same(await limits(m), { background: 64, congestion: 48, readAheadKb: 4096 })
   // The first read does not wait for its workers either: the mount started
   // them (node.ts attach), though nothing was read here.

@@ -58,6 +58,12 @@ export function disktroEnv (password: string | null = PASSWORD): NodeJS.ProcessE
   // this suite does not collect.
   delete env.NODE_OPTIONS
   env.DISKTRO_BOOTSTRAP = 'none'
+  // A mount starts its read workers before the first read (node.ts attach):
+  // about 0.34 s of CPU per daemon, for reads most of these daemons never
+  // do; the suite starts some 150 of them on 2 cores. The workers then start
+  // at the first read, through the same spawn. test/fuse/read-ahead.test.ts
+  // checks the mount's prestart.
+  env.DISKTRO_PRESTART_WORKERS ??= '0'
   if (password === null) delete env.DISKTRO_PASSWORD
   else env.DISKTRO_PASSWORD = password
   return env
