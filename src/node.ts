@@ -12,7 +12,8 @@ import { HotLoop, EVENT_LOOP_SPIN_FACTOR, BURST_WINDOW_US } from './fuse/hot-loo
 import { WriteBehind } from './fuse/write-behind.js'
 import { CloseBehind, type MarkStore } from './fuse/close-behind.js'
 import { isMounted, unmountPath } from './fuse/unmount.js'
-import { raiseReadAhead, backgroundOptions, maxPages, bigReads, maxWriteBytes } from './fuse/read-ahead.js'
+import { raiseReadAhead, backgroundOptions } from './fuse/read-ahead.js'
+import { maxPages, bigReads, maxWriteBytes } from './fuse/request-size.js'
 import { fail, isDisktroError } from './errors.js'
 import type { Config } from './config.js'
 import { ControlServer } from './api/control-server.js'
@@ -397,7 +398,7 @@ export class DisktroNode {
     const binding = readCacheBinding()
     const { read, release } = ops
     const ns = this.volume.access?.ns
-    // With 1 MiB READ requests (fuse/read-ahead.ts maxPages) the cache only
+    // With 1 MiB READ requests (fuse/request-size.ts maxPages) the cache only
     // costs: a block is copied into it and out again, where a request that
     // reaches the VFS copies it once. A cold 1 GiB read took 1.04-1.42 s
     // (median 1.14) without it and 1.09-1.86 s (median 1.28) with it, 7

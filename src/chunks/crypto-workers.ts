@@ -177,9 +177,9 @@ export class CryptoWorkers {
   }
 
   // Starts every read worker now, not at the first read: a worker's start
-  // (a new isolate, its modules, its store handle: about 0.15 s of CPU
-  // each here) took place inside the first read after a mount, which
-  // waited for it. Idle workers keep nothing running (unref'd). Sealing
+  // (a new isolate and its modules: about 0.17 s of CPU each here; its
+  // store handle still opens at its first read) took place inside the
+  // first read after a mount, which waited for it. Idle workers keep nothing running (unref'd). Sealing
   // workers still start at the first write.
   prestart (): void {
     if (this.closed || !this.readsStore) return

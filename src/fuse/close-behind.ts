@@ -222,22 +222,7 @@ export class CloseBehind {
   // stored copy of what its close acknowledged, until the handle's next
   // flush or fsync (settle) or its release commits the file.
   checkpoint (fh: number, seq: number, flush: () => void | Promise<void>): void | Promise<void> {
-    const done = (): void => {
-      this.marks.mark(seq)
-      this.binding.fuse_native_clb_take(fh)
-    }
-    const failed = (e: unknown): never => {
-      this.unsettled.set(fh, seq)
-      throw e
-    }
-    let r: void | Promise<void>
-    try {
-      r = flush()
-    } catch (e) {
-      return failed(e)
-    }
-    if (r) return r.then(done, failed)
-    done()
+    return this.commitThenMark(fh, seq, flush, () => this.marks.mark(seq))
   }
 
   // Checkpoints whose commit failed: handle -> its frame's seq.
@@ -250,13 +235,28 @@ export class CloseBehind {
   settle (fh: number, flush: () => void | Promise<void>): void | Promise<void> {
     const seq = this.unsettled.get(fh)
     if (seq === undefined) return
+    return this.commitThenMark(fh, seq, flush, () => this.marks.markNow(seq))
+  }
+
+  // flush(), then `mark` and the copy dropped; a failed flush leaves the
+  // frame unsettled (unmarked) and fails the caller.
+  private commitThenMark (fh: number, seq: number, flush: () => void | Promise<void>, mark: () => void): void | Promise<void> {
     const done = (): void => {
-      this.marks.markNow(seq)
+      mark()
       this.binding.fuse_native_clb_take(fh)
       this.unsettled.delete(fh)
     }
-    const r = flush()
-    if (r) return r.then(done)
+    const failed = (e: unknown): never => {
+      this.unsettled.set(fh, seq)
+      throw e
+    }
+    let r: void | Promise<void>
+    try {
+      r = flush()
+    } catch (e) {
+      return failed(e)
+    }
+    if (r) return r.then(done, failed)
     done()
   }
 

@@ -159,9 +159,7 @@ function after<T> (first: void | Promise<void>, fn: () => T | Promise<T>): T | P
 
 // After a release (sync or not) is done: `onReleased` (close behind's mark).
 function released (r: void | Promise<void>, fh: number, onReleased: ((fh: number) => void) | null): void | Promise<void> {
-  if (onReleased === null) return r
-  if (r) return r.then(() => onReleased(fh))
-  onReleased(fh)
+  return onReleased === null ? r : after(r, () => onReleased(fh))
 }
 
 // Applies the chmod, chown and utimens calls the patched addon answered

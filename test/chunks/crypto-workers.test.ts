@@ -19,6 +19,17 @@ function pipelines (t: Test): { inline: ChunkPipeline, pooled: ChunkPipeline } {
   return { inline: new ChunkPipeline(dataKey, idKey), pooled }
 }
 
+// Workers that read chunk records from a real store themselves (one
+// sealing worker), with `plainBytes`: reads open into the shared slot pool.
+async function storeWorkers (t: Test, plainBytes?: number): Promise<{ dataKey: Buffer, idKey: Buffer, store: LmdbStore, workers: CryptoWorkers, pipeline: ChunkPipeline }> {
+  const dataKey = randomKey(); const idKey = randomKey()
+  const store = LmdbStore.open(join(await tempDir(t), 'store'))
+  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false, plainBytes })
+  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
+  t.teardown(async () => { await pipeline.close(); await store.close() })
+  return { dataKey, idKey, store, workers, pipeline }
+}
+
 t.test('a worker seals and opens exactly as the event loop does', async t => {
   const { inline, pooled } = pipelines(t)
   const random = randomBytes(MiB)
@@ -84,11 +95,7 @@ t.test('a received record is verified on a worker and comes back whole, in the m
 })
 
 t.test('workers that read the store see every chunk committed before they were asked', async t => {
-  const dataKey = randomKey(); const idKey = randomKey()
-  const store = LmdbStore.open(join(await tempDir(t), 'store'))
-  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false })
-  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
-  t.teardown(async () => { await pipeline.close(); await store.close() })
+  const { store, workers, pipeline } = await storeWorkers(t)
   const chunks = new LmdbChunkStore(store)
   const first = await pipeline.seal(randomBytes(MiB))
   store.txn(() => store.putChunkSync(first.id, first.record))
@@ -111,11 +118,7 @@ t.test('workers that read the store see every chunk committed before they were a
 // A mount starts the read workers before its first read (node.ts attach):
 // the first read then does not wait for a worker to boot.
 t.test('prestart starts every read worker before the first read, and reads use them', async t => {
-  const dataKey = randomKey(); const idKey = randomKey()
-  const store = LmdbStore.open(join(await tempDir(t), 'store'))
-  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
-  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
-  t.teardown(async () => { await pipeline.close(); await store.close() })
+  const { dataKey, idKey, store, workers, pipeline } = await storeWorkers(t, MiB)
   t.same(workers.running, { read: 0, seal: 0 }, 'no worker runs before it is needed')
   pipeline.prestart()
   t.same(workers.running, { read: 2, seal: 0 }, 'two read workers started, none for sealing')
@@ -131,11 +134,7 @@ t.test('prestart starts every read worker before the first read, and reads use t
 // (no megabyte moved between threads per block); a slot given back is used
 // again, and reads go on, correct, when every slot is taken.
 t.test('reads open into a shared pool of slots, which are given back and reused', async t => {
-  const dataKey = randomKey(); const idKey = randomKey()
-  const store = LmdbStore.open(join(await tempDir(t), 'store'))
-  const workers = new CryptoWorkers({ dataKey, idKey, idHash: 'blake3' }, 1, { path: store.path, readOnly: false, plainBytes: MiB })
-  const pipeline = new ChunkPipeline(dataKey, idKey, workers)
-  t.teardown(async () => { await pipeline.close(); await store.close() })
+  const { store, workers, pipeline } = await storeWorkers(t, MiB)
   const blocks = [randomBytes(MiB), randomBytes(1000), Buffer.alloc(MiB, 'text '.repeat(10))]
   const ids: Buffer[] = []
   for (const b of blocks) {

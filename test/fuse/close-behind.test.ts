@@ -9,7 +9,7 @@ import { mkdir, writeFile, readFile, truncate, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Mount, tempDir, sh, requireFuse, sleep } from '../helpers/disktro.js'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { readFrames, redoLogPath } from '../../src/fuse/close-behind.js'
 
 const envTimeout = Number(process.env.TAP_TIMEOUT ?? '30')
@@ -32,6 +32,22 @@ async function makeTree (base: string, files = FILES): Promise<{ src: string, ta
   const tar = join(base, 'tree.tar')
   await sh(`tar cf ${tar} -C ${src} .`)
   return { src, tar }
+}
+
+// A python script holding a file open in the mount, killed at teardown:
+// `out()` is what it printed, `until(text)` waits (up to `tries` × 50 ms)
+// for `text` in it.
+function python (t: Test, script: string, args: string[]): { proc: ChildProcess, out: () => string, until: (text: string, tries?: number) => Promise<boolean> } {
+  const proc = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { proc.kill('SIGKILL') })
+  let out = ''
+  proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  proc.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  const until = async (text: string, tries = 200): Promise<boolean> => {
+    for (let i = 0; i < tries && !out.includes(text); i++) await sleep(50)
+    return out.includes(text)
+  }
+  return { proc, out: () => out, until }
 }
 
 // A test's directories. Mount's teardown removes the data dir's redo log
@@ -122,12 +138,8 @@ t.test('the log is cut back while the daemon keeps up, also with a file held ope
   const body = Buffer.concat([Buffer.from(MARKER), randomBytes(5000)])
   await writeFile(join(base, 'held.src'), body)
   await mkdir(m.path('x'))
-  const py = spawn('python3', ['-c', HOLD_OPEN, m.path('x', 'held.bin'), join(base, 'held.src')], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { py.kill('SIGKILL') })
-  let out = ''
-  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  for (let i = 0; i < 200 && !out.includes('closed'); i++) await sleep(50)
-  t.ok(out.includes('closed'), 'the dup was closed, the file is still open')
+  const py = python(t, HOLD_OPEN, [m.path('x', 'held.bin'), join(base, 'held.src')])
+  t.ok(await py.until('closed'), 'the dup was closed, the file is still open')
   await sh(`tar xf ${tar} -C ${m.path('x')}`)
   await sh(`diff -r ${src} ${m.path('x')} -x held.bin`)
   // Without cuts the log would hold every file (about 3.5 KB each); a held
@@ -135,7 +147,7 @@ t.test('the log is cut back while the daemon keeps up, also with a file held ope
   const logBytes = (await stat(redoLogPath(dataDir))).size
   t.ok(logBytes < files * 1500, `the log was cut back with the file open: ${logBytes} bytes after ${files} files`)
   await m.kill9()
-  py.kill('SIGKILL')
+  py.proc.kill('SIGKILL')
   const again = await Mount.start(t, { dataDir, mountpoint, env: ENV })
   t.same(await readFile(again.path('x', 'held.bin')), body, 'what the first close acknowledged came back from the log')
   await sh(`diff -r ${src} ${again.path('x')} -x held.bin`)
@@ -183,14 +195,10 @@ t.test('a frame is never replayed over what its file got after it: truncate, ove
   const cases: Array<[string, Buffer]> = [['truncate', b], ['overwrite', b], ['large', large], ['chmod', b], ['unlink', b]]
   const procs = []
   for (const [what] of cases) { // one at a time: each create is answered by the addon
-    const py = spawn('python3', ['-c', AFTER_FIRST_CLOSE, what, m.path('x', `${what}.bin`), join(base, 'a'), join(base, what === 'large' ? 'large' : 'b')], { stdio: ['ignore', 'pipe', 'pipe'] })
-    t.teardown(() => { py.kill('SIGKILL') })
-    let out = ''
-    py.stdout.on('data', (d: Buffer) => { out += d.toString() })
-    py.stderr.on('data', (d: Buffer) => { out += d.toString() })
-    for (let i = 0; i < 200 && !out.includes('done'); i++) await sleep(50)
-    t.equal(out.trim(), 'done', `${what}: done with the file held open`)
-    procs.push(py)
+    const py = python(t, AFTER_FIRST_CLOSE, [what, m.path('x', `${what}.bin`), join(base, 'a'), join(base, what === 'large' ? 'large' : 'b')])
+    await py.until('done')
+    t.equal(py.out().trim(), 'done', `${what}: done with the file held open`)
+    procs.push(py.proc)
   }
   await m.kill9()
   for (const py of procs) py.kill('SIGKILL')
@@ -222,15 +230,11 @@ t.test('a copy that cannot grow is checkpointed: the fsync\'d bytes win over its
   const b = randomBytes(20 * 1024) // past the copy's buffer, under 60 KiB: only the failed growth stops the copy
   await writeFile(join(base, 'a'), a)
   await writeFile(join(base, 'b'), b)
-  const py = spawn('python3', ['-c', AFTER_FIRST_CLOSE, 'overwrite', m.path('x', 'grow.bin'), join(base, 'a'), join(base, 'b')], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { py.kill('SIGKILL') })
-  let out = ''
-  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  py.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  for (let i = 0; i < 200 && !out.includes('done'); i++) await sleep(50)
-  t.equal(out.trim(), 'done', 'done with the file held open')
+  const py = python(t, AFTER_FIRST_CLOSE, ['overwrite', m.path('x', 'grow.bin'), join(base, 'a'), join(base, 'b')])
+  await py.until('done')
+  t.equal(py.out().trim(), 'done', 'done with the file held open')
   await m.kill9()
-  py.kill('SIGKILL')
+  py.proc.kill('SIGKILL')
   const again = await Mount.start(t, { dataDir, mountpoint, env: ENV })
   t.match(again.stdout + again.stderr, /redo log: [1-9]\d* frames read/, 'the log held the first close\'s frame')
   t.same(await readFile(again.path('x', 'grow.bin')), b, 'the fsync\'d bytes, not the frame\'s')
@@ -282,14 +286,9 @@ t.test('a checkpoint that fails for want of room is done by the next fsync: the 
   const b = randomBytes(60_000) // longer than a: the file is b whether or not the truncate got through
   await writeFile(join(base, 'a'), a)
   await writeFile(join(base, 'b'), b)
-  const py = spawn('python3', ['-c', FAILED_CHECKPOINT, m.path('x', 'ckpt.bin'), join(base, 'a'), join(base, 'b'), base], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { py.kill('SIGKILL') })
-  let out = ''
-  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  py.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const py = python(t, FAILED_CHECKPOINT, [m.path('x', 'ckpt.bin'), join(base, 'a'), join(base, 'b'), base])
   const until = async (what: string): Promise<void> => {
-    for (let i = 0; i < 400 && !out.includes(what); i++) await sleep(50)
-    t.ok(out.includes(what), `${what}: ${out.trim().split('\n').join('; ')}`)
+    t.ok(await py.until(what, 400), `${what}: ${py.out().trim().split('\n').join('; ')}`)
   }
   await until('framed')
   // Full to the last few KiB: a large file, then smaller ones until each size fails.
@@ -303,7 +302,7 @@ t.test('a checkpoint that fails for want of room is done by the next fsync: the 
   await writeFile(join(base, 'room'), '')
   await until('done')
   await m.kill9()
-  py.kill('SIGKILL')
+  py.proc.kill('SIGKILL')
   const again = await Mount.start(t, { dataDir, mountpoint, config, env: ENV })
   t.match(again.stdout + again.stderr, /redo log: [1-9]\d* frames read/, 'the log held the first close\'s frame')
   t.same(await readFile(again.path('x', 'ckpt.bin')), b, 'the fsync\'d bytes, not the frame\'s')
