@@ -20,7 +20,9 @@ import { ControlServer } from './api/control-server.js'
 import { volumeStats } from './volume/stats.js'
 import { storeStats } from './replication/chunk-service.js'
 import { SwarmServices } from './swarm-services.js'
-import { Replicator } from './replication/replicator.js'
+import { ReplicaState } from './replication/replica-state.js'
+import { summaryOf } from './replication/replicator.js'
+import { health } from './api/web/health.js'
 import { readRevoked } from './volume/revoked.js'
 import type { StatusReport } from './status-report.js'
 import { fileReplication } from './replication/file-replication.js'
@@ -65,7 +67,9 @@ export class DisktroNode {
   private webError = 'this daemon was started without a dashboard'
   private readonly started = Date.now()
   replicaCount = 3
+  repairAfter = 0
   scrubber: Scrubber | null = null
+  private ownState: ReplicaState | null = null // the replication counts of a node without a swarm
 
   private constructor (
     readonly volume: Volume,
@@ -119,6 +123,11 @@ export class DisktroNode {
       if (pinning) swarm?.replicator.usePins(pinning)
       const node: DisktroNode = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
       node.replicaCount = o.config.replicaCount
+      node.repairAfter = o.config.repairAfter
+      if (!swarm) {
+        node.ownState = new ReplicaState(volume.store, o.config.replicaCount, volume.file.role === 'storage', o.log)
+        node.ownState.start()
+      }
       node.scrubber = new Scrubber({
         store: volume.store,
         verifier: new ChunkVerifier(volume.access?.pipeline ?? null),
@@ -174,17 +183,21 @@ export class DisktroNode {
 
   async status (files = false): Promise<StatusReport> {
     const v = this.volume
-    const replication = (this.swarm?.replicator ?? new Replicator({ store: v.store, selfId: v.file.nodeId, replicaCount: this.replicaCount, links: () => [], log: () => {} })).summary()
+    const replication = this.swarm?.replicator.summary() ?? summaryOf(this.ownState!)
+    const peers = this.swarm ? await this.swarm.peerReports() : []
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,
       node: { id: v.file.nodeId, role: v.file.role },
       volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
       store: storeStats(v.store),
-      peers: this.swarm ? await this.swarm.peerReports() : [],
+      peers,
       replication,
-      pins: this.pins()
+      pins: this.pins(),
+      repairAfter: this.repairAfter,
+      health: health({ daemonRunning: true, role: v.file.role, replication, peers, repairAfterMs: this.repairAfter })
     }
+    if (this.swarm) report.audit = this.swarm.audit.report()
     if (this.scrubber) report.scrub = this.scrubber.report()
     const shared = v.access?.shared
     report.namespace = {
@@ -486,8 +499,10 @@ export class DisktroNode {
     await this.vfsOrNull?.flushAll().then(() => { this.closeBehind?.finish(); this.closeBehind = null }, e => this.log(`flush: ${(e as Error).message}`))
     await this.control?.close()
     await this.scrubber?.close()
+    this.ownState?.close()
     await this.swarm?.close()
     await this.volume.close()
     await this.lock.release()
   }
 }
+

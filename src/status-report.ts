@@ -4,6 +4,8 @@ import type { PeerStats } from './replication/peer-link.js'
 import type { GcReport } from './replication/garbage-collector.js'
 import type { EvictionReport } from './replication/evictor.js'
 import type { ScrubReport } from './replication/scrubber.js'
+import type { AuditReport } from './replication/holder-audit.js'
+import type { Health } from './api/web/health.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -63,4 +65,7 @@ export interface StatusReport {
   cache?: EvictionReport
   scrub?: ScrubReport // the background re-verification of stored chunks
   files?: FileReplication[]
+  audit?: AuditReport // holder proofs: challenges and checks of peers' copies
+  repairAfter?: number // ms an offline holder's copies keep counting
+  health: Health // the verdict: safe / at-risk / unknown, and its headline
 }

@@ -10,7 +10,8 @@ import { RemoteFetcher } from './replication/remote-fetcher.js'
 import type { PeerLink, PutResult, PeerStats, RecordSource } from './replication/peer-link.js'
 import type { PeerReport } from './status-report.js'
 import { NamespaceSync, type NsPeer } from './replication/namespace-sync.js'
-import { Census } from './replication/census.js'
+import { HolderAudit, answerProve, type AuditLink } from './replication/holder-audit.js'
+import { ReplicaState } from './replication/replica-state.js'
 import { GarbageCollector } from './replication/garbage-collector.js'
 import { Trimmer } from './replication/trimmer.js'
 import { Evictor } from './replication/evictor.js'
@@ -30,12 +31,14 @@ export class SwarmServices {
   readonly service: ChunkService
   readonly replicaCount: number
   readonly nsSync: NamespaceSync
-  readonly census: Census
+  readonly audit: HolderAudit
+  readonly state: ReplicaState
   readonly gc: GarbageCollector
   readonly trimmer: Trimmer
   readonly evictor: Evictor | null
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
+  private readonly auditCache = new WeakMap<PeerConnection, AuditLink>()
 
   constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void, revoked: string[] = []) {
     this.replicaCount = config.replicaCount
@@ -51,21 +54,20 @@ export class SwarmServices {
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
     this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
-    const started = Date.now()
-    let seen = new Map<string, { online: boolean, lastSeen: number }>()
-    let seenAt = 0
-    const counts = (peer: string): boolean => {
-      if (Date.now() - seenAt > 500) {
-        seen = new Map(this.network.peers().map(p => [p.id, p]))
-        seenAt = Date.now()
-      }
-      const p = seen.get(peer)
-      if (p?.online) return true
-      return Date.now() - Math.max(p?.lastSeen ?? 0, started) < config.repairAfter
-    }
-    this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, counts })
+    const storageOnly = volume.file.role === 'storage'
+    this.state = new ReplicaState(volume.store, config.replicaCount, storageOnly, log)
+    this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, state: this.state })
     this.remote = new RemoteFetcher(links, holders, log)
-    this.census = new Census(volume.store, holders, config.replicaCount, () => this.network.connections().map(conn => ({ id: conn.id, has: hasOf(conn) })), log)
+    this.audit = new HolderAudit({
+      store: volume.store,
+      holders,
+      state: this.state,
+      links: () => this.network.connections().map(c => this.auditOf(c)),
+      peers: () => this.network.peers(),
+      repairAfter: config.repairAfter,
+      storageOnly,
+      log
+    })
     this.gc = new GarbageCollector({
       store: volume.store,
       holders,
@@ -95,6 +97,7 @@ export class SwarmServices {
         log
       })
     this.trimmer = new Trimmer({
+      surplus: this.state.surplus,
       exempt: hex => this.evictor?.handingOff.has(hex) ?? false,
       store: volume.store,
       holders,
@@ -130,13 +133,14 @@ export class SwarmServices {
       this.log(`peer ${conn.id.slice(0, 12)} (${conn.role}) connected from ${conn.address}`)
       this.replicator.rescan()
       this.nsSync.peerConnected(this.nsPeerOf(conn))
-      setTimeout(() => { void this.census.run() }, 1000).unref()
+      setTimeout(() => { if (conn.isOpen) void this.audit.peerConnected(this.auditOf(conn)) }, 500).unref()
     })
     this.network.on('peer-closed', (id: string) => this.log(`peer ${id.slice(0, 12)} went offline`))
     await this.network.start()
+    this.state.start()
     this.replicator.start()
     this.nsSync.start()
-    this.census.start()
+    this.audit.start()
     if (this.volume.access) this.gc.start()
     this.trimmer.start()
     this.evictor?.start()
@@ -160,7 +164,11 @@ export class SwarmServices {
       case 'NS_PUSH': return { type: 'NS_ACK', accepted: this.nsSync.answerPush(this.nsPeerOf(conn), body.records) }
       // Only a member that can read the tree may say a chunk is garbage.
       case 'DROP_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? this.gc.answerDrop(body.ids) : 0 }
-      case 'TRIM_CHUNKS': return { type: 'DROP_ACK', dropped: Trimmer.answerTrim(this.volume.store, body.ids) }
+      // Surplus copies are trimmed by the member that wrote them, a full one.
+      case 'TRIM_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? Trimmer.answerTrim(this.volume.store, body.ids) : 0 }
+      // A peer speaks for its own holdings only.
+      case 'HOLDING': return { type: 'DROP_ACK', dropped: this.audit.answerHolding(conn.id, body.held, body.dropped) }
+      case 'PROVE': return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
     }
   }
 
@@ -187,6 +195,28 @@ export class SwarmServices {
       this.nsPeerCache.set(conn, p)
     }
     return p
+  }
+
+  private auditOf (conn: PeerConnection): AuditLink {
+    let a = this.auditCache.get(conn)
+    if (!a) {
+      a = {
+        id: conn.id,
+        has: hasOf(conn),
+        async prove (nonce: Buffer, ids: Buffer[]) {
+          const r = await conn.request({ type: 'PROVE', nonce, ids }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'PROOFS' || r.proofs.length !== ids.length) throw new Error('bad PROVE reply')
+          return r.proofs
+        },
+        async holding (held: Buffer[], dropped: Buffer[]) {
+          const r = await conn.request({ type: 'HOLDING', held, dropped }, NS_TIMEOUT_MS) as ReplyBody
+          return r.type === 'DROP_ACK' ? r.dropped : 0
+        },
+        stats: async () => await this.linkOf(conn).stats()
+      }
+      this.auditCache.set(conn, a)
+    }
+    return a
   }
 
   private linkOf (conn: PeerConnection): PeerLink {
@@ -231,7 +261,7 @@ export class SwarmServices {
 
   async close (): Promise<void> {
     this.nsSync.close()
-    this.census.close()
+    this.audit.close()
     this.gc.close()
     this.trimmer.close()
     this.evictor?.close()

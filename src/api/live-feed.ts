@@ -5,7 +5,7 @@ import type { LiveHello, LiveTick, PeerView, ThroughputSample } from './web-type
 
 const TICK_MS = 1000
 const HISTORY = 120 // samples: the chart's two minutes
-const REPLICATION_EVERY = 5 // ticks: the summary walks every chunk
+const REPLICATION_EVERY = 1 // ticks: the summary reads counters (replication/replica-state.ts)
 
 // Server-sent events for the live views: once a second, peers, a throughput
 // sample and transfers in flight. Throughput is sampled whether or not a page

@@ -1,17 +1,11 @@
 import type { StatusReport } from '../status-report.js'
 import type { ScrubReport, ScrubPass } from '../replication/scrubber.js'
-import { whyBehind } from '../api/web/health.js'
-
-function behind (r: StatusReport): string {
-  return whyBehind(r.daemon.running, r.peers.some(p => p.online))
-}
 
 export function renderStatus (r: StatusReport, progress: boolean): string {
   const rep = r.replication
   const v = r.volume
-  const safe = rep.lost > 0 ? `NOT SAFE: ${rep.lost} chunks lost` : rep.underReplicated > 0 ? `${behind(r)}: ${rep.underReplicated} of ${rep.chunks} chunks below ${rep.target} copies` : `safe: every chunk on ${rep.target} machines`
   const lines = [
-    `${safe}`,
+    r.health.headline,
     '',
     `volume      ${v.volumeId}`,
     `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon running (pid ${r.daemon.pid})` : 'no daemon running: peers unknown, shown from the data dir alone'}`,
@@ -23,7 +17,16 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
       `stored      ${bytes(v.storedBytes)} in ${v.chunks} chunks (compression ${v.compressionRatio.toFixed(2)}x, dedupe ${v.dedupeRatio.toFixed(2)}x)`)
   }
   lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here${r.cache ? ` (cache limit ${bytes(r.cache.cacheSize)}; ${r.cache.evictedChunks} chunks evicted, fetched back on demand)` : ''}`)
-  lines.push('', `replication ${rep.atTarget}/${rep.chunks} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
+  const what = r.node.role === 'storage' ? 'held here' : 'referenced'
+  lines.push('', `replication ${rep.atTarget}/${rep.chunks} chunks ${what} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
+  if (!r.daemon.running && rep.savedAt) lines.push(`            (counted by the daemon ${Math.round((Date.now() - rep.savedAt) / 1000)} s ago)`)
+  if (rep.unsettled) lines.push(`            ${rep.unsettled} chunk(s) changed and not recounted yet`)
+  if (r.audit) {
+    for (const a of r.audit.peers) {
+      lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)
+    }
+    if (r.audit.expired) lines.push(`  ${r.audit.expired} copies stopped counting: their holders were offline longer than repairAfter (${Math.round((r.repairAfter ?? 0) / 1000)} s)`)
+  }
   if (rep.etaSec !== null && rep.etaSec !== undefined) lines.push(`            ${rep.queued} chunk(s) queued; safe in about ${rep.etaSec < 120 ? `${rep.etaSec} s` : `${Math.round(rep.etaSec / 60)} min`} at the current rate`)
   if (progress && rep.chunks > 0 && rep.underReplicated > 0) {
     const width = 40

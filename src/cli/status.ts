@@ -2,7 +2,9 @@ import type { Argv } from 'yargs'
 import { Volume } from '../volume/volume.js'
 import { volumeStats } from '../volume/stats.js'
 import { askDaemon } from '../api/control-client.js'
-import { Replicator } from '../replication/replicator.js'
+import { summaryOf } from '../replication/replicator.js'
+import { ReplicaState } from '../replication/replica-state.js'
+import { health } from '../api/web/health.js'
 import { storeStats } from '../replication/chunk-service.js'
 import { Pinning } from '../replication/pinning.js'
 import { Scrubber } from '../replication/scrubber.js'
@@ -11,7 +13,7 @@ import { renderStatus } from './status-render.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
 
 export function statusCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command('status', 'is my data safe? peers, replication, volume totals (exit 1 while any chunk is below target)',
+  return y.command('status', 'is my data safe? peers, replication, volume totals. Exit code: 0 safe (every chunk has copies at replicaCount), 1 at risk (chunks below target or lost), 2 unknown (no daemon running, or copies not counted yet)',
     a => a
       .option('json', { type: 'boolean', default: false, describe: 'everything, machine-readable' })
       .option('files', { type: 'boolean', default: false, describe: 'add per-file replication' })
@@ -31,7 +33,7 @@ export function statusCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
       }
       process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report, false))
-      if (report.replication.underReplicated > 0 || report.replication.lost > 0) process.exitCode = 1
+      process.exitCode = report.health.exitCode
     })
 }
 
@@ -40,7 +42,7 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
   const config = await configOf(argv)
   const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
   try {
-    const replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links: () => [], log: () => {} })
+    const replication = summaryOf(new ReplicaState(volume.store, config.replicaCount, volume.file.role === 'storage', () => {}, true))
     return {
       daemon: { running: false },
       dataDir,
@@ -48,7 +50,8 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
       volume: volume.access ? volumeStats(volume) : { volumeId: volume.file.volumeId },
       store: storeStats(volume.store),
       peers: [],
-      replication: replicator.summary(),
+      replication,
+      health: health({ daemonRunning: false, role: volume.file.role, replication, peers: [] }),
       pins: volume.access ? new Pinning(volume.store, volume.access.ns, () => {}, true).reports(() => false) : [],
       scrub: Scrubber.offlineReport(volume.store, config.scrubRate, config.scrubInterval)
     }

@@ -16,6 +16,9 @@ export const MAX_TEXT_BYTES = 1024
 export const MAX_NS_HEADS = 4096
 export const MAX_NS_RECORDS = 4096
 export const MEMBER_ID_BYTES = 32
+export const NONCE_BYTES = 32
+export const PROOF_HASH_BYTES = 32
+export const MAX_PROVE_IDS = 256
 // Room for the frame, request and length headers around a chunk record.
 export const MAX_RECORD_BYTES = MAX_FRAME_BYTES - 64
 export { CHUNK_ID_BYTES }
@@ -42,7 +45,13 @@ export interface TrimChunks { type: 'TRIM_CHUNKS', ids: Buffer[] }
 // A full member that compacted its log offers the snapshot to its peers, so
 // storage-only members (which cannot compact) can drop the records too.
 export interface NsSnapshot { type: 'NS_SNAPSHOT', snapshot: Buffer }
-export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot
+// Holder knowledge (replication/holder-audit.ts): the sender now holds
+// `held` and no longer holds `dropped`. It speaks only for itself.
+export interface Holding { type: 'HOLDING', held: Buffer[], dropped: Buffer[] }
+// A challenge: prove holding each chunk by a keyed hash of its record under
+// a fresh nonce (docs/protocol.md, "Holder proofs").
+export interface Prove { type: 'PROVE', nonce: Buffer, ids: Buffer[] }
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot | Holding | Prove
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -55,12 +64,14 @@ export interface ErrorReply { type: 'ERROR', message: string }
 export interface NsRecords { type: 'NS_RECORDS', records: Buffer[], more: boolean, snapshot?: Buffer }
 export interface NsAck { type: 'NS_ACK', accepted: number }
 export interface DropAck { type: 'DROP_ACK', dropped: number }
-export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck
+// `proofs[i]` answers `ids[i]`: null for a chunk the sender does not hold.
+export interface Proofs { type: 'PROOFS', proofs: Array<Buffer | null> }
+export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck | Proofs
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck, HOLDING: DropAck, PROVE: Proofs }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS'
 }
 
 export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
@@ -75,7 +86,8 @@ export type Message = Hello | Ping | Pong | Request | Reply
 const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
   PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
-  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17
+  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17,
+  HOLDING: 18, PROVE: 19, PROOFS: 20
 } as const
 const ROLE = { full: 1, storage: 2 } as const
 
@@ -163,6 +175,15 @@ function encodeRequest (b: RequestBody): Buffer[] {
       if (b.ids.length > MAX_HAS_IDS) throw fail('EINVAL', `${b.type} carries at most ${MAX_HAS_IDS} ids`)
       for (const id of b.ids) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
       return [Buffer.from([BODY[b.type]]), u16(b.ids.length), ...b.ids]
+    case 'HOLDING':
+      if (b.held.length + b.dropped.length > MAX_HAS_IDS) throw fail('EINVAL', `HOLDING carries at most ${MAX_HAS_IDS} ids`)
+      for (const id of [...b.held, ...b.dropped]) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
+      return [Buffer.from([BODY.HOLDING]), u16(b.held.length), ...b.held, u16(b.dropped.length), ...b.dropped]
+    case 'PROVE':
+      checkLength(b.nonce, NONCE_BYTES, 'nonce')
+      if (b.ids.length > MAX_PROVE_IDS) throw fail('EINVAL', `PROVE carries at most ${MAX_PROVE_IDS} ids`)
+      for (const id of b.ids) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
+      return [Buffer.from([BODY.PROVE]), b.nonce, u16(b.ids.length), ...b.ids]
   }
 }
 
@@ -198,6 +219,13 @@ function encodeReply (b: ReplyBody): Buffer[] {
       return [Buffer.from([BODY.NS_ACK]), u32(b.accepted)]
     case 'DROP_ACK':
       return [Buffer.from([BODY.DROP_ACK]), u32(b.dropped)]
+    case 'PROOFS': {
+      if (b.proofs.length > MAX_PROVE_IDS) throw fail('EINVAL', `PROOFS carries at most ${MAX_PROVE_IDS} proofs`)
+      const bitmap = Buffer.alloc(Math.ceil(b.proofs.length / 8))
+      const present: Buffer[] = []
+      b.proofs.forEach((p, i) => { if (p) { checkLength(p, PROOF_HASH_BYTES, 'proof'); bitmap[i >> 3] |= 1 << (i & 7); present.push(p) } })
+      return [Buffer.from([BODY.PROOFS]), u16(b.proofs.length), bitmap, ...present]
+    }
   }
 }
 
@@ -291,6 +319,15 @@ function decodeRequest (r: Reader): RequestBody {
       for (let i = 0; i < n; i++) ids.push(r.bytes(CHUNK_ID_BYTES))
       return { type: type === BODY.DROP_CHUNKS ? 'DROP_CHUNKS' : 'TRIM_CHUNKS', ids }
     }
+    case BODY.HOLDING: {
+      const held = readIds(r, MAX_HAS_IDS)
+      const dropped = readIds(r, MAX_HAS_IDS - held.length)
+      return { type: 'HOLDING', held, dropped }
+    }
+    case BODY.PROVE: {
+      const nonce = r.bytes(NONCE_BYTES)
+      return { type: 'PROVE', nonce, ids: readIds(r, MAX_PROVE_IDS) }
+    }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a request`)
   }
 }
@@ -324,8 +361,25 @@ function decodeReply (r: Reader): ReplyBody {
     }
     case BODY.NS_ACK: return { type: 'NS_ACK', accepted: r.u32() }
     case BODY.DROP_ACK: return { type: 'DROP_ACK', dropped: r.u32() }
+    case BODY.PROOFS: {
+      const n = r.u16()
+      if (n > MAX_PROVE_IDS) throw fail('BAD_MESSAGE', `PROOFS with ${n} proofs`)
+      const bitmap = r.bytes(Math.ceil(n / 8))
+      if (n % 8 !== 0 && (bitmap[bitmap.length - 1] >> (n % 8)) !== 0) throw fail('BAD_MESSAGE', 'PROOFS padding bits set')
+      const proofs: Array<Buffer | null> = []
+      for (let i = 0; i < n; i++) proofs.push((bitmap[i >> 3] & (1 << (i & 7))) !== 0 ? r.bytes(PROOF_HASH_BYTES) : null)
+      return { type: 'PROOFS', proofs }
+    }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a reply`)
   }
+}
+
+function readIds (r: Reader, max: number): Buffer[] {
+  const n = r.u16()
+  if (n > max) throw fail('BAD_MESSAGE', `chunk list with ${n} ids`)
+  const ids: Buffer[] = []
+  for (let i = 0; i < n; i++) ids.push(r.bytes(CHUNK_ID_BYTES))
+  return ids
 }
 
 // Op records are checked (signature, sealing) by the namespace layer; here

@@ -456,7 +456,10 @@ export class LmdbNamespace implements Namespace {
     const raw = this.store.refs.getBinary(id)
     const n = raw ? raw.readUInt32LE(0) : 0
     // A read where there is nothing to remove (every new chunk): a remove is a write instruction.
-    if (n === 0 && this.store.garbage.doesExist(id)) this.store.garbage.removeSync(id)
+    if (n === 0) {
+      if (this.store.garbage.doesExist(id)) this.store.garbage.removeSync(id)
+      this.store.markDirty(id) // newly referenced: its replication is counted (replication/replica-state.ts)
+    }
     const out = Buffer.allocUnsafe(4)
     out.writeUInt32LE(n + 1)
     this.store.refs.putSync(id, out)
@@ -477,6 +480,7 @@ export class LmdbNamespace implements Namespace {
         this.store.garbage.putSync(id, t)
       }
       if (!foreign) this.store.removeChunkSync(id)
+      else this.store.markDirty(id)
     } else {
       const out = Buffer.allocUnsafe(4)
       out.writeUInt32LE(n - 1)

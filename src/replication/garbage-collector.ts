@@ -55,8 +55,7 @@ export class GarbageCollector {
   }
 
   report (): GcReport {
-    let pending = 0
-    for (const _ of this.o.store.garbage.getKeys({})) pending++
+    const pending = (this.o.store.garbage.getStats() as { entryCount: number }).entryCount
     return { graceMs: this.o.graceMs, pending, collectedChunks: this.collectedChunks, collectedBytes: this.collectedBytes, lastRun: this.lastRun }
   }
 
@@ -93,12 +92,10 @@ export class GarbageCollector {
           this.collectedBytes += size
         }
         this.o.store.foreign.removeSync(id)
-        const left = this.o.holders.get(id).filter(h => !told.has(h))
-        if (left.length === 0 || now - since > GIVE_UP_MS) {
-          this.o.store.holders.removeSync(id)
+        for (const h of this.o.holders.get(id)) if (told.has(h)) this.o.holders.removeSync(id, h)
+        if (this.o.holders.count(id) === 0 || now - since > GIVE_UP_MS) {
+          this.o.store.clearHoldersSync(id)
           this.o.store.garbage.removeSync(id)
-        } else {
-          this.o.holders.set(id, left)
         }
       }
     })
@@ -116,7 +113,7 @@ export class GarbageCollector {
           dropped++
         }
         this.o.store.foreign.removeSync(id)
-        this.o.store.holders.removeSync(id)
+        this.o.store.clearHoldersSync(id)
         this.o.store.garbage.removeSync(id)
       }
     })

@@ -14,7 +14,7 @@ const REBUILD_EVERY_MS = 1000
 // replicator asks `pinnedTo(chunk)` for every chunk it places. The chunk map
 // is rebuilt from the block maps after the tree changes, at most once a
 // second: a chunk written meanwhile is pushed to its pinned peer by the
-// replicator's next periodic rescan.
+// replicator's look at pinned chunks every few seconds (`unplaced`).
 export class Pinning implements PinPolicy {
   readonly pins: PinStore
   private readonly holders: Holders
@@ -33,6 +33,19 @@ export class Pinning implements PinPolicy {
   pinnedTo (chunkId: Buffer): string[] {
     if (this.dirty && Date.now() - this.builtAt >= REBUILD_EVERY_MS) this.rebuild()
     return this.byChunk.get(chunkId.toString('hex')) ?? []
+  }
+
+  // Pinned chunks some pinned peer is not listed as holding.
+  unplaced (): Buffer[] {
+    if (this.byChunk.size === 0 && !this.dirty) return []
+    if (this.dirty && Date.now() - this.builtAt >= REBUILD_EVERY_MS) this.rebuild()
+    const out: Buffer[] = []
+    for (const [hex, peers] of this.byChunk) {
+      const id = Buffer.from(hex, 'hex')
+      const have = this.holders.get(id)
+      if (peers.some(p => !have.includes(p))) out.push(id)
+    }
+    return out
   }
 
   // Returns false when the pin existed already.

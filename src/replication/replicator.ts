@@ -2,13 +2,14 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import type { PeerLink } from './peer-link.js'
 import { Holders } from './holders.js'
 import { rank } from './placement.js'
+import { ReplicaState } from './replica-state.js'
 
 const PARALLEL = 32 // chunk pushes in flight: bounds memory (16 x chunk size) and keeps links busy
 const RETRY_MS = 5000
 
 export interface ReplicationSummary {
   target: number
-  chunks: number
+  chunks: number // tracked: referenced by our tree (full member) or held here (storage-only)
   atTarget: number
   underReplicated: number
   onlyHere: number
@@ -17,11 +18,24 @@ export interface ReplicationSummary {
   uploadRate: number // bytes/s acknowledged over the last few seconds
   queued: number // chunks waiting to be pushed now (new writes and repairs)
   etaSec: number | null // pendingBytes / uploadRate: time to safety at the current rate; null when idle or stalled
+  unsettled: number // chunks whose copies changed and are not recounted yet (the figures above lag by them)
+  counting: boolean // a first count of every chunk is running: the figures are not complete
+  savedAt: number | null // when the counts were last written to disk
+}
+
+// The summary from ReplicaState's counters (a node without peers: nothing uploads).
+export function summaryOf (state: ReplicaState, uploadRate = 0, queued = 0): ReplicationSummary {
+  const c = state.summary()
+  const s: ReplicationSummary = { target: c.target, chunks: c.tracked, atTarget: c.atTarget, underReplicated: c.below, onlyHere: c.onlyHere, lost: c.lost, pendingBytes: c.pendingBytes, uploadRate, queued, etaSec: null, unsettled: c.unsettled, counting: c.counting, savedAt: c.savedAt }
+  if (s.pendingBytes > 0 && s.uploadRate > 0) s.etaSec = Math.ceil(s.pendingBytes / s.uploadRate)
+  return s
 }
 
 // Peers that must hold a chunk whatever the placement says (pinning.ts).
 export interface PinPolicy {
   pinnedTo (chunkId: Buffer): string[]
+  // Pinned chunks a pinned peer is not known to hold (cost: the pinned chunks).
+  unplaced?: () => Buffer[]
 }
 
 export interface ReplicatorOptions {
@@ -31,9 +45,7 @@ export interface ReplicatorOptions {
   links: () => PeerLink[]
   log: (line: string) => void
   holders?: Holders
-  // False for a holder offline longer than `repairAfter`: its copies no
-  // longer count, so the chunk is copied to another member.
-  counts?: (peerId: string) => boolean
+  state?: ReplicaState
 }
 
 // Pushes this node's chunks (the ones its own block maps reference) to
@@ -44,10 +56,13 @@ export interface ReplicatorOptions {
 // pinned peer; that copy counts toward replicaCount like any other.
 export class Replicator {
   private readonly holders: Holders
+  readonly state: ReplicaState
   private readonly queue = new Set<string>()
+  private sweepFrom: Buffer | null = null // where the sweep of `needs` goes on; null: none running
+  private sweepAgain = false
+  private retryTimer: NodeJS.Timeout | null = null
   private running = 0
   private closed = false
-  private timer: NodeJS.Timeout | null = null
   private readonly acked: Array<{ t: number, bytes: number }> = []
   private pins: PinPolicy | null = null
   readonly sentTo = new Map<string, number>() // bytes acknowledged per peer, this run
@@ -56,6 +71,8 @@ export class Replicator {
 
   constructor (private readonly o: ReplicatorOptions) {
     this.holders = o.holders ?? new Holders(o.store)
+    this.state = o.state ?? new ReplicaState(o.store, o.replicaCount, false)
+    this.state.onNeeds(() => this.rescan())
   }
 
   // A copy we hold for another member (it was pushed to us) is that member's
@@ -65,28 +82,37 @@ export class Replicator {
     return have.length > 0 && this.o.store.foreign.doesExist(id) && this.missingPins(id, have).length === 0
   }
 
-  // Holders whose copies count toward the target.
+  // Holders whose copies count toward the target (holder-audit.ts removes
+  // the ones that stopped counting).
   holdersOf (id: Buffer): string[] {
-    const all = this.holders.get(id)
-    return this.o.counts ? all.filter(this.o.counts) : all
+    return this.holders.get(id)
   }
 
   start (): void {
+    this.state.start()
     this.rescan()
-    this.timer = setInterval(() => this.rescan(), RETRY_MS)
-    this.timer.unref()
   }
 
+  // Pinned chunks are looked at every few seconds (their number, not the
+  // volume's, is the cost): a chunk written into a pinned folder reaches
+  // its peer without a sweep.
   usePins (pins: PinPolicy): void {
     this.pins = pins
+    this.pinTimer ??= setInterval(() => {
+      const ids = this.pins?.unplaced?.() ?? []
+      if (ids.length > 0) this.enqueue(ids)
+    }, RETRY_MS)
+    this.pinTimer.unref()
   }
+
+  private pinTimer: NodeJS.Timeout | null = null
 
   get pinPolicy (): PinPolicy | null {
     return this.pins
   }
 
   // New chunks committed locally. With no peer connected there is nowhere to
-  // send them: the rescan when one appears finds them (and a single node
+  // send them: the sweep when one appears finds them (and a single node
   // spends nothing per written block on replication).
   enqueue (ids: Buffer[]): void {
     if (this.o.links().length === 0) return
@@ -94,17 +120,62 @@ export class Replicator {
     this.pump()
   }
 
-  // Re-examines every own chunk: at start, when a peer appears, periodically.
+  // Looks at every chunk below target (`needs`, kept by ReplicaState), a
+  // slice at a time as the push queue drains: when a peer appears, when
+  // chunks fall below target, after failed pushes. Chunks at target cost
+  // nothing, so a safe volume's replication is idle whatever its size.
+  // Pinned chunks at target that a pinned peer lacks are queued by pinning.
   rescan (): void {
-    if (this.closed) return
-    if (this.o.links().length === 0) return
-    for (const key of this.o.store.refs.getKeys({})) {
-      const id = key as Buffer
-      const have = this.holdersOf(id)
-      if (this.othersDuty(id, have)) continue
-      if (1 + have.length < this.o.replicaCount || this.missingPins(id, have).length > 0) this.queue.add(id.toString('hex'))
-    }
+    if (this.closed || this.o.links().length === 0) return
+    for (const id of this.pins?.unplaced?.() ?? []) this.queue.add(id.toString('hex'))
+    if (this.sweepFrom !== null) { this.sweepAgain = true; return }
+    this.sweepFrom = Buffer.alloc(0)
     this.pump()
+  }
+
+  // Queues the next chunks of the sweep that this node can copy now: reads
+  // `needs` until the queue has enough or about 2,000 entries were looked at
+  // (then the rest waits for the next turn of the event loop).
+  private refill (): void {
+    const links = this.o.links()
+    let budget = 2048
+    while (this.sweepFrom !== null && this.queue.size < 2 * PARALLEL) {
+      if (budget <= 0) {
+        if (!this.refillLater) {
+          this.refillLater = true
+          setImmediate(() => { this.refillLater = false; this.pump() })
+        }
+        return
+      }
+      const from = this.sweepFrom
+      let last: Buffer | null = null
+      for (const key of this.o.store.needs.getKeys({ start: from.length === 0 ? undefined : from, limit: 256 })) {
+        const id = key as Buffer
+        if (from.length > 0 && id.equals(from)) continue
+        last = Buffer.from(id)
+        budget--
+        if (!this.o.store.hasChunk(id)) continue
+        const have = this.holdersOf(id)
+        if (this.othersDuty(id, have)) continue
+        if (!links.some(l => l.id !== this.o.selfId && !have.includes(l.id))) continue
+        const hex = id.toString('hex')
+        if (!this.inflight.has(hex)) this.queue.add(hex)
+      }
+      if (last === null) {
+        this.sweepFrom = null
+        if (this.sweepAgain) { this.sweepAgain = false; this.sweepFrom = Buffer.alloc(0) }
+        return
+      }
+      this.sweepFrom = last
+    }
+  }
+
+  private refillLater = false
+  private readonly inflight = new Set<string>()
+
+  // Pinned chunks a pinned peer lacks (pinning.ts): queued like the others.
+  queuePinned (ids: Buffer[]): void {
+    this.enqueue(ids)
   }
 
   private missingPins (id: Buffer, have: string[]): string[] {
@@ -112,43 +183,42 @@ export class Replicator {
     return this.pins.pinnedTo(id).filter(p => p !== this.o.selfId && !have.includes(p))
   }
 
+  // From the counters ReplicaState keeps: constant time at any size.
   summary (): ReplicationSummary {
-    const s: ReplicationSummary = { target: this.o.replicaCount, chunks: 0, atTarget: 0, underReplicated: 0, onlyHere: 0, lost: 0, pendingBytes: 0, uploadRate: this.rate(), queued: this.queue.size + this.running, etaSec: null }
-    for (const key of this.o.store.refs.getKeys({})) {
-      const id = key as Buffer
-      s.chunks++
-      const h = this.holdersOf(id).length
-      const local = this.o.store.hasChunk(id)
-      const copies = h + (local ? 1 : 0)
-      if (copies === 0) { s.lost++; s.underReplicated++; continue }
-      if (copies >= this.o.replicaCount) { s.atTarget++; continue }
-      s.underReplicated++
-      if (h === 0) s.onlyHere++
-      const size = local ? this.sizeOf(id) : 0
-      s.pendingBytes += size * (this.o.replicaCount - copies)
-    }
-    if (s.pendingBytes > 0 && s.uploadRate > 0) s.etaSec = Math.ceil(s.pendingBytes / s.uploadRate)
-    return s
+    return summaryOf(this.state, this.rate(), this.queue.size + this.running)
   }
 
   copiesOf (id: Buffer): number {
-    return this.holdersOf(id).length + (this.o.store.hasChunk(id) ? 1 : 0)
+    return this.state.copiesOf(id)
   }
 
   close (): void {
     this.closed = true
-    if (this.timer) clearInterval(this.timer)
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    if (this.pinTimer) clearInterval(this.pinTimer)
     this.queue.clear()
+    this.state.close()
+  }
+
+  private failedSinceRetry = false
+  private retryLater (): void {
+    this.failedSinceRetry = true
+    if (this.retryTimer || this.closed) return
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; if (this.failedSinceRetry) { this.failedSinceRetry = false; this.rescan() } }, RETRY_MS)
+    this.retryTimer.unref()
   }
 
   private pump (): void {
+    if (this.queue.size < PARALLEL) this.refill()
     while (!this.closed && this.running < PARALLEL && this.queue.size > 0) {
       const hex = this.queue.values().next().value as string
       this.queue.delete(hex)
       this.running++
+      this.inflight.add(hex)
       this.replicate(Buffer.from(hex, 'hex'))
-        .catch(e => this.o.log(`replication of chunk ${hex.slice(0, 12)}: ${(e as Error).message}`))
-        .finally(() => { this.running--; this.pump() })
+        .catch(e => { this.retryLater(); this.o.log(`replication of chunk ${hex.slice(0, 12)}: ${(e as Error).message}`) })
+        .finally(() => { this.running--; this.inflight.delete(hex); this.pump() })
+      if (this.queue.size < PARALLEL) this.refill()
     }
   }
 
@@ -196,24 +266,11 @@ export class Replicator {
         this.sentBytes += size
         need--
       } else {
+        this.retryLater()
         this.refusals.set(link.id, { at: Date.now(), reason: r.reason ?? 'no reason' })
         this.o.log(`peer ${link.id.slice(0, 12)} refused chunk ${id.toString('hex').slice(0, 12)}: ${r.reason ?? 'no reason'}`)
       }
     }
-  }
-
-  // Record sizes for pendingBytes, without copying records out of the map
-  // on every status call (the length of a fast view is all that is read).
-  private readonly sizes = new Map<string, number>()
-  private sizeOf (id: Buffer): number {
-    const hex = id.toString('hex')
-    let n = this.sizes.get(hex)
-    if (n === undefined) {
-      n = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
-      if (this.sizes.size > 100_000) this.sizes.clear()
-      this.sizes.set(hex, n)
-    }
-    return n
   }
 
   private rate (): number {

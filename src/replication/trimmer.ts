@@ -4,7 +4,7 @@ import type { PinPolicy } from './replicator.js'
 import { rank } from './placement.js'
 import { Periodic } from './periodic.js'
 
-const EVERY_MS = 5000
+const EVERY_MS = 5000 // a look at the surplus set, empty unless a holder came back
 const BATCH = 4096
 
 export interface TrimLink {
@@ -20,6 +20,7 @@ export interface TrimmerOptions {
   replicaCount: number
   links: () => TrimLink[] // connected peers
   pins?: () => PinPolicy | null
+  surplus: Set<string> // chunks of ours with more than replicaCount copies (ReplicaState keeps it)
   exempt?: (hex: string) => boolean // chunks being handed off before eviction
   log: (line: string) => void
 }
@@ -60,8 +61,10 @@ export class Trimmer {
     if (links.size === 0) return
     // surplus holder -> chunks to trim there; keep-set member -> chunks to confirm
     const plan: Array<{ id: Buffer, keep: string[], drop: string[] }> = []
-    for (const key of this.o.store.refs.getKeys({})) {
-      const id = key as Buffer
+    for (const hex of [...this.o.surplus]) {
+      this.o.surplus.delete(hex)
+      const id = Buffer.from(hex, 'hex')
+      if (!this.o.store.refs.doesExist(id)) continue
       const live = this.o.holders.get(id).filter(h => links.has(h))
       if (live.length + 1 <= this.o.replicaCount || !this.o.store.hasChunk(id)) continue
       // Only a member whose copy is its own (it wrote the chunk) trims, as
@@ -94,18 +97,18 @@ export class Trimmer {
       if (n === null || n === undefined) continue
       this.trimmed += n
       this.o.log(`trimmed ${n} surplus cop${n === 1 ? 'y' : 'ies'} on peer ${peer.slice(0, 12)} (asked for ${ids.length})`)
-      this.o.store.txn(() => {
-        for (const id of ids) this.o.holders.set(id, this.o.holders.get(id).filter(h => h !== peer))
-      })
+      this.o.holders.removeMany(ids, peer)
     }
   }
 
-  // A peer asks us to drop surplus copies: only those we hold for others.
+  // A full member asks us to drop surplus copies: only those we hold for
+  // others, never one our own tree references (the caller checks the
+  // asker's proven role).
   static answerTrim (store: LmdbStore, ids: Buffer[]): number {
     let dropped = 0
     store.txn(() => {
       for (const id of ids) {
-        if (!store.foreign.doesExist(id)) continue
+        if (!store.foreign.doesExist(id) || store.refs.doesExist(id)) continue
         if (store.hasChunk(id)) { store.removeChunkSync(id); dropped++ }
         store.foreign.removeSync(id)
       }

@@ -44,6 +44,10 @@ export class LmdbStore {
   readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then; copies elsewhere to collect
   readonly nsmap: Db // shared-namespace bookkeeping: view entry <-> local inode, materialized versions, unsent writes
   readonly sums: Db // chunk id -> checksum of the stored record (codec/chunk-sum.ts): the scrubber's reference
+  readonly held: Db // holder node id (32) + chunk id -> f64 LE ms of its last proof (0: acknowledged or reported, not yet proven): the holders index by peer
+  readonly rdirty: Db // chunk id -> empty: its copies or references changed; replication/replica-state.ts recounts it
+  readonly rstate: Db // chunk id -> what the replication counters include for it (replica-state.ts)
+  readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and census's work)
   private closed = false
   private readonly all: Db[] = []
   private queued = 0 // bytes of limited puts not yet committed
@@ -68,7 +72,11 @@ export class LmdbStore {
     this.oplog = sub('oplog')
     this.nsmap = sub('nsmap')
     this.garbage = sub('garbage')
-    this.sums = sub('sums') // 14 of maxDbs (16)
+    this.sums = sub('sums')
+    this.held = sub('held')
+    this.rdirty = sub('rdirty')
+    this.rstate = sub('rstate')
+    this.needs = sub('needs') // 18 of maxDbs (24)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -143,17 +151,75 @@ export class LmdbStore {
   // `sum`: the record's checksum when the caller already has it (a crypto worker computed it).
   async putChunk (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> {
     sum ??= await chunkSumAsync(record)
-    await this.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum)]))
+    await this.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum), this.rdirty.put(id, EMPTY)]))
+    this.dirtied()
   }
 
   putChunkSync (id: Buffer, record: Buffer, sum?: Buffer): void {
     this.chunks.putSync(id, record)
     this.sums.putSync(id, sum ?? chunkSum(record))
+    this.markDirty(id)
   }
 
   removeChunkSync (id: Buffer): void {
     this.chunks.removeSync(id)
     this.sums.removeSync(id)
+    this.markDirty(id)
+  }
+
+  // --- replication bookkeeping (replication/replica-state.ts) ---
+
+  // A chunk's copies or references changed: its replication state is
+  // recounted soon (in the caller's transaction when there is one).
+  markDirty (id: Buffer): void {
+    this.rdirty.putSync(id, EMPTY)
+    this.dirtied()
+  }
+
+  private readonly dirtyListeners: Array<() => void> = []
+  onDirty (fn: () => void): void {
+    this.dirtyListeners.push(fn)
+  }
+
+  private dirtied (): void {
+    for (const fn of this.dirtyListeners) fn()
+  }
+
+  // The holders of a chunk: `holders` (chunk -> node ids) and its index by
+  // peer, `held` (node + chunk -> time of the last proof), changed together.
+  // Inside a transaction.
+  addHolderSync (id: Buffer, node: Buffer, provenAt = 0): boolean {
+    const key = heldKey(node, id)
+    const raw = this.holders.getBinary(id)
+    const known = raw !== undefined && indexOfNode(raw, node) >= 0
+    if (!known) this.holders.putSync(id, raw ? Buffer.concat([raw, node]) : Buffer.from(node))
+    if (!known || provenAt > 0) {
+      const t = Buffer.allocUnsafe(8)
+      t.writeDoubleLE(provenAt > 0 ? provenAt : (this.held.getBinary(key)?.readDoubleLE(0) ?? 0))
+      this.held.putSync(key, t)
+    }
+    if (!known) this.markDirty(id)
+    return !known
+  }
+
+  removeHolderSync (id: Buffer, node: Buffer): boolean {
+    this.held.removeSync(heldKey(node, id))
+    const raw = this.holders.getBinary(id)
+    const at = raw === undefined ? -1 : indexOfNode(raw, node)
+    if (at < 0) return false
+    const rest = Buffer.concat([raw!.subarray(0, at), raw!.subarray(at + 32)])
+    if (rest.length === 0) this.holders.removeSync(id)
+    else this.holders.putSync(id, rest)
+    this.markDirty(id)
+    return true
+  }
+
+  clearHoldersSync (id: Buffer): void {
+    const raw = this.holders.getBinary(id)
+    if (raw === undefined) return
+    for (let o = 0; o + 32 <= raw.length; o += 32) this.held.removeSync(heldKey(raw.subarray(o, o + 32), id))
+    this.holders.removeSync(id)
+    this.markDirty(id)
   }
 
   // A chunk record held for another member: stored unless already here, and
@@ -168,9 +234,9 @@ export class LmdbStore {
   // member cannot authenticate it, so its checksum must resist a forger).
   async putReplica (id: Buffer, record: Buffer, from?: string, sum?: Buffer): Promise<void> {
     const sender = from === undefined ? null : Buffer.from(from, 'hex')
-    const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && held.includes(sender))
+    const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && indexOfNode(held, sender) >= 0)
     const stored = this.hasChunk(id)
-    if (stored && this.foreign.doesExist(id) && isKnown(this.holders.getBinary(id))) return
+    if (stored && (this.foreign.doesExist(id) || this.refs.doesExist(id)) && isKnown(this.holders.getBinary(id))) return
     const bytes = stored ? 0 : record.length
     this.reserve(bytes)
     let committed = false
@@ -183,9 +249,12 @@ export class LmdbStore {
       // read-modify-write, in a transaction callback.
       const data = stored ? null : this.chunks.ifNoExists(id, () => { void this.chunks.put(id, record); void this.sums.put(id, sum!) })
       const marks = this.env.transaction(() => {
-        if (!this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
-        const held = this.holders.getBinary(id)
-        if (!isKnown(held)) this.holders.putSync(id, held ? Buffer.concat([held, sender!]) : sender!)
+        // A chunk our own tree references stays ours: a peer that pushes it
+        // to us does not make it a copy held for others (which a trim could
+        // then take, and which its writer would stop replicating).
+        if (!this.foreign.doesExist(id) && !this.refs.doesExist(id)) this.foreign.putSync(id, EMPTY)
+        if (sender !== null) this.addHolderSync(id, sender)
+        this.markDirty(id)
       })
       await Promise.all([data, marks])
       committed = true
@@ -354,7 +423,7 @@ export class LmdbStore {
 function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer> {
   return open<Buffer, Buffer>({
     path,
-    maxDbs: 16,
+    maxDbs: 24,
     encoding: 'binary',
     keyEncoding: 'binary',
     compression: false,
@@ -363,6 +432,16 @@ function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer
     noMemInit: false, // never let freed pages leak stale bytes into the file
     noSync: !opts.readOnly
   })
+}
+
+export function heldKey (node: Buffer, id: Buffer): Buffer {
+  return Buffer.concat([node, id])
+}
+
+// Where a 32-byte node id sits in a holders value (a multiple of 32), or -1.
+function indexOfNode (raw: Buffer, node: Buffer): number {
+  for (let o = 0; o + 32 <= raw.length; o += 32) if (raw.compare(node, 0, 32, o, o + 32) === 0) return o
+  return -1
 }
 
 export interface ChunkReader {

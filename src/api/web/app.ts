@@ -2,7 +2,7 @@ import type { LiveHello, LiveTick, NodeInfo, ReplicationSummary } from '../web-t
 import { call, whenUnauthorized } from './api.js'
 import { byId } from './dom.js'
 import { shortId } from './format.js'
-import { whyBehind } from './health.js'
+import { health } from './health.js'
 import { FilesView } from './files-view.js'
 import { PeersView } from './peers-view.js'
 import { VolumeView } from './volume-view.js'
@@ -29,7 +29,7 @@ class App {
     window.addEventListener('hashchange', () => { void this.route() })
     this.listen()
     await this.route()
-    void this.volume.load().then(s => { if (s) this.health(s.replication, s.peers.some(p => p.online)) })
+    void this.volume.load().then(s => { if (s) this.health(s.replication, s.peers.map(p => ({ ...p, sentBytes: 0, pins: 0 }))) })
   }
 
   private async route (): Promise<void> {
@@ -67,7 +67,7 @@ class App {
       this.volume.setPeers(t.peers)
       this.transfers.fromServer(t.transfers)
       if (t.replication) {
-        this.health(t.replication, t.peers.some(p => p.online))
+        this.health(t.replication, t.peers)
         if (this.view === 'volume') this.volume.replication(t.replication)
       }
       document.body.dataset.live = 'yes'
@@ -76,14 +76,11 @@ class App {
   }
 
   // The page is served by the daemon, so a daemon runs.
-  private health (r: ReplicationSummary, peerOnline: boolean): void {
+  private health (r: ReplicationSummary, peers: LiveTick['peers']): void {
     const el = byId('health')
-    el.className = 'health ' + (r.lost > 0 ? 'lost' : r.underReplicated > 0 ? 'behind' : 'safe')
-    el.textContent = r.lost > 0
-      ? `${r.lost} chunks lost`
-      : r.underReplicated > 0
-        ? `${whyBehind(true, peerOnline)}: ${r.chunks ? Math.floor(100 * r.atTarget / r.chunks) : 0}% at ${r.target} copies`
-        : r.chunks === 0 ? 'empty volume' : `safe: ${r.target} copies of everything`
+    const h = health({ daemonRunning: true, role: this.info?.role ?? 'full', replication: r, peers: peers.map(p => ({ id: p.id, online: p.online, lastSeen: p.lastSeen ?? null })) })
+    el.className = 'health ' + (r.lost > 0 ? 'lost' : h.state === 'safe' ? 'safe' : 'behind')
+    el.textContent = h.headline
   }
 
   private banner (message: string, sticky = false): void {
