@@ -25,7 +25,6 @@ import { summaryOf } from './replication/replicator.js'
 import { health } from './api/web/health.js'
 import { readRevoked } from './volume/revoked.js'
 import type { StatusReport } from './status-report.js'
-import { fileReplication } from './replication/file-replication.js'
 import { Pinning } from './replication/pinning.js'
 import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
@@ -168,7 +167,7 @@ export class DisktroNode {
   }
 
   private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
-    if (req.cmd === 'status') return await this.status(Boolean(req.files))
+    if (req.cmd === 'status') return await this.status()
     if (req.cmd === 'revoke' && typeof req.id === 'string') {
       this.swarm?.network.revoke(req.id)
       this.volume.access?.shared?.exclude(req.id)
@@ -181,7 +180,8 @@ export class DisktroNode {
     throw new Error(`unknown command ${req.cmd}`)
   }
 
-  async status (files = false): Promise<StatusReport> {
+  // Per-file detail (`status --files`) is read from disk by the CLI itself, streamed.
+  async status (): Promise<StatusReport> {
     const v = this.volume
     const replication = this.swarm?.replicator.summary() ?? summaryOf(this.ownState!)
     const peers = this.swarm ? await this.swarm.peerReports() : []
@@ -210,7 +210,6 @@ export class DisktroNode {
     }
     if (this.swarm) report.gc = this.swarm.gc.report()
     if (this.swarm?.evictor) report.cache = this.swarm.evictor.report()
-    if (files && v.access && this.swarm) report.files = fileReplication(v.access.ns, this.swarm.replicator, this.swarm.replicaCount)
     return report
   }
 

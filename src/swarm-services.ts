@@ -46,6 +46,7 @@ export class SwarmServices {
       swarmKey: volume.swarmKey,
       keySeed: volume.seed,
       role: volume.file.role,
+      roleKey: volume.roleKey,
       bootstrap: config.bootstrap ?? undefined,
       heartbeatInterval: config.heartbeatInterval,
       log,
@@ -107,7 +108,7 @@ export class SwarmServices {
       log,
       links: () => this.network.connections().map(conn => ({
         id: conn.id,
-        has: hasOf(conn),
+        prove: this.auditOf(conn).prove,
         async trim (ids: Buffer[]) {
           const r = await conn.request({ type: 'TRIM_CHUNKS', ids }, NS_TIMEOUT_MS) as ReplyBody
           if (r.type !== 'DROP_ACK') throw new Error('bad TRIM reply')
@@ -149,7 +150,13 @@ export class SwarmServices {
   // Not async: a PUT_CHUNK's record (a view of the received message) is
   // stored synchronously and not held while the ack waits for the disk.
   private answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
-    if (body.type === 'PUT_CHUNK') return this.service.put(body.id, body.record, conn.id).then(r => ({ type: 'PUT_ACK', ...r }))
+    if (body.type === 'PUT_CHUNK') {
+      const id = Buffer.from(body.id)
+      return this.service.put(body.id, body.record, conn.id).then(r => {
+        if (r.ok) this.audit.noteStored(id)
+        return { type: 'PUT_ACK', ...r }
+      })
+    }
     return this.answerOther(conn, body)
   }
 
@@ -167,7 +174,7 @@ export class SwarmServices {
       // Surplus copies are trimmed by the member that wrote them, a full one.
       case 'TRIM_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? Trimmer.answerTrim(this.volume.store, body.ids) : 0 }
       // A peer speaks for its own holdings only.
-      case 'HOLDING': return { type: 'DROP_ACK', dropped: this.audit.answerHolding(conn.id, body.held, body.dropped) }
+      case 'HOLDING': return { type: 'DROP_ACK', dropped: await this.audit.answerHolding(this.auditOf(conn), body.held.map(b => Buffer.from(b)), body.dropped.map(b => Buffer.from(b))) }
       case 'PROVE': return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
     }
   }

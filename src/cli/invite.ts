@@ -3,6 +3,7 @@ import { Volume } from '../volume/volume.js'
 import { readVolumeFile, createVolumeFile, chunkIdHashOf } from '../volume/volume-file.js'
 import { encodeInvite, decodeInvite } from '../volume/invite.js'
 import { fail } from '../errors.js'
+import { roleKeyOf } from '../crypto/volume-keys.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
 
 export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -18,7 +19,7 @@ export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const storage = Boolean(argv['storage-only'])
         // The master key never leaves for a storage-only member: it gets the swarm key alone.
         const key = storage ? volume.full.keys.swarm : masterOf(volume)
-        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key, chunkIdHash: chunkIdHashOf(file) })
+        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key, chunkIdHash: chunkIdHashOf(file), fullRoleKey: roleKeyOf(masterOf(volume)).publicKey })
         process.stderr.write(`This join code is a secret: whoever holds it can ${storage ? 'store this volume\'s encrypted chunks' : 'read and write this volume'}. Send it privately.\n`)
         process.stdout.write(code + '\n')
       } finally {
@@ -33,7 +34,7 @@ export function joinCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     async argv => {
       const dataDir = dataDirOf(argv)
       const invite = decodeInvite(String(argv.code))
-      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash })
+      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash, fullRoleKey: invite.role === 'storage' ? invite.fullRoleKey : undefined })
       process.stdout.write(`joined volume ${f.volumeId} as a ${f.role === 'full' ? 'full' : 'storage-only'} member (node ${f.nodeId.slice(0, 16)}) in ${dataDir}\n`)
     })
 }

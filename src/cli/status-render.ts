@@ -54,10 +54,6 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
       lines.push(`  ${p.path ?? `(inode ${p.ino}, no longer named)`}  -> ${p.peer.slice(0, 16)} ${p.peerOnline ? 'online ' : 'offline'}  ${state}`)
     }
   }
-  if (r.files) {
-    lines.push('', 'files')
-    for (const f of r.files) lines.push(`  ${f.path}  ${bytes(f.size)}  ${f.atTarget}/${f.chunks} at target${f.lost ? `, ${f.lost} LOST` : ''}`)
-  }
   return lines.join('\n') + '\n'
 }
 

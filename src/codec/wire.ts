@@ -11,6 +11,7 @@ export const WIRE_VERSION = 1
 export const FRAME_HEADER_BYTES = 4
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024
 export const PROOF_BYTES = 32
+export const ROLE_SIG_BYTES = 64
 export const MAX_HAS_IDS = 4096
 export const MAX_TEXT_BYTES = 1024
 export const MAX_NS_HEADS = 4096
@@ -74,7 +75,8 @@ export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } 
   PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS'
 }
 
-export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer }
+// `roleProof`: a full member's signature proving its role (net/capability.ts).
+export interface Hello { type: 'HELLO', version: number, role: Role, proof: Buffer, roleProof?: Buffer }
 // `time` is the sender's own clock, echoed back in the PONG, so clocks need not agree.
 export interface Ping { type: 'PING', time: number }
 export interface Pong { type: 'PONG', time: number }
@@ -130,7 +132,8 @@ function encodeFields (m: Message): Buffer[] {
     case 'HELLO':
       checkLength(m.proof, PROOF_BYTES, 'proof')
       if (!Number.isInteger(m.version) || m.version < 0 || m.version > 255) throw fail('EINVAL', 'bad wire version')
-      return [Buffer.from([m.version, roleByte(m.role)]), m.proof]
+      if (m.roleProof) checkLength(m.roleProof, ROLE_SIG_BYTES, 'role proof')
+      return [Buffer.from([m.version, roleByte(m.role)]), m.proof, ...(m.roleProof ? [m.roleProof] : [])]
     case 'PING':
     case 'PONG':
       if (!Number.isFinite(m.time)) throw fail('EINVAL', 'heartbeat time must be finite')
@@ -274,7 +277,12 @@ export function decodeMessage (frame: Buffer): Message {
   const type = r.u8()
   let m: Message
   switch (type) {
-    case FRAME.HELLO: m = { type: 'HELLO', version: r.u8(), role: decodeRole(r.u8()), proof: r.bytes(PROOF_BYTES) }; break
+    case FRAME.HELLO: {
+      const hello: Hello = { type: 'HELLO', version: r.u8(), role: decodeRole(r.u8()), proof: r.bytes(PROOF_BYTES) }
+      if (r.left() > 0) hello.roleProof = r.bytes(ROLE_SIG_BYTES)
+      m = hello
+      break
+    }
     case FRAME.PING: m = { type: 'PING', time: r.time() }; break
     case FRAME.PONG: m = { type: 'PONG', time: r.time() }; break
     case FRAME.REQUEST: m = { type: 'REQUEST', id: r.u32(), body: decodeRequest(r) }; break
@@ -406,6 +414,7 @@ class Reader {
     if (this.o + n > this.b.length) throw fail('BAD_MESSAGE', 'message truncated')
   }
 
+  left (): number { return this.b.length - this.o }
   u8 (): number { this.need(1); return this.b[this.o++] }
   u16 (): number { this.need(2); const v = this.b.readUInt16LE(this.o); this.o += 2; return v }
   u32 (): number { this.need(4); const v = this.b.readUInt32LE(this.o); this.o += 4; return v }

@@ -10,7 +10,8 @@ export const SUBKEY = {
   chunkId: 2, // keyed hash naming chunks
   meta: 3, // AEAD of inodes, directory entries, block maps, change records
   name: 4, // keyed hash of directory entry names
-  swarm: 5 // discovery topic and peer capability (peers issue)
+  swarm: 5, // discovery topic and peer capability (peers issue)
+  role: 6 // seed of the full-member role key pair: a full member signs its HELLO with it (net/capability.ts)
 } as const
 
 export type SubkeyName = keyof typeof SUBKEY
@@ -37,6 +38,19 @@ export function deriveVolumeKeys (master: Buffer): VolumeKeys {
     name: deriveSubkey(master, 'name'),
     swarm: deriveSubkey(master, 'swarm')
   }
+}
+
+// The key pair only full members hold (derived from the master key); its
+// public half is all a storage-only member gets, to check a peer's claim to
+// be a full member.
+export interface RoleKey { publicKey: Buffer, secretKey: Buffer | null }
+
+export function roleKeyOf (master: Buffer): RoleKey {
+  const seed = deriveSubkey(master, 'role')
+  const publicKey = Buffer.alloc(sodium.crypto_sign_PUBLICKEYBYTES)
+  const secretKey = sodium.sodium_malloc(sodium.crypto_sign_SECRETKEYBYTES) as unknown as Buffer
+  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
+  return { publicKey, secretKey }
 }
 
 export function randomKey (): Buffer {

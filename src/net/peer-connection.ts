@@ -3,11 +3,11 @@ import { performance } from 'node:perf_hooks'
 import type HyperDHT from 'hyperdht'
 import { fail, isDisktroError } from '../errors.js'
 import {
-  decodeMessage, prepareMessage, writeFrame, MAX_FRAME_BYTES, PROOF_BYTES, REPLY_TYPE, WIRE_VERSION,
+  decodeMessage, prepareMessage, writeFrame, MAX_FRAME_BYTES, PROOF_BYTES, ROLE_SIG_BYTES, REPLY_TYPE, WIRE_VERSION,
   type Message, type PreparedFrame, type PutChunk, type ReplyBody, type ReplyFor, type RequestBody, type Role
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
-import { capabilityProof, verifyProof } from './capability.js'
+import { capabilityProof, verifyProof, roleProof, verifyRoleProof } from './capability.js'
 
 export const HELLO_TIMEOUT_MS = 3000
 export const SILENT_INTERVALS = 3
@@ -17,7 +17,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 // what it asked for: drop it rather than buffer without bound.
 export const MAX_QUEUED_FRAMES = 1024
 // Until the peer has proved the key, the only frame it may send is a HELLO.
-const HELLO_FRAME_BYTES = 4 + PROOF_BYTES
+const HELLO_FRAME_BYTES = 4 + PROOF_BYTES + ROLE_SIG_BYTES
 // secret-stream seals each write as one message (at most 16 MiB), and the
 // receiver sees nothing of a message until all of it is in: pieces stay small
 // so that a big frame cannot look like silence to the heartbeat. A frame of
@@ -30,6 +30,11 @@ export type RequestHandler = (msg: RequestBody) => Promise<ReplyBody>
 export interface PeerConnectionOptions {
   swarmKey: Buffer
   role: Role
+  // The full-member role key (capability.ts): the secret half signs our
+  // HELLO when we are full; the public half checks a peer's claim to be.
+  // null public key: a storage-only member from an old join code, which
+  // cannot check the claim and takes it on trust.
+  roleKey?: { publicKey: Buffer | null, secretKey: Buffer | null }
   heartbeatInterval: number
   log: (line: string) => void
 }
@@ -91,7 +96,8 @@ export class PeerConnection extends EventEmitter {
     this.helloTimer = setTimeout(() => this.close('no HELLO within ' + HELLO_TIMEOUT_MS + ' ms'), HELLO_TIMEOUT_MS)
     this.helloTimer.unref()
     const side = stream.isInitiator ? 'initiator' : 'responder'
-    this.send({ type: 'HELLO', version: WIRE_VERSION, role: opts.role, proof: capabilityProof(opts.swarmKey, side, stream.handshakeHash) })
+    const secret = opts.role === 'full' ? opts.roleKey?.secretKey ?? null : null
+    this.send({ type: 'HELLO', version: WIRE_VERSION, role: opts.role, proof: capabilityProof(opts.swarmKey, side, stream.handshakeHash), ...(secret ? { roleProof: roleProof(secret, side, stream.handshakeHash) } : {}) })
   }
 
   get role (): Role { return this.remoteRole }
@@ -186,6 +192,13 @@ export class PeerConnection extends EventEmitter {
     if (!verifyProof(this.opts.swarmKey, side, this.stream.handshakeHash, m.proof)) {
       this.emit('rejected')
       return this.close('wrong capability proof (another key)')
+    }
+    if (m.role === 'full') {
+      const pub = this.opts.roleKey?.publicKey ?? null
+      if (pub !== null && !verifyRoleProof(pub, side, this.stream.handshakeHash, m.roleProof)) {
+        this.emit('rejected')
+        return this.close('claims to be a full member without proving it')
+      }
     }
     this.state = 'open'
     this.remoteRole = m.role

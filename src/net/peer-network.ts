@@ -21,6 +21,7 @@ export interface PeerInfo {
 export interface PeerNetworkOptions {
   swarmKey: Buffer // the volume's swarm subkey: topic and capability derive from it
   keySeed: Buffer // seed of this node's Noise key pair; the node id is its public key
+  roleKey?: { publicKey: Buffer | null, secretKey: Buffer | null } // peer-connection.ts
   role: Role
   bootstrap?: Array<{ host: string, port: number }> // undefined: hyperdht's public bootstrap nodes
   dhtHost?: string // default 127.0.0.1 when every bootstrap node is loopback, else 0.0.0.0
@@ -141,7 +142,7 @@ export class PeerNetwork extends EventEmitter {
     this.discoveryError = null // a peer found us or we it: log the next lookup failure
     let conn: PeerConnection
     try {
-      conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
+      conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, roleKey: this.opts.roleKey, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
     } catch (e) {
       this.log(`dropping connection: ${e instanceof Error ? e.message : String(e)}`)
       stream.on('error', () => {})

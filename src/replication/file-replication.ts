@@ -1,30 +1,29 @@
 import type { LmdbNamespace } from '../meta/lmdb-namespace.js'
 import { ROOT_INO } from '../meta/namespace.js'
-import type { Replicator } from './replicator.js'
 import type { FileReplication } from '../status-report.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
 const S_IFREG = 0o100000
 
-// Per-file replication for `status --files`: walks the tree, and for each
-// file counts its chunks at target, under it, and lost.
-export function fileReplication (ns: LmdbNamespace, replicator: Replicator, target: number, limit = 10_000): FileReplication[] {
-  const out: FileReplication[] = []
-  const copiesOf = (id: Buffer): number => replicator.copiesOf(id)
-  const walk = (dir: number, prefix: string): void => {
+// Per-file replication for `status --files`: walks the tree depth first
+// with an explicit stack and yields each file as it goes (streamed: nothing
+// holds the whole list), with its chunks at target, under it, and lost.
+export function * fileReplication (ns: LmdbNamespace, copiesOf: (id: Buffer) => number, target: number): Generator<FileReplication> {
+  const stack: Array<{ ino: number, path: string }> = [{ ino: ROOT_INO, path: '' }]
+  while (stack.length > 0) {
+    const { ino: dir, path: prefix } = stack.pop()!
+    const subdirs: Array<{ ino: number, path: string }> = []
     for (const e of ns.readdir(dir)) {
-      if (out.length >= limit) return
       const a = ns.getAttrs(e.ino)
       if (!a) continue
       const path = prefix + '/' + e.name
-      if ((a.mode & S_IFMT) === S_IFDIR) { walk(e.ino, path); continue }
+      if ((a.mode & S_IFMT) === S_IFDIR) { subdirs.push({ ino: e.ino, path }); continue }
       if ((a.mode & S_IFMT) !== S_IFREG) continue
-      out.push({ path, size: a.size, ...chunkReplication(ns, e.ino, copiesOf, target) })
+      yield { path, size: a.size, ...chunkReplication(ns, e.ino, copiesOf, target) }
     }
+    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i])
   }
-  walk(ROOT_INO, '')
-  return out
 }
 
 export interface ChunkReplication {

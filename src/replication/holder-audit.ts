@@ -87,7 +87,7 @@ export class HolderAudit {
   start (): void {
     this.roundTimer = setInterval(() => { void this.round() }, ROUND_MS)
     this.roundTimer.unref()
-    this.expireTimer = setInterval(() => { void this.expire() }, EXPIRE_MS)
+    this.expireTimer = setInterval(() => { void this.expire() }, Math.max(1000, Math.min(EXPIRE_MS, this.o.repairAfter / 2)))
     this.expireTimer.unref()
   }
 
@@ -112,10 +112,40 @@ export class HolderAudit {
       if (n > 0) this.o.log(`peer ${link.id.slice(0, 12)} holds no chunks: its ${n} holdings no longer count`)
     }
     await this.checkPeer(link).catch(e => this.o.log(`holder check of ${link.id.slice(0, 12)}: ${(e as Error).message}`))
+    await this.askLapsed(link)
     await this.askAll(link)
   }
 
+  // A holder back after its holdings lapsed (offline past repairAfter): the
+  // copies it still has count again (the trimmer then removes the surplus).
+  private async askLapsed (link: AuditLink): Promise<void> {
+    const node = Buffer.from(link.id, 'hex')
+    const end = Buffer.concat([node, Buffer.alloc(32, 0xff), Buffer.from([0])])
+    let back = 0
+    while (!this.closed) {
+      const keys: Buffer[] = []
+      for (const key of this.o.store.lapsed.getKeys({ start: node, end, limit: HAS_BATCH })) keys.push(Buffer.from(key as Buffer))
+      if (keys.length === 0) break
+      const ids = keys.map(k => k.subarray(32))
+      const have = await link.has(ids).catch(() => null)
+      if (!have) return
+      const held = ids.filter((id, i) => have[i] && this.tracks(id))
+      this.o.store.txn(() => {
+        for (const k of keys) this.o.store.lapsed.removeSync(k)
+        for (const id of held) this.o.store.addHolderSync(id, node)
+      })
+      back += held.length
+    }
+    if (back > 0) this.o.log(`peer ${link.id.slice(0, 12)} is back with ${back} copies that count again`)
+  }
+
   // --- notes of our own holdings ---
+
+  // A copy stored for a peer: said at once, whatever our counts thought of
+  // it before (a copy lost behind our back comes back unnoticed by them).
+  noteStored (id: Buffer): void {
+    this.noteLocal([Buffer.from(id)], true)
+  }
 
   private noteLocal (ids: Buffer[], local: boolean): void {
     for (const id of ids) {
@@ -137,14 +167,27 @@ export class HolderAudit {
   }
 
   // A peer's note about its own holdings: kept for chunks we track.
-  answerHolding (peer: string, held: Buffer[], dropped: Buffer[]): number {
+  async answerHolding (link: AuditLink, held: Buffer[], dropped: Buffer[]): Promise<number> {
+    const node = Buffer.from(link.id, 'hex')
+    const claimed = await this.believable(link, held.filter(id => this.tracks(id)))
     let n = 0
-    const node = Buffer.from(peer, 'hex')
     this.o.store.txn(() => {
-      for (const id of held) if (this.tracks(id) && this.o.store.addHolderSync(id, node)) n++
+      for (const id of claimed) if (this.o.store.addHolderSync(id, node)) n++
       for (const id of dropped) if (this.o.store.removeHolderSync(id, node)) n++
     })
     return n
+  }
+
+  // Peers that failed a proof: their word (a note, a HAS) no longer counts
+  // by itself; what they claim counts only once proven, for chunks we hold.
+  private readonly distrusted = new Set<string>()
+  private async believable (link: AuditLink, ids: Buffer[]): Promise<Buffer[]> {
+    if (!this.distrusted.has(link.id) || ids.length === 0) return ids
+    const mine = ids.filter(id => this.o.store.hasChunk(id))
+    const ok = await proves(link, this.o.store, mine)
+    const proven = mine.filter((_, i) => ok[i])
+    if (proven.length > 0) this.o.holders.addMany(proven, link.id, Date.now())
+    return proven
   }
 
   private tracks (id: Buffer): boolean {
@@ -165,6 +208,25 @@ export class HolderAudit {
       const ids = take(this.toAsk, HAS_BATCH)
       for (const link of this.o.links()) await this.learn(link, ids)
     }
+  }
+
+  // One batch of the chunks below target asked of every peer each round, a
+  // cursor going round them: what notes missed is learnt eventually, at a
+  // bounded cost, and nothing when every chunk is at target.
+  private needsCursor: Buffer | null = null
+  private async askSome (links: AuditLink[]): Promise<void> {
+    if (links.length === 0) return
+    const from = this.needsCursor
+    const ids: Buffer[] = []
+    for (const key of this.o.store.needs.getKeys({ start: from ?? undefined, limit: HAS_BATCH + 1 })) {
+      const k = key as Buffer
+      if (from && k.equals(from)) continue
+      ids.push(Buffer.from(k))
+      if (ids.length === HAS_BATCH) break
+    }
+    this.needsCursor = ids.length === HAS_BATCH ? ids[ids.length - 1] : null
+    if (ids.length === 0) return
+    for (const link of links) await this.learn(link, ids)
   }
 
   // Every chunk below target, asked of one peer, in batches.
@@ -188,8 +250,8 @@ export class HolderAudit {
   private async learn (link: AuditLink, ids: Buffer[]): Promise<boolean> {
     const have = await link.has(ids).catch(() => null)
     if (!have) return false
-    const held = ids.filter((_, i) => have[i])
-    if (held.length > 0) this.o.holders.addMany(held.filter(id => this.tracks(id)), link.id)
+    const held = await this.believable(link, ids.filter((id, i) => have[i] && this.tracks(id)))
+    if (held.length > 0) this.o.holders.addMany(held, link.id)
     return true
   }
 
@@ -199,7 +261,9 @@ export class HolderAudit {
     if (this.rounding || this.closed) return
     this.rounding = true
     try {
-      for (const link of this.o.links()) await this.checkPeer(link).catch(e => this.o.log(`holder check of ${link.id.slice(0, 12)}: ${(e as Error).message}`))
+      const links = this.o.links()
+      for (const link of links) await this.checkPeer(link).catch(e => this.o.log(`holder check of ${link.id.slice(0, 12)}: ${(e as Error).message}`))
+      await this.askSome(links)
     } finally {
       this.rounding = false
     }
@@ -229,7 +293,8 @@ export class HolderAudit {
       const ids = mine.slice(i, i + PROVE_BATCH)
       const nonce = Buffer.alloc(32)
       sodium.randombytes_buf(nonce)
-      const answers = await link.prove(nonce, ids)
+      // No answer (a peer that will not or cannot prove) fails them all.
+      const answers = await link.prove(nonce, ids).catch(() => ids.map(() => null))
       for (let j = 0; j < ids.length; j++) {
         const want = proofOf(this.o.store, nonce, ids[j])
         if (want === null) continue // our own copy went meanwhile: nothing to compare
@@ -239,14 +304,19 @@ export class HolderAudit {
       }
     }
     if (others.length > 0) {
-      const have = await link.has(others)
-      others.forEach((id, i) => { if (!have[i]) failed.push(id) })
+      const have = await link.has(others).catch(() => null)
+      if (have) others.forEach((id, i) => { if (!have[i]) failed.push(id) })
     }
     a.checked += sample.length
     a.proven += proven.length
     const now = Date.now()
     if (proven.length > 0) this.o.holders.addMany(proven, link.id, now)
-    if (failed.length === 0) return
+    if (failed.length === 0) {
+      // A round without a failure, with proofs: its word counts again.
+      if (proven.length > 0) this.distrusted.delete(link.id)
+      return
+    }
+    this.distrusted.add(link.id)
     a.failed += this.o.holders.removeMany(failed, link.id)
     this.o.log(`peer ${link.id.slice(0, 12)} failed ${failed.length} of ${sample.length} holding checks: those copies no longer count`)
     if (failed.length >= 2 && failed.length * 4 >= sample.length) {
@@ -305,18 +375,21 @@ export class HolderAudit {
       if (p?.online === true) continue
       const since = Math.max(p?.lastSeen ?? 0, this.started)
       if (Date.now() - since < this.o.repairAfter) continue
-      const n = await this.dropAllOf(peer)
+      const n = await this.dropAllOf(peer, true)
       if (n > 0) this.o.log(`peer ${peer.slice(0, 12)} offline longer than repairAfter (${Math.round(this.o.repairAfter / 1000)} s): its ${n} copies no longer count`)
       this.expired += n
     }
   }
 
-  // Removes every holding of a peer, a slice per event-loop turn.
-  async dropAllOf (peer: string): Promise<number> {
+  // Removes every holding of a peer, a slice per event-loop turn; `lapse`:
+  // remembered, to ask about when it returns.
+  async dropAllOf (peer: string, lapse = false): Promise<number> {
     let n = 0
+    const node = Buffer.from(peer, 'hex')
     while (!this.closed) {
       const batch = this.o.holders.heldBy(peer, null, SLICE).map(h => h.id)
       if (batch.length === 0) break
+      if (lapse) this.o.store.txn(() => { for (const id of batch) this.o.store.lapsed.putSync(Buffer.concat([node, id]), Buffer.alloc(0)) })
       n += this.o.holders.removeMany(batch, peer)
       await new Promise(resolve => setImmediate(resolve))
     }
@@ -337,6 +410,23 @@ export function proofOf (store: LmdbStore, nonce: Buffer, id: Buffer): Buffer | 
   if (fast === undefined) return null
   const out = Buffer.alloc(32)
   sodium.crypto_generichash(out, fast.subarray(0, fast.length), nonce)
+  return out
+}
+
+// Whether a peer proves holding each chunk we hold too (a fresh nonce).
+export async function proves (link: Pick<AuditLink, 'prove'>, store: LmdbStore, ids: Buffer[]): Promise<boolean[]> {
+  const out: boolean[] = []
+  for (let i = 0; i < ids.length; i += PROVE_BATCH) {
+    const batch = ids.slice(i, i + PROVE_BATCH)
+    const nonce = Buffer.alloc(32)
+    sodium.randombytes_buf(nonce)
+    const answers = await link.prove(nonce, batch).catch(() => batch.map(() => null))
+    batch.forEach((id, j) => {
+      const want = proofOf(store, nonce, id)
+      const got = answers[j]
+      out.push(want !== null && got !== null && got.length === want.length && sodium.sodium_memcmp(got, want))
+    })
+  }
   return out
 }
 

@@ -3,13 +3,14 @@ import type { Holders } from './holders.js'
 import type { PinPolicy } from './replicator.js'
 import { rank } from './placement.js'
 import { Periodic } from './periodic.js'
+import { proves } from './holder-audit.js'
 
 const EVERY_MS = 5000 // a look at the surplus set, empty unless a holder came back
 const BATCH = 4096
 
 export interface TrimLink {
   id: string
-  has: (ids: Buffer[]) => Promise<boolean[]>
+  prove: (nonce: Buffer, ids: Buffer[]) => Promise<Array<Buffer | null>>
   trim: (ids: Buffer[]) => Promise<number>
 }
 
@@ -29,8 +30,8 @@ export interface TrimmerOptions {
 // a chunk can have more than replicaCount live copies. The member that wrote
 // the chunk (its copy is its own, not `foreign`) keeps itself and the
 // replicaCount - 1 best-ranked live holders, as placement chose them, and
-// asks the others to drop theirs, only after every kept holder confirmed its
-// copy (HAS). A member asked to trim drops only copies it holds for others,
+// asks the others to drop theirs, only after every kept holder proved its
+// copy (PROVE). A member asked to trim drops only copies it holds for others,
 // never its own; pinned peers are never asked. So a trim never takes a chunk
 // below target or removes the last copy. One case is not covered: two members
 // that wrote the same content independently each keep their own set, and
@@ -77,13 +78,16 @@ export class Trimmer {
       if (plan.length >= BATCH) break
     }
     if (plan.length === 0) return
-    // Confirm the keep sets.
+    // Confirm the keep sets: each kept holder proves its copy now (a keyed
+    // hash of the record under a fresh nonce), so a peer that only claims a
+    // copy can never be the reason another is trimmed.
     const confirmed = new Set<string>()
     const byKeeper = new Map<string, Buffer[]>()
     for (const p of plan) for (const k of p.keep) { let l = byKeeper.get(k); if (!l) byKeeper.set(k, l = []); l.push(p.id) }
     const unconfirmed = new Set<string>()
     for (const [peer, ids] of byKeeper) {
-      const have = await links.get(peer)?.has(ids).catch(() => null)
+      const link = links.get(peer)
+      const have = link ? await proves(link, this.o.store, ids) : null
       ids.forEach((id, i) => { if (have?.[i]) confirmed.add(peer + id.toString('hex')); else unconfirmed.add(id.toString('hex')) })
     }
     const byDropper = new Map<string, Buffer[]>()

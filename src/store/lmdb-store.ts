@@ -48,6 +48,7 @@ export class LmdbStore {
   readonly rdirty: Db // chunk id -> empty: its copies or references changed; replication/replica-state.ts recounts it
   readonly rstate: Db // chunk id -> what the replication counters include for it (replica-state.ts)
   readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and census's work)
+  readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
   private closed = false
   private readonly all: Db[] = []
   private queued = 0 // bytes of limited puts not yet committed
@@ -76,7 +77,8 @@ export class LmdbStore {
     this.held = sub('held')
     this.rdirty = sub('rdirty')
     this.rstate = sub('rstate')
-    this.needs = sub('needs') // 18 of maxDbs (24)
+    this.needs = sub('needs')
+    this.lapsed = sub('lapsed') // 19 of maxDbs (24)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {

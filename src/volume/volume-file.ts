@@ -26,6 +26,7 @@ export interface VolumeFile {
   kdf: { alg: 'argon2id13', opslimit: number, memlimit: number, salt: string }
   wrappedKey: string
   wrappedSeed: string
+  fullRoleKey?: string // storage-only members: the public key that proves a peer a full member (hex; absent from old join codes)
 }
 
 export interface VolumeSecrets {
@@ -38,6 +39,7 @@ export interface NewVolume {
   role?: Role
   key?: Buffer // from an invite; a new random master key otherwise
   chunkIdHash?: ChunkIdHash // from an invite; this machine's choice otherwise
+  fullRoleKey?: Buffer // from a storage-only invite
 }
 
 // The function naming the volume's chunks (crypto/chunk-id.ts).
@@ -74,7 +76,8 @@ export async function createVolumeFile (dataDir: string, password: string, chunk
     chunkIdHash: joining.chunkIdHash ?? newVolumeChunkIdHash(),
     kdf: { alg: params.alg, opslimit: params.opslimit, memlimit: params.memlimit, salt: params.salt.toString('base64') },
     wrappedKey: seal(kek, key, AD).toString('base64'),
-    wrappedSeed: seal(kek, seed, SEED_AD).toString('base64')
+    wrappedSeed: seal(kek, seed, SEED_AD).toString('base64'),
+    ...(joining.fullRoleKey ? { fullRoleKey: joining.fullRoleKey.toString('hex') } : {})
   }
   const tmp = path + '.tmp'
   await writeFile(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
@@ -102,7 +105,8 @@ export async function readVolumeFile (dataDir: string): Promise<VolumeFile> {
   if (typeof f.wrappedKey !== 'string' || typeof f.kdf?.salt !== 'string' || typeof f.chunkSize !== 'number' ||
       typeof f.nodeId !== 'string' || typeof f.volumeId !== 'string' || f.kdf.alg !== 'argon2id13' ||
       typeof f.wrappedSeed !== 'string' || (f.role !== 'full' && f.role !== 'storage') ||
-      (f.chunkIdHash !== undefined && !isChunkIdHash(f.chunkIdHash))) {
+      (f.chunkIdHash !== undefined && !isChunkIdHash(f.chunkIdHash)) ||
+      (f.fullRoleKey !== undefined && !/^[0-9a-f]{64}$/.test(f.fullRoleKey))) {
     throw fail('VOLUME_DAMAGED', `${path} is damaged (missing fields)`)
   }
   return f

@@ -4,7 +4,7 @@ import { LmdbNamespace } from '../meta/lmdb-namespace.js'
 import { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { CryptoWorkers } from '../chunks/crypto-workers.js'
 import { LmdbChunkStore } from '../chunks/lmdb-chunk-store.js'
-import { deriveVolumeKeys, type VolumeKeys } from '../crypto/volume-keys.js'
+import { deriveVolumeKeys, roleKeyOf, type VolumeKeys, type RoleKey } from '../crypto/volume-keys.js'
 import { readVolumeFile, createVolumeFile, unlockVolumeFile, chunkIdHashOf, type VolumeFile, type NewVolume } from './volume-file.js'
 import { Recovery } from './recovery.js'
 import { fail } from '../errors.js'
@@ -32,6 +32,9 @@ export interface FullAccess {
 export class Volume {
   private closed = false
   master: Buffer | null = null // full members: the key an invite passes on
+  // The full-member role key: both halves on a full member, the public half
+  // on a storage-only one (null when its join code predates it).
+  roleKey: { publicKey: Buffer | null, secretKey: Buffer | null } = { publicKey: null, secretKey: null }
   private constructor (
     readonly dataDir: string,
     readonly file: VolumeFile,
@@ -54,7 +57,9 @@ export class Volume {
     const store = LmdbStore.open(join(dataDir, 'store'), { mapSize: opts.maxStoreBytes })
     const chunks = new LmdbChunkStore(store)
     if (file.role === 'storage') {
-      return new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store))
+      const v = new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store))
+      v.roleKey = { publicKey: file.fullRoleKey ? Buffer.from(file.fullRoleKey, 'hex') : null, secretKey: null }
+      return v
     }
     const keys = deriveVolumeKeys(secrets.key)
     const ns = new LmdbNamespace(store, keys, file.nodeId)
@@ -64,6 +69,8 @@ export class Volume {
     const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId, idHash: chunkIdHashOf(file) }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
     const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
     v.master = secrets.key
+    const rk: RoleKey = roleKeyOf(secrets.key)
+    v.roleKey = rk
     return v
   }
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { encodeInvite, decodeInvite, type Invite } from '../../src/volume/invite.js'
 
 function invite (over: Partial<Invite> = {}): Invite {
-  return { volumeId: randomBytes(16).toString('hex'), role: 'full', chunkSize: 1 << 20, key: randomBytes(32), chunkIdHash: 'blake3', ...over }
+  return { volumeId: randomBytes(16).toString('hex'), role: 'full', chunkSize: 1 << 20, key: randomBytes(32), chunkIdHash: 'blake3', fullRoleKey: randomBytes(32), ...over }
 }
 
 // A code as the first disktro wrote them: version 1, no chunk-id byte.
@@ -26,7 +26,15 @@ t.test('a join code carries the volume, role, chunk size, key and chunk-id funct
 
 t.test('a version 1 code still joins, as a volume naming chunks by HMAC-SHA256', async t => {
   const i = invite({ chunkIdHash: 'hmac-sha256' })
-  t.same(decodeInvite(versionOne(i)), i)
+  const { fullRoleKey, ...old } = i
+  t.same(decodeInvite(versionOne(i)), old, 'without the role key, which version 3 added')
+  void fullRoleKey
+})
+
+t.test('a storage-only code carries the public half of the full-member role key, never the master key', async t => {
+  const i = invite({ role: 'storage' })
+  const back = decodeInvite(encodeInvite(i))
+  t.same(back.fullRoleKey, i.fullRoleKey)
 })
 
 t.test('damaged codes fail in one line', async t => {
@@ -35,7 +43,7 @@ t.test('damaged codes fail in one line', async t => {
   const typo = code.slice(0, 20) + (code[20] === 'A' ? 'B' : 'A') + code.slice(21)
   t.throws(() => decodeInvite(typo), { code: 'EINVAL', message: /checksum/ })
   t.throws(() => decodeInvite('hello'), { code: 'EINVAL' })
-  const body = Buffer.from(code.slice('disktro1-'.length), 'base64url').subarray(0, 55)
+  const body = Buffer.from(code.slice('disktro1-'.length), 'base64url').subarray(0, 87)
   body[54] = 9 // a chunk-id function this disktro does not know
   const unknown = 'disktro1-' + Buffer.concat([body, createHash('sha256').update(body).digest().subarray(0, 4)]).toString('base64url')
   t.throws(() => decodeInvite(unknown), { code: 'UNSUPPORTED_VERSION', message: /chunk-id function 9/ })

@@ -56,7 +56,7 @@ export function health (i: HealthInput): Health {
     return { state: 'at-risk', exitCode: 1, headline: `at risk: ${below} (repair pending)` }
   }
   if ((r.unsettled ?? 0) > 0) return { state: 'at-risk', exitCode: 1, headline: `recounting: ${r.unsettled} chunk(s) changed and are being counted` }
-  const away = i.peers.filter(p => !p.online && p.lastSeen !== null)
+  const away = i.peers.filter(p => !p.online && p.lastSeen !== null && now - (p.lastSeen ?? 0) < (i.repairAfterMs ?? 0))
   if (away.length > 0 && i.repairAfterMs !== undefined) {
     const first = Math.min(...away.map(p => p.lastSeen ?? now))
     return { state: 'safe', exitCode: 0, headline: `safe: every chunk on ${r.target} machines (${away.length} peer(s) offline since ${ago(now - first)} ago; their copies count for ${ago(Math.max(0, first + i.repairAfterMs - now))} more, repairAfter)` }
