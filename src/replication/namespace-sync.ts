@@ -41,6 +41,7 @@ export class NamespaceSync {
   private readonly pulling = new Set<string>()
   private timer: NodeJS.Timeout | null = null
   private closed = false
+  private readonly blamed = new Map<string, number>() // storage-only relayers of refused records: when last logged
 
   constructor (private readonly o: NamespaceSyncOptions) {
     o.shared?.onRecords(records => this.relay(records, null))
@@ -127,6 +128,10 @@ export class NamespaceSync {
       this.o.store.txn(() => this.o.log.fold(snapshot, upTo, h.covered))
       return true
     } catch (e) {
+      if (from.role === 'storage') {
+        this.o.print(`peer ${from.id.slice(0, 12)} relayed a namespace snapshot that failed verification (${(e as Error).message}); refused`)
+        return false
+      }
       this.o.print(`peer ${from.id.slice(0, 12)} sent a namespace snapshot that failed verification (${(e as Error).message}); disconnecting it`)
       from.close('sent an invalid namespace snapshot')
       return false
@@ -156,8 +161,17 @@ export class NamespaceSync {
       })
     }
     if (rejected > 0) {
-      this.o.print(`peer ${from.id.slice(0, 12)} sent ${rejected} namespace record(s) that failed verification (${reason ?? 'invalid'}); disconnecting it`)
-      from.close('sent an invalid namespace record')
+      // A storage-only member cannot open records, so it relays whatever a
+      // key signed: the record is refused, the relayer not blamed (a full
+      // member checks what it relays, so an invalid record from one is its own).
+      if (from.role === 'storage') {
+        const last = this.blamed.get(from.id) ?? 0
+        if (Date.now() - last > 60_000) this.o.print(`peer ${from.id.slice(0, 12)} relayed ${rejected} namespace record(s) that failed verification (${reason ?? 'invalid'}); refused, not applied`)
+        this.blamed.set(from.id, Date.now())
+      } else {
+        this.o.print(`peer ${from.id.slice(0, 12)} sent ${rejected} namespace record(s) that failed verification (${reason ?? 'invalid'}); disconnecting it`)
+        from.close('sent an invalid namespace record')
+      }
     }
     if (accepted.length > 0) this.relay(accepted, from.id)
     return accepted.length

@@ -51,6 +51,11 @@ t.test('a relay stores verified records, passes them on, and cuts off a forger',
   t.equal(sync.answerPush(liar, [forged, record(4)]), 1, 'only the genuine record of the batch is kept')
   t.match(liar.closed, /invalid namespace record/, 'the peer that sent a forgery is disconnected')
   t.notOk(log.has(member, 3), 'the forgery is not stored')
+  // A storage-only member relays what any key signed: refused, not blamed (issue #28, item 3).
+  const relayer = peer('f'.repeat(64))
+  ;(relayer as { role: string }).role = 'storage'
+  t.equal(sync.answerPush(relayer, [forged]), 0, 'a forgery relayed by a storage-only member is refused')
+  t.equal(relayer.closed, null, 'and the relayer is not disconnected for it')
   t.ok(log.has(member, 4), 'a record past a gap is kept')
   t.equal(log.headOf(member), 2, 'the head stays at the gapless prefix')
 
