@@ -1,9 +1,11 @@
+import { performance } from 'node:perf_hooks'
 import type { LmdbStore } from '../store/lmdb-store.js'
 
 const COUNTS_KEY = Buffer.from('replica:counts')
 const FORMAT = 1
 const COUNTS_FORMAT = 2 // with the time they were written
-const SLICE = 1000 // chunks recounted per transaction; the event loop runs between two
+const SLICE = 400 // chunks recounted per transaction at most; the event loop runs between two
+const BUDGET_MS = 12 // and no longer than this
 const EMPTY = Buffer.alloc(0)
 const LOCAL = 1
 
@@ -106,8 +108,8 @@ export class ReplicaState {
   // Settles every dirty chunk now (tests, and before an answer must be exact).
   async settle (): Promise<void> {
     while (!this.closed && (this.rebuildFrom !== null || entries(this.store, 'rdirty') > 0)) {
-      this.step()
-      await new Promise(resolve => setImmediate(resolve))
+      if (!this.running) this.step() // else the background run is at it
+      await new Promise(resolve => setTimeout(resolve, 1))
     }
   }
 
@@ -140,21 +142,25 @@ export class ReplicaState {
     for (const key of this.store.rdirty.getKeys({ limit: SLICE })) ids.push(Buffer.from(key as Buffer))
     if (ids.length === 0) return false
     let needed = false
+    const until = performance.now() + BUDGET_MS
+    let done = 0
     this.store.txn(() => {
       for (const id of ids) {
         if (this.settleOne(id)) needed = true
         this.store.rdirty.removeSync(id)
+        done++
+        if (performance.now() > until) break
       }
       this.store.sysPut(COUNTS_KEY.toString(), encodeCounts(this.counts))
     })
-    this.settledTotal += ids.length
+    this.settledTotal += done
     const { gained, lost, fresh } = this
     this.gained = []; this.lost = []; this.fresh = []
     if (gained.length > 0) for (const fn of this.localListeners) fn(gained, true)
     if (lost.length > 0) for (const fn of this.localListeners) fn(lost, false)
     if (fresh.length > 0) for (const fn of this.trackedListeners) fn(fresh)
     if (needed) for (const fn of this.needListeners) fn()
-    return ids.length === SLICE
+    return ids.length === SLICE || done < ids.length
   }
 
   // A first count (or one for a new target) marks every tracked chunk dirty,
