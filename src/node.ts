@@ -195,7 +195,7 @@ export class DisktroNode {
       replication,
       pins: this.pins(),
       repairAfter: this.repairAfter,
-      health: health({ daemonRunning: true, role: v.file.role, replication, peers, repairAfterMs: this.repairAfter })
+      health: health({ daemonRunning: true, role: v.file.role, replication, peers, repairAfterMs: this.repairAfter, machines: 1 + new Set([...peers.map(p => p.id), ...(this.swarm?.holderPeers() ?? [])]).size })
     }
     if (this.swarm) report.audit = this.swarm.audit.report()
     if (this.scrubber) report.scrub = this.scrubber.report()

@@ -254,6 +254,11 @@ export class SwarmServices {
     return link
   }
 
+  // Peers listed as holding copies (one seek each): members even when not seen this run.
+  holderPeers (): string[] {
+    return new Holders(this.volume.store).peers()
+  }
+
   async peerReports (): Promise<PeerReport[]> {
     const open = new Map(this.network.connections().map(c => [c.id, c]))
     return await Promise.all(this.network.peers().map(async p => {

@@ -116,7 +116,7 @@ t.test('status without evidence: no daemon, an empty volume, one machine', async
     const r = await disktro(['status', '--data-dir', dataDir, '--config', config])
     return r.code === 1 ? r : false
   }, 20_000)
-  t.match(alone.stdout, /this volume has 1 machine and replicaCount is 3: add 2 with `disktro invite`/, alone.stdout.split('\n')[0])
+  t.match(alone.stdout, /this volume has 1 machine known and replicaCount is 3: add 2 with `disktro invite`/, alone.stdout.split('\n')[0])
   await m.stop()
   const after = await disktro(['status', '--data-dir', dataDir, '--config', config])
   t.equal(after.code, 2, 'daemon stopped: unknown, exit 2')

@@ -24,6 +24,7 @@ export interface HealthInput {
   peers: Array<{ id: string, online: boolean, lastSeen: number | null }>
   repairAfterMs?: number
   now?: number
+  machines?: number // members known (this one, peers seen, holders of copies); default: this one and the peers seen
 }
 
 export interface Health {
@@ -36,7 +37,7 @@ export function health (i: HealthInput): Health {
   const r = i.replication
   const now = i.now ?? Date.now()
   const online = i.peers.filter(p => p.online).length
-  const machines = i.peers.length + 1
+  const machines = Math.max(i.machines ?? 0, i.peers.length + 1)
   const tracked = i.role === 'storage' ? 'held' : 'referenced'
   if (!i.daemonRunning) {
     if (r.counting === true || r.savedAt === null || r.savedAt === undefined) return { state: 'unknown', exitCode: 2, headline: 'unknown: no daemon running and no count of copies saved (start `disktro mount` or `disktro serve`)' }
@@ -48,7 +49,7 @@ export function health (i: HealthInput): Health {
   if (r.lost > 0) return { state: 'at-risk', exitCode: 1, headline: `NOT SAFE: ${r.lost} of ${r.chunks} chunks lost (no copy known anywhere)` }
   if (r.underReplicated > 0) {
     const below = `${r.underReplicated} of ${r.chunks} chunks below ${r.target} copies`
-    if (machines < r.target) return { state: 'at-risk', exitCode: 1, headline: `at risk: ${below}: this volume has ${machines} machine${machines === 1 ? '' : 's'} and replicaCount is ${r.target}: add ${r.target - machines} with \`disktro invite\`` }
+    if (machines < r.target) return { state: 'at-risk', exitCode: 1, headline: `at risk: ${below}: this volume has ${machines} machine${machines === 1 ? '' : 's'} known and replicaCount is ${r.target}: add ${r.target - machines} with \`disktro invite\`` }
     if (r.uploadRate > 0 || r.queued > 0) return { state: 'at-risk', exitCode: 1, headline: `replicating: ${below}` }
     const offline = i.peers.filter(p => !p.online)
     if (online === 0) return { state: 'at-risk', exitCode: 1, headline: `waiting for peers: ${below}, no peer online${offline.length ? ` (${offline.length} offline)` : ''}` }
