@@ -168,12 +168,12 @@ export class Fsck {
       for (const { key, value } of s.refs.getRange({})) {
         const id = Buffer.from(key as Buffer)
         const want = counts.get(id.toString('hex')) ?? 0
-        if (want === 0) this.problem('refcount-wrong', repair ? () => s.refs.removeSync(id) : undefined)
+        if (want === 0) this.problem('refcount-wrong', repair ? () => { s.refs.removeSync(id); s.markDirty(id) } : undefined)
         else if ((value as Buffer).length !== 4 || (value as Buffer).readUInt32LE(0) !== want) this.problem('refcount-wrong', repair ? () => s.refs.putSync(id, u32(want)) : undefined)
       }
       for (const [hex, n] of counts) {
         const id = Buffer.from(hex, 'hex')
-        if (!s.refs.doesExist(id)) this.problem('refcount-wrong', repair ? () => s.refs.putSync(id, u32(n)) : undefined)
+        if (!s.refs.doesExist(id)) this.problem('refcount-wrong', repair ? () => { s.refs.putSync(id, u32(n)); s.markDirty(id) } : undefined)
       }
       return counts
     })
@@ -188,7 +188,7 @@ export class Fsck {
       const id = Buffer.from(hex, 'hex')
       this.checked.chunks++
       if (refs && !refs.has(hex) && !s.foreign.doesExist(id)) {
-        this.problem('chunk-leaked', repair ? () => s.txn(() => { s.removeChunkSync(id); s.holders.removeSync(id) }) : undefined)
+        this.problem('chunk-leaked', repair ? () => s.txn(() => { s.removeChunkSync(id); s.clearHoldersSync(id) }) : undefined)
         continue
       }
       await s.chunks.prefetch([id])

@@ -42,6 +42,7 @@ export class Recovery {
         if (want === 0) {
           report.refsFixed++
           this.store.refs.removeSync(key as Buffer)
+          this.store.markDirty(key as Buffer) // its replication is recounted
         }
       }
       for (const [hex, n] of counts) {
@@ -51,6 +52,7 @@ export class Recovery {
         const cur = this.store.refs.getBinary(id)
         if (!cur || cur.readUInt32LE(0) !== n) {
           report.refsFixed++
+          if (!cur) this.store.markDirty(id)
           this.store.refs.putSync(id, v)
         }
       }

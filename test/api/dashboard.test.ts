@@ -172,7 +172,7 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
 })
 
 // The headline follows `disktro status`: a node alone is not "replicating".
-t.test('the headline of a lone node says it waits for a peer, and changes once one comes', async t => {
+t.test('the headline of a lone node says it is at risk and why, and changes once a peer comes', async t => {
   if (!await requireFuse(t) || !await requireChromium(t)) return
   const launching = chromium.launch(CHROMIUM)
   t.teardown(async () => { await (await launching.catch(() => null))?.close() })
@@ -187,7 +187,7 @@ t.test('the headline of a lone node says it waits for a peer, and changes once o
     await page.waitForFunction(src => new RegExp(src).test(document.querySelector('#health')?.textContent ?? ''), re.source, { timeout })
     return (await page.textContent('#health')) ?? ''
   }
-  t.match(await health(/^waiting for a peer \(none online\): 0% at 2 copies$/, 15_000), /waiting/, 'alone: waiting for a peer')
+  t.match(await health(/^at risk: 3 of 3 chunks below 2 copies: this volume has 1 machine known and replicaCount is 2/, 15_000), /at risk/, 'alone: at risk, and why')
   await serveNode(t, b)
-  t.match(await health(/^(replicating: \d+% at 2 copies|safe: 2 copies of everything)$/, 30_000), /replicating|safe/, 'a peer came: replicating or safe')
+  t.match(await health(/^(replicating: \d+ of 3 chunks below 2 copies|safe: every chunk on 2 machines)$/, 30_000), /replicating|safe/, 'a peer came: replicating or safe')
 })

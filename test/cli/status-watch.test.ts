@@ -16,10 +16,11 @@ t.test('status --watch refreshes with a progress bar while replication is behind
   const frames = watch.stdout.split('\x1b[2J\x1b[H').filter(f => f.trim() !== '')
   t.ok(frames.length >= 3, `${frames.length} frames, each after clearing the screen`)
   for (const f of frames.slice(0, 3)) {
-    t.match(f, /^waiting for a peer \(none online\): 3 of 3 chunks below 3 copies/, 'says what is behind, and that nothing can copy it yet')
+    t.match(f, /^at risk: 3 of 3 chunks below 3 copies: this volume has 1 machine known and replicaCount is 3: add 2 with `disktro invite`/, 'says what is behind, and what to do')
     t.match(f, /\[\.{40}\] 0\.0%/, 'shows the progress bar')
   }
   t.equal((await m.stop()).code, 0)
   const after = await disktro(['status', '--data-dir', m.dataDir])
-  t.match(after.stdout, /^not replicating \(no daemon running\): 3 of 3 chunks below 3 copies/, 'with the daemon stopped, it says so')
+  t.match(after.stdout, /^unknown: no daemon running; last known \d+ s ago: 3 of 3 chunks below 3 copies/, 'with the daemon stopped, it says so and shows the last count')
+  t.equal(after.code, 2, 'exit 2: unknown')
 })
