@@ -457,7 +457,7 @@ export class LmdbNamespace implements Namespace {
     const n = raw ? raw.readUInt32LE(0) : 0
     // A read where there is nothing to remove (every new chunk): a remove is a write instruction.
     if (n === 0) {
-      if (this.store.garbage.doesExist(id)) this.store.garbage.removeSync(id)
+      if (this.store.garbage.doesExist(id)) this.store.unmarkGarbageSync(id)
       this.store.markDirty(id) // newly referenced: its replication is counted (replication/replica-state.ts)
     }
     const out = Buffer.allocUnsafe(4)
@@ -475,9 +475,7 @@ export class LmdbNamespace implements Namespace {
       // collector (replication/garbage-collector.ts); it needs the holders.
       const foreign = this.store.foreign.doesExist(id)
       if (foreign || this.store.holders.doesExist(id)) {
-        const t = Buffer.allocUnsafe(8)
-        t.writeDoubleLE(Date.now())
-        this.store.garbage.putSync(id, t)
+        this.store.markGarbageSync(id, Date.now())
       }
       if (!foreign) this.store.removeChunkSync(id)
       else this.store.markDirty(id)

@@ -1,6 +1,7 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
 import { Periodic } from './periodic.js'
+import { gcqKey, garbageQueuedAt } from '../store/lmdb-store.js'
 
 const BATCH = 4096 // the DROP_CHUNKS message limit
 const GIVE_UP_MS = 7 * 24 * 3600 * 1000 // a holder gone this long keeps its copy
@@ -63,15 +64,33 @@ export class GarbageCollector {
     return this.job.run()
   }
 
+  // Volumes from before the queue (`gcq`) get it once, from `garbage`.
+  private queued = false
+  private queueOld (): void {
+    this.queued = true
+    const s = this.o.store
+    const entries = (db: typeof s.gcq): number => (db.getStats() as { entryCount: number }).entryCount
+    if (entries(s.gcq) >= entries(s.garbage)) return
+    s.txn(() => {
+      for (const { key, value } of s.garbage.getRange({})) s.gcq.putSync(gcqKey(garbageQueuedAt(value as Buffer), key as Buffer), Buffer.alloc(0))
+    })
+  }
+
+  // Reads only what is due, oldest first, from the queue by time.
   private async pass (): Promise<void> {
     if (!this.o.settled()) return
+    if (!this.queued) this.queueOld()
     const now = Date.now()
     const due: Array<{ id: Buffer, since: number }> = []
-    for (const { key, value } of this.o.store.garbage.getRange({})) {
-      const since = (value as Buffer).readDoubleLE(0)
-      if (now - since >= this.o.graceMs) due.push({ id: Buffer.from(key as Buffer), since })
-      if (due.length >= BATCH) break
+    const stale: Buffer[] = []
+    for (const key of this.o.store.gcq.getKeys({ end: gcqKey(now - this.o.graceMs + 1, Buffer.alloc(32)), limit: BATCH })) {
+      const k = Buffer.from(key as Buffer)
+      const id = k.subarray(8)
+      const v = this.o.store.garbage.getBinary(id)
+      if (v === undefined || Math.floor(garbageQueuedAt(v)) !== Number(k.readBigUInt64BE(0))) { stale.push(k); continue }
+      due.push({ id, since: v.readDoubleLE(0) })
     }
+    if (stale.length > 0) this.o.store.txn(() => { for (const k of stale) this.o.store.gcq.removeSync(k) })
     this.lastRun = now
     if (due.length === 0) return
     const ids = due.map(d => d.id)
@@ -84,7 +103,7 @@ export class GarbageCollector {
     }
     this.o.store.txn(() => {
       for (const { id, since } of due) {
-        if (this.o.store.refs.doesExist(id)) { this.o.store.garbage.removeSync(id); continue }
+        if (this.o.store.refs.doesExist(id)) { this.o.store.unmarkGarbageSync(id); continue }
         const size = this.o.store.chunks.getBinaryFast(id)?.length
         if (size !== undefined) {
           this.o.store.removeChunkSync(id)
@@ -95,7 +114,10 @@ export class GarbageCollector {
         for (const h of this.o.holders.get(id)) if (told.has(h)) this.o.holders.removeSync(id, h)
         if (this.o.holders.count(id) === 0 || now - since > GIVE_UP_MS) {
           this.o.store.clearHoldersSync(id)
-          this.o.store.garbage.removeSync(id)
+          this.o.store.unmarkGarbageSync(id)
+        } else {
+          // Holders not told yet (offline): asked again at the back of the queue.
+          this.o.store.markGarbageSync(id, since, now - this.o.graceMs)
         }
       }
     })
@@ -114,7 +136,7 @@ export class GarbageCollector {
         }
         this.o.store.foreign.removeSync(id)
         this.o.store.clearHoldersSync(id)
-        this.o.store.garbage.removeSync(id)
+        this.o.store.unmarkGarbageSync(id)
       }
     })
     return dropped

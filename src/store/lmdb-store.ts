@@ -41,13 +41,14 @@ export class LmdbStore {
   readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
   readonly pins: Db // ino (u64 BE) + peer node id (32) -> pin record: a peer that must hold the subtree
   readonly oplog: Db // member id (32) + seq (u64 BE) -> signed, sealed namespace op record (every member's log)
-  readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then; copies elsewhere to collect
+  readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then (then f64 LE: its place in gcq); copies elsewhere to collect
   readonly nsmap: Db // shared-namespace bookkeeping: view entry <-> local inode, materialized versions, unsent writes
   readonly sums: Db // chunk id -> checksum of the stored record (codec/chunk-sum.ts): the scrubber's reference
   readonly held: Db // holder node id (32) + chunk id -> f64 LE ms of its last proof (0: acknowledged or reported, not yet proven): the holders index by peer
   readonly rdirty: Db // chunk id -> empty: its copies or references changed; replication/replica-state.ts recounts it
   readonly rstate: Db // chunk id -> what the replication counters include for it (replica-state.ts)
   readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and census's work)
+  readonly gcq: Db // ms (u64 BE) · chunk id -> empty: `garbage` in the order it falls due (the collector reads what is due, nothing else)
   readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
   private closed = false
   private readonly all: Db[] = []
@@ -78,7 +79,8 @@ export class LmdbStore {
     this.rdirty = sub('rdirty')
     this.rstate = sub('rstate')
     this.needs = sub('needs')
-    this.lapsed = sub('lapsed') // 19 of maxDbs (24)
+    this.lapsed = sub('lapsed')
+    this.gcq = sub('gcq') // 20 of maxDbs (24)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -187,6 +189,25 @@ export class LmdbStore {
     for (const fn of this.dirtyListeners) fn()
   }
 
+  // A chunk no longer referenced here since `ms`: `garbage` and its queue by
+  // time, changed together. Inside a transaction.
+  // `queuedAt`: where it sits in the queue (a retry goes to the back).
+  markGarbageSync (id: Buffer, ms: number, queuedAt = ms): void {
+    this.unmarkGarbageSync(id)
+    const t = Buffer.allocUnsafe(16)
+    t.writeDoubleLE(ms, 0)
+    t.writeDoubleLE(queuedAt, 8)
+    this.garbage.putSync(id, t)
+    this.gcq.putSync(gcqKey(queuedAt, id), EMPTY)
+  }
+
+  unmarkGarbageSync (id: Buffer): void {
+    const t = this.garbage.getBinary(id)
+    if (t === undefined) return
+    this.gcq.removeSync(gcqKey(garbageQueuedAt(t), id))
+    this.garbage.removeSync(id)
+  }
+
   // The holders of a chunk: `holders` (chunk -> node ids) and its index by
   // peer, `held` (node + chunk -> time of the last proof), changed together.
   // Inside a transaction.
@@ -238,7 +259,7 @@ export class LmdbStore {
     const sender = from === undefined ? null : Buffer.from(from, 'hex')
     const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && indexOfNode(held, sender) >= 0)
     const stored = this.hasChunk(id)
-    if (stored && (this.foreign.doesExist(id) || this.refs.doesExist(id)) && isKnown(this.holders.getBinary(id))) return
+    if (stored && isKnown(this.holders.getBinary(id))) return
     const bytes = stored ? 0 : record.length
     this.reserve(bytes)
     let committed = false
@@ -251,10 +272,11 @@ export class LmdbStore {
       // read-modify-write, in a transaction callback.
       const data = stored ? null : this.chunks.ifNoExists(id, () => { void this.chunks.put(id, record); void this.sums.put(id, sum!) })
       const marks = this.env.transaction(() => {
-        // A chunk our own tree references stays ours: a peer that pushes it
-        // to us does not make it a copy held for others (which a trim could
-        // then take, and which its writer would stop replicating).
-        if (!this.foreign.doesExist(id) && !this.refs.doesExist(id)) this.foreign.putSync(id, EMPTY)
+        // A copy already ours (we wrote it) stays ours: a peer that pushes
+        // the same chunk to us does not make it a copy held for others (which
+        // we would then stop replicating). A copy new here is held for the
+        // sender, whose duty its replication stays.
+        if (!stored && !this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
         if (sender !== null) this.addHolderSync(id, sender)
         this.markDirty(id)
       })
@@ -434,6 +456,18 @@ function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer
     noMemInit: false, // never let freed pages leak stale bytes into the file
     noSync: !opts.readOnly
   })
+}
+
+// A `garbage` value: f64 LE since when, then (from the queue on) f64 LE its place in `gcq`.
+export function garbageQueuedAt (v: Buffer): number {
+  return v.length >= 16 ? v.readDoubleLE(8) : v.readDoubleLE(0)
+}
+
+export function gcqKey (ms: number, id: Buffer): Buffer {
+  const k = Buffer.allocUnsafe(40)
+  k.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(ms))), 0)
+  id.copy(k, 8)
+  return k
 }
 
 export function heldKey (node: Buffer, id: Buffer): Buffer {
