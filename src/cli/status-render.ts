@@ -21,6 +21,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} chunks ${what} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
   if (!r.daemon.running && rep.savedAt) lines.push(`            (counted by the daemon ${Math.round((Date.now() - rep.savedAt) / 1000)} s ago)`)
   if (rep.unsettled) lines.push(`            ${rep.unsettled} chunk(s) changed and not recounted yet`)
+  if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy acknowledged or reported only, checked by the next rounds`)
   if (r.audit) {
     for (const a of r.audit.peers) {
       lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)

@@ -3,11 +3,12 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 
 const COUNTS_KEY = Buffer.from('replica:counts')
 const FORMAT = 1
-const COUNTS_FORMAT = 2 // with the time they were written
+const COUNTS_FORMAT = 3 // with the time they were written and the unproven count
 const SLICE = 400 // chunks recounted per transaction at most; the event loop runs between two
 const BUDGET_MS = 12 // and no longer than this
 const EMPTY = Buffer.alloc(0)
 const LOCAL = 1
+const UNPROVEN = 2
 
 // The replication counters: what `status` says about the chunks this node
 // tracks (a full member: every chunk its tree references; a storage-only
@@ -20,10 +21,11 @@ export interface ReplicaCounts {
   onlyHere: number // below target with this node's copy the only one known
   lost: number // no copy anywhere that we know of
   pendingBytes: number // bytes still to copy to reach the target, of the chunks held here
+  unproven: number // tracked chunks with a holder that has never proven its copy (acknowledged or reported only)
   savedAt: number | null // ms when these counts were last written to disk
 }
 
-interface Entry { copies: number, local: boolean, size: number }
+interface Entry { copies: number, local: boolean, size: number, unproven: boolean }
 
 // Per-chunk replication state kept as changes happen, never by walking
 // every chunk: whatever changes a chunk's references, its local copy or its
@@ -207,7 +209,11 @@ export class ReplicaState {
     const raw = this.store.holders.getBinary(id)
     const copies = (raw ? raw.length >> 5 : 0) + (local ? 1 : 0)
     const size = local ? (this.store.chunks.getBinaryFast(id)?.length ?? 0) : (old?.size ?? 0)
-    const e: Entry = { copies, local, size }
+    let unproven = false
+    for (let o = 0; raw && o + 32 <= raw.length && !unproven; o += 32) {
+      unproven = (this.store.held.getBinary(Buffer.concat([raw.subarray(o, o + 32), id]))?.readDoubleLE(0) ?? 0) === 0
+    }
+    const e: Entry = { copies, local, size, unproven }
     this.count(e, 1)
     this.store.rstate.putSync(id, encodeEntry(e))
     const hex = id.toString('hex')
@@ -229,6 +235,7 @@ export class ReplicaState {
   private count (e: Entry, sign: 1 | -1): void {
     const c = this.counts
     c.tracked += sign
+    if (e.unproven) c.unproven += sign
     if (e.copies >= this.target) { c.atTarget += sign; return }
     c.below += sign
     if (e.copies === 0) c.lost += sign
@@ -242,29 +249,29 @@ function entries (store: LmdbStore, db: 'rdirty' | 'needs'): number {
 }
 
 function zero (target: number): ReplicaCounts {
-  return { target, tracked: 0, atTarget: 0, below: 0, onlyHere: 0, lost: 0, pendingBytes: 0, savedAt: null }
+  return { target, tracked: 0, atTarget: 0, below: 0, onlyHere: 0, lost: 0, pendingBytes: 0, unproven: 0, savedAt: null }
 }
 
 function encodeCounts (c: ReplicaCounts): Buffer {
   c.savedAt = Date.now()
-  const b = Buffer.allocUnsafe(1 + 8 * 8)
+  const b = Buffer.allocUnsafe(1 + 9 * 8)
   b[0] = COUNTS_FORMAT
   let o = 1
-  for (const v of [c.target, c.tracked, c.atTarget, c.below, c.onlyHere, c.lost, c.pendingBytes, c.savedAt]) { b.writeDoubleLE(v, o); o += 8 }
+  for (const v of [c.target, c.tracked, c.atTarget, c.below, c.onlyHere, c.lost, c.pendingBytes, c.savedAt, c.unproven]) { b.writeDoubleLE(v, o); o += 8 }
   return b
 }
 
 function parseCounts (b: Buffer): ReplicaCounts | null {
-  if (b.length !== 1 + 8 * 8 || b[0] !== COUNTS_FORMAT) return null
-  const v = Array.from({ length: 8 }, (_, i) => b.readDoubleLE(1 + i * 8))
-  return { target: v[0], tracked: v[1], atTarget: v[2], below: v[3], onlyHere: v[4], lost: v[5], pendingBytes: v[6], savedAt: v[7] }
+  if (b.length !== 1 + 9 * 8 || b[0] !== COUNTS_FORMAT) return null
+  const v = Array.from({ length: 9 }, (_, i) => b.readDoubleLE(1 + i * 8))
+  return { target: v[0], tracked: v[1], atTarget: v[2], below: v[3], onlyHere: v[4], lost: v[5], pendingBytes: v[6], savedAt: v[7], unproven: v[8] }
 }
 
 function encodeEntry (e: Entry): Buffer {
   const b = Buffer.allocUnsafe(8)
   b[0] = FORMAT
   b[1] = Math.min(e.copies, 255)
-  b[2] = e.local ? LOCAL : 0
+  b[2] = (e.local ? LOCAL : 0) | (e.unproven ? UNPROVEN : 0)
   b[3] = 0
   b.writeUInt32LE(e.size >>> 0, 4)
   return b
@@ -272,5 +279,5 @@ function encodeEntry (e: Entry): Buffer {
 
 function decodeEntry (b: Buffer | undefined): Entry | null {
   if (!b || b.length !== 8 || b[0] !== FORMAT) return null
-  return { copies: b[1], local: (b[2] & LOCAL) !== 0, size: b.readUInt32LE(4) }
+  return { copies: b[1], local: (b[2] & LOCAL) !== 0, size: b.readUInt32LE(4), unproven: (b[2] & UNPROVEN) !== 0 }
 }

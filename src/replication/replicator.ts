@@ -21,12 +21,13 @@ export interface ReplicationSummary {
   unsettled: number // chunks whose copies changed and are not recounted yet (the figures above lag by them)
   counting: boolean // a first count of every chunk is running: the figures are not complete
   savedAt: number | null // when the counts were last written to disk
+  unproven: number // chunks with a copy elsewhere never proven by challenge (acknowledged or reported only)
 }
 
 // The summary from ReplicaState's counters (a node without peers: nothing uploads).
 export function summaryOf (state: ReplicaState, uploadRate = 0, queued = 0): ReplicationSummary {
   const c = state.summary()
-  const s: ReplicationSummary = { target: c.target, chunks: c.tracked, atTarget: c.atTarget, underReplicated: c.below, onlyHere: c.onlyHere, lost: c.lost, pendingBytes: c.pendingBytes, uploadRate, queued, etaSec: null, unsettled: c.unsettled, counting: c.counting, savedAt: c.savedAt }
+  const s: ReplicationSummary = { target: c.target, chunks: c.tracked, atTarget: c.atTarget, underReplicated: c.below, onlyHere: c.onlyHere, lost: c.lost, pendingBytes: c.pendingBytes, uploadRate, queued, etaSec: null, unsettled: c.unsettled, counting: c.counting, savedAt: c.savedAt, unproven: c.unproven }
   if (s.pendingBytes > 0 && s.uploadRate > 0) s.etaSec = Math.ceil(s.pendingBytes / s.uploadRate)
   return s
 }

@@ -216,12 +216,15 @@ export class LmdbStore {
     const raw = this.holders.getBinary(id)
     const known = raw !== undefined && indexOfNode(raw, node) >= 0
     if (!known) this.holders.putSync(id, raw ? Buffer.concat([raw, node]) : Buffer.from(node))
+    let firstProof = false
     if (!known || provenAt > 0) {
+      const before = this.held.getBinary(key)?.readDoubleLE(0) ?? 0
+      firstProof = provenAt > 0 && before === 0
       const t = Buffer.allocUnsafe(8)
-      t.writeDoubleLE(provenAt > 0 ? provenAt : (this.held.getBinary(key)?.readDoubleLE(0) ?? 0))
+      t.writeDoubleLE(provenAt > 0 ? provenAt : before)
       this.held.putSync(key, t)
     }
-    if (!known) this.markDirty(id)
+    if (!known || firstProof) this.markDirty(id) // recounted: a new holder, or a first proof
     return !known
   }
 

@@ -48,6 +48,7 @@ t.test('100,000 chunks: counted in short slices, idle afterwards, summaries and 
   t.equal(s.onlyHere, N * 0.1, 'all of them only here')
   t.equal(s.pendingBytes, N * 0.1 * 200 * 2, 'two more copies of 200 bytes each to make')
   t.equal(state.needsCount, N * 0.1, 'needs holds exactly the chunks below target')
+  t.equal(s.unproven, N * 0.9, 'copies acknowledged but never proven are counted as such')
   // Each slice stops after 12 ms of work; what the meter sees beyond that
   // is the commit and V8's collections (up to 55 ms seen here, measured with
   // a PerformanceObserver on 'gc') and, on a loaded machine, time the process
@@ -79,6 +80,16 @@ t.test('100,000 chunks: counted in short slices, idle afterwards, summaries and 
   await state.settle()
   t.equal(state.summary().atTarget, N * 0.9 + 100 - 10, 'ten chunks fell below target')
   t.equal(state.needsCount, N * 0.1 - 100 + 10)
+  // Proofs: ten chunks whose two holders both proved their copies.
+  const goneIds = new Set(gone.map(g => g.id.toString('hex')))
+  const first = ids.slice(0, 20).filter(id => !goneIds.has(id.toString('hex'))).slice(0, 10)
+  const u0 = state.summary().unproven
+  holders.addMany(first, peerA.toString('hex'), Date.now())
+  await state.settle()
+  t.equal(state.summary().unproven, u0, 'one holder of two proven: still unproven')
+  holders.addMany(first, peerB.toString('hex'), Date.now())
+  await state.settle()
+  t.equal(state.summary().unproven, u0 - 10, 'both proven: ten fewer unproven')
   // A reopened state reads its counts: no second first count.
   const again = new ReplicaState(store, 3, false)
   t.equal(again.summary().tracked, N, 'counts are kept on disk')
