@@ -171,6 +171,9 @@ export class DisktroNode {
     if (req.cmd === 'revoke' && typeof req.id === 'string') {
       this.swarm?.network.revoke(req.id)
       this.volume.access?.shared?.exclude(req.id)
+      // Its copies no longer count: repaired elsewhere at once.
+      const id = req.id
+      void this.swarm?.audit.dropAllOf(id).then(n => { if (n > 0) this.log(`revoked ${id.slice(0, 12)}: its ${n} copies no longer count`) })
       return { revoked: req.id }
     }
     if (req.cmd === 'web') {
