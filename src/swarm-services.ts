@@ -40,7 +40,7 @@ export class SwarmServices {
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
   private readonly auditCache = new WeakMap<PeerConnection, AuditLink>()
 
-  constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void, revoked: string[] = []) {
+  constructor (private readonly volume: Volume, config: Config, private readonly log: (line: string) => void, private readonly revoked: string[] = []) {
     this.replicaCount = config.replicaCount
     this.network = new PeerNetwork({
       swarmKey: volume.swarmKey,
@@ -142,6 +142,7 @@ export class SwarmServices {
     this.replicator.start()
     this.nsSync.start()
     this.audit.start()
+    for (const id of this.revoked) void this.audit.dropAllOf(id)
     if (this.volume.access) this.gc.start()
     this.trimmer.start()
     this.evictor?.start()
