@@ -41,7 +41,7 @@ export class ReplicaState {
   private closed = false
   private rebuildFrom: Buffer | null = null // a recount of every tracked chunk in progress (first run, new target)
   readonly surplus = new Set<string>() // chunks of ours with more than target copies (the trimmer's work)
-  private readonly needListeners: Array<() => void> = []
+  private readonly needListeners: Array<(ids: Buffer[]) => void> = []
   settledTotal = 0
 
   // readOnly: a reader beside the data dir (status without a daemon) shows
@@ -72,8 +72,8 @@ export class ReplicaState {
     this.timer = null
   }
 
-  // New chunks below target: the replicator and census look again.
-  onNeeds (fn: () => void): void {
+  // Chunks recounted below target: the replicator looks at them (no sweep).
+  onNeeds (fn: (ids: Buffer[]) => void): void {
     this.needListeners.push(fn)
   }
 
@@ -143,12 +143,12 @@ export class ReplicaState {
     const ids: Buffer[] = []
     for (const key of this.store.rdirty.getKeys({ limit: SLICE })) ids.push(Buffer.from(key as Buffer))
     if (ids.length === 0) return false
-    let needed = false
+    const needed: Buffer[] = []
     const until = performance.now() + BUDGET_MS
     let done = 0
     this.store.txn(() => {
       for (const id of ids) {
-        if (this.settleOne(id)) needed = true
+        if (this.settleOne(id)) needed.push(id)
         this.store.rdirty.removeSync(id)
         done++
         if (performance.now() > until) break
@@ -161,7 +161,7 @@ export class ReplicaState {
     if (gained.length > 0) for (const fn of this.localListeners) fn(gained, true)
     if (lost.length > 0) for (const fn of this.localListeners) fn(lost, false)
     if (fresh.length > 0) for (const fn of this.trackedListeners) fn(fresh)
-    if (needed) for (const fn of this.needListeners) fn()
+    if (needed.length > 0) for (const fn of this.needListeners) fn(needed)
     return ids.length === SLICE || done < ids.length
   }
 

@@ -73,7 +73,9 @@ export class Replicator {
   constructor (private readonly o: ReplicatorOptions) {
     this.holders = o.holders ?? new Holders(o.store)
     this.state = o.state ?? new ReplicaState(o.store, o.replicaCount, false)
-    this.state.onNeeds(() => this.rescan())
+    // Chunks that fell below target (a holder gone, a failed proof, a new
+    // write): those alone are looked at, never the whole of `needs`.
+    this.state.onNeeds(ids => this.enqueue(ids.filter(id => this.o.store.hasChunk(id))))
   }
 
   // A copy we hold for another member (it was pushed to us) is that member's
@@ -122,8 +124,8 @@ export class Replicator {
   }
 
   // Looks at every chunk below target (`needs`, kept by ReplicaState), a
-  // slice at a time as the push queue drains: when a peer appears, when
-  // chunks fall below target, after failed pushes. Chunks at target cost
+  // slice at a time as the push queue drains: when a peer appears and after
+  // failed pushes (chunks that fall below target are queued by themselves). Chunks at target cost
   // nothing, so a safe volume's replication is idle whatever its size.
   // Pinned chunks at target that a pinned peer lacks are queued by pinning.
   rescan (): void {
