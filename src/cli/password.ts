@@ -7,9 +7,23 @@ export interface PasswordSource {
   passwordFile?: string
 }
 
+// DISKTRO_PASSWORD, taken out of the environment when the CLI starts
+// (takeEnvPassword): a daemon runs for days, and every process it starts
+// would inherit the variable (issue 28, item 9).
+let envPassword: string | undefined
+
+export function takeEnvPassword (): void {
+  const v = process.env.DISKTRO_PASSWORD
+  // process.env is the C environment: this unsets it for everything the
+  // process starts from now on, libfuse's fusermount included.
+  delete process.env.DISKTRO_PASSWORD
+  if (v) envPassword = v
+}
+
 // Where a password comes from, in order: --password-file, DISKTRO_PASSWORD,
 // then a prompt on the terminal (twice when creating a volume).
 export async function readPassword (src: PasswordSource, confirm: boolean): Promise<string> {
+  takeEnvPassword()
   if (src.passwordFile) {
     const text = await readFile(src.passwordFile, 'utf8').catch((e: Error) => {
       throw fail('NO_PASSWORD', `cannot read password file ${src.passwordFile}: ${e.message}`)
@@ -18,8 +32,7 @@ export async function readPassword (src: PasswordSource, confirm: boolean): Prom
     if (!pw) throw fail('NO_PASSWORD', `password file ${src.passwordFile} is empty`)
     return pw
   }
-  const env = process.env.DISKTRO_PASSWORD
-  if (env) return env
+  if (envPassword) return envPassword
   if (!process.stdin.isTTY) throw fail('NO_PASSWORD', 'no password: set DISKTRO_PASSWORD, pass --password-file, or run on a terminal')
   const pw = await prompt('Volume password: ')
   if (!pw) throw fail('NO_PASSWORD', 'empty password')
