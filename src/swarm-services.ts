@@ -50,7 +50,7 @@ export class SwarmServices {
     })
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
-    this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
+    this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null, volume.file.chunkSize)
     const started = Date.now()
     let seen = new Map<string, { online: boolean, lastSeen: number }>()
     let seenAt = 0
