@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { chmod, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createHash, randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
-import { Mount, tempDir, sh, run, requireFuse, ROOT } from '../helpers/disktro.js'
+import { Mount, tempDir, sh, run, requireFuse, ROOT, PASSWORD } from '../helpers/disktro.js'
 import { redoLogPath } from '../../src/fuse/close-behind.js'
 
 const envTimeout = Number(process.env.TAP_TIMEOUT ?? '30')
@@ -164,4 +164,29 @@ await s.close()
   const umasks = lines.slice(0, bind).filter(l => /umask\(/.test(l))
   t.match(umasks[umasks.length - 1], /umask\(077\)/, `the last umask before bind set 077: ${umasks[umasks.length - 1]}`)
   t.match(lines.slice(bind + 1).find(l => /umask\(/.test(l)) ?? '', /umask\(0+\) += 077/, 'and the umask is given back right after it')
+})
+
+// The daemon's environment as the C library holds it (what libfuse's
+// fusermount and every other child would inherit), read from a diagnostic
+// report the running daemon writes on SIGUSR2 (Node lists `environ` there).
+t.test('DISKTRO_PASSWORD leaves the daemon\'s environment once read', async t => {
+  if (!await requireFuse(t)) return
+  const base = await tempDir(t)
+  const reports = join(base, 'reports')
+  await mkdir(reports)
+  const m = await Mount.start(t, { dataDir: join(base, 'data'), mountpoint: join(base, 'mnt'), env: { NODE_OPTIONS: `--report-on-signal --report-signal=SIGUSR2 --report-directory=${reports}` } })
+  m.child.kill('SIGUSR2')
+  let names: string[] = []
+  for (let i = 0; i < 200 && names.length === 0; i++) {
+    names = (await readdir(reports)).filter(n => n.endsWith('.json'))
+    if (names.length === 0) await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.equal(names.length, 1, 'the daemon wrote its report')
+  await new Promise(resolve => setTimeout(resolve, 200)) // written in one go, but let it finish
+  const text = await readFile(join(reports, names[0]), 'utf8')
+  const env = (JSON.parse(text) as { environmentVariables: Record<string, string> }).environmentVariables
+  t.equal(env.DISKTRO_BOOTSTRAP, 'none', 'the report lists the daemon\'s environment')
+  t.notOk('DISKTRO_PASSWORD' in env, 'DISKTRO_PASSWORD is not in it')
+  t.notOk(text.includes(PASSWORD), 'the password is nowhere in the report')
+  t.equal((await m.stop()).code, 0, 'clean exit')
 })
