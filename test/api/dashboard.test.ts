@@ -94,6 +94,17 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
   t.equal(download.suggestedFilename(), 'from-mount.bin')
   t.ok((await readFile(await download.path())).equals(downData), 'written through the mount: byte-identical downloaded through the page')
 
+  // A name that is markup, from the mount (as another member could make it): shown as text.
+  const evilName = '<img src=x onerror="document.body.dataset.xss=1">.txt'
+  await writeFile(ma.path('inbox', evilName), 'x')
+  await page.reload()
+  await page.waitForFunction(n => [...document.querySelectorAll('#file-rows tr')].some(r => r.getAttribute('data-path') === '/inbox/' + n), evilName)
+  t.same(await page.evaluate(n => ({
+    imgs: document.querySelectorAll('#file-rows img').length,
+    xss: document.body.dataset.xss ?? null,
+    shown: [...document.querySelectorAll('#file-rows td.name')].some(td => td.textContent?.includes(n))
+  }), evilName), { imgs: 0, xss: null, shown: true }, 'a file name that is markup is shown as text, never run')
+
   // Pin the upload to the storage-only member: it must end up with every chunk.
   const peers = await until('both peers online', async () => {
     const s = await statusJson(a)

@@ -136,6 +136,7 @@ t.test('a data dir left open to others is closed at the next open; the control s
   }
   t.not((await asNobody(`head -c 1 ${dataDir}/store/data.mdb > /dev/null`)).code, 0, 'nobody can no longer read the store')
   t.not((await asNobody(`ls ${dataDir}`)).code, 0, 'nor list the data dir')
+  t.not((await asNobody(`ls ${mountpoint}`)).code, 0, 'nor enter the mount (no --allow-other)')
   t.equal((await again.stop()).code, 0, 'clean exit')
 })
 
@@ -188,5 +189,8 @@ t.test('DISKTRO_PASSWORD leaves the daemon\'s environment once read', async t =>
   t.equal(env.DISKTRO_BOOTSTRAP, 'none', 'the report lists the daemon\'s environment')
   t.notOk('DISKTRO_PASSWORD' in env, 'DISKTRO_PASSWORD is not in it')
   t.notOk(text.includes(PASSWORD), 'the password is nowhere in the report')
+  const initial = await readFile(`/proc/${m.child.pid!}/environ`)
+  t.ok(initial.includes(Buffer.from('DISKTRO_BOOTSTRAP=none')), '/proc/<pid>/environ shows the daemon\'s initial environment')
+  t.notOk(initial.includes(Buffer.from(PASSWORD)), 'with the password\'s bytes overwritten')
   t.equal((await m.stop()).code, 0, 'clean exit')
 })
