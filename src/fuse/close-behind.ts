@@ -1,6 +1,6 @@
 import { openSync, readFileSync, writeSync, closeSync, ftruncateSync, existsSync, accessSync, constants, lstatSync, fstatSync, mkdtempSync, writeFileSync, renameSync, rmSync } from 'node:fs'
-import { join, dirname, basename } from 'node:path'
-import { createDecipheriv, randomBytes } from 'node:crypto'
+import { join, dirname, basename, resolve } from 'node:path'
+import { createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
 import type { Vfs } from '../vfs/vfs.js'
 import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
@@ -132,9 +132,8 @@ function logDir (dataDir: string, log: (line: string) => void): string {
 // ignored and logged): read without following links.
 function leftLog (dataDir: string, log: (line: string) => void): { file: string, bytes: Buffer } | null {
   const recorded = recordedDir(dataDir)
-  const dirs = recorded !== null && ownDir(recorded) ? [recorded, dataDir] : [dataDir]
-  for (const dir of dirs) {
-    const file = join(dir, LOG_NAME)
+  const files = [...(recorded !== null && ownDir(recorded) ? [join(recorded, LOG_NAME)] : []), join(dataDir, LOG_NAME), legacyLogPath(dataDir)]
+  for (const file of files) {
     let fd: number
     try {
       fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
@@ -153,6 +152,14 @@ function leftLog (dataDir: string, log: (line: string) => void): { file: string,
     }
   }
   return null
+}
+
+// Where versions before issue 28 kept the log, a name anyone could take
+// first: read once after an upgrade, only if it passes notOurs (a file a
+// daemon of this user made, not a link), so what an older daemon killed
+// with -9 acknowledged is not lost.
+function legacyLogPath (dataDir: string): string {
+  return join(SHM, `${SHM_PREFIX}${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}.log`)
 }
 
 // A new, empty log: made here (O_EXCL: never a file someone else made, and

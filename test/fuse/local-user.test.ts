@@ -120,6 +120,30 @@ t.test('a recorded directory nobody took over while it was gone (a reboot) is no
   t.equal((await again.stop()).code, 0, 'clean exit')
 })
 
+// After an upgrade: a log an older daemon, killed with -9, left at the old
+// name is read (it is a file of the daemon's user, not a link), then removed.
+t.test('a log the previous version left at its old name is replayed once after an upgrade', async t => {
+  if (!canRunAsNobody(t) || !await requireFuse(t)) return
+  const { dataDir, mountpoint, src } = await arena(t)
+  const oldName = `/dev/shm/disktro-redo-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}.log`
+  shmCleanup(t, oldName)
+  const m = await Mount.start(t, { dataDir, mountpoint, env: { DISKTRO_CLOSE_BEHIND_HOLD: '1' } })
+  await mkdir(m.path('x'))
+  await sh(`cp -r ${src}/. ${m.path('x')}/`)
+  await m.kill9()
+  // As the version before this one left it: at the old name, no directory, no record.
+  const log = redoLogPath(dataDir)
+  await rename(log, oldName)
+  await rm(join(log, '..'), { recursive: true })
+  await rm(join(dataDir, 'redo-dir'))
+  const again = await Mount.start(t, { dataDir, mountpoint })
+  t.match(again.stdout + again.stderr, /redo log: \d+ frames read, \d+ files applied/, 'the old log was replayed')
+  await sh(`diff -r ${src} ${again.path('x')}`)
+  t.pass('every file acknowledged before kill -9 reads back')
+  t.equal(await lstat(oldName).then(() => 'there', () => 'gone'), 'gone', 'and the old name is gone')
+  t.equal((await again.stop()).code, 0, 'clean exit')
+})
+
 t.test('a data dir left open to others is closed at the next open; the control socket is the owner\'s', async t => {
   if (!canRunAsNobody(t) || !await requireFuse(t)) return
   const { dataDir, mountpoint } = await arena(t)
