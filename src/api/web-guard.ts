@@ -79,15 +79,14 @@ export class WebGuard {
     return t.until > Date.now() && t.path === path
   }
 
-  // Why a state-changing request is refused as cross-site, or null. Browsers
-  // send Origin (and Sec-Fetch-Site) with every POST/PUT/DELETE; a request
-  // without either comes from a script (which holds the token, as every
-  // request to the API must). Any API call another site's page makes (an <img>, a form, a fetch) is
-  // refused too, reads included: only the dashboard's own page, a typed URL
-  // and scripts without browser headers get through.
-  crossSite (req: IncomingMessage, api: boolean): string | null {
+  // Why an API request is refused as cross-site, or null, token or not. Any
+  // request another site's page makes (an <img>, a form, a fetch) is
+  // refused, reads included. Browsers send Origin (and Sec-Fetch-Site) with
+  // every POST/PUT/DELETE, which must then be the dashboard's own; a request
+  // without either comes from a script.
+  crossSite (req: IncomingMessage): string | null {
     const site = header(req, 'sec-fetch-site')
-    if (api && (site === 'cross-site' || site === 'same-site')) return `cross-site request refused (Sec-Fetch-Site: ${site})`
+    if (site === 'cross-site' || site === 'same-site') return `cross-site request refused (Sec-Fetch-Site: ${site})`
     if (!STATE_CHANGING.has(req.method ?? '')) return null
     if (site !== null && site !== 'same-origin') return `cross-site request refused (Sec-Fetch-Site: ${site})`
     const origin = header(req, 'origin')

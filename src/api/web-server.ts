@@ -125,7 +125,7 @@ export class WebServer {
       }
       const via = this.guard.authenticate(req, url, () => ticketPathOf(req, url))
       if (via === null) return deny(req, res, 401, 'access needs the token: run `disktro web` for the link')
-      const refused = this.guard.crossSite(req, true)
+      const refused = this.guard.crossSite(req)
       if (refused !== null) return deny(req, res, 403, refused)
       return await this.api.handle(req, res, url)
     } catch (e) {

@@ -128,30 +128,33 @@ function logDir (dataDir: string, log: (line: string) => void): string {
   }
 }
 
-// The log the last run left, if there is one and it is ours (else it is
-// ignored and logged): read without following links.
-function leftLog (dataDir: string, log: (line: string) => void): { file: string, bytes: Buffer } | null {
+// Where a log the last run left may be: the recorded directory (while it
+// is ours), the data dir (where /dev/shm could not be written), the name
+// versions before issue 28 used.
+function leftLogPaths (dataDir: string): string[] {
   const recorded = recordedDir(dataDir)
-  const files = [...(recorded !== null && ownDir(recorded) ? [join(recorded, LOG_NAME)] : []), join(dataDir, LOG_NAME), legacyLogPath(dataDir)]
-  for (const file of files) {
-    let fd: number
-    try {
-      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-    } catch {
-      continue
-    }
-    try {
-      const why = notOurs(fd)
-      if (why !== null) {
-        log(`redo log: ${file} ignored: ${why}`)
-        continue
-      }
-      return { file, bytes: readFileSync(fd) }
-    } finally {
-      closeSync(fd)
-    }
+  return [...(recorded !== null && ownDir(recorded) ? [join(recorded, LOG_NAME)] : []), join(dataDir, LOG_NAME), legacyLogPath(dataDir)]
+}
+
+// The log at `file`, read without following a link, if it is ours (else
+// null, and logged).
+function readOurs (file: string, log: (line: string) => void): Buffer | null {
+  let fd: number
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch {
+    return null
   }
-  return null
+  try {
+    const why = notOurs(fd)
+    if (why !== null) {
+      log(`redo log: ${file} ignored: ${why}`)
+      return null
+    }
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 // Where versions before issue 28 kept the log, a name anyone could take
@@ -307,14 +310,19 @@ export class CloseBehind {
   private constructor (private readonly binding: CloseBehindBinding, private readonly marks: MarkStore, private readonly fd: number, private readonly dataDir: string) {}
 
   static async start (binding: CloseBehindBinding, dataDir: string, metaKey: Buffer, marks: MarkStore, target: ReplayTarget, log: (line: string) => void): Promise<CloseBehind> {
-    const left = leftLog(dataDir, log)
-    if (left !== null) {
-      const frames = readFrames(left.bytes, metaKey)
+    // The first log found is the last run's; any other of ours is older
+    // still, and goes unread: replayed later, it would undo newer changes.
+    let replayed = false
+    for (const file of leftLogPaths(dataDir)) {
+      const bytes = readOurs(file, log)
+      if (bytes === null) continue
+      const frames = replayed ? [] : readFrames(bytes, metaKey)
+      replayed = true
       if (frames.length > 0) {
         const applied = await replay(frames, marks, target, log)
         log(`redo log: ${frames.length} frames read, ${applied} files applied that the last run had acknowledged and not committed`)
       }
-      rmSync(left.file, { force: true })
+      rmSync(file, { force: true })
     }
     const file = join(logDir(dataDir, log), LOG_NAME)
     const fd = newLog(file)

@@ -7,8 +7,10 @@ import { join } from 'node:path'
 // (made by hand, by an older disktro, or restored from a backup) is set to
 // 0700 at every open, and the store in it, which LMDB makes under the
 // umask (store/ 0755, data.mdb 0644), is closed too.
-export async function privateDataDir (dataDir: string): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+// `create`: make it if missing (init, join); opening a volume never does
+// (`disktro status` of a missing data dir leaves it missing).
+export async function privateDataDir (dataDir: string, o: { create: boolean }): Promise<void> {
+  if (o.create) await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await chmodOwn(dataDir, 0o700)
 }
 

@@ -57,7 +57,7 @@ const AD = Buffer.from('disktro volume key v1')
 const SEED_AD = Buffer.from('disktro node seed v1')
 
 export async function createVolumeFile (dataDir: string, password: string, chunkSize: number, joining: NewVolume = {}): Promise<VolumeFile> {
-  await privateDataDir(dataDir)
+  await privateDataDir(dataDir, { create: true })
   const path = join(dataDir, VOLUME_FILE)
   if (await readVolumeFile(dataDir).then(() => true, e => !isDisktroError(e, 'NO_VOLUME'))) {
     throw fail('VOLUME_EXISTS', `a volume already exists in ${dataDir}`)

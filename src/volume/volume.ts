@@ -50,7 +50,7 @@ export class Volume {
   }
 
   static async open (dataDir: string, password: string, opts: VolumeOptions): Promise<Volume> {
-    await privateDataDir(dataDir)
+    await privateDataDir(dataDir, { create: false })
     const file = await readVolumeFile(dataDir)
     const secrets = await unlockVolumeFile(file, password)
     const store = LmdbStore.open(join(dataDir, 'store'), { mapSize: opts.maxStoreBytes })
