@@ -87,7 +87,7 @@
 //       src/fuse/close-behind.ts): a handle from a create answered here (i)
 //       keeps a copy of what was queued for it, up to 60 KiB of data; at
 //       FLUSH the copy is sealed (ChaCha20-Poly1305, OpenSSL from node's
-//       exports) and appended to a redo log in /dev/shm with one write(2),
+//       exports) and appended to a redo log (a private directory in /dev/shm) with one write(2),
 //       and FLUSH is answered here; RELEASE is queued for JS, which commits
 //       the file and marks the frame. A change the copy cannot show (a
 //       truncate, an attribute change that went to JS) sends that handle's

@@ -54,7 +54,7 @@ export class SwarmServices {
     })
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
-    this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null)
+    this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null, volume.file.chunkSize)
     const storageOnly = volume.file.role === 'storage'
     this.state = new ReplicaState(volume.store, config.replicaCount, storageOnly, log)
     this.replicator = new Replicator({ store: volume.store, selfId: volume.file.nodeId, replicaCount: config.replicaCount, links, log, holders, state: this.state })

@@ -23,7 +23,15 @@ export class ControlServer {
     const server = createServer(sock => this.serve(sock))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(this.path, () => { server.off('error', reject); resolve() })
+      // The socket is made by bind(2), synchronously inside listen(), with
+      // the mode 0777 & ~umask: under umask 077 it never exists open to
+      // others, not even until the chmod below (issue 28, item 9).
+      const umask = process.umask(0o077)
+      try {
+        server.listen(this.path, () => { server.off('error', reject); resolve() })
+      } finally {
+        process.umask(umask)
+      }
     })
     await chmod(this.path, 0o600)
     server.unref()

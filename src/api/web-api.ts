@@ -25,7 +25,8 @@ export class WebApi {
   readonly feed: LiveFeed
   private readonly routes: Record<string, Handler>
 
-  constructor (private readonly b: WebBackend, log: (line: string) => void) {
+  // `ticket`: a single-use ticket for one download of a path (web-guard.ts).
+  constructor (private readonly b: WebBackend, log: (line: string) => void, ticket: (path: string) => { ticket: string, expiresIn: number }) {
     this.feed = new LiveFeed(b, this.transfers, log)
     this.routes = {
       'GET /api/info': async () => b.info(),
@@ -37,6 +38,7 @@ export class WebApi {
       'POST /api/mkdir': async (_req, _res, q) => { this.vfs().mkdir(path(q), 0o755); return { path: path(q) } },
       'POST /api/upload': async (req, _res, q) => await this.upload(req, q),
       'GET /api/download': async (_req, res, q) => { await download(this.vfs(), path(q), res, this.transfers) },
+      'POST /api/ticket': async req => await this.ticket(req, ticket),
       'GET /api/pins': async () => this.pins().list(),
       'POST /api/pin': async req => await this.pinChange(req, true),
       'POST /api/unpin': async req => await this.pinChange(req, false),
@@ -135,6 +137,16 @@ export class WebApi {
     const r = await upload(vfs, path(q), req, q.get('overwrite') === '1', this.transfers)
     if (peer !== null) this.pins().pin(vfs.resolve(r.path), peer)
     return { ...r, pinned: peer }
+  }
+
+  // A download's ticket: the browser fetches a download by itself, without
+  // the page's Authorization header.
+  private async ticket (req: IncomingMessage, issue: (path: string) => { ticket: string, expiresIn: number }): Promise<{ path: string, ticket: string, expiresIn: number }> {
+    const body = await jsonBody(req)
+    const p = clean(typeof body.path === 'string' ? body.path : '')
+    const st = this.vfs().getattr(p)
+    if ((st.mode & S_IFMT) !== S_IFREG) throw fail('EISDIR', `${p} is not a file`)
+    return { path: p, ...issue(p) }
   }
 
   private async pinChange (req: IncomingMessage, on: boolean): Promise<{ path: string, peer: string, changed: boolean }> {

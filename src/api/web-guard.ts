@@ -2,14 +2,21 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 
-export type AuthMethod = 'cookie' | 'bearer' | 'query'
+export type AuthMethod = 'bearer' | 'ticket'
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+const TICKET_MS = 60_000
+const MAX_TICKETS = 256
 
 // Who may talk to the dashboard: a secret token, new for every daemon run,
-// handed out only over the control socket (mode 0600). The page gets it once
-// in its URL and keeps it as an HttpOnly SameSite=Strict cookie; scripts send
-// it as a bearer token. On top of that the Host header must name this server
+// handed out only over the control socket (mode 0600). It is never a
+// cookie: cookies ignore ports, so a browser would send one to every other
+// HTTP server on 127.0.0.1 too (issue 28, item 10). The link carries it in
+// its fragment (#token=...), which a browser never sends to any server; the
+// page keeps it in sessionStorage (per origin, port included) and sends it
+// as `Authorization: Bearer` with each API call. A download, which the
+// browser fetches by itself, carries a ticket instead: single use, for one
+// path, for a minute. On top of that the Host header must name this server
 // (a DNS-rebinding page names its own domain) and a state-changing request
 // must come from the dashboard's own origin.
 export class WebGuard {
@@ -18,6 +25,8 @@ export class WebGuard {
   private allowed = new Set<string>()
   private anyIp = false
   private port = 0
+  // Tickets by their hash: the path they open and until when.
+  private readonly tickets = new Map<string, { path: string, until: number }>()
 
   // After listening: the names this server answers to.
   bind (listenHost: string, port: number): void {
@@ -30,15 +39,6 @@ export class WebGuard {
     this.anyIp = listenHost === '0.0.0.0' || listenHost === '::'
   }
 
-  get cookieName (): string {
-    // Cookies ignore ports: one name per port keeps two daemons apart.
-    return `disktro_${this.port}`
-  }
-
-  get cookie (): string {
-    return `${this.cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`
-  }
-
   hostAllowed (host: string | undefined): boolean {
     if (!host) return false
     const h = host.toLowerCase()
@@ -48,30 +48,49 @@ export class WebGuard {
     return m !== null && Number(m[2]) === this.port && isIP(m[1]) !== 0
   }
 
-  authenticate (req: IncomingMessage, url: URL): AuthMethod | null {
+  // The bearer token, or (only where `ticketPath` says which path the request
+  // is for) a ticket for that path, used up here. Nothing else: no cookie,
+  // no token in the URL (it would stay in the history and in logs).
+  authenticate (req: IncomingMessage, url: URL, ticketPath: () => string | null): AuthMethod | null {
     const auth = req.headers.authorization
-    if (auth?.startsWith('Bearer ')) return this.matches(auth.slice(7).trim()) ? 'bearer' : null
-    const cookie = cookieValue(req.headers.cookie, this.cookieName)
-    if (cookie !== null && this.matches(cookie)) return 'cookie'
-    const q = url.searchParams.get('token')
-    if (q !== null && this.matches(q)) return 'query'
-    return null
+    if (auth !== undefined) return auth.startsWith('Bearer ') && this.matches(auth.slice(7).trim()) ? 'bearer' : null
+    const ticket = url.searchParams.get('ticket')
+    if (ticket === null) return null
+    const path = ticketPath()
+    return path !== null && this.redeem(ticket, path) ? 'ticket' : null
   }
 
-  // Why a state-changing request is refused as cross-site, or null. Browsers
-  // send Origin (and Sec-Fetch-Site) with every POST/PUT/DELETE; a request
-  // without either comes from a script, which must then hold the token itself.
-  // Any API call another site's page makes (an <img>, a form, a fetch) is
-  // refused too, reads included: only the dashboard's own page, a typed URL
-  // and scripts without browser headers get through.
-  crossSite (req: IncomingMessage, via: AuthMethod, api: boolean): string | null {
+  // A ticket for one GET of `path`, good once within TICKET_MS.
+  issueTicket (path: string): { ticket: string, expiresIn: number } {
+    const now = Date.now()
+    for (const [k, v] of this.tickets) if (v.until <= now) this.tickets.delete(k)
+    // Never more than MAX_TICKETS outstanding: the oldest go first.
+    while (this.tickets.size >= MAX_TICKETS) this.tickets.delete(this.tickets.keys().next().value as string)
+    const ticket = randomBytes(24).toString('base64url')
+    this.tickets.set(digest(ticket).toString('hex'), { path, until: now + TICKET_MS })
+    return { ticket, expiresIn: TICKET_MS / 1000 }
+  }
+
+  private redeem (ticket: string, path: string): boolean {
+    const key = digest(ticket).toString('hex')
+    const t = this.tickets.get(key)
+    if (t === undefined) return false
+    this.tickets.delete(key) // single use, also when it does not fit
+    return t.until > Date.now() && t.path === path
+  }
+
+  // Why an API request is refused as cross-site, or null, token or not. Any
+  // request another site's page makes (an <img>, a form, a fetch) is
+  // refused, reads included. Browsers send Origin (and Sec-Fetch-Site) with
+  // every POST/PUT/DELETE, which must then be the dashboard's own; a request
+  // without either comes from a script.
+  crossSite (req: IncomingMessage): string | null {
     const site = header(req, 'sec-fetch-site')
-    if (api && (site === 'cross-site' || site === 'same-site')) return `cross-site request refused (Sec-Fetch-Site: ${site})`
+    if (site === 'cross-site' || site === 'same-site') return `cross-site request refused (Sec-Fetch-Site: ${site})`
     if (!STATE_CHANGING.has(req.method ?? '')) return null
     if (site !== null && site !== 'same-origin') return `cross-site request refused (Sec-Fetch-Site: ${site})`
     const origin = header(req, 'origin')
     if (origin !== null && origin.toLowerCase() !== `http://${(req.headers.host ?? '').toLowerCase()}`) return `cross-site request refused (Origin: ${origin})`
-    if (site === null && origin === null && via === 'cookie') return 'request without Origin refused: send the token as a bearer token'
     return null
   }
 
@@ -87,13 +106,4 @@ function digest (s: string): Buffer {
 function header (req: IncomingMessage, name: string): string | null {
   const v = req.headers[name]
   return typeof v === 'string' ? v : null
-}
-
-function cookieValue (header: string | undefined, name: string): string | null {
-  if (!header) return null
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
-  }
-  return null
 }

@@ -4,11 +4,13 @@ import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { isIP } from 'node:net'
 import { WebGuard } from './web-guard.js'
-import { WebApi } from './web-api.js'
+import { WebApi, clean } from './web-api.js'
 import type { WebBackend } from './web-backend.js'
 import { INDEX_HTML, STYLE_CSS } from './web-page.js'
 
 const PORT_TRIES = 50 // "taken": look this far up for a free port
+const HEADERS_MS = 10_000
+const IDLE_MS = 120_000
 // The page's modules: tsc compiles src/api/web/*.ts next to this file.
 const ASSET_DIR = fileURLToPath(new URL('./web/', import.meta.url))
 
@@ -16,7 +18,7 @@ const SECURITY_HEADERS = {
   'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer', // the first URL carries the token
+  'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin'
 }
@@ -29,8 +31,8 @@ export interface WebServerOptions {
 }
 
 // The dashboard and its HTTP API on one port, plain node:http. Every request
-// passes the guard first: the Host header, the token, and for state changes
-// the origin (web-guard.ts).
+// passes the Host check first; every API request then the token (or a
+// download's ticket) and the cross-site checks (web-guard.ts).
 export class WebServer {
   private server: Server | null = null
   private readonly guard = new WebGuard()
@@ -39,13 +41,19 @@ export class WebServer {
   private port = 0
 
   constructor (private readonly o: WebServerOptions) {
-    this.api = new WebApi(o.backend, o.log)
+    this.api = new WebApi(o.backend, o.log, path => this.guard.issueTicket(path))
   }
 
   async open (): Promise<void> {
-    const server = createServer((req, res) => this.track(this.handle(req, res)))
-    server.requestTimeout = 0 // an upload or download takes as long as it takes
-    server.headersTimeout = 30_000
+    // Time limits: headers must arrive within HEADERS_MS (checked every
+    // second), and a refused request's connection is cut at once (deny), so a
+    // client without the token can neither trickle headers nor stream a body
+    // for ever. An upload or download with the token takes as long as it
+    // takes (no limit on the whole request), but not IDLE_MS without a byte.
+    const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => this.track(this.handle(req, res)))
+    server.requestTimeout = 0
+    server.headersTimeout = HEADERS_MS
+    server.setTimeout(IDLE_MS, sock => sock.destroy())
     let port = this.o.port
     for (let i = 0; ; i++) {
       try {
@@ -75,9 +83,10 @@ export class WebServer {
     return `http://${h}:${this.port}`
   }
 
-  // The link `disktro web` prints: it logs the browser in.
+  // The link `disktro web` prints: the token is in the fragment, which the
+  // browser keeps to itself (web-guard.ts).
   get url (): string {
-    return `${this.origin}/?token=${this.guard.token}`
+    return `${this.origin}/#token=${this.guard.token}`
   }
 
   get token (): string {
@@ -107,20 +116,18 @@ export class WebServer {
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
       if (!this.guard.hostAllowed(req.headers.host)) return deny(req, res, 403, `Host ${req.headers.host ?? '(none)'} is not this dashboard's: open ${this.origin}/`)
       const url = new URL(req.url ?? '/', this.origin)
-      const via = this.guard.authenticate(req, url)
-      if (via === null) return deny(req, res, 401, 'access needs the token: run `disktro web` for the link')
-      const refused = this.guard.crossSite(req, via, url.pathname.startsWith('/api/'))
-      if (refused !== null) return deny(req, res, 403, refused)
-      if (via === 'query' && req.method === 'GET' && !url.pathname.startsWith('/api/')) {
-        // Trade the token in the URL for a cookie, and drop it from the address bar.
-        url.searchParams.delete('token')
-        res.writeHead(303, { 'Set-Cookie': this.guard.cookie, Location: url.pathname + url.search })
-        res.end()
-        return
+      const api = url.pathname.startsWith('/api/')
+      // The page and its scripts hold no data: they load without the token,
+      // which they then find in the fragment or in sessionStorage.
+      if (!api) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return deny(req, res, 405, `${req.method} not allowed`)
+        return await this.asset(url.pathname, res)
       }
-      if (url.pathname.startsWith('/api/')) return await this.api.handle(req, res, url)
-      if (req.method !== 'GET' && req.method !== 'HEAD') return deny(req, res, 405, `${req.method} not allowed`)
-      await this.asset(url.pathname, res)
+      const via = this.guard.authenticate(req, url, () => ticketPathOf(req, url))
+      if (via === null) return deny(req, res, 401, 'access needs the token: run `disktro web` for the link')
+      const refused = this.guard.crossSite(req)
+      if (refused !== null) return deny(req, res, 403, refused)
+      return await this.api.handle(req, res, url)
     } catch (e) {
       this.o.log(`web: ${req.method} ${req.url}: ${(e as Error).message}`)
       if (!res.headersSent) deny(req, res, 500, 'internal error')
@@ -146,14 +153,28 @@ function send (res: ServerResponse, type: string, body: string): void {
   res.end(body)
 }
 
-// A refusal: JSON under /api/, text elsewhere. A request body is drained so
-// the client reads the answer instead of a reset.
+// A refusal: JSON under /api/, text elsewhere. A 401 or 403 ends the
+// connection: the socket is destroyed once the answer is written, so a
+// client without the token cannot stream a body, or keep the connection for
+// another try; the body is never read. Other refusals drain it, so the
+// client reads the answer instead of a reset.
 function deny (req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
-  req.resume()
+  const cut = status === 401 || status === 403
+  if (!cut) req.resume()
   const api = (req.url ?? '').startsWith('/api/')
   const body = api ? JSON.stringify({ success: false, message, data: { code: status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : 'ERROR' } }) : message + '\n'
-  res.writeHead(status, { 'Content-Type': api ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
-  res.end(body)
+  res.writeHead(status, { 'Content-Type': api ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...(cut ? { Connection: 'close' } : {}) })
+  res.end(body, () => { if (cut) req.socket.destroy() })
+}
+
+// The path a ticket must be for: only a download takes one.
+function ticketPathOf (req: IncomingMessage, url: URL): string | null {
+  if (req.method !== 'GET' || url.pathname !== '/api/download') return null
+  try {
+    return clean(url.searchParams.get('path') ?? '')
+  } catch {
+    return null
+  }
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

@@ -12,8 +12,10 @@ import { serveCommand } from './serve.js'
 import { revokeCommand } from './revoke.js'
 import { webCommand } from './web.js'
 import { fsckCommand } from './fsck.js'
+import { takeEnvPassword } from './password.js'
 
 export async function main (argv: string[]): Promise<void> {
+  takeEnvPassword()
   let y = yargs(hideBin(argv))
     .scriptName('disktro')
     .usage('$0 <command> [options]')

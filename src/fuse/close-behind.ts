@@ -1,5 +1,5 @@
-import { openSync, readFileSync, writeSync, closeSync, ftruncateSync, existsSync, accessSync, unlinkSync, constants } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { openSync, readFileSync, writeSync, closeSync, ftruncateSync, existsSync, accessSync, constants, lstatSync, fstatSync, mkdtempSync, writeFileSync, renameSync, rmSync } from 'node:fs'
+import { join, dirname, basename, resolve } from 'node:path'
 import { createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
 import type { Vfs } from '../vfs/vfs.js'
@@ -45,20 +45,146 @@ const MAGIC = Buffer.from('DRL1')
 const SALT_BYTES = 24
 const HEADER_BYTES = MAGIC.length + SALT_BYTES
 const SHM = '/dev/shm'
+const SHM_PREFIX = 'disktro-redo-'
+// In the data dir: the name of its private directory in /dev/shm.
+const DIR_RECORD = 'redo-dir'
+const LOG_NAME = 'redo.log'
 
 // Where a data dir's redo log lives: in memory (/dev/shm) where there is
 // one. It must survive the daemon (kill -9), not the machine: what close
 // acknowledged is on disk no sooner without close behind either (LMDB
 // commits are not synced; fsync is, and goes through the event loop). On
 // disk it doubled what tar x wrote, and a `sync` waited for it.
+//
+// /dev/shm is shared with every local user, so the log is never at a name
+// another user can guess or take first (issue 28, item 9): it goes in a
+// directory made with mkdtemp (mode 0700, a random name, and mkdir fails
+// on anything already there, symlinks included), whose name is recorded in
+// the data dir (itself 0700). A recorded directory is used only while it is
+// still ours: a real directory (lstat, not a link), owned by us, closed to
+// everyone else. Else a new one is made, and a log found in a directory
+// that is not ours is never read. Where /dev/shm cannot be written, the log
+// is in the data dir.
 export function redoLogPath (dataDir: string): string {
-  const name = `disktro-redo-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}.log`
+  const dir = recordedDir(dataDir)
+  return dir === null ? join(dataDir, LOG_NAME) : join(dir, LOG_NAME)
+}
+
+// The directory the record in the data dir names, or null (none, or not
+// one of ours by its name).
+function recordedDir (dataDir: string): string | null {
+  let text: string
+  try {
+    text = readFileSync(join(dataDir, DIR_RECORD), 'utf8').trim()
+  } catch {
+    return null
+  }
+  return dirname(text) === SHM && basename(text).startsWith(SHM_PREFIX) ? text : null
+}
+
+function uid (): number {
+  return process.geteuid?.() ?? 0
+}
+
+// A directory of ours no one else can enter: not a link, owned by this
+// user, no permission bits for group or others.
+function ownDir (path: string): boolean {
+  try {
+    const st = lstatSync(path)
+    return st.isDirectory() && st.uid === uid() && (st.mode & 0o077) === 0
+  } catch {
+    return false
+  }
+}
+
+// Why an open redo log cannot be trusted, or null: it must be a regular
+// file of ours with one name, readable and writable by us only.
+function notOurs (fd: number): string | null {
+  const st = fstatSync(fd)
+  if (!st.isFile()) return 'not a regular file'
+  if (st.uid !== uid()) return `owned by uid ${st.uid}`
+  if (st.nlink !== 1) return `${st.nlink} links`
+  if ((st.mode & 0o077) !== 0) return `mode ${(st.mode & 0o777).toString(8)}`
+  return null
+}
+
+// The directory for this run's log: the recorded one while it is still
+// ours, else a new one (recorded), else the data dir.
+function logDir (dataDir: string, log: (line: string) => void): string {
+  const recorded = recordedDir(dataDir)
+  if (recorded !== null && ownDir(recorded)) return recorded
+  if (recorded !== null && existsSync(recorded)) log(`redo log: ${recorded} is not a private directory of this user: not used`)
   try {
     accessSync(SHM, constants.W_OK)
-    return join(SHM, name)
+    const dir = mkdtempSync(join(SHM, SHM_PREFIX))
+    if (!ownDir(dir)) throw new Error(`${dir} is not private`)
+    const tmp = join(dataDir, DIR_RECORD + '.tmp')
+    writeFileSync(tmp, dir + '\n', { mode: 0o600 })
+    renameSync(tmp, join(dataDir, DIR_RECORD))
+    return dir
   } catch {
-    return join(dataDir, 'redo.log')
+    rmSync(join(dataDir, DIR_RECORD), { force: true })
+    return dataDir
   }
+}
+
+// Where a log the last run left may be: the recorded directory (while it
+// is ours), the data dir (where /dev/shm could not be written), the name
+// versions before issue 28 used.
+function leftLogPaths (dataDir: string): string[] {
+  const recorded = recordedDir(dataDir)
+  return [...(recorded !== null && ownDir(recorded) ? [join(recorded, LOG_NAME)] : []), join(dataDir, LOG_NAME), legacyLogPath(dataDir)]
+}
+
+// The log at `file`, read without following a link, if it is ours (else
+// null, and logged).
+function readOurs (file: string, log: (line: string) => void): Buffer | null {
+  let fd: number
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch {
+    return null
+  }
+  try {
+    const why = notOurs(fd)
+    if (why !== null) {
+      log(`redo log: ${file} ignored: ${why}`)
+      return null
+    }
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+// Where versions before issue 28 kept the log, a name anyone could take
+// first: read once after an upgrade, only if it passes notOurs (a file a
+// daemon of this user made, not a link), so what an older daemon killed
+// with -9 acknowledged is not lost.
+function legacyLogPath (dataDir: string): string {
+  return join(SHM, `${SHM_PREFIX}${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}.log`)
+}
+
+// A new, empty log: made here (O_EXCL: never a file someone else made, and
+// never through a link), checked all the same.
+function newLog (file: string): number {
+  rmSync(file, { force: true })
+  const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  const why = notOurs(fd)
+  if (why !== null) {
+    closeSync(fd)
+    throw new Error(`redo log ${file}: ${why}`)
+  }
+  return fd
+}
+
+// Removes a data dir's redo log, its directory and the record (after a
+// clean unmount; tests, after a kill -9).
+export function removeRedoLog (dataDir: string): void {
+  const dir = recordedDir(dataDir)
+  if (dir !== null && ownDir(dir)) rmSync(dir, { recursive: true, force: true })
+  rmSync(join(dataDir, DIR_RECORD), { force: true })
+  rmSync(join(dataDir, LOG_NAME), { force: true })
 }
 
 interface Frame {
@@ -181,24 +307,30 @@ export async function replay (frames: Frame[], marks: MarkStore, t: ReplayTarget
 // At mount, before the addon serves anything: replays the log left by the
 // last run, starts a new one, and hands it to the addon.
 export class CloseBehind {
-  private constructor (private readonly binding: CloseBehindBinding, private readonly marks: MarkStore, private readonly fd: number, private readonly file: string) {}
+  private constructor (private readonly binding: CloseBehindBinding, private readonly marks: MarkStore, private readonly fd: number, private readonly dataDir: string) {}
 
   static async start (binding: CloseBehindBinding, dataDir: string, metaKey: Buffer, marks: MarkStore, target: ReplayTarget, log: (line: string) => void): Promise<CloseBehind> {
-    const file = redoLogPath(dataDir)
-    if (existsSync(file)) {
-      const frames = readFrames(readFileSync(file), metaKey)
+    // The first log found is the last run's; any other of ours is older
+    // still, and goes unread: replayed later, it would undo newer changes.
+    let replayed = false
+    for (const file of leftLogPaths(dataDir)) {
+      const bytes = readOurs(file, log)
+      if (bytes === null) continue
+      const frames = replayed ? [] : readFrames(bytes, metaKey)
+      replayed = true
       if (frames.length > 0) {
         const applied = await replay(frames, marks, target, log)
         log(`redo log: ${frames.length} frames read, ${applied} files applied that the last run had acknowledged and not committed`)
       }
+      rmSync(file, { force: true })
     }
-    const fd = openSync(file, 'a', 0o600)
-    ftruncateSync(fd, 0)
+    const file = join(logDir(dataDir, log), LOG_NAME)
+    const fd = newLog(file)
     const salt = randomBytes(SALT_BYTES)
     writeSync(fd, Buffer.concat([MAGIC, salt]))
     marks.clearMarks()
     binding.fuse_native_clb_enable(fd, keyOf(metaKey, salt))
-    return new CloseBehind(binding, marks, fd, file)
+    return new CloseBehind(binding, marks, fd, dataDir)
   }
 
   // JS released `fh` (its file is committed): its frame is not replayed.
@@ -315,6 +447,6 @@ export class CloseBehind {
     if (this.roomTimer) clearInterval(this.roomTimer)
     try { ftruncateSync(this.fd, 0) } catch {}
     try { closeSync(this.fd) } catch {}
-    try { unlinkSync(this.file) } catch {}
+    try { removeRedoLog(this.dataDir) } catch {}
   }
 }

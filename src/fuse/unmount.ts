@@ -3,6 +3,7 @@
 // synchronous filesystem call or child process touching the mount deadlocks.
 
 import { execFile } from 'node:child_process'
+import { childEnv } from '../child-env.js'
 import { readFile, realpath } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -79,7 +80,7 @@ interface RunResult { ok: boolean, missing: boolean, msg: string }
 
 function run (cmd: string, args: string[]): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: CMD_TIMEOUT_MS, windowsHide: true }, (err, _stdout, stderr) => {
+    execFile(cmd, args, { timeout: CMD_TIMEOUT_MS, windowsHide: true, env: childEnv() }, (err, _stdout, stderr) => {
       if (!err) return resolve({ ok: true, missing: false, msg: '' })
       const code = (err as NodeJS.ErrnoException).code
       const detail = String(stderr).trim().split('\n')[0] || err.message.split('\n')[0] || String(code)

@@ -1,6 +1,6 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
-import { decodeChunkRecord } from '../codec/chunk-record.js'
+import { chunkRecordShapeError } from '../codec/chunk-record.js'
 import { aeadSum } from '../codec/chunk-sum.js'
 import { wrapStorageError } from '../errors.js'
 import type { PutResult, PeerStats } from './peer-link.js'
@@ -9,12 +9,16 @@ import type { PutResult, PeerStats } from './peer-link.js'
 // received record authenticates under the data key before keeping it (the
 // AEAD tag, as opening would, without decrypting), which is then its
 // checksum for the scrubber too (codec/chunk-sum.ts, 03); a storage-only member
-// holds no such key, checks the record's shape and keeps a SHA-256 of it. Either way the ack
+// holds no such key, checks the record's shape (version, flags, a length no
+// record of this volume's chunkSize exceeds: codec/chunk-record.ts) and keeps
+// a SHA-256 of it; a full member checks the shape first too. Either way the ack
 // goes out only after the record is committed and flushed to disk.
 export class ChunkService {
   readonly traffic = { received: 0, served: 0 } // record bytes, this run (dashboard throughput)
 
-  constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null) {}
+  // `chunkSize`: the volume's; no record of it is longer than that plus the
+  // record's overhead, so a longer one is refused (issue 28, item 8).
+  constructor (private readonly store: LmdbStore, private readonly pipeline: ChunkPipeline | null, private readonly chunkSize: number) {}
 
   // Verifies the record (on a crypto worker) and commits it in the store's
   // next write batch; the promise resolves once the commit is on disk.
@@ -22,11 +26,8 @@ export class ChunkService {
   put (id: Buffer, record: Buffer, from?: string): Promise<PutResult> {
     if (id.length !== 32) return Promise.resolve({ ok: false, reason: 'bad chunk id' })
     const bytes = record.length
-    try {
-      decodeChunkRecord(record)
-    } catch {
-      return Promise.resolve({ ok: false, reason: 'chunk failed verification' })
-    }
+    const misshapen = chunkRecordShapeError(record, this.chunkSize)
+    if (misshapen !== null) return Promise.resolve({ ok: false, reason: `chunk refused: ${misshapen}` })
     // A storage-only member stores what it cannot authenticate (and sums it).
     if (!this.pipeline) return this.store.putReplica(id, record, from).then(() => this.durable(bytes), refused)
     // The record, a view of the received message, is donated to a crypto

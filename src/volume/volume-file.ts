@@ -1,4 +1,5 @@
-import { readFile, writeFile, rename, mkdir } from 'node:fs/promises'
+import { readFile, writeFile, rename } from 'node:fs/promises'
+import { privateDataDir } from './private-dir.js'
 import { join } from 'node:path'
 import { seal, open } from '../crypto/aead.js'
 import { newPwhashParams, stretchPassword, type PwhashParams } from '../crypto/password.js'
@@ -58,7 +59,7 @@ const AD = Buffer.from('disktro volume key v1')
 const SEED_AD = Buffer.from('disktro node seed v1')
 
 export async function createVolumeFile (dataDir: string, password: string, chunkSize: number, joining: NewVolume = {}): Promise<VolumeFile> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  await privateDataDir(dataDir, { create: true })
   const path = join(dataDir, VOLUME_FILE)
   if (await readVolumeFile(dataDir).then(() => true, e => !isDisktroError(e, 'NO_VOLUME'))) {
     throw fail('VOLUME_EXISTS', `a volume already exists in ${dataDir}`)

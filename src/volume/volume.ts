@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { LmdbStore } from '../store/lmdb-store.js'
+import { privateDataDir, privateStore } from './private-dir.js'
 import { LmdbNamespace } from '../meta/lmdb-namespace.js'
 import { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import { CryptoWorkers } from '../chunks/crypto-workers.js'
@@ -52,9 +53,11 @@ export class Volume {
   }
 
   static async open (dataDir: string, password: string, opts: VolumeOptions): Promise<Volume> {
+    await privateDataDir(dataDir, { create: false })
     const file = await readVolumeFile(dataDir)
     const secrets = await unlockVolumeFile(file, password)
     const store = LmdbStore.open(join(dataDir, 'store'), { mapSize: opts.maxStoreBytes })
+    await privateStore(store.path)
     const chunks = new LmdbChunkStore(store)
     if (file.role === 'storage') {
       const v = new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store))

@@ -47,7 +47,7 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
   const webCmd = await disktro(['web', '--json', '--data-dir', a.dataDir])
   t.equal(webCmd.code, 0, 'disktro web answers')
   const web = JSON.parse(webCmd.stdout) as Web
-  t.match(web.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=/)
+  t.match(web.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=/)
   const browser = await launching
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 760 } })
   const page = await context.newPage()
@@ -93,6 +93,17 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
   const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${row} a.download`)])
   t.equal(download.suggestedFilename(), 'from-mount.bin')
   t.ok((await readFile(await download.path())).equals(downData), 'written through the mount: byte-identical downloaded through the page')
+
+  // A name that is markup, from the mount (as another member could make it): shown as text.
+  const evilName = '<img src=x onerror="document.body.dataset.xss=1">.txt'
+  await writeFile(ma.path('inbox', evilName), 'x')
+  await page.reload()
+  await page.waitForFunction(n => [...document.querySelectorAll('#file-rows tr')].some(r => r.getAttribute('data-path') === '/inbox/' + n), evilName)
+  t.same(await page.evaluate(n => ({
+    imgs: document.querySelectorAll('#file-rows img').length,
+    xss: document.body.dataset.xss ?? null,
+    shown: [...document.querySelectorAll('#file-rows td.name')].some(td => td.textContent?.includes(n))
+  }), evilName), { imgs: 0, xss: null, shown: true }, 'a file name that is markup is shown as text, never run')
 
   // Pin the upload to the storage-only member: it must end up with every chunk.
   const peers = await until('both peers online', async () => {
@@ -151,11 +162,14 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
   t.equal(await get({ Authorization: `Bearer ${web.token}`, Host: `rebind.example:${origin.port}` }), 403, 'a foreign Host: 403, token or not')
   t.equal(await get({ Authorization: `Bearer ${web.token}` }), 200, 'with the token: 200')
 
-  // Another origin on the same machine (same site, so the browser even sends
-  // the SameSite cookie) posts a form to the dashboard: refused.
-  const evil = createServer((_req, res) => {
+  // Another origin on the same machine (same site: under the old cookie the
+  // browser sent the token to it) posts a form to the dashboard: refused, and
+  // nothing this browser sends it carries the token.
+  const seen: string[] = []
+  const evil = createServer((req, res) => {
+    seen.push(JSON.stringify(req.headers))
     res.writeHead(200, { 'Content-Type': 'text/html' })
-    res.end(`<form method="POST" action="${web.origin}/api/mkdir?path=/pwned"></form><script>document.forms[0].submit()</script>`)
+    res.end(`<form method="POST" action="${web.origin}/api/mkdir?path=/pwned"></form><script>fetch('/probe', { credentials: 'include' }).finally(() => document.forms[0].submit())</script>`)
   })
   await new Promise<void>(resolve => evil.listen(0, '127.0.0.1', () => resolve()))
   t.teardown(() => new Promise<void>(resolve => evil.close(() => resolve())))
@@ -163,9 +177,20 @@ t.test('the dashboard in a real browser: upload, download, pin, peers going offl
     page.waitForResponse(r => r.url().includes('/api/mkdir')),
     page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`)
   ])
-  t.equal(refused.status(), 403, 'a cross-site POST from a real browser: 403')
-  t.match(await refused.text(), /cross-site request refused/)
+  // The browser holds no cookie for the dashboard: the form arrives with no
+  // credential at all (with the token it would still be refused as
+  // cross-site: test/api/web-api.test.ts).
+  t.equal(refused.status(), 401, 'a cross-site POST from a real browser carries nothing: 401')
+  t.match(await refused.text(), /access needs the token/)
   await t.rejects(access(ma.path('pwned')), 'and nothing was created')
+  t.ok(seen.length >= 2, `the other server got the page's requests (${seen.length})`)
+  t.notOk(seen.some(h => h.includes(web.token)), 'none of them carries the dashboard\'s token')
+  t.notOk(seen.some(h => /disktro/.test(h)), 'nor any cookie of the dashboard\'s')
+  // Back on the dashboard (a new visit, in the same tab): sessionStorage still holds the token.
+  await page.goto(web.origin + '/#/volume')
+  await page.waitForSelector('#view-volume:not([hidden])')
+  await page.waitForSelector('[data-stat="logical"] .v')
+  t.pass('the tab keeps its access without the token in the URL')
 
   t.same(pageErrors, [], 'no script errors on the page')
   t.comment(`dashboard test body took ${Date.now() - started} ms`)

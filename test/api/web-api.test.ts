@@ -38,14 +38,13 @@ function http (web: Web, method: string, path: string, o: { headers?: Record<str
   })
 }
 
-t.test('access: token, cookie, Host header, cross-site requests', async t => {
+t.test('access: token, Host header, cross-site requests', async t => {
   const node = await openNode(t, { config: { chunkSize: CS, port: 0 } })
   const web = await webOf(node)
-  t.match(web.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43}$/, 'the link names loopback and carries a token')
+  t.match(web.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]{43}$/, 'the link names loopback and carries a token in its fragment, which no browser sends')
   const port = new URL(web.origin).port
 
   t.equal((await http(web, 'GET', '/api/info', { auth: false })).status, 401, 'no token: 401')
-  t.equal((await http(web, 'GET', '/', { auth: false })).status, 401, 'the page too')
   t.equal((await http(web, 'GET', '/api/info', { auth: false, headers: { Authorization: 'Bearer nope' } })).status, 401, 'a wrong token: 401')
   const info = await http(web, 'GET', '/api/info')
   t.equal(info.status, 200)
@@ -53,21 +52,25 @@ t.test('access: token, cookie, Host header, cross-site requests', async t => {
   t.equal(info.headers['cache-control'], 'no-store')
   t.match(info.headers['content-security-policy'], /default-src 'none'/)
 
-  // The link trades its token for a cookie and drops it from the address bar.
-  const login = await http(web, 'GET', `/?token=${web.token}`, { auth: false })
-  t.equal(login.status, 303)
-  t.equal(login.headers.location, '/')
-  const setCookie = String(login.headers['set-cookie'])
-  t.match(setCookie, new RegExp(`^disktro_${port}=${web.token}; HttpOnly; SameSite=Strict; Path=/$`), 'HttpOnly SameSite=Strict cookie, named per port')
-  const cookie = setCookie.split(';')[0]
-  const page = await http(web, 'GET', '/', { auth: false, headers: { Cookie: cookie } })
+  // The page holds no data: it loads without the token, and never sets a cookie.
+  const page = await http(web, 'GET', `/?token=${web.token}`, { auth: false })
   t.equal(page.status, 200)
+  t.equal(page.headers['set-cookie'], undefined, 'no cookie, not even for a token in the query')
   t.match(page.body.toString(), /<script type="module" src="\/app\/app.js">/)
-  const js = await http(web, 'GET', '/app/app.js', { auth: false, headers: { Cookie: cookie } })
+  const js = await http(web, 'GET', '/app/app.js', { auth: false })
   t.equal(js.status, 200)
   t.match(js.headers['content-type'], /text\/javascript/)
   t.equal((await http(web, 'GET', '/app/../web-server.js')).status, 404, 'only the page\'s modules are served')
-  t.equal((await http(web, 'GET', `/api/info?token=${web.token}`, { auth: false })).status, 200, 'a script may pass the token in the query')
+  t.equal((await http(web, 'GET', '/app/api.js/../../web-server.js', { auth: false })).status, 404, 'no way out of the page\'s directory')
+
+  // What the daemons before issue 28 accepted: a cookie (cookies ignore
+  // ports, so every server on 127.0.0.1 got it) and the token in the query.
+  const cookie = `disktro_${port}=${web.token}`
+  const old = await http(web, 'GET', '/api/info', { auth: false, headers: { Cookie: cookie } })
+  t.equal(old.status, 401, 'the old cookie alone: 401')
+  t.equal(old.headers.connection, 'close', 'and the connection is closed')
+  t.equal((await http(web, 'GET', '/api/files?path=/', { auth: false, headers: { Cookie: cookie, 'Sec-Fetch-Site': 'same-origin' } })).status, 401, 'from the page\'s own origin too')
+  t.equal((await http(web, 'GET', `/api/info?token=${web.token}`, { auth: false })).status, 401, 'the token in the query: 401')
 
   // DNS rebinding: a foreign name resolving to 127.0.0.1 still says its own Host.
   for (const host of ['attacker.example', `attacker.example:${port}`, '127.0.0.1:1', `127.0.0.2:${port}`, `10.0.0.1:${port}`]) {
@@ -77,27 +80,99 @@ t.test('access: token, cookie, Host header, cross-site requests', async t => {
   }
   t.equal((await http(web, 'GET', '/api/info', { headers: { Host: `localhost:${port}` } })).status, 200, 'localhost:port is fine')
   t.equal((await http(web, 'GET', '/api/info', { headers: { Host: `LOCALHOST:${port}` } })).status, 200, 'names are case-insensitive')
-  t.equal((await http(web, 'GET', '/', { auth: false, headers: { Host: 'evil.example', Cookie: cookie } })).status, 403, 'the Host check comes before the cookie')
+  t.equal((await http(web, 'GET', '/', { auth: false, headers: { Host: 'evil.example' } })).status, 403, 'the page too is served only under its own Host')
   const noHost = await rawRequest(Number(port), `GET /api/info HTTP/1.0\r\nAuthorization: Bearer ${web.token}\r\n\r\n`)
   t.match(noHost, /^HTTP\/1\.1 403/, 'no Host header at all: 403')
 
-  // Cross-site state changes.
+  // Cross-site state changes, even with the token.
   const same = `http://127.0.0.1:${port}`
-  const post = (headers: Record<string, string>, auth = false) => http(web, 'POST', '/api/mkdir?path=' + encodeURIComponent('/d' + randomBytes(4).toString('hex')), { auth, headers: { Cookie: cookie, ...headers } })
+  const post = (headers: Record<string, string>) => http(web, 'POST', '/api/mkdir?path=' + encodeURIComponent('/d' + randomBytes(4).toString('hex')), { headers })
   t.equal((await post({ Origin: 'http://evil.example' })).status, 403, 'a foreign Origin is refused')
   t.equal((await post({ Origin: `http://127.0.0.1:${Number(port) + 1}` })).status, 403, 'another port is another origin')
   t.equal((await post({ Origin: 'null' })).status, 403, 'an opaque origin is refused')
   t.equal((await post({ 'Sec-Fetch-Site': 'same-site' })).status, 403, 'Sec-Fetch-Site same-site is refused')
   t.equal((await post({ 'Sec-Fetch-Site': 'cross-site', Origin: same })).status, 403, 'Sec-Fetch-Site cross-site is refused')
-  t.equal((await post({})).status, 403, 'a cookie without any Origin is refused')
-  t.equal((await post({ Origin: 'http://evil.example' }, true)).status, 403, 'a foreign Origin is refused even with the token')
   t.equal((await post({ Origin: same, 'Sec-Fetch-Site': 'same-origin' })).status, 200, 'the dashboard\'s own origin is fine')
-  t.equal((await post({}, true)).status, 200, 'a script with the bearer token is fine')
-  t.equal((await http(web, 'DELETE', '/api/files?path=/nothing', { auth: false, headers: { Cookie: cookie, Origin: 'http://evil.example' } })).status, 403, 'DELETE too')
-  t.equal((await http(web, 'GET', '/api/files?path=/', { auth: false, headers: { Cookie: cookie, 'Sec-Fetch-Site': 'same-site' } })).status, 403, 'another site\'s page cannot even read the API')
-  t.equal((await http(web, 'GET', '/api/files?path=/', { auth: false, headers: { Cookie: cookie, 'Sec-Fetch-Site': 'none' } })).status, 200, 'a typed URL can')
+  t.equal((await post({})).status, 200, 'a script with the bearer token is fine')
+  t.equal((await http(web, 'DELETE', '/api/files?path=/nothing', { headers: { Origin: 'http://evil.example' } })).status, 403, 'DELETE too')
+  t.equal((await http(web, 'GET', '/api/files?path=/', { headers: { 'Sec-Fetch-Site': 'same-site' } })).status, 403, 'another site\'s page cannot even read the API')
+  t.equal((await http(web, 'GET', '/api/files?path=/', { headers: { 'Sec-Fetch-Site': 'none' } })).status, 200, 'a typed URL can')
   t.equal((await http(web, 'GET', '/api/nothing')).status, 404)
   t.equal((await http(web, 'PUT', '/api/files')).status, 405)
+})
+
+t.test('download tickets: one path, one use', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS, port: 0 } })
+  const web = await webOf(node)
+  const data = randomBytes(2 * CS + 99)
+  t.equal((await http(web, 'POST', '/api/upload?path=/a.bin', { body: data })).status, 200)
+  t.equal((await http(web, 'POST', '/api/upload?path=/b.bin', { body: Buffer.from('b') })).status, 200)
+  t.equal((await http(web, 'POST', '/api/mkdir?path=/dir')).status, 200)
+  const ticket = async (path: string): Promise<string> => (await http(web, 'POST', '/api/ticket', { body: JSON.stringify({ path }) })).json.data.ticket
+  t.equal((await http(web, 'POST', '/api/ticket', { auth: false, body: JSON.stringify({ path: '/a.bin' }) })).status, 401, 'a ticket needs the token')
+  t.equal((await http(web, 'POST', '/api/ticket', { body: JSON.stringify({ path: '/dir' }) })).status, 400, 'a folder gets no ticket')
+  t.equal((await http(web, 'POST', '/api/ticket', { body: JSON.stringify({ path: '/../a.bin' }) })).status, 400, 'no .. in its path')
+
+  const a = await ticket('/a.bin')
+  t.match(a, /^[\w-]{32}$/)
+  const first = await http(web, 'GET', `/api/download?path=/a.bin&ticket=${a}`, { auth: false })
+  t.equal(first.status, 200, 'a ticket opens its download')
+  t.ok(first.body.equals(data), 'byte-identical')
+  const second = await http(web, 'GET', `/api/download?path=/a.bin&ticket=${a}`, { auth: false })
+  t.equal(second.status, 401, 'once')
+  t.equal(second.headers.connection, 'close')
+
+  const other = await ticket('/a.bin')
+  t.equal((await http(web, 'GET', `/api/download?path=/b.bin&ticket=${other}`, { auth: false })).status, 401, 'not for another path')
+  t.equal((await http(web, 'GET', `/api/download?path=/a.bin&ticket=${other}`, { auth: false })).status, 401, 'and a ticket tried on the wrong path is used up')
+  const files = await ticket('/a.bin')
+  t.equal((await http(web, 'GET', `/api/files?path=/&ticket=${files}`, { auth: false })).status, 401, 'a ticket opens nothing but a download')
+  t.equal((await http(web, 'GET', `/api/download?path=/a.bin&ticket=${randomBytes(24).toString('base64url')}`, { auth: false })).status, 401, 'a made-up ticket: 401')
+})
+
+t.test('a request without the token is cut: a body streamed for ever, headers trickled for ever', async t => {
+  const node = await openNode(t, { config: { chunkSize: CS, port: 0 } })
+  const web = await webOf(node)
+  const port = Number(new URL(web.origin).port)
+
+  // An upload without the token whose body never ends.
+  const s = connect(port, '127.0.0.1')
+  let answer = ''
+  let sent = 0
+  s.on('data', (d: Buffer) => { answer += d.toString() })
+  s.on('error', () => {})
+  const closed = new Promise<number>(resolve => s.on('close', () => resolve(Date.now())))
+  await new Promise<void>(resolve => s.once('connect', () => resolve()))
+  const started = Date.now()
+  s.write(`POST /api/upload?path=/flood HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+  const piece = randomBytes(16 * 1024)
+  const pump = setInterval(() => {
+    if (s.destroyed) return
+    s.write(`${piece.length.toString(16)}\r\n`)
+    s.write(piece)
+    s.write('\r\n')
+    sent += piece.length
+  }, 10)
+  const end = await Promise.race([closed, new Promise<number>(resolve => setTimeout(() => resolve(-1), 15_000))])
+  clearInterval(pump)
+  s.destroy()
+  t.ok(end > 0, `the daemon closed the connection after ${end - started} ms (${sent} bytes sent by then)`)
+  t.match(answer, /^HTTP\/1\.1 401 /, 'after answering 401')
+  t.match(answer, /connection: close/i)
+  t.same(node.vfs.readdir('/').filter(n => n !== '.' && n !== '..'), [], 'nothing was stored')
+
+  // Headers that never end (one byte a second).
+  const slow = connect(port, '127.0.0.1')
+  slow.on('error', () => {})
+  const slowClosed = new Promise<number>(resolve => slow.on('close', () => resolve(Date.now())))
+  await new Promise<void>(resolve => slow.once('connect', () => resolve()))
+  const slowStart = Date.now()
+  slow.write(`GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`)
+  const drip = setInterval(() => { if (!slow.destroyed) slow.write('X') }, 1000)
+  const slowEnd = await Promise.race([slowClosed, new Promise<number>(resolve => setTimeout(() => resolve(-1), 30_000))])
+  clearInterval(drip)
+  slow.destroy()
+  t.ok(slowEnd > 0 && slowEnd - slowStart < 15_000, `trickled headers are cut after ${slowEnd - slowStart} ms`)
 })
 
 t.test('files: list, upload, download, info, delete', async t => {

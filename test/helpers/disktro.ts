@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isMounted, unmountPath } from '../../src/fuse/unmount.js'
-import { redoLogPath } from '../../src/fuse/close-behind.js'
+import { removeRedoLog } from '../../src/fuse/close-behind.js'
 import { reapOnExit } from './reaper.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -81,6 +81,7 @@ export interface MountOptions {
   config?: string
   args?: string[]
   env?: NodeJS.ProcessEnv // added to the daemon's environment
+  umask?: number // the daemon's umask (inherited at spawn), else this process's
 }
 
 // A `disktro mount` daemon. Teardown always unmounts and kills it, also when
@@ -106,13 +107,19 @@ export class Mount {
     const dir = o.mountpoint ?? join(base, 'mnt')
     await mkdir(dir, { recursive: true })
     const args = [BIN, 'mount', dir, '--data-dir', dataDir, ...(o.config ? ['--config', o.config] : []), ...(o.args ?? [])]
-    const child = spawn(process.execPath, args, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const umask = o.umask === undefined ? null : process.umask(o.umask)
+    let child: ChildProcess
+    try {
+      child = spawn(process.execPath, args, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    } finally {
+      if (umask !== null) process.umask(umask)
+    }
     reapOnExit(child, dir)
     const m = new Mount(child, dir, dataDir)
     t.teardown(() => {
       if (t.passing?.() === false && m.stderr !== '') console.error(`--- stderr of disktro mount ${dir} (last 4,000 characters):\n${m.stderr.slice(-4000)}`)
-      // A daemon killed here or by the test leaves its redo log in /dev/shm (src/fuse/close-behind.ts).
-      return m.cleanup().finally(() => rm(redoLogPath(dataDir), { force: true }))
+      // A daemon killed here or by the test leaves its redo log in a directory of its own in /dev/shm (src/fuse/close-behind.ts).
+      return m.cleanup().finally(() => { try { removeRedoLog(dataDir) } catch {} })
     })
     await m.waitReady()
     return m

@@ -1,5 +1,5 @@
 import type { LiveHello, LiveTick, NodeInfo, ReplicationSummary } from '../web-types.js'
-import { call, whenUnauthorized } from './api.js'
+import { call, events, takeToken, whenUnauthorized } from './api.js'
 import { byId } from './dom.js'
 import { shortId } from './format.js'
 import { health } from './health.js'
@@ -21,6 +21,7 @@ class App {
   private view: ViewName = 'files'
 
   async start (): Promise<void> {
+    takeToken()
     whenUnauthorized(() => this.banner('This page\'s access has expired (the daemon restarted?): run `disktro web` for a new link.', true))
     this.info = await call<NodeInfo>('GET', '/api/info')
     byId('whoami').textContent = `node ${shortId(this.info.nodeId)} · ${this.info.role === 'full' ? 'full member' : 'storage-only'}`
@@ -55,24 +56,23 @@ class App {
   }
 
   private listen (): void {
-    const es = new EventSource('/api/events')
-    es.addEventListener('hello', e => {
-      const hello = JSON.parse((e as MessageEvent).data) as LiveHello
-      this.peers.history(hello.history)
-    })
-    es.addEventListener('tick', e => {
-      const t = JSON.parse((e as MessageEvent).data) as LiveTick
-      this.peers.update(t.peers, t.sample)
-      this.files.setPeers(t.peers)
-      this.volume.setPeers(t.peers)
-      this.transfers.fromServer(t.transfers)
-      if (t.replication) {
-        this.health(t.replication, t.peers)
-        if (this.view === 'volume') this.volume.replication(t.replication)
+    events((event, data) => {
+      if (event === 'hello') {
+        const hello = JSON.parse(data) as LiveHello
+        this.peers.history(hello.history)
+      } else if (event === 'tick') {
+        const t = JSON.parse(data) as LiveTick
+        this.peers.update(t.peers, t.sample)
+        this.files.setPeers(t.peers)
+        this.volume.setPeers(t.peers)
+        this.transfers.fromServer(t.transfers)
+        if (t.replication) {
+          this.health(t.replication, t.peers)
+          if (this.view === 'volume') this.volume.replication(t.replication)
+        }
+        document.body.dataset.live = 'yes'
       }
-      document.body.dataset.live = 'yes'
-    })
-    es.addEventListener('error', () => { document.body.dataset.live = 'no' })
+    }, up => { if (!up) document.body.dataset.live = 'no' })
   }
 
   // The page is served by the daemon, so a daemon runs.

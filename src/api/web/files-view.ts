@@ -1,5 +1,5 @@
 import type { DirListing, FileEntry, PeerView } from '../web-types.js'
-import { call, q, uploadFile, ApiError } from './api.js'
+import { call, download, q, uploadFile, ApiError } from './api.js'
 import { byId, h, replace } from './dom.js'
 import { bytes, shortId, when } from './format.js'
 import type { TransfersPanel } from './transfers.js'
@@ -111,7 +111,7 @@ export class FilesView {
       h('td', {}, r ? replicationBar(r, 'chunks') : null),
       h('td', {}, ...e.pins.map(p => this.pinChip(e, p))),
       h('td', { class: 'row-actions' },
-        e.type === 'file' ? h('a', { href: `/api/download?path=${q(e.path)}`, download: e.name, class: 'download' }, 'Download') : null,
+        e.type === 'file' ? h('a', { href: '#', class: 'download', onclick: (ev: Event) => { ev.preventDefault(); this.download(e) } }, 'Download') : null,
         this.pinMenu(e),
         h('button', { type: 'button', class: 'link danger delete', onclick: () => { void this.remove(e) } }, 'Delete')))
   }
@@ -141,6 +141,10 @@ export class FilesView {
       this.error((err as Error).message)
     }
     await this.load()
+  }
+
+  private download (e: FileEntry): void {
+    download(e.path, e.name).catch(err => this.error((err as Error).message))
   }
 
   private async remove (e: FileEntry): Promise<void> {
