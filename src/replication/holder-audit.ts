@@ -2,11 +2,11 @@ import sodium from 'sodium-native'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
 import type { ReplicaState } from './replica-state.js'
+import { challenge, proves } from './holder-proofs.js'
 
 const HAS_BATCH = 4096 // the HAS message limit
 const ROUND_MS = 10_000 // one challenge round per peer this often
 const SAMPLE = 32 // holdings looked at per peer and round: half in order, half at random
-const PROVE_BATCH = 16 // chunks per PROVE (the answer hashes each record)
 const EXPIRE_MS = 30_000 // how often offline holders are checked against repairAfter
 const NOTE_DELAY_MS = 250 // holding notes gathered this long
 const ASK_DELAY_MS = 500 // newly tracked chunks gathered this long before asking peers
@@ -289,20 +289,11 @@ export class HolderAudit {
     const others = sample.filter(id => !mine.includes(id))
     const failed: Buffer[] = []
     const proven: Buffer[] = []
-    for (let i = 0; i < mine.length; i += PROVE_BATCH) {
-      const ids = mine.slice(i, i + PROVE_BATCH)
-      const nonce = Buffer.alloc(32)
-      sodium.randombytes_buf(nonce)
-      // No answer (a peer that will not or cannot prove) fails them all.
-      const answers = await link.prove(nonce, ids).catch(() => ids.map(() => null))
-      for (let j = 0; j < ids.length; j++) {
-        const want = proofOf(this.o.store, nonce, ids[j])
-        if (want === null) continue // our own copy went meanwhile: nothing to compare
-        const got = answers[j]
-        if (got && got.length === want.length && sodium.sodium_memcmp(got, want)) proven.push(ids[j])
-        else failed.push(ids[j])
-      }
-    }
+    const outcome = await challenge(link, this.o.store, mine)
+    mine.forEach((id, i) => {
+      if (outcome[i] === 'proven') proven.push(id)
+      else if (outcome[i] === 'failed') failed.push(id)
+    })
     if (others.length > 0) {
       const have = await link.has(others).catch(() => null)
       if (have) others.forEach((id, i) => { if (!have[i]) failed.push(id) })
@@ -401,44 +392,6 @@ export class HolderAudit {
     if (!a) this.audits.set(peer, a = { id: peer, checked: 0, proven: 0, failed: 0, lastRound: null, wiped: 0 })
     return a
   }
-}
-
-// The answer to a challenge: BLAKE2b-256 of the record keyed with the
-// nonce; null when the record is not here.
-export function proofOf (store: LmdbStore, nonce: Buffer, id: Buffer): Buffer | null {
-  const fast = store.chunks.getBinaryFast(id)
-  if (fast === undefined) return null
-  const out = Buffer.alloc(32)
-  sodium.crypto_generichash(out, fast.subarray(0, fast.length), nonce)
-  return out
-}
-
-// Whether a peer proves holding each chunk we hold too (a fresh nonce).
-export async function proves (link: Pick<AuditLink, 'prove'>, store: LmdbStore, ids: Buffer[]): Promise<boolean[]> {
-  const out: boolean[] = []
-  for (let i = 0; i < ids.length; i += PROVE_BATCH) {
-    const batch = ids.slice(i, i + PROVE_BATCH)
-    const nonce = Buffer.alloc(32)
-    sodium.randombytes_buf(nonce)
-    const answers = await link.prove(nonce, batch).catch(() => batch.map(() => null))
-    batch.forEach((id, j) => {
-      const want = proofOf(store, nonce, id)
-      const got = answers[j]
-      out.push(want !== null && got !== null && got.length === want.length && sodium.sodium_memcmp(got, want))
-    })
-  }
-  return out
-}
-
-// Answers a PROVE, a record per event-loop turn (each may be a megabyte).
-export async function answerProve (store: LmdbStore, nonce: Buffer, ids: Buffer[]): Promise<Array<Buffer | null>> {
-  const out: Array<Buffer | null> = []
-  for (const id of ids) {
-    await store.chunks.prefetch([id])
-    out.push(proofOf(store, nonce, id))
-    await new Promise(resolve => setImmediate(resolve))
-  }
-  return out
 }
 
 function take (set: Set<string>, n: number): Buffer[] {

@@ -3,7 +3,7 @@ import type { Holders } from './holders.js'
 import type { PinPolicy } from './replicator.js'
 import { rank } from './placement.js'
 import { Periodic } from './periodic.js'
-import { proves } from './holder-audit.js'
+import { proves } from './holder-proofs.js'
 
 const EVERY_MS = 5000 // a look at the surplus set, empty unless a holder came back
 const BATCH = 4096
