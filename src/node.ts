@@ -29,6 +29,7 @@ import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
 import { Scrubber } from './replication/scrubber.js'
 import { ChunkVerifier } from './chunks/chunk-verifier.js'
+import { EventLoopStalls } from './event-loop-stalls.js'
 
 // How long the kernel may hold a directory's attributes (scripts/build-fuse.cjs (k)),
 // as long as it holds names (libfuse's entry_timeout).
@@ -83,6 +84,7 @@ export class DisktroNode {
 
   static async open (o: NodeOptions): Promise<DisktroNode> {
     const dataDir = resolve(o.dataDir)
+    EventLoopStalls.shared() // measures from here: start-up stalls count too
     let created = false
     try {
       await readVolumeFile(dataDir)
@@ -183,7 +185,8 @@ export class DisktroNode {
       store: storeStats(v.store),
       peers: this.swarm ? await this.swarm.peerReports() : [],
       replication,
-      pins: this.pins()
+      pins: this.pins(),
+      eventLoop: EventLoopStalls.shared().report()
     }
     if (this.scrubber) report.scrub = this.scrubber.report()
     const shared = v.access?.shared

@@ -4,6 +4,7 @@ import type { PeerStats } from './replication/peer-link.js'
 import type { GcReport } from './replication/garbage-collector.js'
 import type { EvictionReport } from './replication/evictor.js'
 import type { ScrubReport } from './replication/scrubber.js'
+import type { StallReport } from './event-loop-stalls.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -62,5 +63,6 @@ export interface StatusReport {
   gc?: GcReport
   cache?: EvictionReport
   scrub?: ScrubReport // the background re-verification of stored chunks
+  eventLoop?: StallReport // the daemon's longest event-loop stalls (event-loop-stalls.ts)
   files?: FileReplication[]
 }
