@@ -3,7 +3,8 @@ import { open } from '../crypto/aead.js'
 import { decodeInode } from '../codec/inode-record.js'
 import { decodeBlockRef } from '../codec/block-record.js'
 import { inodeAd } from '../codec/keys.js'
-import { zeroCounts, refsLength, type NamespaceCounts } from '../codec/counters-record.js'
+import { zeroCounts, type NamespaceCounts } from '../codec/counters-record.js'
+import { refsLength } from '../codec/refs-record.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000

@@ -10,7 +10,8 @@ import { fail } from '../errors.js'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import { HybridClock } from './hlc.js'
 import { walkCounts } from './count-walk.js'
-import { encodeCounts, decodeCounts, zeroCounts, encodeRefs, refsCount, refsLength, type NamespaceCounts } from '../codec/counters-record.js'
+import { encodeCounts, decodeCounts, zeroCounts, type NamespaceCounts } from '../codec/counters-record.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 import { ROOT_INO, type Namespace, type DirEntry, type ChunkToEnsure } from './namespace.js'
 
 const S_IFMT = 0o170000

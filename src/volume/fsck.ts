@@ -7,7 +7,8 @@ import { decodeDirent } from '../codec/dirent-record.js'
 import { decodeBlockRef } from '../codec/block-record.js'
 import { readU64Key, u64Key, inodeAd } from '../codec/keys.js'
 import { ROOT_INO } from '../meta/namespace.js'
-import { zeroCounts, sameCounts, encodeCounts, decodeCounts, encodeRefs, refsCount, refsLength, type NamespaceCounts } from '../codec/counters-record.js'
+import { zeroCounts, sameCounts, encodeCounts, decodeCounts, type NamespaceCounts } from '../codec/counters-record.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000

@@ -5,7 +5,7 @@ import { open } from '../crypto/aead.js'
 import { decodeBlockRef } from '../codec/block-record.js'
 import { decodeDirent } from '../codec/dirent-record.js'
 import { readU64Key } from '../codec/keys.js'
-import { encodeRefs, refsCount, refsLength } from '../codec/counters-record.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 
 export interface RecoveryReport {
   refsFixed: number
