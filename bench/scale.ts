@@ -223,7 +223,7 @@ async function duBytes (path: string): Promise<number> {
 
 // ---- one volume size ----------------------------------------------------------
 
-interface MemberRow { name: string, idleCpuPct: number, rssMiB: number, longestStallMs: number | null, stallsOver50ms: number | null, statusSec: number }
+interface MemberRow { name: string, idleCpuPct: number, rssMiB: number, longestStallMs: number | null, stallsOver50ms: number | null, idleStallMs: number | null, idleStalls: number | null, statusSec: number }
 interface SizeRow {
   files: number
   fileBytes: number
@@ -321,6 +321,9 @@ async function oneSize (o: Options, files: number, bootstrap: string, live: Set<
         rssMiB: await rssMiB(m.pid),
         longestStallMs: st.report?.eventLoop?.longestStallMs ?? null,
         stallsOver50ms: st.report?.eventLoop?.stallsOver50ms ?? null,
+        // the minute before this status: the idle minute (--idle-sec 60)
+        idleStallMs: st.report?.eventLoop?.lastMinute?.longestStallMs ?? null,
+        idleStalls: st.report?.eventLoop?.lastMinute?.stallsOver50ms ?? null,
         statusSec: st.seconds
       })
     }
@@ -400,7 +403,8 @@ function table (o: Options, rows: SizeRow[]): string {
     const who = names.length > 1 ? ` (${n})` : ''
     out.push(line(`idle CPU${who}, % of a core over ${o.idleSec} s`, rows.map(r => f(r.members[i].idleCpuPct, 1))))
     out.push(line(`RSS${who}, MiB`, rows.map(r => f(r.members[i].rssMiB, 0))))
-    out.push(line(`longest event-loop stall${who}, ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].longestStallMs ?? '-'} (${r.members[i].stallsOver50ms ?? '-'})`)))
+    out.push(line(`longest event-loop stall${who} since start, ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].longestStallMs ?? '-'} (${r.members[i].stallsOver50ms ?? '-'})`)))
+    out.push(line(`longest event-loop stall${who} in the last minute (idle), ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].idleStallMs ?? '-'} (${r.members[i].idleStalls ?? '-'})`)))
     out.push(line(`disktro status --json${who}, s`, rows.map(r => f(r.members[i].statusSec))))
   }
   out.push(line('store bytes per file byte (A)', rows.map(r => f(r.storePerFileByte))))
