@@ -223,7 +223,7 @@ async function duBytes (path: string): Promise<number> {
 
 // ---- one volume size ----------------------------------------------------------
 
-interface MemberRow { name: string, idleCpuPct: number, rssMiB: number, longestStallMs: number | null, stallsOver50ms: number | null, idleStallMs: number | null, idleStalls: number | null, statusSec: number }
+interface MemberRow { name: string, idleCpuPct: number, rssMiB: number, longestStallMs: number | null, stallsOver50ms: number | null, idleStallMs: number | null, idleStalls: number | null, busyStallMs: number | null, busyStalls: number | null, statusSec: number }
 interface SizeRow {
   files: number
   fileBytes: number
@@ -324,6 +324,8 @@ async function oneSize (o: Options, files: number, bootstrap: string, live: Set<
         // the minute before this status: the idle minute (--idle-sec 60)
         idleStallMs: st.report?.eventLoop?.lastMinute?.longestStallMs ?? null,
         idleStalls: st.report?.eventLoop?.lastMinute?.stallsOver50ms ?? null,
+        busyStallMs: st.report?.eventLoop?.busy?.longestStallMs ?? null,
+        busyStalls: st.report?.eventLoop?.busy?.stallsOver50ms ?? null,
         statusSec: st.seconds
       })
     }
@@ -404,6 +406,7 @@ function table (o: Options, rows: SizeRow[]): string {
     out.push(line(`idle CPU${who}, % of a core over ${o.idleSec} s`, rows.map(r => f(r.members[i].idleCpuPct, 1))))
     out.push(line(`RSS${who}, MiB`, rows.map(r => f(r.members[i].rssMiB, 0))))
     out.push(line(`longest event-loop stall${who} since start, ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].longestStallMs ?? '-'} (${r.members[i].stallsOver50ms ?? '-'})`)))
+    out.push(line(`of those, while the daemon was on a CPU (busy), ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].busyStallMs ?? '-'} (${r.members[i].busyStalls ?? '-'})`)))
     out.push(line(`longest event-loop stall${who} in the last minute (idle), ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].idleStallMs ?? '-'} (${r.members[i].idleStalls ?? '-'})`)))
     out.push(line(`disktro status --json${who}, s`, rows.map(r => f(r.members[i].statusSec))))
   }

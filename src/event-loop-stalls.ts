@@ -9,6 +9,11 @@ export interface StallReport {
   stallsOver50ms: number // since start
   sinceSec: number // how long the meter has run
   lastMinute: { longestStallMs: number, stallsOver50ms: number }
+  // Of the stalls, those during which this process ran on a CPU at least
+  // half the time: its own work. The rest is mostly waiting for a CPU on a
+  // loaded machine (a process of ours at work counts too: the CPU time is
+  // the whole process's, every thread's).
+  busy: { longestStallMs: number, stallsOver50ms: number }
 }
 
 // How long the event loop was blocked: a timer that should fire every
@@ -22,6 +27,9 @@ export class EventLoopStalls {
   private last = 0
   private longest = 0
   private count = 0
+  private busyLongest = 0
+  private busyCount = 0
+  private cpu = 0 // µs of CPU, user and system, at the last tick
   private readonly recent: Array<{ at: number, ms: number }> = [] // stalls within the window, oldest first
 
   constructor (private readonly tickMs = TICK_MS) {}
@@ -37,6 +45,7 @@ export class EventLoopStalls {
     if (this.timer !== null) return this
     this.startedAt = performance.now()
     this.last = this.startedAt
+    this.cpu = cpuMicros()
     this.timer = setInterval(() => this.tick(), this.tickMs)
     this.timer.unref()
     return this
@@ -45,10 +54,17 @@ export class EventLoopStalls {
   private tick (): void {
     const now = performance.now()
     const late = now - this.last - this.tickMs
+    const cpu = cpuMicros()
+    const share = (cpu - this.cpu) / 1000 / Math.max(1, now - this.last)
     this.last = now
+    this.cpu = cpu
     if (late <= STALL_MS) return
     this.count++
     if (late > this.longest) this.longest = late
+    if (share >= 0.5) {
+      this.busyCount++
+      if (late > this.busyLongest) this.busyLongest = late
+    }
     this.recent.push({ at: now, ms: late })
     this.prune(now)
   }
@@ -66,7 +82,8 @@ export class EventLoopStalls {
       longestStallMs: Math.round(this.longest),
       stallsOver50ms: this.count,
       sinceSec: Math.round((now - this.startedAt) / 1000),
-      lastMinute: { longestStallMs: Math.round(minute), stallsOver50ms: this.recent.length }
+      lastMinute: { longestStallMs: Math.round(minute), stallsOver50ms: this.recent.length },
+      busy: { longestStallMs: Math.round(this.busyLongest), stallsOver50ms: this.busyCount }
     }
   }
 
@@ -74,4 +91,9 @@ export class EventLoopStalls {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
   }
+}
+
+function cpuMicros (): number {
+  const u = process.cpuUsage()
+  return u.user + u.system
 }

@@ -45,7 +45,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   }
   if (r.eventLoop) {
     const e = r.eventLoop
-    lines.push(`event loop  longest stall ${e.longestStallMs} ms, ${e.stallsOver50ms} over 50 ms in ${e.sinceSec} s; last minute: ${e.lastMinute.longestStallMs} ms, ${e.lastMinute.stallsOver50ms} over 50 ms`)
+    lines.push(`event loop  longest stall ${e.longestStallMs} ms, ${e.stallsOver50ms} over 50 ms in ${e.sinceSec} s (busy: ${e.busy.longestStallMs} ms, ${e.busy.stallsOver50ms}); last minute: ${e.lastMinute.longestStallMs} ms, ${e.lastMinute.stallsOver50ms} over 50 ms`)
   }
   if (r.scrub) lines.push('', ...scrubLines(r.scrub))
   if (r.pins?.length) {
