@@ -27,6 +27,7 @@ const HELP = `usage: npm run bench -- [options]
   --work-dir DIR         scratch space, a plain local directory (default /tmp/disktro-bench)
   --out DIR              where results .md/.json go (default bench/out)
   --profile              run the disktro daemon under node --cpu-prof and summarise it
+  --scale                the scale benchmark instead (bench/scale.ts; --scale --help for its options)
   --help
 `
 
@@ -301,6 +302,8 @@ function report (o: Options, samples: Samples, names: string[], errors: Map<stri
 // ---- main ---------------------------------------------------------------------
 
 async function main (): Promise<number> {
+  // The scale benchmark has its own options (bench/scale.ts).
+  if (process.argv.includes('--scale')) return await (await import('./scale.js')).scaleMain(process.argv.slice(2))
   const o = options()
   await mkdir(o.workDir, { recursive: true })
   const inputsDir = join(o.workDir, 'inputs')

@@ -30,6 +30,7 @@ import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
 import { Scrubber } from './replication/scrubber.js'
 import { ChunkVerifier } from './chunks/chunk-verifier.js'
+import { EventLoopStalls } from './event-loop-stalls.js'
 
 // How long the kernel may hold a directory's attributes (scripts/build-fuse.cjs (k)),
 // as long as it holds names (libfuse's entry_timeout).
@@ -86,6 +87,7 @@ export class DisktroNode {
 
   static async open (o: NodeOptions): Promise<DisktroNode> {
     const dataDir = resolve(o.dataDir)
+    EventLoopStalls.shared() // measures from here: start-up stalls count too
     let created = false
     try {
       await readVolumeFile(dataDir)
@@ -198,7 +200,8 @@ export class DisktroNode {
       replication,
       pins: this.pins(),
       repairAfter: this.repairAfter,
-      health: health({ daemonRunning: true, role: v.file.role, replication, peers, repairAfterMs: this.repairAfter, machines: 1 + new Set([...peers.map(p => p.id), ...(this.swarm?.holderPeers() ?? [])]).size })
+      health: health({ daemonRunning: true, role: v.file.role, replication, peers, repairAfterMs: this.repairAfter, machines: 1 + new Set([...peers.map(p => p.id), ...(this.swarm?.holderPeers() ?? [])]).size }),
+      eventLoop: EventLoopStalls.shared().report()
     }
     if (this.swarm) report.audit = this.swarm.audit.report()
     if (this.scrubber) report.scrub = this.scrubber.report()

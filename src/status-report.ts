@@ -6,6 +6,7 @@ import type { EvictionReport } from './replication/evictor.js'
 import type { ScrubReport } from './replication/scrubber.js'
 import type { AuditReport } from './replication/holder-audit.js'
 import type { Health } from './api/web/health.js'
+import type { StallReport } from './event-loop-stalls.js'
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -64,6 +65,7 @@ export interface StatusReport {
   gc?: GcReport
   cache?: EvictionReport
   scrub?: ScrubReport // the background re-verification of stored chunks
+  eventLoop?: StallReport // the daemon's longest event-loop stalls (event-loop-stalls.ts)
   files?: FileReplication[]
   audit?: AuditReport // holder proofs: challenges and checks of peers' copies
   repairAfter?: number // ms an offline holder's copies keep counting

@@ -47,6 +47,10 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   if (r.gc) {
     lines.push(`garbage     ${r.gc.pending} unreferenced chunk(s) waiting (grace ${Math.round(r.gc.graceMs / 1000)} s); ${r.gc.collectedChunks} collected, ${bytes(r.gc.collectedBytes)} freed here`)
   }
+  if (r.eventLoop) {
+    const e = r.eventLoop
+    lines.push(`event loop  longest stall ${e.longestStallMs} ms, ${e.stallsOver50ms} over 50 ms in ${e.sinceSec} s (busy: ${e.busy.longestStallMs} ms, ${e.busy.stallsOver50ms}); last minute: ${e.lastMinute.longestStallMs} ms, ${e.lastMinute.stallsOver50ms} over 50 ms`)
+  }
   if (r.scrub) lines.push('', ...scrubLines(r.scrub))
   if (r.pins?.length) {
     lines.push('', 'pins (the peer always holds a full copy)')

@@ -9,10 +9,15 @@ import { u64Key, readU64Key, pairKey, inodeAd } from '../codec/keys.js'
 import { fail } from '../errors.js'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import { HybridClock } from './hlc.js'
+import { walkCounts } from './count-walk.js'
+import { encodeCounts, decodeCounts, zeroCounts, type NamespaceCounts } from '../codec/counters-record.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 import { ROOT_INO, type Namespace, type DirEntry, type ChunkToEnsure } from './namespace.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const COUNTERS_KEY = Buffer.from('counters')
 const CACHE_LIMIT = 200_000
 const SMALL_RECORD_BYTES = 128 * 1024
 const HLC_LEASE = 1000n << 16n // 1 s of the clock's wall-time part (meta/hlc.ts)
@@ -39,6 +44,7 @@ export class LmdbNamespace implements Namespace {
     this.nextIno = next ? next.readDoubleLE(0) : ROOT_INO + 1
     const hlc = store.sysGet('hlc')
     this.clock = new HybridClock(hlc ? hlc.readBigUInt64BE(0) : 0n)
+    this.counts = this.storedCounts()
   }
 
   // Creates the root directory of a new volume.
@@ -46,8 +52,82 @@ export class LmdbNamespace implements Namespace {
     if (this.getAttrs(ROOT_INO)) return
     const now = Date.now()
     this.store.txn(() => {
+      // A store without a single inode is new: its counters start at zero.
+      if (this.counts === null && this.store.inodes.getKeysCount({ limit: 1 }) === 0) { this.counts = zeroCounts(); this.countsDirty = true }
       this.putInode(ROOT_INO, { mode: S_IFDIR | 0o755, uid, gid, nlink: 2, rdev: 0, size: 0, blocks: 0, atime: now, mtime: now, ctime: now })
+      this.storeCounts()
     })
+  }
+
+  // --- counters (codec/counters-record.ts) ---
+  //
+  // Files, directories and bytes move with each change, in its transaction:
+  // `status` reads them instead of walking the tree (JuiceFS keeps used space
+  // and inode counts the same way). null: this store has none yet (written
+  // before counters existed); nothing is counted until ensureCounters().
+  private counts: NamespaceCounts | null
+  private countsDirty = false
+
+  counters (): NamespaceCounts | null {
+    return this.counts === null ? null : { ...this.counts }
+  }
+
+  // A volume from before the counters: counts it once, walking every inode
+  // and block record (seconds at 10^5 files; at start-up, before the daemon
+  // serves anything), and records in each refs record the bytes its chunk
+  // counts for. Returns whether it walked.
+  ensureCounters (): boolean {
+    if (this.counts !== null) return false
+    this.recount()
+    return true
+  }
+
+  // Counts again from the records (after recovery changed reference counts,
+  // or fsck --repair).
+  recount (): void {
+    this.store.txn(() => {
+      const walk = walkCounts(this.store, this.keys.meta)
+      for (const [hex, c] of walk.chunks) {
+        const id = Buffer.from(hex, 'hex')
+        const raw = this.store.refs.getBinary(id)
+        if (!raw || refsCount(raw) !== c.refs || refsLength(raw) !== c.length) this.store.refs.putSync(id, encodeRefs(c.refs, c.length))
+      }
+      this.counts = walk.counts
+      this.countsDirty = true
+      this.storeCounts()
+    })
+  }
+
+  private storedCounts (): NamespaceCounts | null {
+    const raw = this.store.sys.getBinary(COUNTERS_KEY)
+    if (!raw) return null
+    try {
+      return decodeCounts(raw)
+    } catch {
+      return null // counted again at the next open
+    }
+  }
+
+  // Inside the transaction of the change that moved them.
+  private storeCounts (): void {
+    if (!this.countsDirty || this.counts === null) return
+    this.store.sys.putSync(COUNTERS_KEY, encodeCounts(this.counts))
+    this.countsDirty = false
+  }
+
+  private countInode (a: InodeAttrs, sign: 1 | -1): void {
+    const c = this.counts
+    if (c === null) return
+    const t = a.mode & S_IFMT
+    if (t === S_IFDIR) c.directories += sign
+    else if (t === S_IFREG) { c.files += sign; c.logicalBytes += sign * a.size } else return
+    this.countsDirty = true
+  }
+
+  private countBytes (field: 'referencedBytes' | 'uniqueBytes', delta: number): void {
+    if (this.counts === null || delta === 0) return
+    this.counts[field] += delta
+    this.countsDirty = true
   }
 
   // --- reads ---
@@ -157,6 +237,8 @@ export class LmdbNamespace implements Namespace {
     this.blockCache.clear()
     this.hlcBound = null
     this.inoBound = null
+    this.counts = this.storedCounts()
+    this.countsDirty = false
   }
 
   // `sys` entries written in the next commit's transaction (close behind's
@@ -201,6 +283,7 @@ export class LmdbNamespace implements Namespace {
         this.apply(stamped)
         this.leaseHlc(stamped.hlc)
         this.putHeldForCommit()
+        this.storeCounts()
       })
       this.withNextCommit.length = 0
     } catch (e) {
@@ -225,9 +308,7 @@ export class LmdbNamespace implements Namespace {
       purge: ino => {
         const a = this.getAttrs(ino)
         if (a) this.truncateBlocks(ino, 0, a.blocks)
-        this.store.inodes.removeSync(u64Key(ino))
-        this.attrCache.delete(ino)
-        this.inodeChanged(ino)
+        this.removeInode(ino, a)
       }
     }
     let out: T
@@ -239,6 +320,7 @@ export class LmdbNamespace implements Namespace {
         this.store.sys.putSync(Buffer.from('nextIno'), next)
         this.inoBound = this.nextIno
         this.putHeldForCommit()
+        this.storeCounts()
         return out
       })
       this.withNextCommit.length = 0
@@ -260,13 +342,12 @@ export class LmdbNamespace implements Namespace {
       if (b) old.set(index, b)
     }
     for (const b of blocks) {
-      const key = pairKey(ino, b.index)
-      this.incref(b.id)
-      this.putBlockRef(ino, b.index, { id: b.id, length: b.length })
+      this.incref(b.id, b.length)
+      this.putBlockRef(ino, b.index, { id: b.id, length: b.length }, old.get(b.index))
     }
     const keep = new Set(blocks.map(b => b.index))
     for (const [index, b] of old) {
-      if (!keep.has(index)) this.removeBlockRef(ino, index)
+      if (!keep.has(index)) this.removeBlockRef(ino, index, b)
       this.decref(b.id)
     }
     return blocks.length
@@ -380,15 +461,14 @@ export class LmdbNamespace implements Namespace {
         }
         let blocks = a.blocks
         for (const [index, hex, length] of c.blocks) {
-          const key = pairKey(c.ino, index)
           const old = this.getBlock(c.ino, index)
           if (hex) {
             const id = Buffer.from(hex, 'hex')
-            this.incref(id)
-            this.putBlockRef(c.ino, index, { id, length })
+            this.incref(id, length)
+            this.putBlockRef(c.ino, index, { id, length }, old)
             if (!old) blocks++
           } else if (old) {
-            this.removeBlockRef(c.ino, index)
+            this.removeBlockRef(c.ino, index, old)
             blocks--
           }
           if (old) this.decref(old.id)
@@ -417,11 +497,16 @@ export class LmdbNamespace implements Namespace {
       this.putInode(ino, { ...a, nlink, ctime })
     } else {
       this.truncateBlocks(ino, 0, a.blocks)
-      this.store.inodes.removeSync(u64Key(ino))
-      this.attrCache.delete(ino)
-      this.inodeChanged(ino)
+      this.removeInode(ino, a)
     }
     return dir
+  }
+
+  private removeInode (ino: number, a: InodeAttrs | undefined): void {
+    this.store.inodes.removeSync(u64Key(ino))
+    if (a) this.countInode(a, -1)
+    this.attrCache.delete(ino)
+    this.inodeChanged(ino)
   }
 
   // Drops the block map entries past `size` and shortens a partial last block
@@ -431,7 +516,7 @@ export class LmdbNamespace implements Namespace {
     const keep = Math.ceil(size / cs)
     for (const index of this.blockIndexes(ino, keep)) {
       const old = this.getBlock(ino, index)
-      this.removeBlockRef(ino, index)
+      this.removeBlockRef(ino, index, old)
       if (old) { this.decref(old.id); blocks-- }
     }
     if (size % cs !== 0) {
@@ -439,7 +524,7 @@ export class LmdbNamespace implements Namespace {
       const last = this.getBlock(ino, index)
       const within = size - index * cs
       if (last && last.length > within) {
-        this.putBlockRef(ino, index, { id: last.id, length: within })
+        this.putBlockRef(ino, index, { id: last.id, length: within }, last)
       }
     }
     return Math.max(0, blocks)
@@ -452,23 +537,26 @@ export class LmdbNamespace implements Namespace {
     return this.chunkSize
   }
 
-  private incref (id: Buffer): void {
+  // `length`: the new reference's. The chunk counts in uniqueBytes from its
+  // first reference to its last, at the longest of them.
+  private incref (id: Buffer, length: number): void {
     const raw = this.store.refs.getBinary(id)
-    const n = raw ? raw.readUInt32LE(0) : 0
+    const n = raw ? refsCount(raw) : 0
     // A read where there is nothing to remove (every new chunk): a remove is a write instruction.
     if (n === 0) {
       if (this.store.garbage.doesExist(id)) this.store.unmarkGarbageSync(id)
       this.store.markDirty(id) // newly referenced: its replication is counted (replication/replica-state.ts)
     }
-    const out = Buffer.allocUnsafe(4)
-    out.writeUInt32LE(n + 1)
-    this.store.refs.putSync(id, out)
+    const kept = n === 0 || !raw ? 0 : refsLength(raw) ?? 0
+    if (length > kept) this.countBytes('uniqueBytes', length - kept)
+    this.store.refs.putSync(id, encodeRefs(n + 1, Math.max(length, kept)))
   }
 
   private decref (id: Buffer): void {
     const raw = this.store.refs.getBinary(id)
-    const n = raw ? raw.readUInt32LE(0) : 0
+    const n = raw ? refsCount(raw) : 0
     if (n <= 1) {
+      if (raw) this.countBytes('uniqueBytes', -(refsLength(raw) ?? 0))
       this.store.refs.removeSync(id)
       // Copies elsewhere (replicas we placed, or this one when we hold it for
       // other members) are collected after a grace period by the garbage
@@ -480,9 +568,7 @@ export class LmdbNamespace implements Namespace {
       if (!foreign) this.store.removeChunkSync(id)
       else this.store.markDirty(id)
     } else {
-      const out = Buffer.allocUnsafe(4)
-      out.writeUInt32LE(n - 1)
-      this.store.refs.putSync(id, out)
+      this.store.refs.putSync(id, encodeRefs(n - 1, refsLength(raw!) ?? 0))
     }
   }
 
@@ -503,19 +589,27 @@ export class LmdbNamespace implements Namespace {
   }
 
   private putInode (ino: number, attrs: InodeAttrs): void {
+    if (this.counts !== null) {
+      const old = this.getAttrs(ino)
+      if (old) this.countInode(old, -1)
+      this.countInode(attrs, 1)
+    }
     const key = u64Key(ino)
     this.store.inodes.putSync(key, this.sealMeta(encodeInode(attrs), inodeAd(key)))
     this.remember(this.attrCache, ino, attrs)
     this.inodeChanged(ino)
   }
 
-  private putBlockRef (ino: number, index: number, ref: BlockRef): void {
+  // `old`: the ref it replaces, if any.
+  private putBlockRef (ino: number, index: number, ref: BlockRef, old: BlockRef | undefined): void {
+    this.countBytes('referencedBytes', ref.length - (old?.length ?? 0))
     const key = pairKey(ino, index)
     this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef(ref), key))
     this.remember(this.blockCache, ino + '/' + index, ref)
   }
 
-  private removeBlockRef (ino: number, index: number): void {
+  private removeBlockRef (ino: number, index: number, old: BlockRef | undefined): void {
+    if (old) this.countBytes('referencedBytes', -old.length)
     this.store.blocks.removeSync(pairKey(ino, index))
     this.blockCache.delete(ino + '/' + index)
   }

@@ -343,6 +343,14 @@ export class LmdbStore {
     return n * (stat?.pageSize ?? 4096)
   }
 
+  // Chunk records and the bytes of the chunk table's pages, from LMDB's own
+  // accounting: constant time, and unlike the file size it shrinks when
+  // chunks are deleted.
+  chunkStats (): { chunks: number, bytes: number } {
+    const s = this.chunks.getStats() as { pageSize: number, entryCount: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number }
+    return { chunks: s.entryCount, bytes: (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize }
+  }
+
   path = ''
   readOnly = false
   private dataFile = ''

@@ -7,9 +7,13 @@ import { decodeDirent } from '../codec/dirent-record.js'
 import { decodeBlockRef } from '../codec/block-record.js'
 import { readU64Key, u64Key, inodeAd } from '../codec/keys.js'
 import { ROOT_INO } from '../meta/namespace.js'
+import { zeroCounts, sameCounts, encodeCounts, decodeCounts, type NamespaceCounts } from '../codec/counters-record.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const COUNTERS_KEY = Buffer.from('counters')
 
 // Every kind of damage fsck knows, in the order it reports them; `repair`
 // says what --repair does about it (null: nothing can be done offline).
@@ -24,6 +28,7 @@ export const PROBLEMS = {
   'block-no-inode': { what: 'block map entries of a missing inode', repair: 'removed' },
   'blocks-wrong': { what: 'wrong stored-block counts in inodes', repair: 'fixed' },
   'refcount-wrong': { what: 'wrong chunk reference counts', repair: 'fixed' },
+  'counters-wrong': { what: 'volume totals (status) that disagree with the tree', repair: 'fixed' },
   'chunk-leaked': { what: 'leaked chunks (no file references them, not held for a peer)', repair: 'dropped' },
   'chunk-corrupt': { what: 'corrupt chunks', repair: null },
   'chunk-missing': { what: 'missing chunks (stored here once, record gone)', repair: null },
@@ -32,6 +37,7 @@ export const PROBLEMS = {
 
 export const NOTES = {
   'chunk-unsummed': 'chunks stored before checksums existed (checksum recorded by --repair or the scrubber)',
+  'counters-absent': 'a volume from before its totals were counted (counted at the next start of the daemon, or by --repair)',
   'chunk-remote': 'chunks files reference that are not held here (other members hold them; fetched on read)'
 } as const
 
@@ -129,6 +135,16 @@ export class Fsck {
       }
       for (const k of drop) s.dirents.removeSync(k)
 
+      // The volume's totals as the namespace should have counted them
+      // (meta/count-walk.ts), over the records the tree keeps: damage found
+      // above is its own problem.
+      const totals = zeroCounts()
+      for (const a of inodes.values()) {
+        const t = a.mode & S_IFMT
+        if (t === S_IFDIR) totals.directories++
+        else if (t === S_IFREG) { totals.files++; totals.logicalBytes += a.size }
+      }
+      const longest = new Map<string, number>() // chunk -> its longest reference
       const counts = new Map<string, number>()
       const blocksOf = new Map<number, number>()
       for (const { key, value } of s.blocks.getRange({})) {
@@ -136,8 +152,9 @@ export class Fsck {
         const k = Buffer.from(key as Buffer)
         const ino = readU64Key(k)
         let id: Buffer
+        let length: number
         try {
-          id = decodeBlockRef(open(keys.meta, value as Buffer, k)).id
+          ({ id, length } = decodeBlockRef(open(keys.meta, value as Buffer, k)))
         } catch {
           this.problem('block-unreadable')
           continue
@@ -149,6 +166,8 @@ export class Fsck {
         blocksOf.set(ino, (blocksOf.get(ino) ?? 0) + 1)
         const hex = id.toString('hex')
         counts.set(hex, (counts.get(hex) ?? 0) + 1)
+        longest.set(hex, Math.max(longest.get(hex) ?? 0, length))
+        totals.referencedBytes += length
       }
 
       for (const [ino, a] of inodes) {
@@ -165,18 +184,49 @@ export class Fsck {
         }
       }
 
+      // A refs record is its count and the bytes its chunk counts for in the
+      // totals: at least its longest reference. Records from before the
+      // counters carry the count alone; --repair adds the length.
+      const storedRaw = s.sys.getBinary(COUNTERS_KEY)
+      const legacy = storedRaw === undefined
+      const lengthOf = new Map<string, number>()
       for (const { key, value } of s.refs.getRange({})) {
         const id = Buffer.from(key as Buffer)
-        const want = counts.get(id.toString('hex')) ?? 0
-        if (want === 0) this.problem('refcount-wrong', repair ? () => { s.refs.removeSync(id); s.markDirty(id) } : undefined)
-        else if ((value as Buffer).length !== 4 || (value as Buffer).readUInt32LE(0) !== want) this.problem('refcount-wrong', repair ? () => s.refs.putSync(id, u32(want)) : undefined)
+        const hex = id.toString('hex')
+        const want = counts.get(hex) ?? 0
+        const v = value as Buffer
+        if (want === 0) { this.problem('refcount-wrong', repair ? () => { s.refs.removeSync(id); s.markDirty(id) } : undefined); continue }
+        const kept = v.length === 8 ? refsLength(v)! : undefined
+        const length = Math.max(kept ?? 0, longest.get(hex)!)
+        lengthOf.set(hex, length)
+        const fix = repair ? () => s.refs.putSync(id, encodeRefs(want, length)) : undefined
+        if ((v.length !== 4 && v.length !== 8) || refsCount(v) !== want) this.problem('refcount-wrong', fix)
+        else if (kept === undefined && legacy) { if (repair) fix!() } else if (kept === undefined || kept < length) this.problem('counters-wrong', fix)
       }
       for (const [hex, n] of counts) {
         const id = Buffer.from(hex, 'hex')
-        if (!s.refs.doesExist(id)) this.problem('refcount-wrong', repair ? () => { s.refs.putSync(id, u32(n)); s.markDirty(id) } : undefined)
+        if (!lengthOf.has(hex)) {
+          lengthOf.set(hex, longest.get(hex)!)
+          this.problem('refcount-wrong', repair ? () => { s.refs.putSync(id, encodeRefs(n, longest.get(hex)!)); s.markDirty(id) } : undefined)
+        }
       }
+      for (const length of lengthOf.values()) totals.uniqueBytes += length
+      this.checkTotals(totals, storedRaw, repair)
       return counts
     })
+  }
+
+  // Inside checkTree's transaction.
+  private checkTotals (totals: NamespaceCounts, storedRaw: Buffer | undefined, repair: boolean): void {
+    const fix = repair ? () => this.store.sys.putSync(COUNTERS_KEY, encodeCounts(totals)) : undefined
+    if (storedRaw === undefined) {
+      this.note('counters-absent')
+      fix?.()
+      return
+    }
+    let stored: NamespaceCounts | null = null
+    try { stored = decodeCounts(storedRaw) } catch {}
+    if (stored === null || !sameCounts(stored, totals)) this.problem('counters-wrong', fix)
   }
 
   // Every chunk record, read on lmdb's prefetch thread one at a time.
@@ -219,8 +269,3 @@ export class Fsck {
   }
 }
 
-function u32 (n: number): Buffer {
-  const b = Buffer.allocUnsafe(4)
-  b.writeUInt32LE(n)
-  return b
-}

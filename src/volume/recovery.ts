@@ -5,6 +5,7 @@ import { open } from '../crypto/aead.js'
 import { decodeBlockRef } from '../codec/block-record.js'
 import { decodeDirent } from '../codec/dirent-record.js'
 import { readU64Key } from '../codec/keys.js'
+import { encodeRefs, refsCount, refsLength } from '../codec/refs-record.js'
 
 export interface RecoveryReport {
   refsFixed: number
@@ -47,13 +48,12 @@ export class Recovery {
       }
       for (const [hex, n] of counts) {
         const id = Buffer.from(hex, 'hex')
-        const v = Buffer.allocUnsafe(4)
-        v.writeUInt32LE(n)
         const cur = this.store.refs.getBinary(id)
-        if (!cur || cur.readUInt32LE(0) !== n) {
+        if (!cur || refsCount(cur) !== n) {
           report.refsFixed++
           if (!cur) this.store.markDirty(id)
-          this.store.refs.putSync(id, v)
+          // The length it counts for is set again by the recount that follows (volume.ts).
+          this.store.refs.putSync(id, encodeRefs(n, cur ? refsLength(cur) ?? 0 : 0))
         }
       }
       for (const key of this.store.chunks.getKeys({})) {

@@ -86,11 +86,23 @@ export class Volume {
   // references and entries FUSE left for files unlinked while open.
   async recoverIfUnclean (log: (line: string) => void): Promise<void> {
     const clean = this.store.sysGet('clean')
+    let refsFixed = 0
     if (this.access && (clean === undefined || clean[0] !== 1)) {
       const r = new Recovery(this.store, this.access.ns, this.access.keys).run()
+      refsFixed = r.refsFixed
       if (clean !== undefined) {
         log(`recovered after unclean shutdown: ${r.refsFixed} reference counts fixed, ${r.chunksDropped} unreferenced chunks dropped, ${r.hiddenRemoved} stale hidden files removed`)
       }
+    }
+    // The volume's totals (status): counted once for a volume from before
+    // them, and again when recovery changed reference counts.
+    if (this.access) {
+      const ns = this.access.ns
+      const t0 = Date.now()
+      let walked = true
+      if (refsFixed > 0) ns.recount()
+      else walked = ns.ensureCounters()
+      if (walked) log(`volume totals counted in ${Date.now() - t0} ms`)
     }
     this.store.txn(() => this.store.sysPut('clean', Buffer.from([0])))
     this.access?.shared?.start()

@@ -192,21 +192,45 @@ t.test('the read rate stays under scrubRate, and a pass resumes where it stopped
   t.equal(last.started, stoppedAt.started, 'the same pass went on')
 })
 
-t.test('small chunks are paced as 64 KiB each, so the event loop is not spent on them', async t => {
+t.test('small chunks are paced by their bytes alone: no floor per chunk', async t => {
   const pipeline = new ChunkPipeline(randomKey(), randomKey())
   const mine = await openStore(t, 'mine')
-  const n = 40
+  const n = 600
   await fill(pipeline, n, 1 * KiB, mine)
-  const rate = 2 * 1024 * 1024 // 32 chunks/s when each counts as 64 KiB; 40 x 1 KiB would take 20 ms by bytes
+  const recordBytes = [...mine.chunks.getRange({})].reduce((sum, { value }) => sum + (value as Buffer).length, 0)
+  const rate = 512 * KiB // about 1.2 s for 600 records of 1 KiB; 75 s if each counted as 64 KiB
   const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), rate })
   const started = Date.now()
   s.start()
-  const checked = (): number => s.report().current?.checked ?? s.report().last?.checked ?? 0
-  await until('a dozen chunks checked', () => checked() >= 12, 30_000, 5)
+  const last = await until('the pass finished', () => s.report().last, 30_000, 20)
   const elapsed = (Date.now() - started) / 1000
-  // 12 chunks at 32 a second: 11 pauses of 31 ms, less up to 100 ms of slack
-  t.ok(elapsed >= 0.2, `12 chunks of 1 KiB took ${elapsed.toFixed(2)} s at 2 MiB/s`)
-  t.ok(checked() < n, 'and the pass is not over yet')
+  t.equal(last.checked, n, 'every chunk checked')
+  t.equal(last.bytes, recordBytes, 'every record byte read')
+  const byBytes = recordBytes / rate
+  // the first 64 KiB are read before the first pause; timers fire up to 100 ms late and are made up for
+  t.ok(elapsed >= byBytes - 64 * KiB / rate - 0.15, `${n} records (${(recordBytes / KiB).toFixed(0)} KiB) in ${elapsed.toFixed(2)} s at 512 KiB/s: no faster than the rate (${byBytes.toFixed(2)} s)`)
+  t.ok(elapsed < byBytes * 3 + 1, 'and about as fast as the rate allows')
+})
+
+t.test('a restart after a finished pass waits for the interval; a restart during one resumes it', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  await fill(pipeline, 10, 4 * KiB, mine)
+  const make = (interval: number): Scrubber => new Scrubber({ store: mine, verifier: new ChunkVerifier(pipeline), remote: null, rate: 1024 * 1024 * 1024, interval, startDelay: 0, log: () => {} })
+  let s = make(60_000)
+  s.start()
+  const first = await until('a pass finished', () => s.report().last, 30_000, 20)
+  await s.close()
+  s = make(60_000)
+  s.start()
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.match(s.report(), { passes: 1, current: null }, 'restarted within the interval: no new pass')
+  await s.close()
+  s = make(1500) // the interval since the pass ends during this run
+  t.teardown(() => s.close())
+  s.start()
+  const second = await until('the next pass, an interval after the first', () => s.report().passes === 2 && s.report().last, 30_000, 20)
+  t.ok(second.started >= first.finished! + 1500, 'started an interval after the first ended')
 })
 
 t.test('while the filesystem is busy, at most one chunk a second; all of them once it is quiet', async t => {
