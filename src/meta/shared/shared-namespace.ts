@@ -6,20 +6,17 @@ import { decodeOpRecord, encodeOpRecord, opRecordHeader, signingKeyOfSeed, verif
 import { fail } from '../../errors.js'
 import { ROOT_INO } from '../namespace.js'
 import { HybridClock } from '../hlc.js'
-import type { LmdbNamespace, TreeWriter } from '../lmdb-namespace.js'
+import type { LmdbNamespace } from '../lmdb-namespace.js'
 import { Member, type PublishedFrontier } from '../merge/member.js'
-import { ROOT_ID, type Attrs, type NodeKind, type Op } from '../merge/op.js'
-import type { ViewEntry } from '../merge/merge-tree.js'
+import { ROOT_ID, type Attrs, type Op } from '../merge/op.js'
 import { OpLog } from './op-log.js'
 import { EntryMap } from './entry-map.js'
-import { decodeManifest, encodeManifest } from './manifest.js'
+import { encodeManifest } from './manifest.js'
+import { Materializer } from './materializer.js'
+import { kindOf, opAttrs, S_IFLNK, S_IFMT, S_IFREG } from './modes.js'
 import { encodeSnapshot, decodeSnapshotState } from '../../codec/snapshot-record.js'
 import { MergeTree, type MergeTreeState } from '../merge/merge-tree.js'
 
-const S_IFMT = 0o170000
-const S_IFDIR = 0o040000
-const S_IFLNK = 0o120000
-const S_IFREG = 0o100000
 const EMIT_DELAY_MS = 150
 // While the filesystem answers a burst of operations (deferEmitWhile), the
 // timer's emission waits for the burst to end, but not past this since the
@@ -62,8 +59,9 @@ export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: 
 //   transaction, so the tree in LMDB is a materialized view of all logs.
 export class SharedNamespace {
   readonly log: OpLog
-  private member: Member
-  private map: EntryMap
+  // Swapped whole when the log is replayed or a snapshot adopted.
+  private readonly state: { member: Member, map: EntryMap }
+  private readonly materializer: Materializer
   private readonly secretKey: Buffer
   private readonly unbornNames = new Map<number, string>() // unborn ino -> its name (lost in a crash: found again in its directory)
   private pending: Buffer[] = []
@@ -75,14 +73,15 @@ export class SharedNamespace {
   private closed = false
   private compactTimer: NodeJS.Timeout | null = null
   private readonly frontiers = new Map<string, PublishedFrontier>() // full members' published frontiers, with their own heads then
-  conflictsSeen = 0
   compactions = 0
 
   constructor (private readonly o: SharedNamespaceOptions) {
     this.secretKey = signingKeyOfSeed(o.seed).secretKey
     this.log = new OpLog(o.store)
-    this.map = new EntryMap(o.store)
-    this.member = this.replay()
+    const map = new EntryMap(o.store)
+    this.state = { member: new Member(o.memberId, o.ns.clock), map }
+    this.state.member = this.replay()
+    this.materializer = new Materializer({ store: o.store, ns: o.ns, state: this.state, memberId: o.memberId, chunkSize: o.chunkSize, log: o.log })
     o.ns.journal = c => this.journal(c)
     o.ns.onCommit(() => this.flushPending())
     o.ns.onAbort(() => this.resync())
@@ -94,7 +93,14 @@ export class SharedNamespace {
   start (): void {
     if (this.log.headOf(this.o.memberId) === 0 && this.map.entriesOf(ROOT_INO).length === 0 && this.o.ns.readdir(ROOT_INO).length > 0) this.genesis()
     this.emitDirty()
-    this.reconcile()
+    // The local tree is materialized in the transactions that change it; a
+    // pass left unfinished (a crash between storing peer records and
+    // applying them) or never made (a volume from before) is made now, in
+    // full, before anything is served.
+    if (Materializer.wasInterrupted(this.o.store)) {
+      this.materializer.markAll()
+      this.reconcile()
+    }
     const every = this.o.compactEvery ?? 5 * 60_000
     if (every > 0) {
       this.compactTimer = setInterval(() => {
@@ -177,6 +183,8 @@ export class SharedNamespace {
     this.member = m
     this.o.store.txn(() => this.log.fold(blob, header.covered, header.covered))
     this.o.log(`namespace: adopted a snapshot from ${header.creator.slice(0, 12)} covering ${header.covered.reduce((n, c) => n + c.seq, 0)} changes`)
+    this.materializer.markAll()
+    this.o.store.txn(() => Materializer.notePending(this.o.store))
     this.scheduleReconcile()
     return true
   }
@@ -190,9 +198,24 @@ export class SharedNamespace {
     this.snapshotListeners.push(fn)
   }
 
+  private get member (): Member { return this.state.member }
+  private set member (m: Member) { this.state.member = m }
+  private get map (): EntryMap { return this.state.map }
+  private set map (m: EntryMap) { this.state.map = m }
+
+  // Conflict copies the local tree shows (kept as directories are materialized).
+  get conflictsSeen (): number {
+    return this.materializer.conflicts
+  }
+
+  // Tree writes made materializing the merged view (tests: they cost what changed).
+  get materializeWrites (): number {
+    return this.materializer.writes
+  }
+
   // No local edit waits to become an op and no peer op waits to be applied.
   get settled (): boolean {
-    return this.map.dirty.size === 0 && this.map.unborn.size === 0 && this.reconcileTimer === null
+    return this.map.dirty.size === 0 && this.map.unborn.size === 0 && this.reconcileTimer === null && !this.materializer.pending
   }
 
   get memberId (): string {
@@ -226,9 +249,13 @@ export class SharedNamespace {
           reason = (e as Error).message
         }
       }
+      if (ops.length > 0) Materializer.notePending(this.o.store)
     })
     for (const op of ops) this.member.receive(op)
-    if (ops.length > 0) this.scheduleReconcile()
+    if (ops.length > 0) {
+      this.materializer.collect()
+      this.scheduleReconcile()
+    }
     return { accepted, rejected, reason }
   }
 
@@ -513,125 +540,26 @@ export class SharedNamespace {
 
   // --- merged view -> local tree ---
 
-  private scheduleReconcile (): void {
+  private scheduleReconcile (delay = RECONCILE_DELAY_MS): void {
     if (this.reconcileTimer || this.closed) return
     this.reconcileTimer = setTimeout(() => {
       this.reconcileTimer = null
-      try { this.reconcile() } catch (e) { this.o.log(`namespace: cannot apply changes from peers: ${(e as Error).message}`) }
-    }, RECONCILE_DELAY_MS)
+      let more = false
+      try {
+        // Local edits not yet in a write op go out first, so they merge
+        // instead of being overwritten.
+        this.emitDirty()
+        more = this.materializer.slice()
+      } catch (e) { this.o.log(`namespace: cannot apply changes from peers: ${(e as Error).message}`) }
+      if (more) this.scheduleReconcile(0)
+    }, delay)
   }
 
-  // Makes the local tree show exactly the merged view. Local edits not yet
-  // in a write op go out first, so they merge instead of being overwritten.
+  // Makes the local tree show the merged view now: what changed since the
+  // last pass (all of it after markAll).
   reconcile (): void {
     this.emitDirty()
-    const ns = this.o.ns
-    const tree = this.member.tree
-    interface Want { ino: number, parent: number, name: string, e: ViewEntry, fresh: boolean }
-    const wants: Want[] = []
-    const wantAt = new Map<string, number>()
-    const claimed = new Set<number>()
-    const walk = (dir: string, dirIno: number): void => {
-      for (const e of tree.listDir(dir)) {
-        const b = this.map.get(e.id)
-        let ino = b?.ino
-        let fresh = false
-        // A bound inode that disappeared or already shows another entry kind: start anew.
-        if (ino === undefined || claimed.has(ino) && e.kind === 'dir') { ino = ns.allocIno(); fresh = true }
-        claimed.add(ino)
-        wants.push({ ino, parent: dirIno, name: e.name, e, fresh })
-        wantAt.set(dirIno + '/' + e.name, ino)
-        if (e.kind === 'dir') walk(e.id, ino)
-      }
-    }
-    walk(ROOT_ID, ROOT_INO)
-    const have: Array<{ parent: number, name: string, ino: number }> = []
-    const haveAt = new Map<string, number>()
-    const walkLocal = (dir: number): void => {
-      for (const d of ns.readdir(dir)) {
-        have.push({ parent: dir, name: d.name, ino: d.ino })
-        haveAt.set(dir + '/' + d.name, d.ino)
-        const a = ns.getAttrs(d.ino)
-        if (a && (a.mode & S_IFMT) === S_IFDIR) walkLocal(d.ino)
-      }
-    }
-    walkLocal(ROOT_INO)
-    let changes = 0
-    const cs = this.o.chunkSize
-    ns.materialize((w: TreeWriter) => {
-      for (const h of have) {
-        if (wantAt.get(h.parent + '/' + h.name) === h.ino) continue
-        // Never drop what the shared tree does not know (a change it skipped).
-        if (this.map.entriesOf(h.ino).length === 0) continue
-        w.removeDirent(h.parent, h.name)
-        changes++
-      }
-      const links = new Map<number, number>()
-      const subdirs = new Map<number, number>()
-      for (const want of wants) {
-        links.set(want.ino, (links.get(want.ino) ?? 0) + 1)
-        if (want.e.kind === 'dir') subdirs.set(want.parent, (subdirs.get(want.parent) ?? 0) + 1)
-      }
-      const now = Date.now()
-      for (const want of wants) {
-        const { e, ino } = want
-        let a = ns.getAttrs(ino)
-        if (!a) {
-          const mtime = e.attrs.mtime ?? now
-          a = { mode: modeOf(e), uid: e.attrs.uid ?? 0, gid: e.attrs.gid ?? 0, nlink: 1, rdev: 0, size: 0, blocks: 0, atime: mtime, mtime, ctime: now }
-          w.putInode(ino, a)
-          changes++
-        }
-        if (haveAt.get(want.parent + '/' + want.name) !== ino) { w.placeDirent(want.parent, want.name, ino); changes++ }
-        const bound = this.map.get(e.id)
-        const version = e.version ?? ''
-        let next: InodeAttrs = a
-        if (e.kind !== 'dir' && bound?.version !== version && !this.map.dirty.has(ino)) {
-          if (e.kind === 'symlink') {
-            next = { ...next, target: e.content, size: Buffer.byteLength(e.content) }
-          } else {
-            let m
-            try { m = decodeManifest(e.content, cs) } catch (err) { this.o.log(`namespace: ${(err as Error).message}`); m = { size: 0, blocks: [] } }
-            const blocks = w.replaceBlocks(ino, m.blocks)
-            next = { ...next, size: m.size, blocks, ctime: now }
-          }
-        }
-        if (bound?.ino !== ino || bound.version !== version) this.map.bind(e.id, ino, version)
-        if (!this.map.dirty.has(ino)) {
-          if (e.attrs.mode !== undefined && (next.mode & 0o7777) !== (e.attrs.mode & 0o7777)) next = { ...next, mode: (next.mode & S_IFMT) | (e.attrs.mode & 0o7777), ctime: now }
-          if (e.attrs.uid !== undefined && next.uid !== e.attrs.uid) next = { ...next, uid: e.attrs.uid }
-          if (e.attrs.gid !== undefined && next.gid !== e.attrs.gid) next = { ...next, gid: e.attrs.gid }
-          if (e.kind !== 'dir' && e.attrs.mtime !== undefined && next.mtime !== e.attrs.mtime) next = { ...next, mtime: e.attrs.mtime }
-        }
-        const nlink = e.kind === 'dir' ? 2 + (subdirs.get(ino) ?? 0) : links.get(ino) ?? 1
-        if (next.nlink !== nlink) next = { ...next, nlink }
-        if (next !== a) { w.putInode(ino, next); changes++ }
-      }
-      const root = ns.getAttrs(ROOT_INO)
-      if (root && root.nlink !== 2 + (subdirs.get(ROOT_INO) ?? 0)) w.putInode(ROOT_INO, { ...root, nlink: 2 + (subdirs.get(ROOT_INO) ?? 0) })
-      // Inodes the view no longer shows anywhere.
-      const gone = new Set<number>()
-      for (const h of have) if (!links.has(h.ino) && this.map.entriesOf(h.ino).length > 0) gone.add(h.ino)
-      for (const ino of gone) {
-        w.purge(ino)
-        for (const entry of this.map.entriesOf(ino)) this.map.unbind(entry)
-        this.map.clean(ino)
-        changes++
-      }
-    })
-    if (changes > 0) this.conflictsSeen = this.countConflicts()
-  }
-
-  private countConflicts (): number {
-    let n = 0
-    const walk = (dir: string): void => {
-      for (const e of this.member.tree.listDir(dir)) {
-        if (e.id.includes('@')) n++
-        if (e.kind === 'dir') walk(e.id)
-      }
-    }
-    walk(ROOT_ID)
-    return n
+    this.materializer.drain()
   }
 
   // --- start-up ---
@@ -667,6 +595,9 @@ export class SharedNamespace {
       }
     }
     m.restore(seq, counter)
+    // The local tree was materialized from these ops already (or start()
+    // finds the pass unfinished and makes a full one).
+    m.tree.takeChanges()
     return m
   }
 
@@ -732,20 +663,4 @@ function idsCounter (s: MergeTreeState, self: string): number {
   for (const [, list] of s.versions) for (const v of list) see(v.id)
   for (const v of s.superseded) see(v)
   return n
-}
-
-function kindOf (mode: number): NodeKind {
-  const t = mode & S_IFMT
-  return t === S_IFDIR ? 'dir' : t === S_IFLNK ? 'symlink' : 'file'
-}
-
-function opAttrs (a: InodeAttrs): Attrs {
-  return { mode: a.mode, uid: a.uid, gid: a.gid, mtime: a.mtime }
-}
-
-function modeOf (e: ViewEntry): number {
-  const m = e.attrs.mode
-  if (m !== undefined && (m & S_IFMT) !== 0) return m
-  const perms = m ?? (e.kind === 'dir' ? 0o755 : e.kind === 'symlink' ? 0o777 : 0o644)
-  return (e.kind === 'dir' ? S_IFDIR : e.kind === 'symlink' ? S_IFLNK : S_IFREG) | (perms & 0o7777)
 }
