@@ -77,7 +77,11 @@ export class MergeTree {
   // listing, computed when asked and dropped when something in it changes.
   private readonly children = new Map<string, Set<string>>()
   private readonly versionNode = new Map<string, string>()
+  private readonly attrView = new Map<string, Attrs>() // attrsOf, computed once per change (shared: never change one)
   private readonly listings = new Map<string, Listing>()
+  // A changed directory's listing as it was before its first change since
+  // the last takeStale: what the materializer diffs the new one against.
+  private readonly stale = new Map<string, Listing>()
   // What changed since the last `takeChanges`: directories whose listing may
   // differ, nodes whose entries (content, attributes, conflict copies) may.
   private changedDirs = new Set<string>()
@@ -130,6 +134,18 @@ export class MergeTree {
     }
     this.touchNode(op.id)
     return true
+  }
+
+  // The entries a directory listed before it changed (see `stale`), if they
+  // were ever listed; forgotten by the call.
+  takeStale (dir: string): ViewEntry[] | undefined {
+    const l = this.stale.get(dir)
+    this.stale.delete(dir)
+    return l?.entries
+  }
+
+  forgetStale (): void {
+    this.stale.clear()
   }
 
   // The directories and nodes whose view may have changed since the last
@@ -324,7 +340,15 @@ export class MergeTree {
         if (!this.removed.has(id) || this.listing(id).entries.length > 0) cands.push({ id, node: id, version: null, name: p.name, rank: p.by, conflicted: false })
         continue
       }
-      const heads = [...this.versions.get(id)?.values() ?? []].filter(v => !this.superseded.has(v.id))
+      const vs = this.versions.get(id)
+      if (vs === undefined) continue
+      if (vs.size === 1) {
+        // Most files: one version, no conflict to sort out.
+        const v = vs.values().next().value as Version
+        if (!this.superseded.has(v.id) && !this.dismissed.has(v.id)) cands.push({ id, node: id, version: v.id, name: p.name, rank: p.by, conflicted: false })
+        continue
+      }
+      const heads = [...vs.values()].filter(v => !this.superseded.has(v.id))
       heads.sort((a, b) => compareTs(b.ts, a.ts))
       heads.forEach((v, i) => {
         if (this.dismissed.has(v.id)) return
@@ -332,24 +356,33 @@ export class MergeTree {
         else cands.push({ id: `${id}@${v.id}`, node: id, version: v.id, name: conflictName(p.name, v.ts.member, v.ts.hlc), rank: v.ts, conflicted: true })
       })
     }
-    cands.sort((a, b) => compareTs(a.rank, b.rank) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    // Equal names are settled in placement order; without any, order does not matter.
+    const seenNames = new Set<string>()
+    let clash = false
+    for (const c of cands) {
+      if (seenNames.has(c.name)) { clash = true; break }
+      seenNames.add(c.name)
+    }
+    if (clash) cands.sort((a, b) => compareTs(a.rank, b.rank) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     const taken = new Set<string>()
     const entries: ViewEntry[] = []
     const byId = new Map<string, ViewEntry>()
     const byNode = new Map<string, ViewEntry[]>()
     for (const c of cands) {
       let name = c.name
-      if (taken.has(name) && !c.conflicted) name = conflictName(c.name, c.rank.member, c.rank.hlc)
-      for (let n = 2; taken.has(name); n++) name = `${c.name}~${n}`
-      taken.add(name)
+      if (clash) {
+        if (taken.has(name) && !c.conflicted) name = conflictName(c.name, c.rank.member, c.rank.hlc)
+        for (let n = 2; taken.has(name); n++) name = `${c.name}~${n}`
+        taken.add(name)
+      }
       const kind = this.kinds.get(c.node)!
       const content = c.version === null ? '' : this.versions.get(c.node)!.get(c.version)!.content
       const e: ViewEntry = { id: c.id, node: c.node, version: c.version, parent: dir, name, kind, content, attrs: this.attrsOf(c.node) }
       entries.push(e)
       byId.set(e.id, e)
-      let list = byNode.get(c.node)
-      if (!list) byNode.set(c.node, list = [])
-      list.push(e)
+      const list = byNode.get(c.node)
+      if (list === undefined) byNode.set(c.node, [e])
+      else list.push(e)
     }
     entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
     const l = { entries, byId, byNode }
@@ -394,7 +427,11 @@ export class MergeTree {
   // shows at all may have too, which its parent's listing depends on.
   private touchDir (dir: string): void {
     for (let d: string | undefined = dir, depth = 0; d !== undefined && depth < 100_000; depth++) {
-      this.listings.delete(d)
+      const old = this.listings.get(d)
+      if (old !== undefined) {
+        if (!this.stale.has(d)) this.stale.set(d, old)
+        this.listings.delete(d)
+      }
       this.changedDirs.add(d)
       if (!this.removed.has(d)) return
       d = this.moves.get(d)?.parent
@@ -418,14 +455,16 @@ export class MergeTree {
       if (!m) m = new Map(old)
       m.set(k, { value, ts })
     }
-    if (m) this.attrs.set(id, m)
-    else if (!old) this.attrs.set(id, new Map())
+    if (m) { this.attrs.set(id, m); this.attrView.delete(id) } else if (!old) this.attrs.set(id, new Map())
   }
 
   private attrsOf (id: string): Attrs {
+    const cached = this.attrView.get(id)
+    if (cached !== undefined) return cached
     const out: Attrs = {}
     const m = this.attrs.get(id)
     if (m) for (const k of [...m.keys()].sort()) out[k] = m.get(k)!.value
+    this.attrView.set(id, out)
     return out
   }
 }

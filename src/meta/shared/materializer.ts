@@ -55,6 +55,7 @@ export class Materializer {
   // Everything is compared again, from the root (start-up, a new merge tree).
   markAll (): void {
     this.c.state.member.tree.takeChanges()
+    this.c.state.member.tree.forgetStale()
     this.full = true
     this.queue.clear()
     this.nodes.clear()
@@ -114,28 +115,48 @@ export class Materializer {
     const { ns } = this.c
     const { member, map } = this.c.state
     const tree = member.tree
+    const before = tree.takeStale(dir)
     const dirIno = dir === ROOT_ID ? ROOT_INO : map.get(dir)?.ino
     // Not bound yet: the directory above binds it and queues it again.
     if (dirIno === undefined) return
     const dirAttrs = ns.getAttrs(dirIno)
     if (!dirAttrs || (dirAttrs.mode & S_IFMT) !== S_IFDIR) return
     const wants = tree.listDir(dir)
-    const have = new Map<string, number>()
-    for (const d of ns.readdir(dirIno)) have.set(d.name, d.ino)
-    // Where each wanted entry goes: its bound inode, or a new one.
-    const inos = new Map<ViewEntry, { ino: number, fresh: boolean }>()
+    // The names that may differ locally, and the inode each shows there.
+    // With the listing from before the change, they are the names whose
+    // entry changed (the local directory showed that listing); without it
+    // (the first change after a start, a full pass) every local name.
+    let local: Map<string, number | undefined>
+    let changed: ((e: ViewEntry) => boolean) | null = null
+    if (before !== undefined && !this.full) {
+      const was = new Map<string, string>()
+      for (const e of before) was.set(e.name, e.id)
+      const now = new Map<string, string>()
+      for (const e of wants) now.set(e.name, e.id)
+      local = new Map()
+      for (const [name, id] of was) if (now.get(name) !== id) local.set(name, ns.lookup(dirIno, name))
+      for (const [name, id] of now) if (was.get(name) !== id) local.set(name, ns.lookup(dirIno, name))
+      changed = e => was.get(e.name) !== e.id
+    } else {
+      local = new Map()
+      for (const d of ns.readdir(dirIno)) local.set(d.name, d.ino)
+    }
+    // Where each wanted entry that needs a look goes: its bound inode, or a new one.
+    const touched: Array<{ e: ViewEntry, ino: number, fresh: boolean, placed: boolean }> = []
     const wantAt = new Map<string, number>()
     for (const e of wants) {
-      let ino = map.get(e.id)?.ino
+      const bound = map.get(e.id)
+      let ino = bound?.ino
+      const look = this.full || ino === undefined || this.nodes.has(e.node) || bound?.version !== (e.version ?? '') ||
+        (changed === null ? local.get(e.name) !== ino : changed(e))
+      if (!look) { if (ino !== undefined) wantAt.set(e.name, ino); continue }
       let fresh = false
-      // (Only an entry about to be refreshed has its inode read.)
-      const looked = this.full || this.nodes.has(e.node) || have.get(e.name) !== ino
-      if (ino === undefined || (looked && !this.kindFits(ino, e))) { ino = ns.allocIno(); fresh = true }
-      inos.set(e, { ino, fresh })
+      if (ino === undefined || !this.kindFits(ino, e)) { ino = ns.allocIno(); fresh = true }
       wantAt.set(e.name, ino)
+      touched.push({ e, ino, fresh, placed: false })
     }
-    for (const [name, ino] of have) {
-      if (wantAt.get(name) === ino) continue
+    for (const [name, ino] of local) {
+      if (ino === undefined || wantAt.get(name) === ino) continue
       // Never drop what the shared tree does not know (a change it skipped).
       if (map.entriesOf(ino).length === 0) continue
       w.removeDirent(dirIno, name)
@@ -143,20 +164,20 @@ export class Materializer {
       gone.push(ino)
     }
     const now = Date.now()
-    let subdirs = 0
-    let conflicts = 0
-    for (const e of wants) {
-      const { ino, fresh } = inos.get(e)!
-      if (e.kind === 'dir') subdirs++
-      if (e.version !== null && e.id !== e.node) conflicts++
+    for (const t of touched) {
+      const { e, ino, fresh } = t
       const bound = map.get(e.id)
-      const version = e.version ?? ''
-      const placed = have.get(e.name) === ino
-      if (!this.full && !fresh && placed && bound?.version === version && !this.nodes.has(e.node)) continue
+      const placed = (local.has(e.name) ? local.get(e.name) : ns.lookup(dirIno, e.name)) === ino
       this.refresh(e, ino, dirIno, placed, w, now)
       if (e.kind === 'dir' && (fresh || this.full || bound === undefined)) this.queue.add(e.id)
     }
-    for (const e of wants) this.nodes.delete(e.node)
+    let subdirs = 0
+    let conflicts = 0
+    for (const e of wants) {
+      if (e.kind === 'dir') subdirs++
+      if (e.version !== null && e.id !== e.node) conflicts++
+      this.nodes.delete(e.node)
+    }
     if (dirAttrs.nlink !== 2 + subdirs) { w.putInode(dirIno, { ...dirAttrs, nlink: 2 + subdirs }); this.writes++ }
     this.conflictTotal += conflicts - (this.conflictsIn.get(dir) ?? 0)
     if (conflicts > 0) this.conflictsIn.set(dir, conflicts)

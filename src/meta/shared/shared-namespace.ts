@@ -598,6 +598,7 @@ export class SharedNamespace {
     // The local tree was materialized from these ops already (or start()
     // finds the pass unfinished and makes a full one).
     m.tree.takeChanges()
+    m.tree.forgetStale()
     return m
   }
 
