@@ -7,15 +7,15 @@ import { fail } from '../../errors.js'
 import { ROOT_INO } from '../namespace.js'
 import { HybridClock } from '../hlc.js'
 import type { LmdbNamespace } from '../lmdb-namespace.js'
-import { Member, type PublishedFrontier } from '../merge/member.js'
+import { Member } from '../merge/member.js'
 import { ROOT_ID, type Attrs, type Op } from '../merge/op.js'
 import { OpLog } from './op-log.js'
 import { EntryMap } from './entry-map.js'
 import { encodeManifest } from './manifest.js'
 import { Materializer } from './materializer.js'
 import { kindOf, opAttrs, S_IFLNK, S_IFMT, S_IFREG } from './modes.js'
-import { encodeSnapshot, decodeSnapshotState } from '../../codec/snapshot-record.js'
-import { MergeTree, type MergeTreeState } from '../merge/merge-tree.js'
+import { Compactor } from './compactor.js'
+import { idsCounter, readSnapshot } from './snapshots.js'
 
 const EMIT_DELAY_MS = 150
 // While the filesystem answers a burst of operations (deferEmitWhile), the
@@ -72,8 +72,7 @@ export class SharedNamespace {
   private reconcileTimer: NodeJS.Timeout | null = null
   private closed = false
   private compactTimer: NodeJS.Timeout | null = null
-  private readonly frontiers = new Map<string, PublishedFrontier>() // full members' published frontiers, with their own heads then
-  compactions = 0
+  private readonly compactor: Compactor
 
   constructor (private readonly o: SharedNamespaceOptions) {
     this.secretKey = signingKeyOfSeed(o.seed).secretKey
@@ -82,6 +81,24 @@ export class SharedNamespace {
     this.state = { member: new Member(o.memberId, o.ns.clock), map }
     this.state.member = this.replay()
     this.materializer = new Materializer({ store: o.store, ns: o.ns, state: this.state, memberId: o.memberId, chunkSize: o.chunkSize, log: o.log })
+    this.compactor = new Compactor({
+      store: o.store,
+      log: this.log,
+      metaKey: o.keys.meta,
+      secretKey: this.secretKey,
+      memberId: o.memberId,
+      clock: o.ns.clock,
+      state: this.state,
+      compactMargin: o.compactMargin ?? 60_000,
+      print: o.log,
+      emitDirty: () => this.emitDirty(),
+      adopted: () => {
+        this.materializer.markAll()
+        this.o.store.txn(() => Materializer.notePending(this.o.store))
+        this.scheduleReconcile()
+      }
+    })
+    this.log.noteMember(o.memberId)
     o.ns.journal = c => this.journal(c)
     o.ns.onCommit(() => this.flushPending())
     o.ns.onAbort(() => this.resync())
@@ -103,99 +120,52 @@ export class SharedNamespace {
     }
     const every = this.o.compactEvery ?? 5 * 60_000
     if (every > 0) {
-      this.compactTimer = setInterval(() => {
-        try { this.compact() } catch (e) { this.o.log(`namespace: compaction failed: ${(e as Error).message}`) }
-      }, every)
+      this.compactTimer = setInterval(() => { this.compact().catch(() => {}) }, every)
       this.compactTimer.unref()
     }
   }
 
-  // --- compaction (docs/consistency.md, "Compaction") ---
+  // --- compaction (docs/consistency.md, "Compaction"; compactor.ts) ---
 
-  // Every op stamped at or below this is held here, and this member will
-  // stamp nothing that low again.
   frontier (): bigint {
-    return this.member.frontier(this.log.allHeads().map(h => h.member).filter(m => !this.excluded.has(m)), this.frontiers)
+    return this.compactor.frontier()
   }
 
-  // A revoked member no longer holds the horizon back (its ops that arrive
-  // late, stamped below it, are ignored).
-  private readonly excluded = new Set<string>()
   exclude (member: string): void {
-    this.excluded.add(member)
+    this.compactor.exclude(member)
   }
 
-  // `head`: the last seq of its own log the member reported with it.
   noteFrontier (member: string, frontier: bigint, head: number): void {
-    if (frontier > (this.frontiers.get(member)?.frontier ?? 0n)) this.frontiers.set(member, { frontier, head })
+    this.compactor.noteFrontier(member, frontier, head)
   }
 
-  // Folds every op at or below the stability horizon into a snapshot and
-  // drops those records. The horizon is the lowest frontier published by
-  // every member that ever wrote (and ours), less a margin for clock skew; a
-  // writer that has not published one holds it back entirely.
-  compact (): number {
-    let horizon = this.frontier()
-    for (const h of this.log.allHeads()) {
-      if (h.member === this.o.memberId || this.excluded.has(h.member)) continue
-      const f = this.frontiers.get(h.member)?.frontier
-      if (f === undefined) return 0
-      if (f < horizon) horizon = f
-    }
-    horizon -= BigInt(this.o.compactMargin ?? 60_000) << 16n
-    if (horizon <= this.member.tree.compactedTo || horizon <= 0n) return 0
-    this.emitDirty()
-    const base: Array<{ member: string, seq: number }> = []
-    for (const h of this.log.allHeads()) {
-      let seq = 0
-      for (const { key, value } of this.o.store.oplog.getRange({ start: OpLog.key(h.member, 1), end: OpLog.key(h.member, h.seq + 1) })) {
-        const op = decodeOpRecord(value as Buffer, this.o.keys.meta, false)
-        if (op.hlc > horizon) break
-        seq = Number((key as Buffer).readBigUInt64BE(32))
-      }
-      if (seq > 0) base.push({ member: h.member, seq })
-    }
-    if (base.length === 0) return 0
-    this.member.tree.compact(horizon)
-    const covered = this.member.covered()
-    const snap = encodeSnapshot({ creator: this.o.memberId, horizon, covered, base }, this.member.tree.toState(), this.o.keys.meta, this.secretKey)
-    const dropped = this.o.store.txn(() => this.log.fold(snap, base, covered.map(c => ({ member: c.member, seq: Math.min(c.seq, this.log.headOf(c.member)) }))))
-    this.compactions++
-    for (const fn of this.snapshotListeners) fn(snap)
-    this.o.log(`namespace: compacted ${dropped} log records into a snapshot (horizon ${new Date(HybridClock.millis(horizon)).toISOString()})`)
-    return dropped
+  async compact (): Promise<number> {
+    return await this.compactor.compact()
   }
 
-  // A snapshot from a peer whose records we lack: adopt its state, then
-  // re-apply every record we hold on top (duplicates are ignored).
-  adoptSnapshot (blob: Buffer): boolean {
-    const { header, state } = decodeSnapshotState(blob, this.o.keys.meta)
-    if (!header.covered.some(c => c.seq > this.log.headOf(c.member))) return false
-    let tree: MergeTree
-    try { tree = MergeTree.fromState(state as MergeTreeState) } catch (e) { throw fail('CORRUPT_RECORD', `namespace snapshot state is malformed: ${(e as Error).message}`) }
-    const m = new Member(this.o.memberId, this.o.ns.clock)
-    m.adopt(tree, header.covered)
-    const own = this.ownProgress()
-    m.restore(Math.max(own.seq, this.member.lastSeq), own.counter)
-    for (const record of this.log.all()) {
-      try { m.receive(decodeOpRecord(record, this.o.keys.meta, false)) } catch { /* damaged: skipped, as at start-up */ }
-    }
-    this.member = m
-    this.o.store.txn(() => this.log.fold(blob, header.covered, header.covered))
-    this.o.log(`namespace: adopted a snapshot from ${header.creator.slice(0, 12)} covering ${header.covered.reduce((n, c) => n + c.seq, 0)} changes`)
-    this.materializer.markAll()
-    this.o.store.txn(() => Materializer.notePending(this.o.store))
-    this.scheduleReconcile()
-    return true
+  // A snapshot header from a peer, and how to fetch its parts from it.
+  async adoptSnapshot (record: Buffer, fetch: (index: number) => Promise<Buffer | null> = async () => null): Promise<boolean> {
+    return await this.compactor.adopt(record, fetch)
+  }
+
+  get compactions (): number {
+    return this.compactor.compactions
+  }
+
+  get compactionError (): string | null {
+    return this.compactor.compactionError
+  }
+
+  get lastCompaction (): number | null {
+    return this.compactor.lastCompaction
   }
 
   onRecords (fn: (records: Buffer[]) => void): void {
     this.listeners.push(fn)
   }
 
-  private readonly snapshotListeners: Array<(snapshot: Buffer) => void> = []
   onSnapshot (fn: (snapshot: Buffer) => void): void {
-    this.snapshotListeners.push(fn)
+    this.compactor.onSnapshot(fn)
   }
 
   private get member (): Member { return this.state.member }
@@ -572,12 +542,13 @@ export class SharedNamespace {
     const counterOf = (id: string): number => id.startsWith(self + ':') ? Number(id.slice(self.length + 1)) || 0 : 0
     const snap = this.log.snapshot
     if (snap) {
-      const { header, state } = decodeSnapshotState(snap, this.o.keys.meta)
-      const tree = MergeTree.fromState(state as MergeTreeState)
+      const { header, tree } = readSnapshot(snap, i => this.log.snapshotPart(i), this.o.keys.meta)
       m.adopt(tree, header.covered)
-      const own = idsCounter(state as MergeTreeState, self)
-      counter = own
+      counter = idsCounter(tree, self)
       seq = header.covered.find(c => c.member === self)?.seq ?? 0
+      // Its members are members we know (isKnownMember).
+      for (const c of header.covered) this.log.noteMember(c.member)
+      this.log.noteMember(header.creator)
     }
     for (const record of this.log.all()) {
       let op: Op
@@ -600,20 +571,6 @@ export class SharedNamespace {
     m.tree.takeChanges()
     m.tree.forgetStale()
     return m
-  }
-
-  // This member's last seq and id counter, from its records and snapshot.
-  private ownProgress (): { seq: number, counter: number } {
-    const self = this.o.memberId
-    let counter = idsCounter(this.member.tree.toState(), self)
-    let seq = this.log.headOf(self)
-    for (const record of this.log.all()) {
-      const h = opRecordHeader(record)
-      if (h.member !== self) continue
-      seq = Math.max(seq, h.seq)
-    }
-    counter = Math.max(counter, 0)
-    return { seq, counter }
   }
 
   // After a failed local transaction: memory may hold ops the disk does not.
@@ -649,19 +606,10 @@ export class SharedNamespace {
   close (): void {
     this.closed = true
     if (this.compactTimer) clearInterval(this.compactTimer)
+    this.compactor.close()
     if (this.emitTimer) clearTimeout(this.emitTimer)
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer)
     this.emitTimer = this.reconcileTimer = null
     try { this.emitDirty() } catch (e) { this.o.log(`namespace: ${(e as Error).message}`) }
   }
-}
-
-// The highest `<self>:<n>` id in a state: ids must never be reused.
-function idsCounter (s: MergeTreeState, self: string): number {
-  let n = 0
-  const see = (id: string): void => { if (id.startsWith(self + ':')) n = Math.max(n, Number(id.slice(self.length + 1)) || 0) }
-  for (const [id] of s.kinds) see(id)
-  for (const [, list] of s.versions) for (const v of list) see(v.id)
-  for (const v of s.superseded) see(v)
-  return n
 }
