@@ -25,10 +25,14 @@ export function smallStateOf (f: FrozenTree): SmallState {
 }
 
 export function * stateItems (f: FrozenTree): Generator<StateItem> {
-  const ids = new Set<string>([...f.kinds.keys(), ...f.moves.place.keys()])
-  for (const id of f.attrs.keys()) ids.add(id)
-  for (const id of f.versions.keys()) ids.add(id)
-  for (const id of ids) {
+  // Every node once: those with a kind, then placed or attributed ones without.
+  const ids = function * (): Generator<string> {
+    yield * f.kinds.keys()
+    for (const id of f.moves.place.keys()) if (!f.kinds.has(id)) yield id
+    for (const id of f.attrs.keys()) if (!f.kinds.has(id) && !f.moves.place.has(id)) yield id
+    for (const id of f.versions.keys()) if (!f.kinds.has(id) && !f.moves.place.has(id) && !f.attrs.has(id)) yield id
+  }
+  for (const id of ids()) {
     const p = f.moves.place.get(id)
     const attrs = [...f.attrs.get(id) ?? []].map(([k, a]) => [k, a.value, a.ts.hlc.toString(), a.ts.member])
     const versions = [...f.versions.get(id)?.values() ?? []].map(v => [v.id, v.content, v.ts.hlc.toString(), v.ts.member, v.base])
