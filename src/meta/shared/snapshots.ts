@@ -74,8 +74,8 @@ export function snapshotRefusal (h: PartedHeader, log: OpLog, self: string | nul
   if (!log.isKnownMember(h.creator)) return `it is signed by ${h.creator.slice(0, 12)}, not a member we know`
   let top = 0n
   for (const c of h.covered) {
-    if (c.seq > MAX_CLAIMED_SEQ) return `it claims ${c.seq} changes of ${c.member.slice(0, 12)}`
     if (self !== null && c.member === self && c.seq > ownSeq) return `it claims ${c.seq} changes of ours; we wrote ${ownSeq}`
+    if (c.seq > MAX_CLAIMED_SEQ) return `it claims ${c.seq} changes of ${c.member.slice(0, 12)}`
     if (c.hlc > top) top = c.hlc
   }
   for (const b of h.base) {
