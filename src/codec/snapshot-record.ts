@@ -176,7 +176,7 @@ function toJson (v: unknown): string {
 
 function fromJson (plain: Buffer): unknown {
   try {
-    return JSON.parse(plain.toString('utf8'), (_k, v) => v !== null && typeof v === 'object' && typeof v.$big === 'string' && /^[0-9]{1,20}$/.test(v.$big) ? BigInt(v.$big) : v)
+    return JSON.parse(plain.toString('utf8'), (_k, v) => v !== null && typeof v === 'object' && typeof v.$big === 'string' && /^-?[0-9]{1,20}$/.test(v.$big) ? BigInt(v.$big) : v)
   } catch (e) {
     throw fail('CORRUPT_RECORD', 'namespace snapshot is not JSON', e)
   }
