@@ -211,6 +211,8 @@ export class DisktroNode {
       records: v.oplog.size,
       folded: v.oplog.folded,
       compactions: shared?.compactions ?? 0,
+      lastCompaction: shared?.lastCompaction ?? null,
+      compactionError: shared?.compactionError ?? null,
       conflicts: shared?.conflictsSeen ?? 0,
       peers: this.swarm?.nsSync.status() ?? []
     }

@@ -48,6 +48,8 @@ export interface NamespaceReport {
   records: number // kept as log records
   folded: number // folded into the snapshot (compacted away)
   compactions: number // by this daemon
+  lastCompaction: number | null // ms since the epoch, the last that succeeded (this daemon)
+  compactionError: string | null // why the last attempt failed, if it did
   conflicts: number // conflict copies in the tree now
   peers: Array<{ id: string, behind: number, lastSync: number | null }>
 }

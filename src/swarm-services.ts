@@ -171,6 +171,7 @@ export class SwarmServices {
       case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(this.nsPeerOf(conn), body.frontier, body.heads) }
       case 'NS_SNAPSHOT': return { type: 'NS_ACK', accepted: conn.role === 'full' ? this.nsSync.answerSnapshot(this.nsPeerOf(conn), body.snapshot) : 0 }
       case 'NS_PUSH': return { type: 'NS_ACK', accepted: this.nsSync.answerPush(this.nsPeerOf(conn), body.records) }
+      case 'NS_PART': return { type: 'CHUNK', record: this.nsSync.answerPart(body.snapshot, body.index) }
       // Only a member that can read the tree may say a chunk is garbage.
       case 'DROP_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? this.gc.answerDrop(body.ids) : 0 }
       // Surplus copies are trimmed by the member that wrote them, a full one.
@@ -194,6 +195,11 @@ export class SwarmServices {
         },
         async offer (snapshot) {
           await conn.request({ type: 'NS_SNAPSHOT', snapshot }, NS_TIMEOUT_MS)
+        },
+        async part (snapshot, index) {
+          const r = await conn.request({ type: 'NS_PART', snapshot, index }, NS_TIMEOUT_MS) as ReplyBody
+          if (r.type !== 'CHUNK') throw new Error(r.type === 'ERROR' ? r.message : `unexpected ${r.type}`)
+          return r.record
         },
         async push (records) {
           const r = await conn.request({ type: 'NS_PUSH', records }, NS_TIMEOUT_MS) as ReplyBody

@@ -42,6 +42,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   if (r.namespace) {
     const n = r.namespace
     lines.push('', `namespace   ${n.records} changes in the log${n.folded ? ` (${n.folded} more folded into a snapshot)` : ''} from ${n.members} member(s), ${n.conflicts} conflict cop${n.conflicts === 1 ? 'y' : 'ies'} in the tree`)
+    if (n.compactionError) lines.push(`  COMPACTION FAILED: ${n.compactionError}`)
     for (const p of n.peers) lines.push(`  ${p.id.slice(0, 16)} ${p.behind === 0 ? 'in sync' : `behind by ${p.behind} change(s)`}`)
   }
   if (r.gc) {

@@ -22,6 +22,7 @@ export const PROOF_HASH_BYTES = 32
 export const MAX_PROVE_IDS = 256
 // Room for the frame, request and length headers around a chunk record.
 export const MAX_RECORD_BYTES = MAX_FRAME_BYTES - 64
+const SNAPSHOT_ID_BYTES = 16
 export { CHUNK_ID_BYTES }
 
 export type Role = 'full' | 'storage'
@@ -46,13 +47,17 @@ export interface TrimChunks { type: 'TRIM_CHUNKS', ids: Buffer[] }
 // A full member that compacted its log offers the snapshot to its peers, so
 // storage-only members (which cannot compact) can drop the records too.
 export interface NsSnapshot { type: 'NS_SNAPSHOT', snapshot: Buffer }
+// One part of the sender's namespace snapshot (a version 2 snapshot names
+// its parts by hash; docs/format.md, "Snapshots"), answered with CHUNK
+// (`record` null when the sender no longer holds that snapshot).
+export interface NsPart { type: 'NS_PART', snapshot: Buffer, index: number }
 // Holder knowledge (replication/holder-audit.ts): the sender now holds
 // `held` and no longer holds `dropped`. It speaks only for itself.
 export interface Holding { type: 'HOLDING', held: Buffer[], dropped: Buffer[] }
 // A challenge: prove holding each chunk by a keyed hash of its record under
 // a fresh nonce (docs/protocol.md, "Holder proofs").
 export interface Prove { type: 'PROVE', nonce: Buffer, ids: Buffer[] }
-export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot | Holding | Prove
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot | NsPart | Holding | Prove
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -69,10 +74,10 @@ export interface DropAck { type: 'DROP_ACK', dropped: number }
 export interface Proofs { type: 'PROOFS', proofs: Array<Buffer | null> }
 export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck | Proofs
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck, HOLDING: DropAck, PROVE: Proofs }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck, NS_PART: ChunkReply, HOLDING: DropAck, PROVE: Proofs }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', NS_PART: 'CHUNK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS'
 }
 
 // `roleProof`: a full member's signature proving its role (net/capability.ts).
@@ -88,8 +93,8 @@ export type Message = Hello | Ping | Pong | Request | Reply
 const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
   PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
-  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17,
-  HOLDING: 18, PROVE: 19, PROOFS: 20
+  NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17, NS_PART: 18,
+  HOLDING: 19, PROVE: 20, PROOFS: 21
 } as const
 const ROLE = { full: 1, storage: 2 } as const
 
@@ -173,6 +178,9 @@ function encodeRequest (b: RequestBody): Buffer[] {
     case 'NS_SNAPSHOT':
       if (b.snapshot.length > MAX_RECORD_BYTES) throw fail('EINVAL', 'snapshot too large for one frame')
       return [Buffer.from([BODY.NS_SNAPSHOT]), u32(b.snapshot.length), b.snapshot]
+    case 'NS_PART':
+      checkLength(b.snapshot, SNAPSHOT_ID_BYTES, 'snapshot id')
+      return [Buffer.from([BODY.NS_PART]), b.snapshot, u32(b.index)]
     case 'DROP_CHUNKS':
     case 'TRIM_CHUNKS':
       if (b.ids.length > MAX_HAS_IDS) throw fail('EINVAL', `${b.type} carries at most ${MAX_HAS_IDS} ids`)
@@ -319,6 +327,7 @@ function decodeRequest (r: Reader): RequestBody {
     }
     case BODY.NS_PUSH: return { type: 'NS_PUSH', records: readRecords(r) }
     case BODY.NS_SNAPSHOT: return { type: 'NS_SNAPSHOT', snapshot: r.bytes(r.u32()) }
+    case BODY.NS_PART: return { type: 'NS_PART', snapshot: r.bytes(SNAPSHOT_ID_BYTES), index: r.u32() }
     case BODY.DROP_CHUNKS:
     case BODY.TRIM_CHUNKS: {
       const n = r.u16()

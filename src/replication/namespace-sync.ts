@@ -2,7 +2,8 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import type { OpLog } from '../meta/shared/op-log.js'
 import type { SharedNamespace } from '../meta/shared/shared-namespace.js'
 import type { NsHead } from '../codec/wire.js'
-import { verifySnapshot } from '../codec/snapshot-record.js'
+import { snapshotIdOf, verifySnapshot } from '../codec/snapshot-record.js'
+import { fetchSnapshot, snapshotRefusal } from '../meta/shared/snapshots.js'
 
 const REPLY_BUDGET_BYTES = 4 * 1024 * 1024
 const PUSH_BATCH_BYTES = 4 * 1024 * 1024
@@ -16,6 +17,7 @@ export interface NsPeer {
   sync: (heads: NsHead[], frontier: bigint) => Promise<{ records: Buffer[], more: boolean, snapshot?: Buffer }>
   push: (records: Buffer[]) => Promise<number>
   offer: (snapshot: Buffer) => Promise<void>
+  part: (snapshot: Buffer, index: number) => Promise<Buffer | null> // part `index` of the snapshot with that id
   close: (reason: string) => void
 }
 
@@ -42,6 +44,7 @@ export class NamespaceSync {
   private timer: NodeJS.Timeout | null = null
   private closed = false
   private readonly blamed = new Map<string, number>() // storage-only relayers of refused records: when last logged
+  private adopting = false
 
   constructor (private readonly o: NamespaceSyncOptions) {
     o.shared?.onRecords(records => this.relay(records, null))
@@ -50,9 +53,19 @@ export class NamespaceSync {
     })
   }
 
-  // A peer offers its snapshot (it compacted). Returns 1 when it was used.
+  // A full peer offers its snapshot (it compacted): fetched from it and
+  // adopted in the background. Returns 1 when it is taken up.
   answerSnapshot (from: NsPeer, snapshot: Buffer): number {
-    return this.adopt(from, snapshot) ? 1 : 0
+    if (this.adopting) return 0
+    this.adopt(from, snapshot).catch(() => {})
+    return 1
+  }
+
+  // Part `index` of the snapshot we keep, if `id` is still its id.
+  answerPart (id: Buffer, index: number): Buffer | null {
+    const snap = this.o.log.snapshot
+    if (snap === null || !id.equals(snapshotIdOf(snap) ?? Buffer.alloc(0))) return null
+    return this.o.log.snapshotPart(index)
   }
 
   start (): void {
@@ -61,6 +74,7 @@ export class NamespaceSync {
   }
 
   peerConnected (p: NsPeer): void {
+    if (p.role === 'full') this.o.log.noteMember(p.id)
     this.pull(p)
   }
 
@@ -70,6 +84,7 @@ export class NamespaceSync {
   answerSync (from: NsPeer, frontier: bigint, heads: NsHead[]): { records: Buffer[], more: boolean, snapshot?: Buffer } {
     const map = headsMap(heads)
     this.peerHeads.set(from.id, map)
+    if (from.role === 'full') this.o.log.noteMember(from.id)
     if (from.role === 'full' && frontier > 0n) this.o.shared?.noteFrontier(from.id, frontier, map.get(from.id) ?? 0)
     const out: { records: Buffer[], more: boolean, snapshot?: Buffer } = this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
     if (this.o.log.needsSnapshot(map)) {
@@ -102,7 +117,7 @@ export class NamespaceSync {
     const loop = async (): Promise<void> => {
       for (let round = 0; round < 1000 && !this.closed; round++) {
         const r = await p.sync(this.heads(), this.o.shared?.frontier() ?? 0n)
-        if (r.snapshot) this.adopt(p, r.snapshot)
+        if (r.snapshot) await this.adopt(p, r.snapshot)
         this.ingest(p, r.records)
         if (!r.more || r.records.length === 0) break
       }
@@ -114,27 +129,48 @@ export class NamespaceSync {
 
   // A full member adopts a snapshot only when it covers changes it lacks (it
   // compacts by itself otherwise); a storage-only member also when it lets
-  // it drop records it keeps.
-  private adopt (from: NsPeer, snapshot: Buffer): boolean {
+  // it drop records it keeps. The parts are fetched from the peer that sent
+  // the header. A snapshot that fails verification cuts the peer off; one
+  // whose claims we do not believe (snapshotRefusal) is only ignored: the
+  // peer may have relayed it in good faith.
+  private async adopt (from: NsPeer, snapshot: Buffer): Promise<boolean> {
+    if (this.adopting) return false
+    this.adopting = true
     try {
-      if (this.o.shared) return this.o.shared.adoptSnapshot(snapshot)
+      const fetch = async (i: number): Promise<Buffer | null> => await from.part(snapshotIdOf(snapshot) ?? Buffer.alloc(16), i)
+      if (this.o.shared) return await this.o.shared.adoptSnapshot(snapshot, fetch)
       const h = verifySnapshot(snapshot)
       if (!h.covered.some(c => c.seq > this.o.log.headOf(c.member)) && !this.o.log.wouldFold(h.base)) return false
+      const refusal = snapshotRefusal(h, this.o.log, null, 0)
+      if (refusal !== null) {
+        this.o.print(`peer ${from.id.slice(0, 12)} sent a namespace snapshot we ignore: ${refusal}`)
+        return false
+      }
+      const { parts } = await fetchSnapshot(h, null, fetch, null)
+      if (this.closed) return false
       // Records it never had up to `covered` cannot be served: the floor goes there too.
       const upTo = h.covered.map(c => {
         const b = h.base.find(x => x.member === c.member)?.seq ?? 0
         return { member: c.member, seq: c.seq > this.o.log.headOf(c.member) ? c.seq : b }
       })
-      this.o.store.txn(() => this.o.log.fold(snapshot, upTo, h.covered))
+      this.o.store.txn(() => this.o.log.fold(snapshot, parts, upTo, h.covered))
+      this.o.log.sweep()
       return true
     } catch (e) {
-      if (from.role === 'storage') {
-        this.o.print(`peer ${from.id.slice(0, 12)} relayed a namespace snapshot that failed verification (${(e as Error).message}); refused`)
+      const err = e as Error & { code?: string }
+      if (err.code === 'EPERM' || err.code === 'ENOENT' || err.code === 'PEER_TIMEOUT' || err.code === 'PEER_CLOSED') {
+        this.o.print(`namespace snapshot from ${from.id.slice(0, 12)} not adopted: ${err.message}`)
         return false
       }
-      this.o.print(`peer ${from.id.slice(0, 12)} sent a namespace snapshot that failed verification (${(e as Error).message}); disconnecting it`)
+      if (from.role === 'storage') {
+        this.o.print(`peer ${from.id.slice(0, 12)} relayed a namespace snapshot that failed verification (${err.message}); refused`)
+        return false
+      }
+      this.o.print(`peer ${from.id.slice(0, 12)} sent a namespace snapshot that failed verification (${err.message}); disconnecting it`)
       from.close('sent an invalid namespace snapshot')
       return false
+    } finally {
+      this.adopting = false
     }
   }
 

@@ -56,7 +56,9 @@ t.test('namespace sync messages on the wire', async t => {
     { type: 'REQUEST', id: 2, body: { type: 'NS_PUSH', records: [r, r] } },
     { type: 'REPLY', id: 1, body: { type: 'NS_RECORDS', records: [r], more: true } },
     { type: 'REPLY', id: 3, body: { type: 'NS_RECORDS', records: [], more: false, snapshot: Buffer.from('sealed snapshot') } },
-    { type: 'REPLY', id: 2, body: { type: 'NS_ACK', accepted: 2 } }
+    { type: 'REPLY', id: 2, body: { type: 'NS_ACK', accepted: 2 } },
+    { type: 'REQUEST', id: 4, body: { type: 'NS_PART', snapshot: Buffer.alloc(16, 7), index: 12 } },
+    { type: 'REPLY', id: 4, body: { type: 'CHUNK', record: Buffer.from('sealed part') } }
   ] as const) {
     reader.push(encodeMessage(m as never))
     t.same(decodeMessage(reader.next()!), m)

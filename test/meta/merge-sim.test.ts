@@ -196,6 +196,9 @@ function runCase (seed: number, log: (s: string) => void = () => {}): Result {
   const ref = new MergeTree()
   ref.applyAll(shuffle([...all]))
   if (text(ref.snapshot()) !== text(snaps[0])) problems.push('a fresh replay in another order differs')
+  // The listings a member keeps up to date op by op equal ones computed afresh.
+  if (text(MergeTree.fromState(members[0].tree.toState()).snapshot()) !== text(snaps[0])) problems.push('the tree rebuilt from its state differs')
+  if (text(MergeTree.fromFrozen(members[1 % n].tree.freeze()).snapshot()) !== text(snaps[0])) problems.push('the tree rebuilt from a frozen copy differs')
 
   // Oracle, from the ops alone: a version is live unless a write used it as
   // a base or a remove named it; a directory lives unless it was removed.

@@ -25,6 +25,7 @@ function peer (id: string, serve: (heads: NsHead[]) => { records: Buffer[], more
     sync: async (heads: NsHead[]) => serve(heads),
     push: async (records: Buffer[]) => { p.pushed.push(...records); return records.length },
     offer: async () => {},
+    part: async () => null,
     close: (reason: string) => { p.closed = reason }
   }
   return p

@@ -131,6 +131,10 @@ export class Member {
   }
 
   private stamp (): OpStamp {
+    // Sequence numbers are u64 on disk and on the wire and exact integers
+    // here: past 2^53-1, ++ would repeat a number (snapshots that claim that
+    // much are refused, meta/shared/snapshots.ts).
+    if (this.seq >= Number.MAX_SAFE_INTEGER) throw fail('ERANGE', 'this member\'s log is out of sequence numbers')
     return { hlc: this.clock.tick(), member: this.id, seq: ++this.seq }
   }
 

@@ -4,6 +4,9 @@ export interface Placement { parent: string, name: string, by: Ts }
 
 export interface LogEntry { op: PlacementOp, old: Placement | undefined, applied: boolean }
 
+// The state at one moment, sharing the (never changed) entries with the live tree.
+export interface FrozenMoves { log: LogEntry[], place: Map<string, Placement>, horizon: bigint }
+
 export interface MoveTreeState { log: LogEntry[], place: Array<[string, Placement]>, horizon: bigint }
 
 // The tree of placements (Kleppmann et al. 2021, "A highly-available move
@@ -16,9 +19,12 @@ export interface MoveTreeState { log: LogEntry[], place: Array<[string, Placemen
 // Entries at or below the compaction horizon are dropped: by the stability
 // rule (docs/consistency.md) nothing can ever sort before them again.
 export class MoveTree {
-  private readonly log: LogEntry[] = []
-  private readonly place = new Map<string, Placement>()
+  private log: LogEntry[] = []
+  private place = new Map<string, Placement>()
   private horizon = -1n
+  // Told of every node whose placement an apply changed (net of undo and
+  // redo), with the placement before: MergeTree keeps its indexes from it.
+  onPlace: ((id: string, old: Placement | undefined, now: Placement | undefined) => void) | null = null
 
   get (id: string): Placement | undefined {
     return this.place.get(id)
@@ -44,9 +50,17 @@ export class MoveTree {
     let i = this.log.length
     while (i > 0 && compareTs(this.log[i - 1].op, op) > 0) i--
     const later = this.log.splice(i)
+    const before = new Map<string, Placement | undefined>([[op.id, this.place.get(op.id)]])
+    for (const e of later) if (!before.has(e.op.id)) before.set(e.op.id, this.place.get(e.op.id))
     for (let j = later.length - 1; j >= 0; j--) this.undo(later[j])
     this.log.push(this.doOp(op))
     for (const e of later) this.log.push(this.doOp(e.op))
+    if (this.onPlace) {
+      for (const [id, old] of before) {
+        const now = this.place.get(id)
+        if (!samePlacement(now, old)) this.onPlace(id, old, now)
+      }
+    }
     return true
   }
 
@@ -60,6 +74,19 @@ export class MoveTree {
     for (const e of s.log) t.log.push({ ...e })
     for (const [id, p] of s.place) t.place.set(id, p)
     t.horizon = s.horizon
+    return t
+  }
+
+  freeze (): FrozenMoves {
+    return { log: [...this.log], place: new Map(this.place), horizon: this.horizon }
+  }
+
+  // Takes the arrays and maps of `f` over.
+  static fromFrozen (f: FrozenMoves): MoveTree {
+    const t = new MoveTree()
+    t.log = f.log
+    t.place = f.place
+    t.horizon = f.horizon
     return t
   }
 
@@ -92,4 +119,10 @@ export class MoveTree {
     }
     return false
   }
+}
+
+function samePlacement (a: Placement | undefined, b: Placement | undefined): boolean {
+  if (a === b) return true
+  if (a === undefined || b === undefined) return false
+  return a.parent === b.parent && a.name === b.name && a.by.hlc === b.by.hlc && a.by.member === b.by.member
 }

@@ -16,6 +16,9 @@ export class OpLog {
   // Per member: records up to this seq were folded into the snapshot and are
   // not kept; a peer whose head is below it is sent the snapshot.
   private readonly floor = new Map<string, number>()
+  private readonly known = new Set<string>()
+  private unswept = true // records at or below the floor may still be stored
+  private sweeping = false
 
   constructor (private readonly store: LmdbStore) {
     const f = store.sysGet('nsfloor')
@@ -54,24 +57,30 @@ export class OpLog {
     return this.put(h, Buffer.from(record)) ? h : null
   }
 
-  // The snapshot this node keeps (its own or one it adopted), if any.
+  // The snapshot this node keeps (its own or one it adopted), if any: the
+  // header record (docs/format.md, "Snapshots"; a version 1 snapshot is all
+  // in it), and the parts a version 2 header names.
   get snapshot (): Buffer | null {
     return this.store.sysGet('nssnap') ?? null
   }
 
+  snapshotPart (index: number): Buffer | null {
+    return this.store.sysGet(partKey(index)) ?? null
+  }
+
   // After a compaction or adopting a snapshot: records up to `upTo[m]` are
-  // in the snapshot's state; they are deleted and count as held. Call in a transaction.
-  fold (snapshot: Buffer, upTo: Array<{ member: string, seq: number }>, covered: Array<{ member: string, seq: number }>): number {
-    let dropped = 0
+  // in the snapshot's state; they count as held, are no longer read or
+  // served, and are deleted a slice at a time afterwards (sweep). Call in a
+  // transaction. Returns how many records this folded.
+  fold (snapshot: Buffer, parts: Buffer[], upTo: Array<{ member: string, seq: number }>, covered: Array<{ member: string, seq: number }>): number {
+    let folded = 0
     for (const { member, seq } of upTo) {
-      if (seq <= (this.floor.get(member) ?? 0)) continue
-      for (const key of this.store.oplog.getKeys({ start: OpLog.key(member, 1), end: OpLog.key(member, seq + 1) })) {
-        this.store.oplog.removeSync(key as Buffer)
-        dropped++
-      }
+      const f = this.floor.get(member) ?? 0
+      if (seq <= f) continue
+      folded += Math.min(seq, Math.max(this.heads.get(member) ?? 0, f)) - f
       this.floor.set(member, seq)
       const a = this.above.get(member)
-      if (a) for (const s of [...a]) if (s <= seq) a.delete(s)
+      if (a) for (const s of [...a]) if (s <= seq) { a.delete(s); folded++ }
     }
     for (const { member, seq } of covered) {
       if (seq > (this.heads.get(member) ?? 0)) this.heads.set(member, seq)
@@ -82,8 +91,57 @@ export class OpLog {
     }
     for (const [m, f] of this.floor) if ((this.heads.get(m) ?? 0) < f) this.heads.set(m, f)
     this.store.sysPut('nsfloor', Buffer.from(JSON.stringify(Object.fromEntries(this.floor)), 'utf8'))
+    const before = this.store.sysGet('nsparts')?.readUInt32BE(0) ?? 0
+    for (let i = parts.length; i < before; i++) this.store.sys.removeSync(Buffer.from(partKey(i)))
+    parts.forEach((p, i) => this.store.sysPut(partKey(i), p))
+    const n = Buffer.allocUnsafe(4)
+    n.writeUInt32BE(parts.length)
+    this.store.sysPut('nsparts', n)
     this.store.sysPut('nssnap', snapshot)
-    return dropped
+    this.unswept = true
+    return folded
+  }
+
+  // Deletes up to `limit` records at or below the floor in one transaction;
+  // whether any are left.
+  sweepSome (limit = 2000): boolean {
+    if (!this.unswept) return false
+    let n = 0
+    this.store.txn(() => {
+      for (const [member, f] of this.floor) {
+        for (const key of this.store.oplog.getKeys({ start: OpLog.key(member, 1), end: OpLog.key(member, f + 1), limit: limit - n })) {
+          this.store.oplog.removeSync(key as Buffer)
+          n++
+        }
+        if (n >= limit) return
+      }
+    })
+    if (n < limit) this.unswept = false
+    return this.unswept
+  }
+
+  // The records folded away are deleted in slices between other work.
+  sweep (): void {
+    if (this.sweeping || !this.unswept) return
+    this.sweeping = true
+    const step = (): void => {
+      let more = false
+      try { more = this.sweepSome() } catch { more = false }
+      if (more) setImmediate(step)
+      else this.sweeping = false
+    }
+    setImmediate(step)
+  }
+
+  // Whether a snapshot may name `id` as its creator. For now a member whose
+  // records we hold (or held), or one the caller vouched for (a connected
+  // full member, ourselves); a certified member set replaces this (#28).
+  isKnownMember (id: string): boolean {
+    return this.heads.has(id) || this.above.has(id) || this.floor.has(id) || this.known.has(id)
+  }
+
+  noteMember (id: string): void {
+    this.known.add(id)
   }
 
   // True when folding up to `base` would drop records we keep.
@@ -95,6 +153,10 @@ export class OpLog {
   needsSnapshot (peer: Map<string, number>): boolean {
     for (const [m, f] of this.floor) if ((peer.get(m) ?? 0) < f) return true
     return false
+  }
+
+  floorOf (member: string): number {
+    return this.floor.get(member) ?? 0
   }
 
   headOf (member: string): number {
@@ -143,9 +205,13 @@ export class OpLog {
     return n
   }
 
-  // Every record, in key order: replayed into the merge at start-up.
+  // Every record kept (above the floor), in key order: replayed into the merge at start-up.
   * all (): Generator<Buffer> {
-    for (const { value } of this.store.oplog.getRange({})) yield value as Buffer
+    const members = [...new Set([...this.heads.keys(), ...this.above.keys()])].sort()
+    for (const member of members) {
+      const from = (this.floor.get(member) ?? 0) + 1
+      for (const { value } of this.store.oplog.getRange({ start: OpLog.key(member, from), end: OpLog.key(member, Number.MAX_SAFE_INTEGER) })) yield value as Buffer
+    }
   }
 
   private note (member: string, seq: number): void {
@@ -162,4 +228,8 @@ export class OpLog {
     if (!a) this.above.set(member, a = new Set())
     a.add(seq)
   }
+}
+
+function partKey (index: number): string {
+  return `nspart:${index}`
 }

@@ -1,39 +1,18 @@
 import type { LmdbStore } from '../../store/lmdb-store.js'
 import type { VolumeKeys } from '../../crypto/volume-keys.js'
-import type { InodeAttrs } from '../../codec/inode-record.js'
-import type { StampedChange } from '../../codec/change-record.js'
-import { decodeOpRecord, encodeOpRecord, opRecordHeader, signingKeyOfSeed, verifyOpRecord } from '../../codec/op-record.js'
+import { decodeOpRecord, signingKeyOfSeed, verifyOpRecord } from '../../codec/op-record.js'
 import { fail } from '../../errors.js'
 import { ROOT_INO } from '../namespace.js'
-import { HybridClock } from '../hlc.js'
-import type { LmdbNamespace, TreeWriter } from '../lmdb-namespace.js'
-import { Member, type PublishedFrontier } from '../merge/member.js'
-import { ROOT_ID, type Attrs, type NodeKind, type Op } from '../merge/op.js'
-import type { ViewEntry } from '../merge/merge-tree.js'
+import type { LmdbNamespace } from '../lmdb-namespace.js'
+import { Member } from '../merge/member.js'
+import type { Op } from '../merge/op.js'
 import { OpLog } from './op-log.js'
 import { EntryMap } from './entry-map.js'
-import { decodeManifest, encodeManifest } from './manifest.js'
-import { encodeSnapshot, decodeSnapshotState } from '../../codec/snapshot-record.js'
-import { MergeTree, type MergeTreeState } from '../merge/merge-tree.js'
+import { Materializer } from './materializer.js'
+import { Compactor } from './compactor.js'
+import { Journal } from './journal.js'
+import { idsCounter, readSnapshot } from './snapshots.js'
 
-const S_IFMT = 0o170000
-const S_IFDIR = 0o040000
-const S_IFLNK = 0o120000
-const S_IFREG = 0o100000
-const EMIT_DELAY_MS = 150
-// While the filesystem answers a burst of operations (deferEmitWhile), the
-// timer's emission waits for the burst to end, but not past this since the
-// oldest change waiting. Making a file's ops costs the event loop about
-// 85 us here (the Ed25519 signature, the merge tree, the manifest, AEAD,
-// LMDB puts), which a burst of creates waits for: tar x of 10,000 files
-// took 6.9-7.0 s with the emission going ahead after 5 s (and the scrubber
-// running), 5.9-6.1 s with both waiting until the extraction ended (main
-// thread 6.5 against 5.6 s of CPU). Peers see a long burst's new files up
-// to this much later.
-const EMIT_DEFER_MAX_MS = 15_000
-// A timer's emission makes at most this many files' ops per transaction,
-// and the event loop answers operations between two.
-const EMIT_SLICE = 512
 const RECONCILE_DELAY_MS = 20
 
 export interface SharedNamespaceOptions {
@@ -51,40 +30,54 @@ export interface SharedNamespaceOptions {
 export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: string }
 
 // The bridge between this node's local tree (LmdbNamespace, which the VFS
-// uses) and the volume's shared namespace (docs/consistency.md):
-// - every local change is journaled, in its own transaction, as ops of this
-//   member's signed log; file contents become write ops (a manifest of the
-//   block map) at close granularity, a moment after the last change; a
-//   regular file created here is journaled then too, as one create op that
-//   carries its content (unless a link, rename or unlink of it comes first);
-// - ops from other members are verified, stored, merged (src/meta/merge),
-//   and the local tree is then made to match the merged view, in one
-//   transaction, so the tree in LMDB is a materialized view of all logs.
+// uses) and the volume's shared namespace (docs/consistency.md). It owns the
+// log, the merge state and the entry map, and wires the parts that work on
+// them (each its own file, none importing this one):
+// - Journal: every local change becomes ops of this member's signed log;
+// - receive (here): ops from other members are verified, stored and merged
+//   (src/meta/merge); Materializer then makes the local tree show what
+//   changed, so the tree in LMDB is a materialized view of all logs;
+// - Compactor: snapshots, made and adopted (snapshots.ts for their parts).
 export class SharedNamespace {
   readonly log: OpLog
-  private member: Member
-  private map: EntryMap
+  // Swapped whole when the log is replayed or a snapshot adopted.
+  private readonly state: { member: Member, map: EntryMap }
+  private readonly materializer: Materializer
   private readonly secretKey: Buffer
-  private readonly unbornNames = new Map<number, string>() // unborn ino -> its name (lost in a crash: found again in its directory)
-  private pending: Buffer[] = []
-  private readonly listeners: Array<(records: Buffer[]) => void> = []
-  private emitTimer: NodeJS.Timeout | null = null
-  private backlogSince = 0 // performance.now() when the oldest change not yet emitted was; 0: none
-  private busy: (() => boolean) | null = null
+  private readonly journal: Journal
   private reconcileTimer: NodeJS.Timeout | null = null
   private closed = false
   private compactTimer: NodeJS.Timeout | null = null
-  private readonly frontiers = new Map<string, PublishedFrontier>() // full members' published frontiers, with their own heads then
-  conflictsSeen = 0
-  compactions = 0
+  private readonly compactor: Compactor
 
   constructor (private readonly o: SharedNamespaceOptions) {
     this.secretKey = signingKeyOfSeed(o.seed).secretKey
     this.log = new OpLog(o.store)
-    this.map = new EntryMap(o.store)
-    this.member = this.replay()
-    o.ns.journal = c => this.journal(c)
-    o.ns.onCommit(() => this.flushPending())
+    const map = new EntryMap(o.store)
+    this.state = { member: new Member(o.memberId, o.ns.clock), map }
+    this.state.member = this.replay()
+    this.journal = new Journal({ store: o.store, ns: o.ns, keys: o.keys, memberId: o.memberId, log: o.log }, this.state, this.log, this.secretKey)
+    this.materializer = new Materializer({ store: o.store, ns: o.ns, state: this.state, memberId: o.memberId, chunkSize: o.chunkSize, log: o.log })
+    this.compactor = new Compactor({
+      store: o.store,
+      log: this.log,
+      metaKey: o.keys.meta,
+      secretKey: this.secretKey,
+      memberId: o.memberId,
+      clock: o.ns.clock,
+      state: this.state,
+      compactMargin: o.compactMargin ?? 60_000,
+      print: o.log,
+      emitDirty: () => this.journal.emitDirty(),
+      adopted: () => {
+        this.materializer.markAll()
+        this.o.store.txn(() => Materializer.notePending(this.o.store))
+        this.scheduleReconcile()
+      }
+    })
+    this.log.noteMember(o.memberId)
+    o.ns.journal = c => this.journal.journal(c)
+    o.ns.onCommit(() => this.journal.flushPending())
     o.ns.onAbort(() => this.resync())
   }
 
@@ -92,107 +85,96 @@ export class SharedNamespace {
   // the shared namespace), writes out content left unsent by a crash, and
   // brings the local tree in line with the merged logs.
   start (): void {
-    if (this.log.headOf(this.o.memberId) === 0 && this.map.entriesOf(ROOT_INO).length === 0 && this.o.ns.readdir(ROOT_INO).length > 0) this.genesis()
-    this.emitDirty()
-    this.reconcile()
+    if (this.log.headOf(this.o.memberId) === 0 && this.map.entriesOf(ROOT_INO).length === 0 && this.o.ns.readdir(ROOT_INO).length > 0) this.journal.genesis()
+    this.journal.emitDirty()
+    // The local tree is materialized in the transactions that change it; a
+    // pass left unfinished (a crash between storing peer records and
+    // applying them) or never made (a volume from before) is made now, in
+    // full, before anything is served.
+    if (Materializer.wasInterrupted(this.o.store)) {
+      this.materializer.markAll()
+      this.reconcile()
+    }
     const every = this.o.compactEvery ?? 5 * 60_000
     if (every > 0) {
-      this.compactTimer = setInterval(() => {
-        try { this.compact() } catch (e) { this.o.log(`namespace: compaction failed: ${(e as Error).message}`) }
-      }, every)
+      this.compactTimer = setInterval(() => { this.compact().catch(() => {}) }, every)
       this.compactTimer.unref()
     }
   }
 
-  // --- compaction (docs/consistency.md, "Compaction") ---
+  // --- compaction (docs/consistency.md, "Compaction"; compactor.ts) ---
 
-  // Every op stamped at or below this is held here, and this member will
-  // stamp nothing that low again.
   frontier (): bigint {
-    return this.member.frontier(this.log.allHeads().map(h => h.member).filter(m => !this.excluded.has(m)), this.frontiers)
+    return this.compactor.frontier()
   }
 
-  // A revoked member no longer holds the horizon back (its ops that arrive
-  // late, stamped below it, are ignored).
-  private readonly excluded = new Set<string>()
   exclude (member: string): void {
-    this.excluded.add(member)
+    this.compactor.exclude(member)
   }
 
-  // `head`: the last seq of its own log the member reported with it.
   noteFrontier (member: string, frontier: bigint, head: number): void {
-    if (frontier > (this.frontiers.get(member)?.frontier ?? 0n)) this.frontiers.set(member, { frontier, head })
+    this.compactor.noteFrontier(member, frontier, head)
   }
 
-  // Folds every op at or below the stability horizon into a snapshot and
-  // drops those records. The horizon is the lowest frontier published by
-  // every member that ever wrote (and ours), less a margin for clock skew; a
-  // writer that has not published one holds it back entirely.
-  compact (): number {
-    let horizon = this.frontier()
-    for (const h of this.log.allHeads()) {
-      if (h.member === this.o.memberId || this.excluded.has(h.member)) continue
-      const f = this.frontiers.get(h.member)?.frontier
-      if (f === undefined) return 0
-      if (f < horizon) horizon = f
-    }
-    horizon -= BigInt(this.o.compactMargin ?? 60_000) << 16n
-    if (horizon <= this.member.tree.compactedTo || horizon <= 0n) return 0
-    this.emitDirty()
-    const base: Array<{ member: string, seq: number }> = []
-    for (const h of this.log.allHeads()) {
-      let seq = 0
-      for (const { key, value } of this.o.store.oplog.getRange({ start: OpLog.key(h.member, 1), end: OpLog.key(h.member, h.seq + 1) })) {
-        const op = decodeOpRecord(value as Buffer, this.o.keys.meta, false)
-        if (op.hlc > horizon) break
-        seq = Number((key as Buffer).readBigUInt64BE(32))
-      }
-      if (seq > 0) base.push({ member: h.member, seq })
-    }
-    if (base.length === 0) return 0
-    this.member.tree.compact(horizon)
-    const covered = this.member.covered()
-    const snap = encodeSnapshot({ creator: this.o.memberId, horizon, covered, base }, this.member.tree.toState(), this.o.keys.meta, this.secretKey)
-    const dropped = this.o.store.txn(() => this.log.fold(snap, base, covered.map(c => ({ member: c.member, seq: Math.min(c.seq, this.log.headOf(c.member)) }))))
-    this.compactions++
-    for (const fn of this.snapshotListeners) fn(snap)
-    this.o.log(`namespace: compacted ${dropped} log records into a snapshot (horizon ${new Date(HybridClock.millis(horizon)).toISOString()})`)
-    return dropped
+  async compact (): Promise<number> {
+    return await this.compactor.compact()
   }
 
-  // A snapshot from a peer whose records we lack: adopt its state, then
-  // re-apply every record we hold on top (duplicates are ignored).
-  adoptSnapshot (blob: Buffer): boolean {
-    const { header, state } = decodeSnapshotState(blob, this.o.keys.meta)
-    if (!header.covered.some(c => c.seq > this.log.headOf(c.member))) return false
-    let tree: MergeTree
-    try { tree = MergeTree.fromState(state as MergeTreeState) } catch (e) { throw fail('CORRUPT_RECORD', `namespace snapshot state is malformed: ${(e as Error).message}`) }
-    const m = new Member(this.o.memberId, this.o.ns.clock)
-    m.adopt(tree, header.covered)
-    const own = this.ownProgress()
-    m.restore(Math.max(own.seq, this.member.lastSeq), own.counter)
-    for (const record of this.log.all()) {
-      try { m.receive(decodeOpRecord(record, this.o.keys.meta, false)) } catch { /* damaged: skipped, as at start-up */ }
-    }
-    this.member = m
-    this.o.store.txn(() => this.log.fold(blob, header.covered, header.covered))
-    this.o.log(`namespace: adopted a snapshot from ${header.creator.slice(0, 12)} covering ${header.covered.reduce((n, c) => n + c.seq, 0)} changes`)
-    this.scheduleReconcile()
-    return true
+  // A snapshot header from a peer, and how to fetch its parts from it.
+  async adoptSnapshot (record: Buffer, fetch: (index: number) => Promise<Buffer | null> = async () => null): Promise<boolean> {
+    return await this.compactor.adopt(record, fetch)
+  }
+
+  get compactions (): number {
+    return this.compactor.compactions
+  }
+
+  get compactionError (): string | null {
+    return this.compactor.compactionError
+  }
+
+  get lastCompaction (): number | null {
+    return this.compactor.lastCompaction
   }
 
   onRecords (fn: (records: Buffer[]) => void): void {
-    this.listeners.push(fn)
+    this.journal.onRecords(fn)
   }
 
-  private readonly snapshotListeners: Array<(snapshot: Buffer) => void> = []
+  // The emission of files' ops waits while `busy` says the filesystem is
+  // answering a burst of operations (fuse/hot-loop.ts), up to
+  // emitDeferMaxMs. Reconciles, compactions and close still emit
+  // everything at once.
+  deferEmitWhile (busy: (() => boolean) | null): void {
+    this.journal.deferEmitWhile(busy)
+  }
+
+  // The longest a waiting change waits for a burst to end (tests shorten it).
+  get emitDeferMaxMs (): number { return this.journal.emitDeferMaxMs }
+  set emitDeferMaxMs (ms: number) { this.journal.emitDeferMaxMs = ms }
+
   onSnapshot (fn: (snapshot: Buffer) => void): void {
-    this.snapshotListeners.push(fn)
+    this.compactor.onSnapshot(fn)
+  }
+
+  private get member (): Member { return this.state.member }
+  private set member (m: Member) { this.state.member = m }
+  private get map (): EntryMap { return this.state.map }
+  private set map (m: EntryMap) { this.state.map = m }
+
+  // Conflict copies the local tree shows (kept as directories are materialized).
+  get conflictsSeen (): number {
+    return this.materializer.conflicts
+  }
+
+  // Tree writes made materializing the merged view (tests: they cost what changed).
+  get materializeWrites (): number {
+    return this.materializer.writes
   }
 
   // No local edit waits to become an op and no peer op waits to be applied.
   get settled (): boolean {
-    return this.map.dirty.size === 0 && this.map.unborn.size === 0 && this.reconcileTimer === null
+    return this.map.dirty.size === 0 && this.map.unborn.size === 0 && this.reconcileTimer === null && !this.materializer.pending
   }
 
   get memberId (): string {
@@ -226,412 +208,40 @@ export class SharedNamespace {
           reason = (e as Error).message
         }
       }
+      if (ops.length > 0) Materializer.notePending(this.o.store)
     })
     for (const op of ops) this.member.receive(op)
-    if (ops.length > 0) this.scheduleReconcile()
+    if (ops.length > 0) {
+      this.materializer.collect()
+      this.scheduleReconcile()
+    }
     return { accepted, rejected, reason }
   }
 
   // --- local changes -> ops ---
 
-  private journal (c: StampedChange): void {
-    const ns = this.o.ns
-    switch (c.op) {
-      case 'mknode': {
-        const parent = this.entryOfDir(c.parent)
-        if (parent === undefined) return this.skip(c)
-        if ((c.attrs.mode & S_IFMT) === S_IFREG) {
-          // `tar x`, `cp`, `git`: the create op waits for the content, so a
-          // new file costs one signed op, not two, and nothing if removed first.
-          this.map.markUnborn(c.ino, c.parent)
-          this.unbornNames.set(c.ino, c.name)
-          this.scheduleEmit()
-          return
-        }
-        const kind = kindOf(c.attrs.mode)
-        const content = kind === 'symlink' ? c.attrs.target ?? '' : ''
-        const op = this.member.create(parent, c.name, kind, content, opAttrs(c.attrs))
-        this.append(op)
-        this.map.bind(op.id, c.ino, kind === 'dir' ? '' : op.id)
-        return
-      }
-      case 'link': {
-        // The shared tree has no hard links: another member sees a copy.
-        this.bear(c.ino)
-        const parent = this.entryOfDir(c.parent)
-        const a = ns.getAttrs(c.ino)
-        if (parent === undefined || !a) return this.skip(c)
-        const op = this.member.create(parent, c.name, 'file', this.manifestOf(c.ino, a), opAttrs(a))
-        this.append(op)
-        this.map.bind(op.id, c.ino, op.id)
-        return
-      }
-      case 'unlink': {
-        const ino = ns.lookup(c.parent, c.name)
-        if (ino === undefined) return
-        if (this.map.unborn.has(ino)) return this.forgetUnborn(ino)
-        const entry = this.entryAt(c.parent, c.name, ino)
-        if (entry === undefined) return this.skip(c)
-        this.removeEntry(entry, ino)
-        return
-      }
-      case 'rename': {
-        const ino = ns.lookup(c.parent, c.name)
-        if (ino === undefined) return
-        const replaced = ns.lookup(c.newParent, c.newName)
-        if (replaced === ino) return
-        if (replaced !== undefined && this.map.unborn.has(replaced)) this.forgetUnborn(replaced)
-        if (this.map.unborn.has(ino)) {
-          // Not in the shared tree yet: it will be created where it ends up.
-          if (this.entryOfDir(c.newParent) === undefined) { this.forgetUnborn(ino); return this.skip(c) }
-          if (replaced !== undefined) {
-            const r = this.entryAt(c.newParent, c.newName, replaced)
-            if (r !== undefined) this.removeEntry(r, replaced)
-          }
-          this.map.markUnborn(ino, c.newParent)
-          this.unbornNames.set(ino, c.newName)
-          return
-        }
-        const entry = this.entryAt(c.parent, c.name, ino)
-        const newParent = this.entryOfDir(c.newParent)
-        if (entry === undefined || newParent === undefined) return this.skip(c)
-        if (replaced !== undefined) {
-          const r = this.entryAt(c.newParent, c.newName, replaced)
-          if (r !== undefined) this.removeEntry(r, replaced)
-        }
-        const at = entry.indexOf('@')
-        if (at < 0) {
-          this.append(this.member.move(entry, newParent, c.newName))
-          return
-        }
-        // A conflict copy renamed: it becomes a file of its own.
-        const a = ns.getAttrs(ino)
-        if (!a) return this.skip(c)
-        const op = this.member.create(newParent, c.newName, 'file', this.manifestOf(ino, a), opAttrs(a))
-        this.append(op)
-        this.removeEntry(entry, ino)
-        this.map.bind(op.id, ino, op.id)
-        return
-      }
-      case 'setattr': {
-        // Size, mode, owner and times all go out with the next write or
-        // setattr op of the file, a moment later: `tar x` does chown, chmod
-        // and utimens on every file, which then costs one op, not three.
-        const a = c.attrs
-        if (c.ino === ROOT_INO) return
-        if (a.size !== undefined || a.mode !== undefined || a.uid !== undefined || a.gid !== undefined || a.mtime !== undefined) this.markDirty(c.ino)
-        return
-      }
-      case 'blocks':
-      case 'truncate':
-        this.markDirty(c.ino)
-    }
-  }
-
-  private removeEntry (entry: string, ino: number): void {
-    const at = entry.indexOf('@')
-    const node = at < 0 ? entry : entry.slice(0, at)
-    const b = this.map.get(entry)
-    const versions = b && b.version !== '' ? [b.version] : []
-    this.append(this.member.removeNode(node, versions))
-    this.map.unbind(entry)
-    if (this.map.entriesOf(ino).length === 0) this.map.clean(ino)
-  }
-
-  private markDirty (ino: number): void {
-    if (this.map.entriesOf(ino).length === 0) return
-    this.map.markDirty(ino)
-    this.scheduleEmit()
-  }
-
-  // The emission of files' ops waits while `busy` says the filesystem is
-  // answering a burst of operations (fuse/hot-loop.ts), up to
-  // EMIT_DEFER_MAX_MS. Reconciles, compactions and close still emit
-  // everything at once.
-  deferEmitWhile (busy: (() => boolean) | null): void {
-    this.busy = busy
-  }
-
-  // The longest a waiting change waits for a burst to end (tests shorten it).
-  emitDeferMaxMs = EMIT_DEFER_MAX_MS
-
-  private scheduleEmit (delay = EMIT_DELAY_MS): void {
-    if (!this.emitTimer && !this.closed) {
-      if (this.backlogSince === 0) this.backlogSince = performance.now()
-      this.emitTimer = setTimeout(() => { this.emitTimer = null; this.emitOnTimer() }, delay)
-    }
-  }
-
-  private emitOnTimer (): void {
-    if (this.closed) return
-    if (this.busy?.() === true && performance.now() - this.backlogSince < this.emitDeferMaxMs) return this.scheduleEmit()
-    let more = false
-    try {
-      more = this.emitSome(EMIT_SLICE)
-    } catch (e) {
-      this.o.log(`namespace: cannot record file contents: ${(e as Error).message}`)
-    }
-    if (more) this.scheduleEmit(0)
-  }
-
-  // Emits the ops of at most `limit` files in one transaction; whether any
-  // are left. (bear and emitChanges delete the file they are given from the
-  // map they are iterating, which Map and Set iterators allow.)
-  private emitSome (limit: number): boolean {
-    if (this.map.dirty.size > 0 || this.map.unborn.size > 0) {
-      this.o.store.txn(() => {
-        let n = 0
-        for (const ino of this.map.unborn.keys()) {
-          if (n++ >= limit) break
-          this.bear(ino)
-        }
-        for (const ino of this.map.dirty) {
-          if (n++ >= limit) break
-          this.emitChanges(ino)
-        }
-      })
-      this.flushPending()
-    }
-    const more = this.map.dirty.size > 0 || this.map.unborn.size > 0
-    if (!more) this.backlogSince = 0
-    return more
-  }
-
-  // A file created here gets its create op, with its content and
-  // attributes as they are now. Inside the caller's transaction.
-  private bear (ino: number): void {
-    const parent = this.map.unborn.get(ino)
-    if (parent === undefined) return
-    const ns = this.o.ns
-    const name = this.unbornNames.get(ino) ?? ns.readdir(parent).find(d => d.ino === ino)?.name
-    this.forgetUnborn(ino)
-    const a = ns.getAttrs(ino)
-    if (name === undefined || !a || ns.lookup(parent, name) !== ino) return // gone before it was ever shared
-    const dir = this.entryOfDir(parent)
-    if (dir === undefined) return this.o.log('namespace: a local create is not known to the shared tree; other members will not see it')
-    const op = this.member.create(dir, name, 'file', this.manifestOf(ino, a), opAttrs(a))
-    this.append(op)
-    this.map.bind(op.id, ino, op.id)
-    this.map.clean(ino)
-  }
-
-  private forgetUnborn (ino: number): void {
-    this.map.born(ino)
-    this.unbornNames.delete(ino)
-  }
-
-  // Files created here become create ops, and file contents changed since
-  // their last write op become write ops, now.
-  private emitDirty (): void {
-    this.emitSome(Infinity)
-  }
-
-  // A write or setattr op for each of a local inode's shared entries whose
-  // content or attributes differ from the merged view. Inside a transaction.
-  private emitChanges (ino: number): void {
-    const a = this.o.ns.getAttrs(ino)
-    const entries = this.map.entriesOf(ino)
-    this.map.clean(ino)
-    if (!a || entries.length === 0) return
-    const kind = kindOf(a.mode)
-    const content = kind === 'dir' ? '' : this.manifestOf(ino, a)
-    const done = new Set<string>()
-    for (const entry of entries) {
-      const at = entry.indexOf('@')
-      const node = at < 0 ? entry : entry.slice(0, at)
-      const changed = this.changedAttrs(node, a)
-      const base = this.map.get(entry)?.version ?? null
-      const current = kind === 'dir' ? undefined : this.member.tree.winner(node)
-      if (kind === 'dir' || (current && current.id === base && current.content === content)) {
-        if (changed && !done.has(node)) this.append(this.member.setattr(node, changed))
-        done.add(node)
-        continue
-      }
-      const op = this.member.write(node, content, base === '' ? null : base, changed ?? { mtime: a.mtime })
-      this.append(op)
-      done.add(node)
-      this.map.bind(entry, ino, op.version)
-    }
-  }
-
-  // The attributes of a local inode that differ from the merged ones.
-  private changedAttrs (node: string, a: InodeAttrs): Attrs | null {
-    const t = this.member.tree.nodeAttrs(node)
-    const out: Attrs = {}
-    if (t.mode !== a.mode) out.mode = a.mode
-    if (t.uid !== a.uid) out.uid = a.uid
-    if (t.gid !== a.gid) out.gid = a.gid
-    if (t.mtime !== a.mtime) out.mtime = a.mtime
-    return Object.keys(out).length > 0 ? out : null
-  }
-
-  private append (op: Op): void {
-    const record = encodeOpRecord(op, this.o.keys.meta, this.secretKey)
-    this.log.put(opRecordHeader(record), record)
-    this.pending.push(record)
-  }
-
-  private flushPending (): void {
-    if (this.pending.length === 0) return
-    const out = this.pending
-    this.pending = []
-    for (const fn of this.listeners) fn(out)
-  }
-
-  private skip (c: StampedChange): void {
-    this.o.log(`namespace: a local ${c.op} is not known to the shared tree; other members will not see it`)
-  }
-
-  private entryOfDir (ino: number): string | undefined {
-    if (ino === ROOT_INO) return ROOT_ID
-    return this.map.entriesOf(ino)[0]
-  }
-
-  private nodesOf (ino: number): string[] {
-    return [...new Set(this.map.entriesOf(ino).map(e => e.split('@')[0]))]
-  }
-
-  // The entry shown at (parent, name): the inode's only entry, or for a
-  // local hard link, the one the merged view places there.
-  private entryAt (parent: number, name: string, ino: number): string | undefined {
-    const entries = this.map.entriesOf(ino)
-    if (entries.length <= 1) return entries[0]
-    const dir = this.entryOfDir(parent)
-    const e = dir === undefined ? undefined : this.member.tree.listDir(dir).find(x => x.name === name)
-    return e && entries.includes(e.id) ? e.id : entries[0]
-  }
-
-  private manifestOf (ino: number, a: InodeAttrs): string {
-    if ((a.mode & S_IFMT) === S_IFLNK) return a.target ?? ''
-    const blocks = []
-    for (const index of this.o.ns.blockIndexes(ino)) {
-      const b = this.o.ns.getBlock(ino, index)
-      if (b) blocks.push({ index, id: b.id, length: b.length })
-    }
-    return encodeManifest({ size: a.size, blocks })
-  }
-
   // --- merged view -> local tree ---
 
-  private scheduleReconcile (): void {
+  private scheduleReconcile (delay = RECONCILE_DELAY_MS): void {
     if (this.reconcileTimer || this.closed) return
     this.reconcileTimer = setTimeout(() => {
       this.reconcileTimer = null
-      try { this.reconcile() } catch (e) { this.o.log(`namespace: cannot apply changes from peers: ${(e as Error).message}`) }
-    }, RECONCILE_DELAY_MS)
+      let more = false
+      try {
+        // Local edits not yet in a write op go out first, so they merge
+        // instead of being overwritten.
+        this.journal.emitDirty()
+        more = this.materializer.slice()
+      } catch (e) { this.o.log(`namespace: cannot apply changes from peers: ${(e as Error).message}`) }
+      if (more) this.scheduleReconcile(0)
+    }, delay)
   }
 
-  // Makes the local tree show exactly the merged view. Local edits not yet
-  // in a write op go out first, so they merge instead of being overwritten.
+  // Makes the local tree show the merged view now: what changed since the
+  // last pass (all of it after markAll).
   reconcile (): void {
-    this.emitDirty()
-    const ns = this.o.ns
-    const tree = this.member.tree
-    interface Want { ino: number, parent: number, name: string, e: ViewEntry, fresh: boolean }
-    const wants: Want[] = []
-    const wantAt = new Map<string, number>()
-    const claimed = new Set<number>()
-    const walk = (dir: string, dirIno: number): void => {
-      for (const e of tree.listDir(dir)) {
-        const b = this.map.get(e.id)
-        let ino = b?.ino
-        let fresh = false
-        // A bound inode that disappeared or already shows another entry kind: start anew.
-        if (ino === undefined || claimed.has(ino) && e.kind === 'dir') { ino = ns.allocIno(); fresh = true }
-        claimed.add(ino)
-        wants.push({ ino, parent: dirIno, name: e.name, e, fresh })
-        wantAt.set(dirIno + '/' + e.name, ino)
-        if (e.kind === 'dir') walk(e.id, ino)
-      }
-    }
-    walk(ROOT_ID, ROOT_INO)
-    const have: Array<{ parent: number, name: string, ino: number }> = []
-    const haveAt = new Map<string, number>()
-    const walkLocal = (dir: number): void => {
-      for (const d of ns.readdir(dir)) {
-        have.push({ parent: dir, name: d.name, ino: d.ino })
-        haveAt.set(dir + '/' + d.name, d.ino)
-        const a = ns.getAttrs(d.ino)
-        if (a && (a.mode & S_IFMT) === S_IFDIR) walkLocal(d.ino)
-      }
-    }
-    walkLocal(ROOT_INO)
-    let changes = 0
-    const cs = this.o.chunkSize
-    ns.materialize((w: TreeWriter) => {
-      for (const h of have) {
-        if (wantAt.get(h.parent + '/' + h.name) === h.ino) continue
-        // Never drop what the shared tree does not know (a change it skipped).
-        if (this.map.entriesOf(h.ino).length === 0) continue
-        w.removeDirent(h.parent, h.name)
-        changes++
-      }
-      const links = new Map<number, number>()
-      const subdirs = new Map<number, number>()
-      for (const want of wants) {
-        links.set(want.ino, (links.get(want.ino) ?? 0) + 1)
-        if (want.e.kind === 'dir') subdirs.set(want.parent, (subdirs.get(want.parent) ?? 0) + 1)
-      }
-      const now = Date.now()
-      for (const want of wants) {
-        const { e, ino } = want
-        let a = ns.getAttrs(ino)
-        if (!a) {
-          const mtime = e.attrs.mtime ?? now
-          a = { mode: modeOf(e), uid: e.attrs.uid ?? 0, gid: e.attrs.gid ?? 0, nlink: 1, rdev: 0, size: 0, blocks: 0, atime: mtime, mtime, ctime: now }
-          w.putInode(ino, a)
-          changes++
-        }
-        if (haveAt.get(want.parent + '/' + want.name) !== ino) { w.placeDirent(want.parent, want.name, ino); changes++ }
-        const bound = this.map.get(e.id)
-        const version = e.version ?? ''
-        let next: InodeAttrs = a
-        if (e.kind !== 'dir' && bound?.version !== version && !this.map.dirty.has(ino)) {
-          if (e.kind === 'symlink') {
-            next = { ...next, target: e.content, size: Buffer.byteLength(e.content) }
-          } else {
-            let m
-            try { m = decodeManifest(e.content, cs) } catch (err) { this.o.log(`namespace: ${(err as Error).message}`); m = { size: 0, blocks: [] } }
-            const blocks = w.replaceBlocks(ino, m.blocks)
-            next = { ...next, size: m.size, blocks, ctime: now }
-          }
-        }
-        if (bound?.ino !== ino || bound.version !== version) this.map.bind(e.id, ino, version)
-        if (!this.map.dirty.has(ino)) {
-          if (e.attrs.mode !== undefined && (next.mode & 0o7777) !== (e.attrs.mode & 0o7777)) next = { ...next, mode: (next.mode & S_IFMT) | (e.attrs.mode & 0o7777), ctime: now }
-          if (e.attrs.uid !== undefined && next.uid !== e.attrs.uid) next = { ...next, uid: e.attrs.uid }
-          if (e.attrs.gid !== undefined && next.gid !== e.attrs.gid) next = { ...next, gid: e.attrs.gid }
-          if (e.kind !== 'dir' && e.attrs.mtime !== undefined && next.mtime !== e.attrs.mtime) next = { ...next, mtime: e.attrs.mtime }
-        }
-        const nlink = e.kind === 'dir' ? 2 + (subdirs.get(ino) ?? 0) : links.get(ino) ?? 1
-        if (next.nlink !== nlink) next = { ...next, nlink }
-        if (next !== a) { w.putInode(ino, next); changes++ }
-      }
-      const root = ns.getAttrs(ROOT_INO)
-      if (root && root.nlink !== 2 + (subdirs.get(ROOT_INO) ?? 0)) w.putInode(ROOT_INO, { ...root, nlink: 2 + (subdirs.get(ROOT_INO) ?? 0) })
-      // Inodes the view no longer shows anywhere.
-      const gone = new Set<number>()
-      for (const h of have) if (!links.has(h.ino) && this.map.entriesOf(h.ino).length > 0) gone.add(h.ino)
-      for (const ino of gone) {
-        w.purge(ino)
-        for (const entry of this.map.entriesOf(ino)) this.map.unbind(entry)
-        this.map.clean(ino)
-        changes++
-      }
-    })
-    if (changes > 0) this.conflictsSeen = this.countConflicts()
-  }
-
-  private countConflicts (): number {
-    let n = 0
-    const walk = (dir: string): void => {
-      for (const e of this.member.tree.listDir(dir)) {
-        if (e.id.includes('@')) n++
-        if (e.kind === 'dir') walk(e.id)
-      }
-    }
-    walk(ROOT_ID)
-    return n
+    this.journal.emitDirty()
+    this.materializer.drain()
   }
 
   // --- start-up ---
@@ -644,12 +254,13 @@ export class SharedNamespace {
     const counterOf = (id: string): number => id.startsWith(self + ':') ? Number(id.slice(self.length + 1)) || 0 : 0
     const snap = this.log.snapshot
     if (snap) {
-      const { header, state } = decodeSnapshotState(snap, this.o.keys.meta)
-      const tree = MergeTree.fromState(state as MergeTreeState)
+      const { header, tree } = readSnapshot(snap, i => this.log.snapshotPart(i), this.o.keys.meta)
       m.adopt(tree, header.covered)
-      const own = idsCounter(state as MergeTreeState, self)
-      counter = own
+      counter = idsCounter(tree, self)
       seq = header.covered.find(c => c.member === self)?.seq ?? 0
+      // Its members are members we know (isKnownMember).
+      for (const c of header.covered) this.log.noteMember(c.member)
+      this.log.noteMember(header.creator)
     }
     for (const record of this.log.all()) {
       let op: Op
@@ -667,85 +278,27 @@ export class SharedNamespace {
       }
     }
     m.restore(seq, counter)
+    // The local tree was materialized from these ops already (or start()
+    // finds the pass unfinished and makes a full one).
+    m.tree.takeChanges()
+    m.tree.forgetStale()
     return m
-  }
-
-  // This member's last seq and id counter, from its records and snapshot.
-  private ownProgress (): { seq: number, counter: number } {
-    const self = this.o.memberId
-    let counter = idsCounter(this.member.tree.toState(), self)
-    let seq = this.log.headOf(self)
-    for (const record of this.log.all()) {
-      const h = opRecordHeader(record)
-      if (h.member !== self) continue
-      seq = Math.max(seq, h.seq)
-    }
-    counter = Math.max(counter, 0)
-    return { seq, counter }
   }
 
   // After a failed local transaction: memory may hold ops the disk does not.
   private resync (): void {
-    this.pending = []
     this.map = new EntryMap(this.o.store)
-    for (const ino of [...this.unbornNames.keys()]) if (!this.map.unborn.has(ino)) this.unbornNames.delete(ino)
+    this.journal.reset()
     this.member = this.replay()
-  }
-
-  private genesis (): void {
-    const ns = this.o.ns
-    this.o.store.txn(() => {
-      const walk = (dirIno: number, dir: string): void => {
-        for (const d of ns.readdir(dirIno)) {
-          const a = ns.getAttrs(d.ino)
-          if (!a) continue
-          const existing = this.map.entriesOf(d.ino)[0]
-          const kind = kindOf(a.mode)
-          const op = this.member.create(dir, d.name, kind, kind === 'dir' ? '' : this.manifestOf(d.ino, a), opAttrs(a))
-          this.append(op)
-          this.map.bind(op.id, d.ino, kind === 'dir' ? '' : op.id)
-          this.forgetUnborn(d.ino)
-          if (kind === 'dir' && existing === undefined) walk(d.ino, op.id)
-        }
-      }
-      walk(ROOT_INO, ROOT_ID)
-    })
-    this.o.log(`namespace: recorded the existing tree as ${this.log.headOf(this.o.memberId)} entries of this member's log`)
-    this.flushPending()
   }
 
   close (): void {
     this.closed = true
     if (this.compactTimer) clearInterval(this.compactTimer)
-    if (this.emitTimer) clearTimeout(this.emitTimer)
+    this.compactor.close()
+    this.journal.close()
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer)
-    this.emitTimer = this.reconcileTimer = null
-    try { this.emitDirty() } catch (e) { this.o.log(`namespace: ${(e as Error).message}`) }
+    this.reconcileTimer = null
+    try { this.journal.emitDirty() } catch (e) { this.o.log(`namespace: ${(e as Error).message}`) }
   }
-}
-
-// The highest `<self>:<n>` id in a state: ids must never be reused.
-function idsCounter (s: MergeTreeState, self: string): number {
-  let n = 0
-  const see = (id: string): void => { if (id.startsWith(self + ':')) n = Math.max(n, Number(id.slice(self.length + 1)) || 0) }
-  for (const [id] of s.kinds) see(id)
-  for (const [, list] of s.versions) for (const v of list) see(v.id)
-  for (const v of s.superseded) see(v)
-  return n
-}
-
-function kindOf (mode: number): NodeKind {
-  const t = mode & S_IFMT
-  return t === S_IFDIR ? 'dir' : t === S_IFLNK ? 'symlink' : 'file'
-}
-
-function opAttrs (a: InodeAttrs): Attrs {
-  return { mode: a.mode, uid: a.uid, gid: a.gid, mtime: a.mtime }
-}
-
-function modeOf (e: ViewEntry): number {
-  const m = e.attrs.mode
-  if (m !== undefined && (m & S_IFMT) !== 0) return m
-  const perms = m ?? (e.kind === 'dir' ? 0o755 : e.kind === 'symlink' ? 0o777 : 0o644)
-  return (e.kind === 'dir' ? S_IFDIR : e.kind === 'symlink' ? S_IFLNK : S_IFREG) | (perms & 0o7777)
 }
