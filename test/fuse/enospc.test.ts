@@ -58,7 +58,7 @@ t.test('a full store answers ENOSPC and recovers room on delete', async t => {
   // consistent after a remount
   t.equal((await m.stop()).code, 0, 'stops cleanly')
   const st = await disktro(['status', '--json', '--data-dir', dataDir, '--config', config])
-  t.equal(st.code, 0, `status exits 0 ${st.stderr.trim()}`)
+  t.equal(st.code, 2, `status without a daemon exits 2 (unknown) ${st.stderr.trim()}`)
   type Totals = { files: number, logicalBytes: number, uniqueBytes: number, storedBytes: number, chunks: number }
   const j = JSON.parse(st.stdout) as { volume?: Totals } & Totals
   const s = j.volume ?? j

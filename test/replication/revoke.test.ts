@@ -1,6 +1,7 @@
 import t from 'tap'
-import { disktro, sleep } from '../helpers/disktro.js'
-import { startBootstrap, makeCluster, serveNode, statusJson, until } from '../helpers/cluster.js'
+import { writeFile } from 'node:fs/promises'
+import { disktro, sleep, requireFuse } from '../helpers/disktro.js'
+import { startBootstrap, makeCluster, serveNode, mountNode, statusJson, until } from '../helpers/cluster.js'
 
 // A revoked member is disconnected at once and refused from then on, also
 // after a restart of the revoking node; it gets nothing.
@@ -27,4 +28,28 @@ t.test('revoke: a member is cut off and stays cut off', async t => {
   t.ok(da.running)
   const bad = await disktro(['revoke', 'nothex', '--data-dir', a.dataDir])
   t.not(bad.code, 0, 'a malformed id is refused')
+})
+
+// Its changes are refused from then on, also when a member that has not
+// revoked it relays them (issue #28, item 6, in part).
+t.test('revoke: records the revoked member signs afterwards are refused, even relayed', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const [a, b, c] = await makeCluster(t, bootstrap, ['full', 'full', 'full'])
+  await serveNode(t, a)
+  const mb = await mountNode(t, b)
+  await serveNode(t, c)
+  await until('all three connected', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 2, 60_000)
+  await writeFile(mb.path('before.txt'), 'written before the revoke\n')
+  await until('a has the file written before the revoke', async () => (await statusJson(a)).volume.files === 1, 30_000)
+  const bid = (await statusJson(b)).node.id as string
+  const r = await disktro(['revoke', bid, '--data-dir', a.dataDir])
+  t.equal(r.code, 0, r.stderr)
+  await writeFile(mb.path('after.txt'), 'written after the revoke\n')
+  await until('c, which did not revoke b, has the new file', async () => (await statusJson(c)).volume.files === 2, 30_000)
+  await sleep(5000) // c relays it to a, and a's anti-entropy asks c every 3 s
+  const sa = await statusJson(a)
+  t.equal(sa.volume.files, 1, 'a refuses the revoked member\'s later change, relayed by c')
+  const cid = (await statusJson(c)).node.id as string
+  t.ok(sa.peers.some((p: any) => p.id === cid && p.online), 'and keeps c, which relayed it in good faith')
 })

@@ -109,6 +109,7 @@ export class SharedNamespace {
   }
 
   exclude (member: string): void {
+    this.revoked.add(member)
     this.compactor.exclude(member)
   }
 
@@ -187,6 +188,12 @@ export class SharedNamespace {
 
   // --- records from peers ---
 
+  // Members revoked here (`disktro revoke`): their records are refused
+  // from then on, quietly (a peer that has not revoked them yet relays them
+  // in good faith).
+  private readonly revoked = new Set<string>()
+  quarantined = 0
+
   receive (records: Buffer[]): ReceiveResult {
     const accepted: Buffer[] = []
     const ops: Op[] = []
@@ -197,6 +204,7 @@ export class SharedNamespace {
         try {
           const h = verifyOpRecord(r)
           if (this.log.has(h.member, h.seq)) continue
+          if (this.revoked.has(h.member)) { this.quarantined++; continue }
           if (h.member === this.o.memberId) throw fail('CORRUPT_RECORD', 'a record of our own log that we never wrote')
           const op = decodeOpRecord(r, this.o.keys.meta, false)
           const copy = Buffer.from(r)
