@@ -1,4 +1,5 @@
 import t from 'tap'
+import { performance } from 'node:perf_hooks'
 import { EventLoopStalls } from '../src/event-loop-stalls.js'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -14,15 +15,22 @@ t.test('a blocked event loop is measured: the longest stall, and a count over 50
   // counts are checked as at least what the test caused.
   await sleep(100)
   const before = m.report()
+  const c0 = process.cpuUsage()
+  const w0 = performance.now()
   block(150)
   await sleep(60)
   block(220)
   await sleep(60)
+  const c = process.cpuUsage(c0)
+  const share = (c.user + c.system) / 1000 / (performance.now() - w0)
   const r = m.report()
   t.ok(r.stallsOver50ms >= before.stallsOver50ms + 2, `two more stalls over 50 ms: ${before.stallsOver50ms} then ${r.stallsOver50ms}`)
   t.ok(r.longestStallMs >= 190, `the longest at least about 220 ms: ${r.longestStallMs}`)
   t.ok(r.lastMinute.stallsOver50ms >= 2 && r.lastMinute.longestStallMs >= 190, 'both within the last minute')
-  t.ok(r.busy.stallsOver50ms >= before.busy.stallsOver50ms + 2 && r.busy.longestStallMs >= 190, 'both busy: this process was on a CPU')
+  // On a machine loaded past its cores the blocks themselves may not get a
+  // CPU: then they are rightly not "busy", and nothing is asserted of them.
+  if (share >= 0.7) t.ok(r.busy.stallsOver50ms >= before.busy.stallsOver50ms + 2 && r.busy.longestStallMs >= 190, `both busy: this process was on a CPU (${Math.round(share * 100)}% of the time)`)
+  else t.comment(`the blocks got a CPU ${Math.round(share * 100)}% of the time: busy not checked`)
   t.ok(r.sinceSec >= 0)
   m.close()
   m.close()

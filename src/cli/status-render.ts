@@ -24,7 +24,8 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy acknowledged or reported only, checked by the next rounds`)
   if (r.audit) {
     for (const a of r.audit.peers) {
-      lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)
+      const all = a.checkedAllSince === null ? 'a first pass over its holdings running' : `every holding checked in the last ${Math.round((Date.now() - a.checkedAllSince) / 1000)} s`
+      lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed; ${all}${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)
     }
     if (r.audit.expired) lines.push(`  ${r.audit.expired} copies stopped counting: their holders were offline longer than repairAfter (${Math.round((r.repairAfter ?? 0) / 1000)} s)`)
   }

@@ -40,6 +40,7 @@ export interface PeerAudit {
   failed: number // holdings that failed (no copy, or a wrong proof): removed
   lastRound: number | null // ms
   wiped: number // times most of a sample failed and every holding was checked
+  checkedAllSince: number | null // ms: every holding of this peer was checked at or after this (the last full pass of the cursor began then); null before one finished
 }
 
 export interface AuditReport {
@@ -65,6 +66,7 @@ export interface AuditReport {
 export class HolderAudit {
   private readonly audits = new Map<string, PeerAudit>()
   private readonly cursors = new Map<string, Buffer | null>()
+  private readonly passStarted = new Map<string, number>()
   private readonly outHeld = new Set<string>()
   private readonly outDropped = new Set<string>()
   private noteTimer: NodeJS.Timeout | null = null
@@ -324,8 +326,15 @@ export class HolderAudit {
   private sampleOf (peer: string): Buffer[] {
     const out = new Map<string, Buffer>()
     let cursor = this.cursors.get(peer) ?? null
+    const a = this.auditOf(peer)
+    if (cursor === null) this.passStarted.set(peer, Date.now())
     let got = this.o.holders.heldBy(peer, cursor, SAMPLE / 2)
-    if (got.length < SAMPLE / 2 && cursor !== null) got = got.concat(this.o.holders.heldBy(peer, null, SAMPLE / 2 - got.length))
+    if (got.length < SAMPLE / 2) {
+      // The cursor reached the end: a pass over every holding is complete.
+      a.checkedAllSince = this.passStarted.get(peer) ?? Date.now()
+      this.passStarted.set(peer, Date.now())
+      if (cursor !== null) got = got.concat(this.o.holders.heldBy(peer, null, SAMPLE / 2 - got.length))
+    }
     for (const h of got) out.set(h.id.toString('hex'), h.id)
     cursor = got.length > 0 ? got[got.length - 1].id : null
     this.cursors.set(peer, cursor)
@@ -389,7 +398,7 @@ export class HolderAudit {
 
   private auditOf (peer: string): PeerAudit {
     let a = this.audits.get(peer)
-    if (!a) this.audits.set(peer, a = { id: peer, checked: 0, proven: 0, failed: 0, lastRound: null, wiped: 0 })
+    if (!a) this.audits.set(peer, a = { id: peer, checked: 0, proven: 0, failed: 0, lastRound: null, wiped: 0, checkedAllSince: null })
     return a
   }
 }

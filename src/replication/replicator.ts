@@ -263,7 +263,7 @@ export class Replicator {
       const r = await link.putChunk(id, read).catch((e: Error) => ({ ok: false, reason: e.message }))
       if (r.ok) {
         if (size < 0) read() // a link that never read it
-        this.holders.add(id, link.id)
+        this.holders.add(id, link.id, Date.now()) // an ack after the receiver verified and stored the record: proof at that time
         this.acked.push({ t: Date.now(), bytes: size })
         this.sentTo.set(link.id, (this.sentTo.get(link.id) ?? 0) + size)
         this.sentBytes += size

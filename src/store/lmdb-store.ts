@@ -280,7 +280,7 @@ export class LmdbStore {
         // we would then stop replicating). A copy new here is held for the
         // sender, whose duty its replication stays.
         if (!stored && !this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
-        if (sender !== null) this.addHolderSync(id, sender)
+        if (sender !== null) this.addHolderSync(id, sender, Date.now()) // it just sent the record: proof at that time
         this.markDirty(id)
       })
       await Promise.all([data, marks])

@@ -187,5 +187,5 @@ t.test('usage: --help everywhere, unknown commands, bad config files', async t =
   const fresh = join(base, 'fresh')
   oneLineError(t, await disktro(['init', '--data-dir', fresh, '--config', join(base, 'chunk.yaml')]), /chunkSize/, 'init, bad config')
   t.notOk(await exists(fresh), 'init with a bad config creates nothing')
-  t.equal((await disktro(['status', '--data-dir', dataDir])).code, 0, 'the volume is fine afterwards')
+  t.equal((await disktro(['status', '--data-dir', dataDir])).code, 2, 'the volume is fine afterwards (status without a daemon: exit 2, unknown)')
 })

@@ -93,6 +93,35 @@ t.test('every member reports every chunk at target; a wiped member and one that 
   t.pass('writer and full member safe again')
 })
 
+t.test('four members, replicaCount 3: each chunk on three of them, and every member says safe', async t => {
+  if (!await requireFuse(t)) return
+  const bootstrap = await startBootstrap(t)
+  const nodes = await makeCluster(t, bootstrap, ['full', 'full', 'storage', 'storage'])
+  const [a] = nodes
+  const ma = await mountNode(t, a)
+  for (const n of nodes.slice(1)) await serveNode(t, n)
+  await until('writer sees three peers online', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 3, 60_000)
+  const local = await tempDir(t)
+  for (let i = 0; i < 30; i++) await sh(`head -c 200000 /dev/urandom > ${join(local, `g${i}`)}`)
+  await sh(`cp ${local}/g* ${ma.path('')}`)
+  const written = storedChunkIds(a.dataDir)
+  t.equal(written.size, 30)
+  await until('every chunk on three machines', () => {
+    const stores = nodes.map(n => storedChunkIds(n.dataDir))
+    return [...written].every(id => stores.filter(s => s.has(id)).length >= 3)
+  }, 120_000)
+  const landed = Date.now()
+  const times = await Promise.all(nodes.map(async n => await until(`${n.name} says safe`, async () => {
+    const asked = Date.now()
+    return (await exitCode(n)).code === 0 ? Math.max(1, asked - landed) : false
+  }, 30_000, 100)))
+  t.ok(times.every(ms => ms < 10_000), `safe on all four members within 10 s of the last copy landing: ${times.join(', ')} ms`)
+  for (const n of nodes) {
+    const s = await statusJson(n)
+    t.equal(s.replication.atTarget, s.replication.chunks, `${n.name}: ${s.replication.atTarget} of ${s.replication.chunks} tracked chunks at target`)
+  }
+})
+
 t.test('status without evidence: no daemon, an empty volume, one machine', async t => {
   if (!await requireFuse(t)) return
   const dir = await tempDir(t)
