@@ -4,7 +4,7 @@ export const COUNTERS_RECORD_VERSION = 1
 const FIELDS = 5
 
 // The volume's totals, kept in `sys` under 'counters' and rewritten in the
-// transaction of every change that moves them (meta/lmdb-namespace.ts), so
+// transaction of every change that moves them (meta/namespace-counters.ts), so
 // `status` reads five numbers instead of walking the tree.
 export interface NamespaceCounts {
   files: number

@@ -17,7 +17,7 @@ export interface AttrSink {
 
 // The op table: each op relays to the VFS and answers exactly once. A thrown
 // error, a rejected promise or a bug all become an errno, never a hang.
-// `onOperation` is called as each op but a read or write arrives (node.ts:
+// `onOperation` is called as each op but a read or write arrives (mount-session.ts:
 // hot-loop.ts; data ops keep the event loop busy anyway, and spinning
 // between them would take a core from the crypto workers).
 // `attrs` gets every getattr's answer, and a path's attributes right after

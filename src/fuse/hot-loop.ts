@@ -14,7 +14,7 @@
 // throughout, 1.22-1.30 s with 20 ms in bursts; ls -lR of 10,000 files
 // 1.29-1.75 vs 1.20-1.61 s. A steady trickle (a poller's stat every 10 ms)
 // never makes a burst, so it never costs more than `window` each.
-// The event loop's window as a multiple of the FUSE threads' (node.ts).
+// The event loop's window as a multiple of the FUSE threads' (mount-session.ts).
 export const EVENT_LOOP_SPIN_FACTOR = 5
 export const BURST_WINDOW_US = 20_000
 const BUCKET_MS = 50

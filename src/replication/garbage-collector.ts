@@ -30,7 +30,7 @@ export interface GarbageCollectorOptions {
 
 // Deletes chunks that no version of the namespace references any more, here
 // and on every member holding a copy. A chunk enters `garbage` when its last
-// reference in the merged tree goes (LmdbNamespace.decref); after `graceMs`
+// reference in the merged tree goes (ChunkRefs.decref, meta/chunk-refs.ts); after `graceMs`
 // without a new reference, every connected member is told to drop it
 // (DROP_CHUNKS); a full member refuses for chunks its own tree references, a
 // storage-only member, which has no tree, drops. Holders that were offline

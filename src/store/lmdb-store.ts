@@ -1,11 +1,13 @@
 import { open, type RootDatabase, type Database } from 'lmdb'
-import { open as openFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { statSync } from 'node:fs'
-import { fail, wrapStorageError } from '../errors.js'
+import { wrapStorageError } from '../errors.js'
 import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
-import { dropCacheFn } from './drop-behind.js'
 import { keepHeap, hugeMappingsOf } from './heap.js'
+import { StoreRoom } from './room.js'
+import { DataFileSync } from './data-sync.js'
+import { gcqKey, garbageQueuedAt, heldKey, indexOfNode } from './replica-keys.js'
+
+export { gcqKey, garbageQueuedAt, heldKey } from './replica-keys.js'
 
 type Db = Database<Buffer, Buffer>
 
@@ -13,13 +15,8 @@ type Db = Database<Buffer, Buffer>
 // change is in the file (the page cache) and survives kill -9 at once. The
 // environment runs with noSync: a commit costs ~7 us instead of ~300 us with
 // an fsync each. Durability against power loss comes from sync(): fsync(2) on
-// a file, acknowledgements to peers, and a background sync (BACKGROUND_SYNC_MS).
+// a file, acknowledgements to peers, and a background sync (data-sync.ts).
 const SYNC_COMMIT_NO_FLUSH_WAIT = 0x1 | 0x2 | 0x10000
-// Committed data is fsynced in the background this often, when the file has
-// changed: a sequential write then has little left to flush when it ends
-// (512 MiB dd conv=fsync: 421-432 MB/s at 2 s, 491-496 MB/s at 100 ms).
-const BACKGROUND_SYNC_MS = 100
-const PAGE_SLACK = 2 * 4096 // an overflow value's page header and rounding
 const EMPTY = Buffer.alloc(0)
 
 export interface StoreOptions {
@@ -52,10 +49,13 @@ export class LmdbStore {
   readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
   private closed = false
   private readonly all: Db[] = []
-  private queued = 0 // bytes of limited puts not yet committed
+  private readonly room: StoreRoom
+  private readonly data: DataFileSync
 
-  private constructor (env: RootDatabase<Buffer, Buffer>, private readonly limit?: number) {
+  private constructor (env: RootDatabase<Buffer, Buffer>, dataFile: string, limit?: number) {
     this.env = env
+    this.room = new StoreRoom(this.all, limit)
+    this.data = new DataFileSync(dataFile)
     const sub = (name: string): Db => {
       const db = env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary', compression: false })
       this.all.push(db)
@@ -86,18 +86,14 @@ export class LmdbStore {
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
     try {
       const env = openEnv(path, opts)
-      const store = new LmdbStore(env, opts.mapSize)
+      const dataFile = join(path, 'data.mdb')
+      const store = new LmdbStore(env, dataFile, opts.mapSize)
       store.path = path
       store.readOnly = !!opts.readOnly
-      store.dataFile = join(path, 'data.mdb')
-      // Drop-behind starts at the end of the file as opened: what was there
-      // before keeps its cache.
-      try { store.droppedTo = statSync(store.dataFile).size } catch {}
-      hugeMappingsOf(store.dataFile) // records fault in 2 MiB at a time (heap.ts)
+      hugeMappingsOf(dataFile) // records fault in 2 MiB at a time (heap.ts)
       if (!opts.readOnly) {
         keepHeap() // LMDB's record pages from kept memory, not fresh faults (heap.ts)
-        store.timer = setInterval(() => { store.syncIfWritten().catch(() => {}) }, BACKGROUND_SYNC_MS)
-        store.timer.unref()
+        store.data.start()
       }
       return store
     } catch (e) {
@@ -114,39 +110,9 @@ export class LmdbStore {
     }
   }
 
-  // lmdb-js grows the map whenever it fills, so mapSize alone limits nothing.
-  // This is the limit for data: the pages in use (every database, the free
-  // list's own pages, the two meta pages) plus puts still queued must leave
-  // room for `value`. Pages freed by deletes are reused, so deleting makes room.
+  // Throws ENOSPC unless the limit (maxStoreBytes) leaves room for `value` (room.ts).
   async putLimited (db: Db, key: Buffer, value: Buffer): Promise<void> {
-    await this.limited(value.length, () => db.put(key, value))
-  }
-
-  private async limited (bytes: number, put: () => Promise<unknown>): Promise<void> {
-    this.reserve(bytes)
-    let committed = false
-    try {
-      await put()
-      committed = true
-    } finally {
-      this.release(bytes, committed)
-    }
-  }
-
-  // Room for `bytes` is held (queued) from the check until the put settles,
-  // across every await: puts arriving together must not all pass the check
-  // before any is counted.
-  private reserve (bytes: number): void {
-    this.fits(bytes)
-    this.queued += bytes
-  }
-
-  // A committed put counts as used from now on: a recount taken while it was
-  // queued did not see it, and it must not drop out of the count until the
-  // next one (a recount after its commit sees it and starts afresh).
-  private release (bytes: number, committed: boolean): void {
-    this.queued -= bytes
-    if (committed) this.usedSince += bytes
+    await this.room.limited(value.length, () => db.put(key, value))
   }
 
   // A chunk record always goes in with its checksum, and leaves with it:
@@ -155,7 +121,7 @@ export class LmdbStore {
   // `sum`: the record's checksum when the caller already has it (a crypto worker computed it).
   async putChunk (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> {
     sum ??= await chunkSumAsync(record)
-    await this.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum), this.rdirty.put(id, EMPTY)]))
+    await this.room.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum), this.rdirty.put(id, EMPTY)]))
     this.dirtied()
   }
 
@@ -264,7 +230,7 @@ export class LmdbStore {
     const stored = this.hasChunk(id)
     if (stored && isKnown(this.holders.getBinary(id))) return
     const bytes = stored ? 0 : record.length
-    this.reserve(bytes)
+    this.room.reserve(bytes)
     let committed = false
     try {
       if (!stored && sum === undefined) sum = await chunkSumAsync(record)
@@ -285,62 +251,27 @@ export class LmdbStore {
       })
       await Promise.all([data, marks])
       committed = true
-      if (bytes > 0) this.replicasUnsynced = true
+      if (bytes > 0) this.data.replicasCommitted()
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
-      this.release(bytes, committed)
+      this.room.release(bytes, committed)
     }
   }
 
   // For a record the caller commits in its next synchronous transaction:
   // throws ENOSPC when it would not fit, else counts it as used.
   checkRoom (bytes: number): void {
-    this.fits(bytes)
-    this.usedSince += bytes
-  }
-
-  private fits (bytes: number): void {
-    if (this.limit === undefined) return
-    const used = this.usedBytesCached() + this.queued
-    if (used + bytes + PAGE_SLACK > this.limit) {
-      this.usedAt = 0 // recount exactly before refusing
-      const exact = this.usedBytesCached() + this.queued
-      if (exact + bytes + PAGE_SLACK > this.limit) throw fail('ENOSPC', `storage full (${exact} of maxStoreBytes ${this.limit} bytes in use)`)
-    }
-  }
-
-  // Counting pages reads the stats of every database (~45 us): recount at
-  // most every 100 ms and add what was stored since.
-  private usedAt = 0
-  private usedBase = 0
-  private usedSince = 0
-  private usedBytesCached (): number {
-    const now = Date.now()
-    if (now - this.usedAt > 100) {
-      this.usedBase = this.usedBytes()
-      this.usedSince = 0
-      this.usedAt = now
-    }
-    return this.usedBase + this.usedSince
+    this.room.checkRoom(bytes)
   }
 
   // Bytes the limit (maxStoreBytes) still allows; Infinity without one.
   roomLeft (): number {
-    return this.limit === undefined ? Infinity : this.limit - this.usedBytesCached() - this.queued
+    return this.room.roomLeft()
   }
 
   usedBytes (): number {
-    type Stat = { pageSize: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number, root: Stat, free: Stat }
-    const pages = (s: Stat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages
-    let n = 2
-    let stat: Stat | undefined
-    for (const db of this.all) {
-      stat = db.getStats() as Stat
-      n += pages(stat)
-    }
-    if (stat) n += pages(stat.root) + pages(stat.free)
-    return n * (stat?.pageSize ?? 4096)
+    return this.room.usedBytes()
   }
 
   // Chunk records and the bytes of the chunk table's pages, from LMDB's own
@@ -353,63 +284,10 @@ export class LmdbStore {
 
   path = ''
   readOnly = false
-  private dataFile = ''
-  private file: FileHandle | null = null
-  private timer: NodeJS.Timeout | null = null
-  private syncing: Promise<void> | null = null // the datasync running now
-  private nextSync: Promise<void> | null = null // the one that starts after it
-  private replicasUnsynced = false // replicas committed since the last sync started
-  private droppedTo = 0 // data file offset up to which drop-behind has run
-  private dropping: Promise<void> = Promise.resolve() // the last drop-behind, awaited by close()
 
-  // Everything committed so far is on disk when this resolves. Concurrent
-  // calls share fsyncs: a caller arriving while one runs (which may have
-  // started before its commit) waits for the next one only, which every
-  // caller arriving meanwhile shares. Callers never wait on syncs started
-  // for later arrivals, so a steady stream of commits (replicas arriving)
-  // gets its acknowledgements one or two fsyncs after each commit.
+  // Everything committed so far is on disk when this resolves (data-sync.ts).
   sync (): Promise<void> {
-    if (this.syncing === null && this.nextSync === null) return this.startSync()
-    this.nextSync ??= (this.syncing ?? Promise.resolve()).catch(() => {}).then(() => {
-      this.nextSync = null
-      return this.startSync()
-    })
-    return this.nextSync
-  }
-
-  private startSync (): Promise<void> {
-    const run = (async () => {
-      this.file ??= await openFile(this.dataFile, 'r')
-      // Replicas committed before this sync are on disk after it: their pages
-      // are dropped from the page cache (drop-behind.ts). LMDB appends new
-      // pages at the end of the file, so they lie between the end at the last
-      // drop and the end now. (Local writes appended meanwhile are dropped
-      // too; dirty pages and pages LMDB has mapped for reading stay.)
-      const drop = this.replicasUnsynced ? dropCacheFn() : null
-      this.replicasUnsynced = false
-      const end = drop ? (await this.file.stat()).size : 0
-      await this.file.datasync()
-      if (drop && end > this.droppedTo) {
-        const from = this.droppedTo
-        this.droppedTo = end
-        // Not awaited: nobody waiting for this sync waits for the advice too.
-        this.dropping = drop(this.file.fd, from, end - from).catch(() => {})
-      }
-    })().finally(() => { if (this.syncing === run) this.syncing = null })
-    this.syncing = run
-    return run
-  }
-
-  // A background sync, skipped while the file has not been written since the
-  // last one (an idle volume costs one fstat per tick, no disk flush).
-  private syncedMtime = -1n
-  private async syncIfWritten (): Promise<void> {
-    if (this.syncing !== null) return
-    this.file ??= await openFile(this.dataFile, 'r')
-    const { mtimeNs } = await this.file.stat({ bigint: true })
-    if (mtimeNs === this.syncedMtime) return
-    this.syncedMtime = mtimeNs // set first: a write during the sync changes it again
-    await this.sync()
+    return this.data.sync()
   }
 
   async flushed (): Promise<void> {
@@ -445,12 +323,8 @@ export class LmdbStore {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.timer) {
-      clearInterval(this.timer)
-      await this.flushed().catch(() => {})
-    }
-    await this.dropping
-    await this.file?.close()
+    if (this.data.stop()) await this.flushed().catch(() => {})
+    await this.data.close()
     await this.env.close()
   }
 }
@@ -467,28 +341,6 @@ function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer
     noMemInit: false, // never let freed pages leak stale bytes into the file
     noSync: !opts.readOnly
   })
-}
-
-// A `garbage` value: f64 LE since when, then (from the queue on) f64 LE its place in `gcq`.
-export function garbageQueuedAt (v: Buffer): number {
-  return v.length >= 16 ? v.readDoubleLE(8) : v.readDoubleLE(0)
-}
-
-export function gcqKey (ms: number, id: Buffer): Buffer {
-  const k = Buffer.allocUnsafe(40)
-  k.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(ms))), 0)
-  id.copy(k, 8)
-  return k
-}
-
-export function heldKey (node: Buffer, id: Buffer): Buffer {
-  return Buffer.concat([node, id])
-}
-
-// Where a 32-byte node id sits in a holders value (a multiple of 32), or -1.
-function indexOfNode (raw: Buffer, node: Buffer): number {
-  for (let o = 0; o + 32 <= raw.length; o += 32) if (raw.compare(node, 0, 32, o, o + 32) === 0) return o
-  return -1
 }
 
 export interface ChunkReader {

@@ -16,7 +16,7 @@ export interface VolumeStats {
   dedupeRatio: number // referencedBytes / uniqueBytes
 }
 
-// Reads the counters the namespace keeps (meta/lmdb-namespace.ts) and the
+// Reads the counters the namespace keeps (meta/namespace-counters.ts) and the
 // chunk table's own LMDB statistics: constant time at any volume size. A
 // volume from before the counters, read beside no daemon, is walked instead
 // (its first mount counts it once).
