@@ -218,7 +218,14 @@ export class HolderAudit {
   private needsCursor: Buffer | null = null
   private async askSome (links: AuditLink[]): Promise<void> {
     if (links.length === 0) return
-    const from = this.needsCursor
+    const ids = this.needsAfter(this.needsCursor)
+    this.needsCursor = ids.length === HAS_BATCH ? ids[ids.length - 1] : null
+    if (ids.length === 0) return
+    for (const link of links) await this.learn(link, ids)
+  }
+
+  // Up to HAS_BATCH chunks below target, in id order after `from`.
+  private needsAfter (from: Buffer | null): Buffer[] {
     const ids: Buffer[] = []
     for (const key of this.o.store.needs.getKeys({ start: from ?? undefined, limit: HAS_BATCH + 1 })) {
       const k = key as Buffer
@@ -226,22 +233,14 @@ export class HolderAudit {
       ids.push(Buffer.from(k))
       if (ids.length === HAS_BATCH) break
     }
-    this.needsCursor = ids.length === HAS_BATCH ? ids[ids.length - 1] : null
-    if (ids.length === 0) return
-    for (const link of links) await this.learn(link, ids)
+    return ids
   }
 
   // Every chunk below target, asked of one peer, in batches.
   private async askAll (link: AuditLink): Promise<void> {
     let from: Buffer | null = null
     while (!this.closed) {
-      const ids: Buffer[] = []
-      for (const key of this.o.store.needs.getKeys({ start: from ?? undefined, limit: HAS_BATCH + 1 })) {
-        const k = key as Buffer
-        if (from && k.equals(from)) continue
-        ids.push(Buffer.from(k))
-        if (ids.length === HAS_BATCH) break
-      }
+      const ids = this.needsAfter(from)
       if (ids.length === 0) return
       if (!await this.learn(link, ids)) return
       from = ids[ids.length - 1]
