@@ -41,7 +41,8 @@ for (const role of ['storage', 'full'] as const) {
     const key = node.volume.swarmKey
     const peer = h.raw(topicFor(key), c => {
       const side = c.stream.isInitiator ? 'initiator' : 'responder'
-      c.send({ type: 'HELLO', version: WIRE_VERSION, role: 'full', proof: capabilityProof(key, side, c.stream.handshakeHash) })
+      // It holds the swarm key only, so it speaks as what it is (a full member checks a claim of the full role).
+      c.send({ type: 'HELLO', version: WIRE_VERSION, role: 'storage', proof: capabilityProof(key, side, c.stream.handshakeHash) })
     })
     // Every connection answers the node's pings: it closes a peer that falls
     // silent, and a 31 MiB frame takes a while to send.
