@@ -7,6 +7,8 @@ import { challenge, proves } from './holder-proofs.js'
 const HAS_BATCH = 4096 // the HAS message limit
 const ROUND_MS = 10_000 // one challenge round per peer this often
 const SAMPLE = 32 // holdings looked at per peer and round: half in order, half at random
+const PROOF_PERIOD_MS = 24 * 3600 * 1000 // every holding checked within this, once a first pass measured how many a peer has
+const MAX_IN_ORDER = 512 // holdings in order per round at most (a peer of 4.4 million holdings in a day)
 const EXPIRE_MS = 30_000 // how often offline holders are checked against repairAfter
 const NOTE_DELAY_MS = 250 // holding notes gathered this long
 const ASK_DELAY_MS = 500 // newly tracked chunks gathered this long before asking peers
@@ -319,20 +321,28 @@ export class HolderAudit {
     }
   }
 
-  // Up to SAMPLE holdings of a peer: half from a cursor that walks them all
-  // in turn (every holding is checked within count / (SAMPLE/2) rounds),
-  // half at random places (a wholesale loss shows in the first round).
+  // A sample of a peer's holdings: some from a cursor that walks them all in
+  // turn (16 a round, more for a peer holding so many that a pass would
+  // take longer than PROOF_PERIOD_MS, as measured by the last pass), and
+  // SAMPLE/2 at random places (a wholesale loss shows in the first round).
+  private readonly inOrder = new Map<string, number>()
+  private readonly passCount = new Map<string, number>()
   private sampleOf (peer: string): Buffer[] {
     const out = new Map<string, Buffer>()
     let cursor = this.cursors.get(peer) ?? null
     const a = this.auditOf(peer)
+    const step = this.inOrder.get(peer) ?? SAMPLE / 2
     if (cursor === null) this.passStarted.set(peer, Date.now())
-    let got = this.o.holders.heldBy(peer, cursor, SAMPLE / 2)
-    if (got.length < SAMPLE / 2) {
+    let got = this.o.holders.heldBy(peer, cursor, step)
+    this.passCount.set(peer, (this.passCount.get(peer) ?? 0) + got.length)
+    if (got.length < step) {
       // The cursor reached the end: a pass over every holding is complete.
       a.checkedAllSince = this.passStarted.get(peer) ?? Date.now()
+      const count = this.passCount.get(peer) ?? 0
+      this.inOrder.set(peer, Math.min(MAX_IN_ORDER, Math.max(SAMPLE / 2, Math.ceil(count * ROUND_MS / PROOF_PERIOD_MS))))
+      this.passCount.set(peer, 0)
       this.passStarted.set(peer, Date.now())
-      if (cursor !== null) got = got.concat(this.o.holders.heldBy(peer, null, SAMPLE / 2 - got.length))
+      if (cursor !== null) got = got.concat(this.o.holders.heldBy(peer, null, step - got.length))
     }
     for (const h of got) out.set(h.id.toString('hex'), h.id)
     cursor = got.length > 0 ? got[got.length - 1].id : null
