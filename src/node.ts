@@ -171,6 +171,11 @@ export class DisktroNode {
   // Per-file detail (`status --files`) is read from disk by the CLI itself, streamed.
   async status (): Promise<StatusReport> {
     const v = this.volume
+    // Changes of the last moments are counted first (they wait 20 ms for
+    // their slice), for at most 300 ms: a status under a stream of changes
+    // answers with what is counted and says how many wait.
+    const state = this.swarm?.state ?? this.ownState
+    await state?.settle(300)
     const replication = this.swarm?.replicator.summary() ?? summaryOf(this.ownState!)
     const peers = this.swarm ? await this.swarm.peerReports() : []
     const report: StatusReport = {

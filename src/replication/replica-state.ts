@@ -107,9 +107,11 @@ export class ReplicaState {
     return entries(this.store, 'needs')
   }
 
-  // Settles every dirty chunk now (tests, and before an answer must be exact).
-  async settle (): Promise<void> {
-    while (!this.closed && (this.rebuildFrom !== null || entries(this.store, 'rdirty') > 0)) {
+  // Settles every dirty chunk now (tests, and before an answer should be
+  // exact), for at most `maxMs`.
+  async settle (maxMs = Infinity): Promise<void> {
+    const until = Date.now() + maxMs
+    while (!this.closed && Date.now() < until && (this.rebuildFrom !== null || entries(this.store, 'rdirty') > 0)) {
       if (!this.running) this.step() // else the background run is at it
       await new Promise(resolve => setTimeout(resolve, 1))
     }

@@ -56,13 +56,15 @@ export function health (i: HealthInput): Health {
     if (online + 1 < r.target) return { state: 'at-risk', exitCode: 1, headline: `waiting for peers: ${below}; ${online + 1} of ${machines} machines online, ${r.target} needed` }
     return { state: 'at-risk', exitCode: 1, headline: `at risk: ${below} (repair pending)` }
   }
-  if ((r.unsettled ?? 0) > 0) return { state: 'at-risk', exitCode: 1, headline: `recounting: ${r.unsettled} chunk(s) changed and are being counted` }
+  // Chunks changed in the last moments (not counted yet) are said, not
+  // judged: the verdict is that of everything counted.
+  const recounting = (r.unsettled ?? 0) > 0 ? ` (${r.unsettled} chunk(s) just changed, being counted)` : ''
   const away = i.peers.filter(p => !p.online && p.lastSeen !== null && now - (p.lastSeen ?? 0) < (i.repairAfterMs ?? 0))
   if (away.length > 0 && i.repairAfterMs !== undefined) {
     const first = Math.min(...away.map(p => p.lastSeen ?? now))
-    return { state: 'safe', exitCode: 0, headline: `safe: every chunk on ${r.target} machines (${away.length} peer(s) offline since ${ago(now - first)} ago; their copies count for ${ago(Math.max(0, first + i.repairAfterMs - now))} more, repairAfter)` }
+    return { state: 'safe', exitCode: 0, headline: `safe: every chunk on ${r.target} machines (${away.length} peer(s) offline since ${ago(now - first)} ago; their copies count for ${ago(Math.max(0, first + i.repairAfterMs - now))} more, repairAfter)${recounting}` }
   }
-  return { state: 'safe', exitCode: 0, headline: `safe: every chunk on ${r.target} machines` }
+  return { state: 'safe', exitCode: 0, headline: `safe: every chunk on ${r.target} machines${recounting}` }
 }
 
 function ago (ms: number): string {
