@@ -61,6 +61,10 @@ t.test('a pinned file or folder: every chunk on the pinned peer, counted toward 
   const [p1, , p3] = peers
   t.ok(pinning.pin(vfs.resolve('/dir'), p3.id), 'pinned')
   t.notOk(pinning.pin(vfs.resolve('/dir'), p3.id), 'pinning twice changes nothing')
+  // The node counts the new chunks' copies (ReplicaState, a moment after the
+  // commits): the rescan sweeps the ones it found below target.
+  const store = node.volume.store
+  await until('the new chunks counted', () => (store.rdirty.getStats() as { entryCount: number }).entryCount === 0)
   replicator.rescan()
   const all = [...chunksOf(node, '/a'), ...chunksOf(node, '/dir/b')]
   await until('every chunk at target', () => all.every(hex => holders.get(Buffer.from(hex, 'hex')).length >= 1))
