@@ -1,5 +1,5 @@
 // A background job that runs every `everyMs` and on demand, one run at a
-// time; a run that throws is logged, never thrown. Census, trimmer, evictor
+// time; a run that throws is logged, never thrown. Trimmer, evictor
 // and garbage collector are all built on it.
 export class Periodic {
   private timer: NodeJS.Timeout | null = null

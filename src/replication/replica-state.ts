@@ -32,7 +32,7 @@ interface Entry { copies: number, local: boolean, size: number, unproven: boolea
 // holders marks it dirty in the same transaction (`rdirty`, LmdbStore
 // markDirty); this recounts dirty chunks in slices, moving each between the
 // counters' classes (`rstate` remembers where it is counted) and keeping
-// `needs`, the chunks below target, which the replicator and the census work
+// `needs`, the chunks below target, which the replicator and the holder audit work
 // from. Idle, it costs nothing.
 export class ReplicaState {
   private counts: ReplicaCounts

@@ -44,7 +44,7 @@ export class LmdbStore {
   readonly held: Db // holder node id (32) + chunk id -> f64 LE ms of its last proof (0: acknowledged or reported, not yet proven): the holders index by peer
   readonly rdirty: Db // chunk id -> empty: its copies or references changed; replication/replica-state.ts recounts it
   readonly rstate: Db // chunk id -> what the replication counters include for it (replica-state.ts)
-  readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and census's work)
+  readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and holder audit's work)
   readonly gcq: Db // ms (u64 BE) · chunk id -> empty: `garbage` in the order it falls due (the collector reads what is due, nothing else)
   readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
   private closed = false
