@@ -133,7 +133,7 @@ export class HolderAudit {
       const ids = keys.map(k => k.subarray(32))
       const have = await link.has(ids).catch(() => null)
       if (!have) return
-      const held = ids.filter((id, i) => have[i] && this.tracks(id))
+      const held = await this.believable(link, ids.filter((id, i) => have[i] && this.tracks(id)))
       this.o.store.txn(() => {
         for (const k of keys) this.o.store.lapsed.removeSync(k)
         for (const id of held) this.o.store.addHolderSync(id, node)
@@ -311,7 +311,7 @@ export class HolderAudit {
       return
     }
     this.distrusted.add(link.id)
-    a.failed += this.o.holders.removeMany(failed, link.id)
+    a.failed += this.lapse(failed, link.id)
     this.o.log(`peer ${link.id.slice(0, 12)} failed ${failed.length} of ${sample.length} holding checks: those copies no longer count`)
     if (failed.length >= 2 && failed.length * 4 >= sample.length) {
       a.wiped++
@@ -366,7 +366,7 @@ export class HolderAudit {
       const have = await link.has(batch).catch(() => null)
       if (!have) break
       const gone = batch.filter((_, i) => !have[i])
-      if (gone.length > 0) removed += this.o.holders.removeMany(gone, link.id)
+      if (gone.length > 0) removed += this.lapse(gone, link.id)
       after = batch[batch.length - 1]
       this.auditOf(link.id).checked += batch.length
     }
@@ -403,6 +403,14 @@ export class HolderAudit {
       await new Promise(resolve => setImmediate(resolve))
     }
     return n
+  }
+
+  // Removes holdings and remembers them (`lapsed`): asked about again when
+  // the peer next connects, through proofs if it failed one.
+  private lapse (ids: Buffer[], peer: string): number {
+    const node = Buffer.from(peer, 'hex')
+    this.o.store.txn(() => { for (const id of ids) this.o.store.lapsed.putSync(Buffer.concat([node, id]), Buffer.alloc(0)) })
+    return this.o.holders.removeMany(ids, peer)
   }
 
   private auditOf (peer: string): PeerAudit {

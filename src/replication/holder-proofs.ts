@@ -30,7 +30,15 @@ export async function challenge (link: Prover, store: LmdbStore, ids: Buffer[]):
     const batch = ids.slice(i, i + PROVE_BATCH)
     const nonce = Buffer.alloc(32)
     sodium.randombytes_buf(nonce)
-    const answers = await link.prove(nonce, batch).catch(() => batch.map(() => null))
+    // No answer from an open connection (a timeout, an error) fails them
+    // all; a connection that closed says nothing about the copies (a peer
+    // gone offline is repairAfter's to judge).
+    let closed = false
+    const answers = await link.prove(nonce, batch).catch((e: { code?: string }) => {
+      closed = e?.code === 'PEER_CLOSED'
+      return batch.map(() => null)
+    })
+    if (closed) { out.push(...batch.map(() => 'unknown' as const)); continue }
     batch.forEach((id, j) => {
       const want = proofOf(store, nonce, id)
       const got = answers[j]
