@@ -19,7 +19,9 @@ export const MAX_NS_RECORDS = 4096
 export const MEMBER_ID_BYTES = 32
 export const NONCE_BYTES = 32
 export const PROOF_HASH_BYTES = 32
-export const MAX_PROVE_IDS = 256
+// The answer hashes each record (up to a chunk each): a peer may ask for
+// 16 at a time, what the challenger sends (holder-proofs.ts).
+export const MAX_PROVE_IDS = 16
 // Room for the frame, request and length headers around a chunk record.
 export const MAX_RECORD_BYTES = MAX_FRAME_BYTES - 64
 const SNAPSHOT_ID_BYTES = 16

@@ -64,22 +64,33 @@ export class GarbageCollector {
     return this.job.run()
   }
 
-  // Volumes from before the queue (`gcq`) get it once, from `garbage`.
+  // Volumes from before the queue (`gcq`) get it once, from `garbage`, a
+  // slice per event-loop turn.
   private queued = false
-  private queueOld (): void {
+  private async queueOld (): Promise<void> {
     this.queued = true
     const s = this.o.store
     const entries = (db: typeof s.gcq): number => (db.getStats() as { entryCount: number }).entryCount
     if (entries(s.gcq) >= entries(s.garbage)) return
-    s.txn(() => {
-      for (const { key, value } of s.garbage.getRange({})) s.gcq.putSync(gcqKey(garbageQueuedAt(value as Buffer), key as Buffer), Buffer.alloc(0))
-    })
+    let from: Buffer | undefined
+    for (;;) {
+      const slice: Array<{ key: Buffer, value: Buffer }> = []
+      for (const { key, value } of s.garbage.getRange({ start: from, limit: 2001 })) {
+        if (from && (key as Buffer).equals(from)) continue
+        slice.push({ key: Buffer.from(key as Buffer), value: value as Buffer })
+        if (slice.length === 2000) break
+      }
+      if (slice.length === 0) return
+      s.txn(() => { for (const { key, value } of slice) s.gcq.putSync(gcqKey(garbageQueuedAt(value), key), Buffer.alloc(0)) })
+      from = slice[slice.length - 1].key
+      await new Promise(resolve => setImmediate(resolve))
+    }
   }
 
   // Reads only what is due, oldest first, from the queue by time.
   private async pass (): Promise<void> {
     if (!this.o.settled()) return
-    if (!this.queued) this.queueOld()
+    if (!this.queued) await this.queueOld()
     const now = Date.now()
     const due: Array<{ id: Buffer, since: number }> = []
     const stale: Buffer[] = []

@@ -1,5 +1,4 @@
 import type { LmdbStore } from '../store/lmdb-store.js'
-import { heldKey } from '../store/lmdb-store.js'
 
 const ID = 32
 
@@ -22,11 +21,6 @@ export class Holders {
   count (chunkId: Buffer): number {
     const raw = this.store.holders.getBinary(chunkId)
     return raw ? Math.floor(raw.length / ID) : 0
-  }
-
-  // When `node` last proved it holds the chunk; 0 never, undefined not a holder.
-  provenAt (chunkId: Buffer, node: string): number | undefined {
-    return this.store.held.getBinary(heldKey(Buffer.from(node, 'hex'), chunkId))?.readDoubleLE(0)
   }
 
   addMany (chunkIds: Buffer[], node: string, provenAt = 0): number {

@@ -176,11 +176,6 @@ export class Replicator {
   private refillLater = false
   private readonly inflight = new Set<string>()
 
-  // Pinned chunks a pinned peer lacks (pinning.ts): queued like the others.
-  queuePinned (ids: Buffer[]): void {
-    this.enqueue(ids)
-  }
-
   private missingPins (id: Buffer, have: string[]): string[] {
     if (!this.pins) return []
     return this.pins.pinnedTo(id).filter(p => p !== this.o.selfId && !have.includes(p))
