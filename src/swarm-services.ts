@@ -92,7 +92,7 @@ export class SwarmServices {
         cacheSize: config.cacheSize,
         selfId: volume.file.nodeId,
         replicaCount: config.replicaCount,
-        lastUse: hex => volume.chunks.lastUse.get(hex),
+        lastUse: id => volume.chunks.lastUse(id),
         holdersOf: id => this.replicator.holdersOf(id),
         handoff: async id => await this.replicator.handoff(id),
         pins: () => this.replicator.pinPolicy,

@@ -2,12 +2,15 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import { wrapStorageError } from '../errors.js'
 import type { ChunkStore } from './chunk-store.js'
 
-const USE_LIMIT = 1_000_000
+// The uses remembered: a window of the most recent, a few MiB at most; a
+// chunk not in it counts as unused (the oldest).
+const USE_LIMIT = 65_536
 
 export class LmdbChunkStore implements ChunkStore {
-  // When each chunk was last read or stored, this run (hex id -> ms): the
-  // least recently used go first when a bounded cache must shrink.
-  readonly lastUse = new Map<string, number>()
+  // When each recently used chunk was last read or stored, this run (the
+  // first 8 bytes of its id, as hex -> ms): the least recently used go first
+  // when a bounded cache must shrink.
+  private readonly uses = new Map<string, number>()
 
   constructor (private readonly store: LmdbStore) {}
 
@@ -15,11 +18,18 @@ export class LmdbChunkStore implements ChunkStore {
     this.used(id)
   }
 
+  lastUse (id: Buffer): number | undefined {
+    return this.uses.get(id.toString('hex', 0, 8))
+  }
+
   private used (id: Buffer): void {
-    if (this.lastUse.size >= USE_LIMIT) this.lastUse.clear()
-    const hex = id.toString('hex')
-    this.lastUse.delete(hex)
-    this.lastUse.set(hex, Date.now())
+    const key = id.toString('hex', 0, 8)
+    this.uses.delete(key)
+    this.uses.set(key, Date.now())
+    if (this.uses.size > USE_LIMIT) {
+      // A Map iterates in insertion order: the first key is the oldest use.
+      for (const oldest of this.uses.keys()) { this.uses.delete(oldest); break }
+    }
   }
 
   has (id: Buffer, small = false): boolean {
