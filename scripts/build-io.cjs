@@ -6,7 +6,7 @@
 //     and aead.node from aead.c, XChaCha20-Poly1305 by Node's OpenSSL
 //     (src/crypto/native-aead.ts)
 //   native/lz4/: lz4.node from lz4-block.c and the LZ4 sources lmdb-js
-//     ships: LZ4 blocks (src/chunks/lz4.ts)
+//     ships: LZ4 blocks (src/codec/lz4.ts)
 // Must never fail `npm install`: without them disktro runs the same, only
 // without drop-behind, with sodium for all encryption or with lz4-napi for
 // all compression (slower); a failure prints one warning line and exits 0.

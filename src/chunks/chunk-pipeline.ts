@@ -5,7 +5,7 @@ import { aeadSum } from '../codec/chunk-sum.js'
 import { fail } from '../errors.js'
 import type { CryptoWorkers } from './crypto-workers.js'
 import type { ChunkStore } from './chunk-store.js'
-import * as lz4 from './lz4.js'
+import * as lz4 from '../codec/lz4.js'
 
 const PROBE_BYTES = 4096
 const PROBE_RATIO = 0.9 // a sample that shrinks less than 10% means the block will not pay

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import sodium from '../crypto/sodium.js'
 import { seal, open } from '../crypto/aead.js'
 import { fail } from '../errors.js'
-import { compressSync, uncompressSync } from '../chunks/lz4.js'
+import { compressSync, uncompressSync } from './lz4.js'
 
 // A namespace snapshot (docs/format.md, "Snapshots"): the merged state at a
 // compaction horizon, so members can drop the log records folded into it and

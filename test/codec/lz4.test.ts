@@ -4,7 +4,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { nativeLz4, LZ4_ADDON_PATH, compressSync, uncompressSync } from '../../src/chunks/lz4.js'
+import { nativeLz4, LZ4_ADDON_PATH, compressSync, uncompressSync } from '../../src/codec/lz4.js'
 
 const lz4napi: typeof import('lz4-napi') = createRequire(import.meta.url)('lz4-napi')
 const native = nativeLz4()
