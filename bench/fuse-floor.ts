@@ -3,7 +3,7 @@
 // operation answered at once, timed on the benchmark's workloads.
 //   node dist/bench/fuse-floor.js [--files 2000] [--size 256] [--attr-timeout 0] [--spin-us 100]
 // It shows what per-operation cost remains before disktro does any work
-// (docs/benchmarks.md, "Where the remaining time goes").
+// (docs/benchmarks.md history: `git log -p docs/benchmarks.md`, "Where the remaining time goes").
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
