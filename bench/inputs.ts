@@ -57,3 +57,43 @@ export async function smallFilesTar (dir: string, files: number, log: (s: string
   await rm(src, { recursive: true, force: true })
   return path
 }
+
+/** The small-file tarball unpacked once into a plain directory: the source of `cp -a`. */
+export async function smallFilesTree (dir: string, tar: string, log: (s: string) => void): Promise<string> {
+  const path = tar.replace(/\.tar$/, '.tree')
+  if (await sizeOf(path) !== null) return path
+  log(`unpacking ${tar} into ${path}`)
+  await rm(path + '.tmp', { recursive: true, force: true })
+  await mkdir(path + '.tmp')
+  await sh(`tar xf ${q(tar)} -C ${q(path + '.tmp')} && mv ${q(path + '.tmp')} ${q(path)}`)
+  return path
+}
+
+/**
+ * A bare git repository whose one commit holds every file of `tree` (a plain
+ * directory: the small-file tree, or e.g. a node_modules), made once per
+ * tree path. Returns the repo and how many files a checkout holds.
+ */
+export async function gitRepo (dir: string, tree: string, log: (s: string) => void): Promise<{ repo: string, files: number }> {
+  const name = tree.replace(/[^a-z0-9]+/gi, '_').replace(/^_+|_+$/g, '')
+  const path = join(dir, `git-${name}.git`)
+  const git = `git -c user.name=bench -c user.email=bench@localhost -c core.autocrlf=false --git-dir=${q(path + '.tmp')} --work-tree=${q(tree)}`
+  if (await sizeOf(path) === null) {
+    log(`committing ${tree} into ${path}`)
+    await rm(path + '.tmp', { recursive: true, force: true })
+    await sh(`git init -q --bare ${q(path + '.tmp')} && ${git} add -A -f . && ${git} commit -q -m tree && rm -f ${q(path + '.tmp')}/index && mv ${q(path + '.tmp')} ${q(path)}`)
+  }
+  const files = Number((await sh(`git --git-dir=${q(path)} ls-tree -r HEAD | wc -l`)).stdout.trim())
+  return { repo: path, files }
+}
+
+/** An sqlite3 script: one table, then `n` transactions of one small INSERT each. */
+export async function sqliteScript (dir: string, n: number): Promise<string> {
+  const path = join(dir, `sqlite-${n}.sql`)
+  if (await sizeOf(path) !== null) return path
+  const lines = ['CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);']
+  for (let i = 0; i < n; i++) lines.push(`BEGIN; INSERT INTO t VALUES (${i}, randomblob(200)); COMMIT;`)
+  await writeFile(path + '.tmp', lines.join('\n') + '\n')
+  await sh(`mv ${q(path + '.tmp')} ${q(path)}`)
+  return path
+}

@@ -8,8 +8,9 @@ import { parseArgs } from 'node:util'
 import { mkdir, mkdtemp, writeFile, access, constants } from 'node:fs/promises'
 import { cpus, totalmem, release } from 'node:os'
 import { basename, join } from 'node:path'
-import { sh, timed, which, q, killRunning } from './proc.js'
-import { randomFile, compressibleFile, smallFilesTar } from './inputs.js'
+import { sh, which, killRunning } from './proc.js'
+import { randomFile, compressibleFile, smallFilesTar, smallFilesTree, gitRepo, sqliteScript } from './inputs.js'
+import { WORKLOADS, GOALS, GROUPS, runTarget, throughput, type Group, type WorkloadId, type WorkloadOptions, type Inputs } from './workloads.js'
 import { ROOT, PlainTarget, DisktroTarget, GocryptfsTarget, BindfsTarget, LocalBootstrap, type Target } from './targets.js'
 import { summarise, profileFiles, formatSummary } from './profile.js'
 import { replicationBench } from './replication.js'
@@ -19,9 +20,15 @@ const MiB = 1024 * 1024
 const HELP = `usage: npm run bench -- [options]
 
   --size MiB             size of the sequential files (default 1024)
-  --files N              small files in the tar workload (default 10000)
+  --files N              small files in the tar and cp -a workloads (default 10000)
+  --transactions N       sqlite transactions (default 1000)
+  --git-tree DIR         what the git repo's commit holds (default: the small-file tree;
+                         e.g. node_modules for a large checkout)
   --targets LIST         plain,disktro,gocryptfs,bindfs (default: all installed)
-  --workloads LIST       write,read,smallfiles,replication (default: all; with --chunk-sizes: write,read)
+  --workloads LIST       write,read,smallfiles,meta,tree,git,sqlite,replication
+                         (default: all; with --chunk-sizes: write,read)
+                         smallfiles: tar x, cold ls -lR; meta: warm ls -lR, cold and warm find
+                         and du -s; tree: cp -a, rm -rf; git: clone, cold and warm status
   --chunk-sizes LIST     run disktro once per chunk size, e.g. 256K,1M,4M
   --repeat N             rounds; targets are interleaved, medians reported (default 1)
   --work-dir DIR         scratch space, a plain local directory (default /tmp/disktro-bench)
@@ -31,35 +38,14 @@ const HELP = `usage: npm run bench -- [options]
   --help
 `
 
-type WorkloadId = 'write-random' | 'write-compressible' | 'untar' | 'read-random' | 'read-compressible' | 'ls-lR'
-
-const WORKLOADS: Record<WorkloadId, { label: string, group: 'write' | 'read' | 'smallfiles' }> = {
-  'write-random': { label: 'seq write, incompressible (dd bs=1M conv=fsync)', group: 'write' },
-  'write-compressible': { label: 'seq write, compressible (dd bs=1M conv=fsync)', group: 'write' },
-  untar: { label: 'tar x small files + sync', group: 'smallfiles' },
-  'read-random': { label: 'cold seq read, incompressible (after remount)', group: 'read' },
-  'read-compressible': { label: 'cold seq read, compressible (after remount)', group: 'read' },
-  'ls-lR': { label: 'cold ls -lR of the small files (after remount)', group: 'smallfiles' }
-}
-
-// Goals from the issue: disktro speed / gocryptfs speed.
-const GOALS: Partial<Record<WorkloadId, number>> = {
-  'write-random': 1.0,
-  'write-compressible': 1.0,
-  untar: 1.0,
-  'read-random': 0.8
-}
-
-interface Options {
-  sizeMiB: number
-  files: number
+interface Options extends WorkloadOptions {
   targets: string[]
-  workloads: Set<string>
   chunkSizes: number[]
   repeat: number
   workDir: string
   outDir: string
   profile: boolean
+  gitTree: string | null
 }
 
 function parseSize (s: string): number {
@@ -79,6 +65,8 @@ function options (): Options {
     options: {
       size: { type: 'string', default: '1024' },
       files: { type: 'string', default: '10000' },
+      transactions: { type: 'string', default: '1000' },
+      'git-tree': { type: 'string' },
       targets: { type: 'string' },
       workloads: { type: 'string' },
       'chunk-sizes': { type: 'string' },
@@ -91,8 +79,8 @@ function options (): Options {
   })
   if (values.help) { process.stdout.write(HELP); process.exit(0) }
   const chunkSizes = values['chunk-sizes'] ? values['chunk-sizes'].split(',').map(parseSize) : []
-  const workloads = new Set((values.workloads ?? (chunkSizes.length ? 'write,read' : 'write,read,smallfiles,replication')).split(','))
-  for (const w of workloads) if (!['write', 'read', 'smallfiles', 'replication'].includes(w)) throw new Error(`unknown workload group ${w}`)
+  const workloads = new Set((values.workloads ?? (chunkSizes.length ? 'write,read' : [...GROUPS, 'replication'].join(','))).split(','))
+  for (const w of workloads) if (![...GROUPS, 'replication'].includes(w as Group)) throw new Error(`unknown workload group ${w}`)
   if (workloads.has('read')) workloads.add('write') // reads read what the writes wrote
   const targets = (values.targets ?? 'plain,disktro,gocryptfs,bindfs').split(',')
   for (const t of targets) if (!['plain', 'disktro', 'gocryptfs', 'bindfs'].includes(t)) throw new Error(`unknown target ${t}`)
@@ -104,6 +92,9 @@ function options (): Options {
   return {
     sizeMiB: num(values.size!, 'size'),
     files: num(values.files!, 'files'),
+    transactions: num(values.transactions!, 'transactions'),
+    gitTree: values['git-tree'] ?? null,
+    gitFiles: 0,
     targets,
     workloads,
     chunkSizes,
@@ -163,10 +154,6 @@ process.on('exit', () => {
 
 type Samples = Map<string, Map<WorkloadId | 'stored', number[]>>
 
-async function dropCaches (canDrop: boolean): Promise<void> {
-  await sh(canDrop ? 'sync && echo 3 > /proc/sys/vm/drop_caches' : 'sync')
-}
-
 function add (s: Samples, target: string, w: WorkloadId | 'stored', v: number): void {
   let m = s.get(target)
   if (!m) s.set(target, m = new Map())
@@ -175,72 +162,12 @@ function add (s: Samples, target: string, w: WorkloadId | 'stored', v: number): 
   m.set(w, a)
 }
 
-interface Inputs { random?: string, compressible?: string, tar?: string }
-
-async function runTarget (t: Target, o: Options, inputs: Inputs, canDrop: boolean, samples: Samples): Promise<void> {
-  const want = (g: string) => o.workloads.has(g)
-  const root = t.root
-  const dd = async (w: WorkloadId, cmd: string): Promise<void> => {
-    checkInterrupted()
-    const { seconds, result } = await timed(cmd)
-    const m = /^(\d+) bytes/m.exec(result.stderr)
-    if (!m || Number(m[1]) !== o.sizeMiB * MiB) throw new Error(`${w} on ${t.name}: dd moved ${m?.[1] ?? '?'} bytes, expected ${o.sizeMiB * MiB}`)
-    add(samples, t.name, w, seconds)
-    log(`${t.name} ${w}: ${seconds.toFixed(2)} s, ${(o.sizeMiB / seconds).toFixed(1)} MiB/s`)
-  }
-  const step = async (w: WorkloadId, cmd: string): Promise<void> => {
-    checkInterrupted()
-    const { seconds } = await timed(cmd)
-    add(samples, t.name, w, seconds)
-    log(`${t.name} ${w}: ${seconds.toFixed(2)} s`)
-  }
-
-  await dropCaches(canDrop)
-  checkInterrupted()
-  log(`${t.name}: creating and mounting`)
-  await t.create()
-  if (want('write')) {
-    // The inputs come from the page cache, so the writes time the target alone.
-    await sh(`cat ${q(inputs.random!)} ${q(inputs.compressible!)} > /dev/null`)
-    await dd('write-random', `dd if=${q(inputs.random!)} of=${q(join(root, 'random.bin'))} bs=1M conv=fsync`)
-    await dd('write-compressible', `dd if=${q(inputs.compressible!)} of=${q(join(root, 'compressible.bin'))} bs=1M conv=fsync`)
-  }
-  if (want('smallfiles')) {
-    await sh(`cat ${q(inputs.tar!)} > /dev/null`)
-    await step('untar', `mkdir ${q(join(root, 'small'))} && tar xf ${q(inputs.tar!)} -C ${q(join(root, 'small'))} && sync`)
-  }
-  if (!want('read') && !want('smallfiles')) return
-  await t.unmount()
-  // allocated size of what the target stored, after a clean unmount
-  const du = await sh(`du -sk ${q(t.backing)}`)
-  add(samples, t.name, 'stored', Number(du.stdout.split(/\s/)[0]) * 1024)
-  await dropCaches(canDrop)
-  checkInterrupted()
-  await t.mount()
-  if (want('read')) {
-    await dd('read-random', `dd if=${q(join(root, 'random.bin'))} of=/dev/null bs=1M`)
-    await dropCaches(canDrop)
-    await dd('read-compressible', `dd if=${q(join(root, 'compressible.bin'))} of=/dev/null bs=1M`)
-    await dropCaches(canDrop)
-  }
-  if (want('smallfiles')) {
-    await step('ls-lR', `ls -lR ${q(join(root, 'small'))} > /dev/null`)
-    const n = Number((await sh(`find ${q(join(root, 'small'))} -type f | wc -l`)).stdout.trim())
-    if (n !== o.files) throw new Error(`${t.name}: found ${n} files after tar x, expected ${o.files}`)
-  }
-}
-
 // ---- reporting ------------------------------------------------------------------
 
 function median (a: number[]): number {
   const s = [...a].sort((x, y) => x - y)
   const m = Math.floor(s.length / 2)
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-
-function throughput (w: WorkloadId, seconds: number, o: Options): string {
-  if (w.startsWith('write') || w.startsWith('read')) return `${(o.sizeMiB / seconds).toFixed(0)} MiB/s`
-  return `${(o.files / seconds).toFixed(0)} files/s`
 }
 
 function report (o: Options, samples: Samples, names: string[], errors: Map<string, string>, meta: Record<string, string>): string {
@@ -338,7 +265,15 @@ async function main (): Promise<number> {
     inputs.random = await randomFile(inputsDir, o.sizeMiB, log)
     inputs.compressible = await compressibleFile(inputsDir, o.sizeMiB, log)
   }
-  if (o.workloads.has('smallfiles')) inputs.tar = await smallFilesTar(inputsDir, o.files, log)
+  const w = (g: Group): boolean => o.workloads.has(g)
+  if (w('smallfiles') || w('meta') || w('tree') || (w('git') && !o.gitTree)) inputs.tar = await smallFilesTar(inputsDir, o.files, log)
+  if (w('tree') || (w('git') && !o.gitTree)) inputs.tree = await smallFilesTree(inputsDir, inputs.tar!, log)
+  if (w('git')) {
+    const g = await gitRepo(inputsDir, o.gitTree ?? inputs.tree!, log)
+    inputs.repo = g.repo
+    o.gitFiles = g.files
+  }
+  if (w('sqlite')) inputs.sql = await sqliteScript(inputsDir, o.transactions)
 
   let bootstrap: string | null = null
   if (names.some(n => n.startsWith('disktro'))) {
@@ -364,7 +299,7 @@ async function main (): Promise<number> {
       live.add(t)
       log(`round ${round + 1}/${o.repeat}: ${name}`)
       try {
-        await runTarget(t, o, inputs, canDrop, samples)
+        await runTarget(t, { o, inputs, canDrop, record: (w, v) => add(samples, name, w, v), log, checkInterrupted })
       } catch (e) {
         if (interrupted) break
         const extra = t instanceof DisktroTarget && t.stderr.trim() ? `\n  daemon stderr: ${t.stderr.trim().split('\n').slice(-5).join(' | ')}` : ''
@@ -383,6 +318,8 @@ async function main (): Promise<number> {
     date: started.toISOString().slice(0, 10),
     size: `${o.sizeMiB} MiB`,
     files: String(o.files),
+    ...(o.workloads.has('sqlite') ? { transactions: String(o.transactions) } : {}),
+    ...(o.workloads.has('git') ? { 'git checkout': `${o.gitFiles} files${o.gitTree ? ` from ${o.gitTree}` : ' (the small-file tree)'}` } : {}),
     rounds: String(o.repeat),
     machine: `${cpus().length} × ${cpu}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${release()}, node ${process.version}`,
     'cold cache': canDrop ? 'drop_caches' : 'NO (not root)'
@@ -403,12 +340,12 @@ async function main (): Promise<number> {
     }
   }
   if (profileDir) {
-    // one profile per daemon process: the first mount of a volume does the
-    // writes (and tar x), the remount the reads (and ls -lR)
+    // one profile per daemon process, in start order: the first mount of a
+    // volume does the writes, each later mount one cold walk (see workloads.ts)
     const files = await profileFiles([profileDir])
     md += `\n\nCPU profiles of the disktro daemon (main thread; ${files.length} file(s) in ${profileDir}):`
     for (const [i, f] of files.entries()) {
-      md += `\n\n${basename(f)} (${!(o.workloads.has('read') || o.workloads.has('smallfiles')) || i % 2 === 0 ? 'first mount: writes / tar x' : 'remount: reads / ls -lR'}):\n\n` + formatSummary(await summarise([f], 15))
+      md += `\n\n${basename(f)} (daemon ${i + 1} of ${files.length}):\n\n` + formatSummary(await summarise([f], 15))
     }
   }
   const stamp = started.toISOString().replace(/[:.]/g, '-').slice(0, 19)
