@@ -58,13 +58,30 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
   }
   // A listing is usually followed by a lookup of each entry (ls -l, find,
   // rsync, git status): their attributes go over with it, up to a bound.
-  const listed = (dir: string, names: string[]): void => {
-    if (!attrs || names.length > LISTED_ATTRS_MAX) return
+  // The kernel gets them too, for each entry's type (d_type): without it
+  // find, git's untracked-file scan and fts must stat every name to learn
+  // which are directories, a LOOKUP and a GETATTR each (libfuse 2 has no
+  // READDIRPLUS, so the kernel takes nothing else from them: no attribute
+  // is cached longer than before). Entries are stat'ed by inode number, as
+  // listed, rather than by resolving each path again.
+  const readdir = (dir: string): { names: string[], stats?: FuseStat[] } => {
+    const { dir: ino, entries } = vfs.entries(dir)
+    const names = ['.', '..', ...entries.map(e => e.name)]
+    if (entries.length > LISTED_ATTRS_MAX) return { names }
     const prefix = dir === '/' ? '/' : dir + '/'
-    for (const name of names) {
-      if (name === '.' || name === '..') continue
-      try { stat(prefix + name) } catch {}
+    const self = toFuseStat(vfs.statOf(ino))
+    const stats: FuseStat[] = [self, dir === '/' ? self : toFuseStat(vfs.getattr(dirOf(dir)))]
+    for (const e of entries) {
+      let st: FuseStat
+      try {
+        st = toFuseStat(vfs.statOf(e.ino))
+      } catch {
+        return { names } // an inode gone under us: the names alone, as before
+      }
+      attrs?.seen(prefix + e.name, st)
+      stats.push(st)
     }
+    return { names, stats }
   }
   // The same for a new name, and its directory (its mtime moved): the
   // kernel asks for the directory's again on the next path through it.
@@ -90,7 +107,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => stat(path), st => cb(0, st), cb),
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
-    readdir: (path, cb) => relay('readdir', path, () => vfs.readdir(path), names => { listed(path, names); cb(0, names) }, cb),
+    readdir: (path, cb) => relay('readdir', path, () => readdir(path), l => cb(0, l.names, l.stats), cb),
     mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), madeDir(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
     create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => added(path, () => cb(0, fh))(), cb),

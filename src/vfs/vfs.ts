@@ -1,5 +1,5 @@
 import type { Namespace } from '../meta/namespace.js'
-import { ROOT_INO } from '../meta/namespace.js'
+import { ROOT_INO, type DirEntry } from '../meta/namespace.js'
 import type { InodeAttrs } from '../codec/inode-record.js'
 import type { ChunkPipeline } from '../chunks/chunk-pipeline.js'
 import type { ChunkStore, RemoteChunks } from '../chunks/chunk-store.js'
@@ -239,6 +239,13 @@ export class Vfs {
 
   readdir (path: string): string[] {
     return ['.', '..', ...this.ns.readdir(this.directory(path)).map(e => e.name)]
+  }
+
+  // The directory at `path` and its entries with their inode numbers, so a
+  // listing can give each entry's attributes without resolving its path again.
+  entries (path: string): { dir: number, entries: DirEntry[] } {
+    const dir = this.directory(path)
+    return { dir, entries: this.ns.readdir(dir) }
   }
 
   // The inode of the directory at `path`: ENOENT or ENOTDIR otherwise.
