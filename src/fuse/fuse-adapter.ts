@@ -8,6 +8,13 @@ type Log = (line: string) => void
 
 // Entries of a listing whose attributes are handed over with it (a quarter of the addon's cache).
 const LISTED_ATTRS_MAX = 4096
+// A directory's entries are handed over once this many getattrs in it reached
+// the event loop, and at least 1/SIBLINGS_SHARE of its entries: what a
+// directory costs the event loop is then at most SIBLINGS_SHARE stats per
+// getattr that reached it, however often its entries change.
+const SIBLINGS_AFTER = 4
+const SIBLINGS_SHARE = 8
+const SIBLINGS_DIRS_MAX = 4096 // directories whose misses are counted
 
 // Takes attributes read on the event loop just now (fuse/attr-cache.ts).
 export interface AttrSink {
@@ -83,6 +90,28 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     }
     return { names, stats }
   }
+  // A stat by name of an entry not listed since the mount (git status's
+  // lstat of every file in its index before it reads a directory; du, cp
+  // or tar c of a tree listed by nobody yet) reaches the event loop, a
+  // thread hand-over each, where the addon would have answered had the
+  // directory been listed. After a few such misses in a directory its
+  // entries go over as a listing's do; the bound above keeps the cost of
+  // a directory whose entries keep changing in proportion to the misses.
+  const misses = new Map<string, { n: number, size: number }>() // directory path -> getattrs missed since its entries went over
+  const missed = (path: string): void => {
+    if (!attrs || path === '/') return
+    try {
+      const dir = dirOf(path)
+      let m = misses.get(dir)
+      if (m === undefined) {
+        if (misses.size >= SIBLINGS_DIRS_MAX) misses.clear()
+        misses.set(dir, m = { n: 0, size: 0 })
+      }
+      if (m.size > LISTED_ATTRS_MAX || ++m.n < Math.max(SIBLINGS_AFTER, m.size / SIBLINGS_SHARE)) return
+      m.n = 0
+      m.size = readdir(dir).names.length
+    } catch {} // only a hint
+  }
   // The same for a new name, and its directory (its mtime moved): the
   // kernel asks for the directory's again on the next path through it.
   const added = (path: string, cb: (code: number) => void) => () => {
@@ -103,7 +132,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
 
   return {
     init: cb => cb(0),
-    getattr: (path, cb) => relay('getattr', path, () => stat(path), st => cb(0, st), cb),
+    getattr: (path, cb) => relay('getattr', path, () => stat(path), st => { cb(0, st); missed(path) }, cb),
     fgetattr: (path, _fd, cb) => relay('fgetattr', path, () => stat(path), st => cb(0, st), cb),
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
