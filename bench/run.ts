@@ -5,7 +5,7 @@
 // directory and to gocryptfs measured in the same run. Every workload is a
 // child process (dd, tar, ls); this process never touches a mount itself.
 import { parseArgs } from 'node:util'
-import { mkdir, mkdtemp, writeFile, access, constants } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile, access, constants, realpath } from 'node:fs/promises'
 import { cpus, totalmem, release } from 'node:os'
 import { basename, join } from 'node:path'
 import { sh, which, killRunning } from './proc.js'
@@ -269,7 +269,8 @@ async function main (): Promise<number> {
   if (w('smallfiles') || w('meta') || w('tree') || (w('git') && !o.gitTree)) inputs.tar = await smallFilesTar(inputsDir, o.files, log)
   if (w('tree') || (w('git') && !o.gitTree)) inputs.tree = await smallFilesTree(inputsDir, inputs.tar!, log)
   if (w('git')) {
-    const g = await gitRepo(inputsDir, o.gitTree ?? inputs.tree!, log)
+    // a real path: git refuses a work tree reached through a symlink (a worktree's node_modules)
+    const g = await gitRepo(inputsDir, o.gitTree ? await realpath(o.gitTree) : inputs.tree!, log)
     inputs.repo = g.repo
     o.gitFiles = g.files
   }
