@@ -139,6 +139,11 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   double now = disktro_now_ms();
   uint64_t ino = 0, fh = 0;
   item->t3 = now;
+  /* (p) the new file is its creator's; in a setgid directory, of the
+     directory's group */
+  struct fuse_context *cx = fuse_get_context();
+  item->uid = (uint32_t) cx->uid;
+  item->gid = (uint32_t) cx->gid;
   int queued = 0;
   disktro_ac_slot_t *ds = &dac.slots[disktro_ac_slot(parent)];
   disktro_ac_slot_t *fs = &dac.slots[disktro_ac_slot(path)];
@@ -147,6 +152,8 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   disktro_ac_dir_t *whole = disktro_dir_find(parent, plen);
   if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs &&
       (whole == NULL || !disktro_dir_has(whole, slash + 1))) {
+    if (ds->st.st_mode & S_ISGID) item->gid = (uint32_t) ds->st.st_gid;
+    uint32_t uid = item->uid, gid = item->gid; /* item is the event loop's once queued */
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
       item->ino = ino = dcb.inos[--dcb.count];
@@ -163,8 +170,8 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
       struct stat st;
       memset(&st, 0, sizeof(st));
       st.st_mode = S_IFREG | (mode & 07777);
-      st.st_uid = dcb.uid;
-      st.st_gid = dcb.gid;
+      st.st_uid = uid;
+      st.st_gid = gid;
       st.st_nlink = 1;
       st.st_ino = (uint32_t) ino; /* as fuse-native's getattr layout carries it */
       st.st_blksize = 4096;

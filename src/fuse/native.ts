@@ -277,10 +277,11 @@ export interface WriteBehindBinding {
   fuse_native_wb_stats (): [number, number] // [writes queued since the mount, the largest in bytes]
 }
 
-// Creates answered by the addon (scripts/build-fuse.cjs (i)): the new file's
-// owner, and inode numbers for it to show.
+// Creates answered by the addon (scripts/build-fuse.cjs (i)): inode numbers
+// for it to show; each create comes with the owner it showed (its caller's,
+// the directory's group when that is setgid).
 export interface CreateBehindBinding {
-  fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number) => void, uid: number, gid: number): void
+  fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number, uid: number, gid: number) => void): void
   // Returns how many inode numbers it holds now.
   fuse_native_cb_inos (inos: number[]): number
 }
@@ -428,4 +429,37 @@ export interface AttrCacheBinding {
 /** The loaded addon's attribute cache, or null when it has none. */
 export function attrCacheBinding (): AttrCacheBinding | null {
   return patchedFunctions<AttrCacheBinding>(['enable', 'disable', 'bump', 'bump_ino', 'put', 'stats'].map(n => `fuse_native_ac_${n}`))
+}
+
+/** Who asked for a FUSE operation (fuse_get_context()). */
+export interface FuseCaller {
+  uid: number
+  gid: number
+  pid: number
+}
+
+// The addon writes the caller of the operation it hands to JS into this
+// view right before it calls the handler (scripts/build-fuse.cjs (p)); null:
+// the addon cannot tell (stock addon).
+let callerView: Uint32Array | null | undefined
+
+/**
+ * The caller of the FUSE operation whose handler is running now, read in
+ * the handler's synchronous part (later, the view holds another
+ * operation's). Null when the addon cannot tell.
+ */
+export function fuseCaller (): FuseCaller | null {
+  if (callerView === undefined) {
+    const b = patchedFunctions<{ fuse_native_caller (buf: Buffer): void }>(['fuse_native_caller'])
+    callerView = null
+    if (b !== null) {
+      const view = new Uint32Array(3).fill(0xffffffff)
+      b.fuse_native_caller(Buffer.from(view.buffer))
+      callerView = view
+    }
+  }
+  const v = callerView
+  // Before the first operation: unknown (never a made-up owner).
+  if (v === null || v[0] === 0xffffffff) return null
+  return { uid: v[0], gid: v[1], pid: v[2] }
 }

@@ -21,6 +21,14 @@ export const S_IFIFO = 0o010000
 export const S_IFSOCK = 0o140000
 export const S_IFCHR = 0o020000
 export const S_IFBLK = 0o060000
+export const S_ISGID = 0o2000
+
+// Who a new node belongs to: its creator (the FUSE caller). Without one,
+// the daemon's own user.
+export interface Owner {
+  uid: number
+  gid: number
+}
 
 const NAME_MAX = 255
 const O_RDWR = 2
@@ -248,8 +256,8 @@ export class Vfs {
     return ino
   }
 
-  mkdir (path: string, mode: number): void {
-    this.mknode(path, S_IFDIR | (mode & 0o7777), 0)
+  mkdir (path: string, mode: number, owner?: Owner): void {
+    this.mknode(path, S_IFDIR | (mode & 0o7777), 0, owner)
   }
 
   rmdir (path: string): void {
@@ -269,24 +277,24 @@ export class Vfs {
 
   // --- files and other nodes ---
 
-  mknod (path: string, mode: number, rdev: number): void {
+  mknod (path: string, mode: number, rdev: number, owner?: Owner): void {
     const type = mode & S_IFMT
     if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) {
       throw fail('EINVAL', `${path}: unsupported node type`)
     }
-    this.mknode(path, mode, rdev)
+    this.mknode(path, mode, rdev, owner)
   }
 
-  create (path: string, mode: number): number {
-    const ino = this.mknode(path, S_IFREG | (mode & 0o7777), 0)
+  create (path: string, mode: number, owner?: Owner): number {
+    const ino = this.mknode(path, S_IFREG | (mode & 0o7777), 0, owner)
     return this.openIno(ino, path, O_RDWR)
   }
 
   // A create the FUSE layer answered already, showing this inode number,
   // handle and time (fuse/write-behind.ts): made exactly so.
-  createAnswered (path: string, mode: number, fh: number, ino: number, time: number): void {
+  createAnswered (path: string, mode: number, fh: number, ino: number, time: number, owner?: Owner): void {
     this.handleFree(fh, path)
-    this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, undefined, { ino, time })
+    this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, owner, undefined, { ino, time })
     this.openIno(ino, path, O_RDWR, fh)
   }
 
@@ -311,8 +319,8 @@ export class Vfs {
     return this.openIno(ino, path, O_RDWR, fh)
   }
 
-  symlink (target: string, path: string): void {
-    this.mknode(path, S_IFLNK | 0o777, 0, target)
+  symlink (target: string, path: string, owner?: Owner): void {
+    this.mknode(path, S_IFLNK | 0o777, 0, owner, target)
   }
 
   readlink (path: string): string {
@@ -370,12 +378,21 @@ export class Vfs {
     this.ns.commit({ op: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, ctime: Date.now() })
   }
 
-  private mknode (path: string, mode: number, rdev: number, target?: string): number {
-    return this.mknodeNow(path, mode, rdev, target)
+  private mknode (path: string, mode: number, rdev: number, owner?: Owner, target?: string): number {
+    return this.mknodeNow(path, mode, rdev, owner, target)
   }
 
-  private mknodeNow (path: string, mode: number, rdev: number, target?: string, as?: { ino: number, time: number }): number {
+  private mknodeNow (path: string, mode: number, rdev: number, owner?: Owner, target?: string, as?: { ino: number, time: number }): number {
     const { parent, name } = this.parentOf(path)
+    const uid = owner?.uid ?? this.d.uid
+    let gid = owner?.gid ?? this.d.gid
+    // A setgid directory gives its group to what is made in it, and its
+    // setgid bit to new directories (POSIX; what ext4 does).
+    const pa = this.attrsOf(parent)
+    if ((pa.mode & S_ISGID) !== 0) {
+      gid = pa.gid
+      if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID
+    }
     if (name === '' || name === '.' || name === '..') throw fail('EEXIST', `${path}: exists`)
     if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
     if (as && this.ns.getAttrs(as.ino)) throw fail('EEXIST', `${path}: inode ${as.ino} is in use`)
@@ -383,7 +400,7 @@ export class Vfs {
     const ino = as?.ino ?? this.ns.allocIno()
     const dir = (mode & S_IFMT) === S_IFDIR
     const attrs: InodeAttrs = {
-      mode, uid: this.d.uid, gid: this.d.gid, nlink: dir ? 2 : 1, rdev,
+      mode, uid, gid, nlink: dir ? 2 : 1, rdev,
       size: target !== undefined ? Buffer.byteLength(target) : 0, blocks: 0, atime: now, mtime: now, ctime: now
     }
     if (target !== undefined) attrs.target = target
