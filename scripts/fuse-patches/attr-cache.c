@@ -54,7 +54,8 @@ static int disktro_ac_write_predict (const char *path, uint64_t end, double now)
 static int disktro_ac_absent (const char *path) {
   if (!__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
   const char *slash = strrchr(path, '/');
-  if (slash == NULL || slash[1] == 0) return 0;
+  /* A name over NAME_MAX is ENAMETOOLONG, JS's answer, not ENOENT. */
+  if (slash == NULL || slash[1] == 0 || strlen(slash + 1) > 255) return 0;
   size_t plen = slash == path ? 1 : (size_t) (slash - path);
   int absent = 0;
   uv_mutex_lock(&dac.mut);

@@ -128,6 +128,10 @@ export class Vfs {
     for (let i = 1; i < parts.length; i++) {
       const name = parts[i]
       if (name === '') continue
+      // Every lookup says a name is too long, not that it is absent (the
+      // kernel passes names up to 1,024 bytes). A UTF-16 unit is at most 3
+      // UTF-8 bytes, so only long names are measured.
+      if (name.length > NAME_MAX / 3 && Buffer.byteLength(name) > NAME_MAX) throw fail('ENAMETOOLONG', `${path}: name too long`)
       const a = this.ns.getAttrs(ino)
       if (!a || (a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
       const next = this.ns.lookup(ino, name)
