@@ -138,6 +138,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
      before this thread goes on, so nothing below reads it. */
   double now = disktro_now_ms();
   uint64_t ino = 0, fh = 0;
+  uint32_t uid = 0, gid = 0; /* the owner shown, for close behind's copy (l) */
   item->t3 = now;
   /* (p) the new file is its creator's; in a setgid directory, of the
      directory's group */
@@ -153,7 +154,8 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs &&
       (whole == NULL || !disktro_dir_has(whole, slash + 1))) {
     if (ds->st.st_mode & S_ISGID) item->gid = (uint32_t) ds->st.st_gid;
-    uint32_t uid = item->uid, gid = item->gid; /* item is the event loop's once queued */
+    uid = item->uid; /* item is the event loop's once queued */
+    gid = item->gid;
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
       item->ino = ino = dcb.inos[--dcb.count];
@@ -197,7 +199,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
     return 0;
   }
   info->fh = fh;
-  disktro_clb_start(fh, ino, path, (uint32_t) (mode & 07777), now); /* (l) */
+  disktro_clb_start(fh, ino, path, (uint32_t) (mode & 07777), uid, gid, now); /* (l) */
   uv_async_send(&dwb.async);
   return 1;
 }

@@ -145,3 +145,17 @@ t.test('sticky directories: only the owner of the file or of the directory, or r
   await nobodyOk(t, `rm -f ${m.path('pub', 'own', 'roots')}`, 'and removes root\'s file in it')
   t.same(daemonErrors(m.stderr), [])
 })
+
+// Files only the redo log holds (close behind, released but not committed,
+// then kill -9) are replayed with their creator as owner.
+t.test('files replayed from the redo log after kill -9 keep their creator', async t => {
+  if (!canRunAsNobody(t) || !await requireFuse(t)) return
+  const m = await sharedMount(t, { DISKTRO_CLOSE_BEHIND_HOLD: '1' })
+  await nobodyOk(t, `cd ${m.path('pub')} && for i in 1 2 3 4 5; do echo "file $i" > f$i; done`, 'nobody wrote five small files')
+  await m.kill9()
+  const again = await Mount.start(t, { dataDir: m.dataDir, mountpoint: m.dir, args: ['--allow-other'] })
+  t.match(again.stdout + again.stderr, /redo log: \d+ frames read, [1-9]\d* files applied/, 'the files came back from the redo log')
+  const owners = await stat('%u:%g %s', ...[1, 2, 3, 4, 5].map(i => again.path('pub', `f${i}`)))
+  t.same(owners, Array(5).fill(`${NOBODY}:${NOGROUP} 7`), 'each is nobody\'s, with its content')
+  t.equal((await again.stop()).code, 0, 'clean exit')
+})
