@@ -183,6 +183,7 @@ NAPI_METHOD(fuse_native_ac_put) {
     struct stat st;
     memset(&st, 0, sizeof(st));
     populate_stat(ints, &st);
+    disktro_stat_ns(ints, ints_len, &st); /* (q) */
     disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
     uv_mutex_lock(&dac.mut);
     if (s->path != NULL && strcmp(s->path, path) == 0) {

@@ -92,7 +92,8 @@ static int disktro_chown (const char *path, uid_t uid, gid_t gid) {
 static double disktro_utime_ms (const struct timespec *ts, double now) {
   if (ts->tv_nsec == UTIME_OMIT) return -1;
   if (ts->tv_nsec == UTIME_NOW) return now;
-  return ts->tv_sec < 0 ? -2 : (double) ts->tv_sec * 1000 + (double) (ts->tv_nsec / 1000000);
+  /* (q) a time finer than a ms: -2 too, JS keeps its nanoseconds */
+  return ts->tv_sec < 0 || ts->tv_nsec % 1000000 != 0 ? -2 : (double) ts->tv_sec * 1000 + (double) (ts->tv_nsec / 1000000);
 }
 
 static int disktro_utimens (const char *path, const struct timespec tv[2]) {
@@ -102,7 +103,7 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
   it.t3 = disktro_now_ms();
   it.t1 = disktro_utime_ms(&tv[0], it.t3);
   it.t2 = disktro_utime_ms(&tv[1], it.t3);
-  /* a time before 1970 goes the long way */
+  /* a time before 1970, or finer than a ms (q), goes the long way */
   if (it.t1 != -2 && it.t2 != -2 && disktro_attr_behind(path, &it, disktro_predict_utimens)) return 0;
   disktro_clb_bad(path, 0); /* (l) */
   return fuse_native_utimens(path, tv);

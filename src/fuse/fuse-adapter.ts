@@ -1,4 +1,5 @@
-import type { Vfs, Stat, Owner } from '../vfs/vfs.js'
+import type { Vfs, Stat, Owner, TimeArg } from '../vfs/vfs.js'
+import { subMs } from '../codec/inode-record.js'
 import type { FuseOperations, FuseStat } from './native.js'
 import { decodeUtimensArg, fuseCaller } from './native.js'
 import { toErrno } from './errno.js'
@@ -122,7 +123,7 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     utimens: (path, atime, mtime, cb) => relay('utimens', path, () => {
       const a = decodeUtimensArg(atime)
       const m = decodeUtimensArg(mtime)
-      const pick = (x: typeof a) => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' as const : x.ms
+      const pick = (x: typeof a): TimeArg => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' : x.ns === 0 ? x.ms : { ms: x.ms, ns: x.ns }
       vfs.utimens(path, pick(a), pick(m))
     }, changed(path, cb), cb)
   }
@@ -222,6 +223,7 @@ function dirOf (path: string): string {
 function toFuseStat (s: Stat): FuseStat {
   return {
     mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev,
-    blksize: s.blksize, blocks: s.blockCount512, atime: s.atime, mtime: s.mtime, ctime: s.ctime
+    blksize: s.blksize, blocks: s.blockCount512, atime: s.atime, mtime: s.mtime, ctime: s.ctime,
+    atimeNs: subMs(s, 'atime'), mtimeNs: subMs(s, 'mtime')
   }
 }

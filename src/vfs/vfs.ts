@@ -33,6 +33,9 @@ export interface Owner {
 const NAME_MAX = 255
 const O_RDWR = 2
 
+// A time given to utimens: ms since the epoch, or ms and the nanoseconds past it.
+export type TimeArg = number | { ms: number, ns: number } | 'now' | undefined
+
 export interface Stat extends InodeAttrs {
   ino: number
   blksize: number
@@ -207,16 +210,25 @@ export class Vfs {
     this.ns.commit({ op: 'setattr', ino, attrs })
   }
 
-  // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
-  utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now = Date.now()): void {
+  // atime/mtime: a time in ms (or ms and the ns past it), 'now', or
+  // undefined to leave it unchanged.
+  utimens (path: string, atime: TimeArg, mtime: TimeArg, now = Date.now()): void {
     const ino = this.resolve(path)
     this.mutate(ino, () => this.utimensNow(ino, atime, mtime, now))
   }
 
-  private utimensNow (ino: number, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now: number): void {
+  private utimensNow (ino: number, atime: TimeArg, mtime: TimeArg, now: number): void {
     const attrs: Partial<InodeAttrs> = { ctime: now }
-    if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
-    if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
+    const fine: NonNullable<InodeAttrs['fine']> = { ...this.attrsOf(ino).fine }
+    for (const [k, v] of [['atime', atime], ['mtime', mtime]] as const) {
+      if (v === undefined) continue
+      const t = typeof v === 'object' ? v : { ms: v === 'now' ? now : v, ns: 0 }
+      attrs[k] = t.ms
+      if (t.ns !== 0) fine[k] = [t.ms, t.ns]
+      else delete fine[k]
+    }
+    if (fine.atime !== undefined || fine.mtime !== undefined) attrs.fine = fine
+    else if (this.attrsOf(ino).fine !== undefined) attrs.fine = {}
     const f = this.files.get(ino)
     if (f?.hold(attrs)) return
     if (f && attrs.mtime !== undefined) f.mtime = attrs.mtime
