@@ -384,7 +384,8 @@ export function closeBehindBinding (): CloseBehindBinding | null {
 }
 
 export function createBehindBinding (): CreateBehindBinding | null {
-  return patchedFunctions<CreateBehindBinding>(['fuse_native_cb_enable', 'fuse_native_cb_inos'])
+  // An addon without (p) shows the daemon's owner for the creates it answers: none then.
+  return patchedFunctions<CreateBehindBinding>(['fuse_native_cb_enable', 'fuse_native_cb_inos', 'fuse_native_caller'])
 }
 
 // The patched addon's functions named `names`, or null when the stock addon
