@@ -121,6 +121,22 @@
 //       headers and max_write). Write-behind keeps a second free list of
 //       1 MiB items. A sequential 1 GiB write: one request per block instead
 //       of eight (write-behind's unmount line counts them).
+//   (p) the caller of each operation (scripts/fuse-patches/caller.c): the FUSE
+//       thread copies fuse_get_context()'s uid, gid and pid into its locals,
+//       and the event loop writes them into a buffer JS gave
+//       (fuse_native_caller) right before it calls the handler, which reads
+//       them in its synchronous part (src/fuse/native.ts fuseCaller). New
+//       nodes are their creator's (issue 29: on a root --allow-other mount
+//       they were root's). A create answered here (i) takes its owner from
+//       the same context, and the group of a setgid directory, and passes
+//       both to JS with the queued create.
+//   (q) nanosecond times (scripts/fuse-patches/ns-times.c): a stat array
+//       JS hands getattr, fgetattr or the attribute cache may carry two more
+//       uint32s, the nanoseconds past the ms of atime and mtime (src/fuse/native.ts
+//       replaces fuse-native's _op_getattr, _op_fgetattr and _op_utimens to
+//       give and take them); utimens times carry theirs in bits 44-63. A
+//       utimens finer than a ms is not answered here (h): JS keeps its
+//       nanoseconds (touch -d '... .123456789' read back .123000000).
 //   The addon gets rpath $ORIGIN (a libfuse.so.2 copy is placed beside it) and
 //   the absolute lib dir of fuse-shared-library-linux, so no preload is needed.
 // Must never fail `npm install`: any failure prints one warning line, exits 0
@@ -131,7 +147,7 @@ const path = require('path')
 const crypto = require('crypto')
 const { findNodeGyp, nodedirArgs, run, copyIfDifferent } = require('./gyp.cjs')
 
-const MARKER_VERSION = 16 // 16: close behind's checkpoints and pause; 15: + the FUSE loop keeps its threads; 14: + close behind; 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
+const MARKER_VERSION = 18 // 18: + nanosecond times; 17: + the caller of each operation, new files their creator's; 16: close behind's checkpoints and pause; 15: + the FUSE loop keeps its threads; 14: + close behind; 2: utimens fixes; 3: + write-behind; 4: + read cache; 5: + spin; 6: + attribute cache; 7: + attribute changes behind; 8: + creates behind; 9: + directories known whole; 10: queued items not read once queued; 11: + loop end; 12: read cache in huge pages; 13: + directories' attributes held
 const started = Date.now()
 
 function warn (msg) {
@@ -188,7 +204,8 @@ function patchSource (src) {
     'static uint64_t disktro_utimens_to_uint64 (const struct timespec* ts) {',
     '  if (ts->tv_nsec == UTIME_OMIT) return ((uint64_t) 0xFFFFFFFFu) << 32;',
     '  if (ts->tv_nsec == UTIME_NOW) return ((uint64_t) 0xFFFFFFFEu) << 32;',
-    '  return timespec_to_uint64(ts);',
+    '  /* (q) the nanoseconds past the ms in bits 44-63 (ms < 2^44: until the year 2527) */',
+    '  return timespec_to_uint64(ts) | (((uint64_t) (ts->tv_nsec % 1000000)) << 44);',
     '}'
   ].join('\n')
   src = replaceOnce(src, tsFn, tsFn + helper, 'timespec_to_uint64 definition')
@@ -219,8 +236,21 @@ function patchSource (src) {
   src = replaceOnce(src, 'static const uint32_t op_rmdir = 33;\n', 'static const uint32_t op_rmdir = 33;\n' + spinWait, 'opcode list end')
   src = replaceOnce(src,
     '#define FUSE_NATIVE_HANDLER(name, blk)\\\n  fuse_thread_locals_t *l = get_thread_locals();\\\n',
-    '#define FUSE_NATIVE_HANDLER(name, blk)\\\n  disktro_wb_barrier();\\\n  fuse_thread_locals_t *l = get_thread_locals();\\\n',
+    '#define FUSE_NATIVE_HANDLER(name, blk)\\\n  disktro_wb_barrier();\\\n  fuse_thread_locals_t *l = get_thread_locals();\\\n' +
+    '  { struct fuse_context *dc = fuse_get_context(); l->caller_uid = dc->uid; l->caller_gid = dc->gid; l->caller_pid = dc->pid; }\\\n',
     'FUSE_NATIVE_HANDLER barrier')
+  // (q) nanosecond times: getattr's stat array may carry them
+  src = replaceOnce(src, 'static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {\n', part('ns-times.c') + 'static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {\n', 'populate_statvfs (q)')
+  {
+    const from = '  populate_stat(ints, l->stat);\n'
+    const n = src.split(from).length - 1
+    if (n !== 2) throw new Error(`patch target not found twice: getattr and fgetattr populate_stat (${n})`)
+    src = src.split(from).join(from + '  disktro_stat_ns(ints, ints_len, l->stat); /* (q) */\n')
+  }
+  // (p) the caller of each operation
+  src = replaceOnce(src, '  // Internal bookkeeping\n', '  // disktro patch (p): the caller, from fuse_get_context()\n  uint32_t caller_uid, caller_gid, caller_pid;\n\n  // Internal bookkeeping\n', 'thread locals (p)')
+  src = replaceOnce(src, 'static void fuse_native_dispatch (uv_async_t* handle) {\n', part('caller.c') + 'static void fuse_native_dispatch (uv_async_t* handle) {\n', 'dispatcher (p)')
+  src = replaceOnce(src, '  fn(handle, l, ft);\n', '  disktro_caller_show(l);\n  fn(handle, l, ft);\n', 'dispatch call (p)')
   src = replaceOnce(src,
     '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n  return l->res;',
     '  uv_async_send(&(l->async));\\\n  disktro_wait_answer(&(l->sem), l->op);\\\n  return l->res;',
@@ -272,7 +302,7 @@ function patchSource (src) {
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_gen)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_invalidate)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_rc_acquire)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_commit)\n  NAPI_EXPORT_FUNCTION(fuse_native_rc_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_clb_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_take)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_stats)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_truncate)\n  NAPI_EXPORT_FUNCTION(fuse_native_clb_pause)\n' +
-    '  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_pages)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_write)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
+    '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(fuse_native_ns_times)\n  NAPI_EXPORT_FUNCTION(fuse_native_spin)\n  NAPI_EXPORT_FUNCTION(fuse_native_on_loop_end)\n  NAPI_EXPORT_FUNCTION(fuse_native_loop_threads)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_pages)\n  NAPI_EXPORT_FUNCTION(fuse_native_max_write)\n  NAPI_EXPORT_FUNCTION(fuse_native_dir_attr_timeout)\n' +
     '  NAPI_EXPORT_FUNCTION(fuse_native_ac_enable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_disable)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_bump_ino)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_dir_empty)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_put)\n  NAPI_EXPORT_FUNCTION(fuse_native_ac_stats)\n',
     'exports')
   return src

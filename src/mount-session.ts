@@ -186,11 +186,11 @@ export class MountSession {
     const ns = this.volume.access?.ns
     if (!binding || !ns) return
     const apply = queuedCreates(vfs, this.log)
-    wb.startCreates(binding, (path, fh, mode, ino, time) => {
-      const result = attrCache.applyPredicted(() => apply(path, fh, mode, ino, time))
+    wb.startCreates(binding, (path, fh, mode, ino, time, owner) => {
+      const result = attrCache.applyPredicted(() => apply(path, fh, mode, ino, time, owner))
       binding.fuse_native_cb_inos([ns.allocIno()])
       return result
-    }, process.getuid?.() ?? 0, process.getgid?.() ?? 0)
+    })
     binding.fuse_native_cb_inos(Array.from({ length: 64 }, () => ns.allocIno()))
   }
 

@@ -1,4 +1,5 @@
 import { readdir, stat, statfs } from 'node:fs/promises'
+import { volumeStatFs } from './volume/space.js'
 import { resolve } from 'node:path'
 import { Volume } from './volume/volume.js'
 import { readVolumeFile } from './volume/volume-file.js'
@@ -98,9 +99,16 @@ export class DisktroNode {
         gid: process.getgid?.() ?? 0,
         sync: () => volume.store.flushed(),
         log: o.log,
+        // The volume's space and inodes (volume/space.ts): LMDB's own
+        // statistics, a few microseconds, no walk.
         statfs: async () => {
           const s = await statfs(dataDir)
-          return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
+          return volumeStatFs({
+            usedBytes: volume.store.usedBytes(),
+            roomLeft: volume.store.roomLeft(),
+            diskAvail: s.bavail * s.bsize,
+            inodes: (volume.store.inodes.getStats() as { entryCount: number }).entryCount
+          })
         }
       })
       const pinning = volume.access ? new Pinning(volume.store, volume.access.ns, o.log) : null

@@ -54,7 +54,8 @@ static int disktro_ac_write_predict (const char *path, uint64_t end, double now)
 static int disktro_ac_absent (const char *path) {
   if (!__atomic_load_n(&dac.enabled, __ATOMIC_SEQ_CST) || fuse_get_context()->private_data != dac.owner) return 0;
   const char *slash = strrchr(path, '/');
-  if (slash == NULL || slash[1] == 0) return 0;
+  /* A name over NAME_MAX is ENAMETOOLONG, JS's answer, not ENOENT. */
+  if (slash == NULL || slash[1] == 0 || strlen(slash + 1) > 255) return 0;
   size_t plen = slash == path ? 1 : (size_t) (slash - path);
   int absent = 0;
   uv_mutex_lock(&dac.mut);
@@ -182,6 +183,7 @@ NAPI_METHOD(fuse_native_ac_put) {
     struct stat st;
     memset(&st, 0, sizeof(st));
     populate_stat(ints, &st);
+    disktro_stat_ns(ints, ints_len, &st); /* (q) */
     disktro_ac_slot_t *s = &dac.slots[disktro_ac_slot(path)];
     uv_mutex_lock(&dac.mut);
     if (s->path != NULL && strcmp(s->path, path) == 0) {

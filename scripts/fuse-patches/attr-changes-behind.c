@@ -92,7 +92,8 @@ static int disktro_chown (const char *path, uid_t uid, gid_t gid) {
 static double disktro_utime_ms (const struct timespec *ts, double now) {
   if (ts->tv_nsec == UTIME_OMIT) return -1;
   if (ts->tv_nsec == UTIME_NOW) return now;
-  return ts->tv_sec < 0 ? -2 : (double) ts->tv_sec * 1000 + (double) (ts->tv_nsec / 1000000);
+  /* (q) a time finer than a ms: -2 too, JS keeps its nanoseconds */
+  return ts->tv_sec < 0 || ts->tv_nsec % 1000000 != 0 ? -2 : (double) ts->tv_sec * 1000 + (double) (ts->tv_nsec / 1000000);
 }
 
 static int disktro_utimens (const char *path, const struct timespec tv[2]) {
@@ -102,7 +103,7 @@ static int disktro_utimens (const char *path, const struct timespec tv[2]) {
   it.t3 = disktro_now_ms();
   it.t1 = disktro_utime_ms(&tv[0], it.t3);
   it.t2 = disktro_utime_ms(&tv[1], it.t3);
-  /* a time before 1970 goes the long way */
+  /* a time before 1970, or finer than a ms (q), goes the long way */
   if (it.t1 != -2 && it.t2 != -2 && disktro_attr_behind(path, &it, disktro_predict_utimens)) return 0;
   disktro_clb_bad(path, 0); /* (l) */
   return fuse_native_utimens(path, tv);
@@ -138,7 +139,13 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
      before this thread goes on, so nothing below reads it. */
   double now = disktro_now_ms();
   uint64_t ino = 0, fh = 0;
+  uint32_t uid = 0, gid = 0; /* the owner shown, for close behind's copy (l) */
   item->t3 = now;
+  /* (p) the new file is its creator's; in a setgid directory, of the
+     directory's group */
+  struct fuse_context *cx = fuse_get_context();
+  item->uid = (uint32_t) cx->uid;
+  item->gid = (uint32_t) cx->gid;
   int queued = 0;
   disktro_ac_slot_t *ds = &dac.slots[disktro_ac_slot(parent)];
   disktro_ac_slot_t *fs = &dac.slots[disktro_ac_slot(path)];
@@ -147,6 +154,9 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
   disktro_ac_dir_t *whole = disktro_dir_find(parent, plen);
   if (disktro_ac_valid(ds, parent, gen) && S_ISDIR(ds->st.st_mode) && !disktro_ac_valid(fs, path, gen) && ds != fs &&
       (whole == NULL || !disktro_dir_has(whole, slash + 1))) {
+    if (ds->st.st_mode & S_ISGID) item->gid = (uint32_t) ds->st.st_gid;
+    uid = item->uid; /* item is the event loop's once queued */
+    gid = item->gid;
     uv_mutex_lock(&dwb.mut);
     if (dwb.barrier_waiters == 0 && dcb.count > 0) {
       item->ino = ino = dcb.inos[--dcb.count];
@@ -163,8 +173,8 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
       struct stat st;
       memset(&st, 0, sizeof(st));
       st.st_mode = S_IFREG | (mode & 07777);
-      st.st_uid = dcb.uid;
-      st.st_gid = dcb.gid;
+      st.st_uid = uid;
+      st.st_gid = gid;
       st.st_nlink = 1;
       st.st_ino = (uint32_t) ino; /* as fuse-native's getattr layout carries it */
       st.st_blksize = 4096;
@@ -190,7 +200,7 @@ static int disktro_create_behind (const char *path, mode_t mode, struct fuse_fil
     return 0;
   }
   info->fh = fh;
-  disktro_clb_start(fh, ino, path, (uint32_t) (mode & 07777), now); /* (l) */
+  disktro_clb_start(fh, ino, path, (uint32_t) (mode & 07777), uid, gid, now); /* (l) */
   uv_async_send(&dwb.async);
   return 1;
 }

@@ -16,7 +16,8 @@
    Frame: u32 length of the rest | u64 seq | 12-byte nonce (4 zero bytes, seq:
    the key is new with each log, fuse/close-behind.ts) |
    ciphertext | 16-byte tag; associated data: the 8 seq bytes.
-   Plaintext: "DCB1" | u64 fh | u64 ino | u32 mode | f64 time | u16 path
+   Plaintext: "DCB2" | u64 fh | u64 ino | u32 mode | u32 uid | u32 gid (the
+   new file's owner, (p); "DCB1" frames of older addons have none) | f64 time | u16 path
    length | path | records: 1 write (f64 time | u64 offset | u32 length |
    data), 2 attribute change (u8 kind | u32 a | u32 b | f64 t1 t2 t3). */
 #include <openssl/evp.h>
@@ -100,7 +101,7 @@ static void disktro_clb_drop (disktro_clb_slot_t *s) {
 }
 
 /* (i) answered a create: its copy starts. */
-static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint32_t mode, double time) {
+static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint32_t mode, uint32_t uid, uint32_t gid, double time) {
   if (!__atomic_load_n(&dclb.enabled, __ATOMIC_SEQ_CST)) return;
   uv_mutex_lock(&dclb.mut);
   disktro_clb_slot_t *s = NULL;
@@ -116,10 +117,12 @@ static void disktro_clb_start (uint64_t fh, uint64_t ino, const char *path, uint
     if (s->path == NULL || s->buf == NULL) {
       s->bad = 1;
     } else {
-      disktro_clb_put(s, "DCB1", 4);
+      disktro_clb_put(s, "DCB2", 4);
       disktro_clb_put(s, &fh, 8);
       disktro_clb_put(s, &ino, 8);
       disktro_clb_put(s, &mode, 4);
+      disktro_clb_put(s, &uid, 4);
+      disktro_clb_put(s, &gid, 4);
       disktro_clb_put(s, &time, 8);
       disktro_clb_put(s, &plen, 2);
       disktro_clb_put(s, path, plen);

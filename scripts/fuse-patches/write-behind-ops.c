@@ -131,16 +131,18 @@ static void disktro_wb_dispatch (uv_async_t *handle) {
       napi_create_double(env, item->t3, &(argv[5]));
       NAPI_MAKE_CALLBACK(env, NULL, global, callback, 6, argv, NULL)
     } else if (item->kind == DISKTRO_WB_CREATE) {
-      /* (item, path, fh, mode, ino, time) */
+      /* (item, path, fh, mode, ino, time, uid, gid) */
       napi_get_reference_value(env, dcb.handler, &callback);
-      napi_value argv[6];
+      napi_value argv[8];
       napi_create_external(env, item, NULL, NULL, &(argv[0]));
       napi_create_string_utf8(env, item->path, NAPI_AUTO_LENGTH, &(argv[1]));
       napi_create_uint32(env, (uint32_t) item->fh, &(argv[2]));
       napi_create_uint32(env, item->a, &(argv[3]));
       napi_create_double(env, (double) item->ino, &(argv[4]));
       napi_create_double(env, item->t3, &(argv[5]));
-      NAPI_MAKE_CALLBACK(env, NULL, global, callback, 6, argv, NULL)
+      napi_create_uint32(env, item->uid, &(argv[6]));
+      napi_create_uint32(env, item->gid, &(argv[7]));
+      NAPI_MAKE_CALLBACK(env, NULL, global, callback, 8, argv, NULL)
     } else {
       /* (item, path, kind, a, b, atime, mtime, ctime) */
       napi_get_reference_value(env, dwb.attr_handler, &callback);
@@ -265,15 +267,12 @@ NAPI_METHOD(fuse_native_wb_stats) {
   return result;
 }
 
-/* (i): (create handler, uid, gid) after fuse_native_write_behind */
+/* (i): (create handler) after fuse_native_write_behind; new files are
+   their creator's (p) */
 NAPI_METHOD(fuse_native_cb_enable) {
-  NAPI_ARGV(3)
-  NAPI_ARGV_UINT32(uid, 1)
-  NAPI_ARGV_UINT32(gid, 2)
+  NAPI_ARGV(1)
   if (!dwb.enabled || dcb.enabled) return NULL;
   napi_create_reference(env, argv[0], 1, &dcb.handler);
-  dcb.uid = uid;
-  dcb.gid = gid;
   __atomic_store_n(&dcb.next_fh, CB_FH_BASE, __ATOMIC_SEQ_CST);
   __atomic_store_n(&dcb.enabled, 1, __ATOMIC_SEQ_CST);
   return NULL;

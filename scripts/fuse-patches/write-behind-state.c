@@ -23,6 +23,7 @@ typedef struct disktro_wb_item {
   off_t offset;
   uint32_t a, b; /* chmod: mode; chown: uid, gid; create: mode */
   uint64_t ino; /* create: the inode number shown */
+  uint32_t uid, gid; /* create: the owner shown (p) */
   double t1, t2, t3; /* utimens: atime, mtime (ms, -1: leave it); all: ctime (ms) */
 } disktro_wb_item_t;
 
@@ -39,7 +40,6 @@ typedef struct disktro_wb_item {
 #define CB_FH_BASE 0x40000000u /* JS numbers its own handles from 1 */
 static struct {
   int enabled;
-  uint32_t uid, gid; /* the owner JS gives new files */
   uint64_t inos[CB_INOS]; /* handed over by JS, with dwb.mut held */
   int count;
   uint32_t next_fh; /* atomic */

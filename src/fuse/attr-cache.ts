@@ -1,6 +1,5 @@
 import type { AttrCacheBinding, FuseStat } from './native.js'
-
-const TWO32 = 2 ** 32
+import { statInts } from './native.js'
 
 // The attribute cache of the patched addon (scripts/build-fuse.cjs (g)):
 // FUSE threads answer getattr from attributes JS handed over, without a
@@ -21,7 +20,7 @@ const TWO32 = 2 ** 32
 // queued write is still to be applied. Invalidating by inode drops every
 // name of a hard-linked file at once.
 export class AttrCache {
-  private readonly ints = new Uint32Array(18)
+  private readonly ints = new Uint32Array(20) // fuse-native's 18, and the nanoseconds (scripts/build-fuse.cjs (q))
   private readonly bytes = Buffer.from(this.ints.buffer)
 
   private enabled = false
@@ -45,20 +44,7 @@ export class AttrCache {
   // `path` has attributes `st`, read just now on the event loop.
   seen (path: string, st: FuseStat): void {
     if (!this.enabled) return
-    const i = this.ints
-    i[0] = st.mode
-    i[1] = st.uid ?? 0
-    i[2] = st.gid ?? 0
-    split(i, 3, st.size ?? 0)
-    i[5] = st.dev ?? 0
-    i[6] = st.nlink ?? 1
-    i[7] = st.ino ?? 0
-    i[8] = st.rdev ?? 0
-    i[9] = st.blksize ?? 0
-    split(i, 10, st.blocks ?? 0)
-    split(i, 12, ms(st.atime))
-    split(i, 14, ms(st.mtime))
-    split(i, 16, ms(st.ctime))
+    statInts(st, this.ints)
     this.binding.fuse_native_ac_put(path, this.bytes)
   }
 
@@ -100,13 +86,4 @@ export class AttrCache {
   stats (): [number, number, number, number, number] {
     return this.binding.fuse_native_ac_stats()
   }
-}
-
-function split (ints: Uint32Array, at: number, n: number): void {
-  ints[at] = n % TWO32
-  ints[at + 1] = Math.floor(n / TWO32)
-}
-
-function ms (t: Date | number | undefined): number {
-  return typeof t === 'number' ? t : t ? t.getTime() : Date.now()
 }

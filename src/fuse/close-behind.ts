@@ -2,7 +2,7 @@ import { openSync, readFileSync, writeSync, closeSync, ftruncateSync, existsSync
 import { join, dirname, basename, resolve } from 'node:path'
 import { createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
-import type { Vfs } from '../vfs/vfs.js'
+import type { Vfs, Owner } from '../vfs/vfs.js'
 import { ANSWERED_FH_BASE } from '../vfs/vfs.js'
 import type { CloseBehindBinding } from './native.js'
 
@@ -192,6 +192,7 @@ interface Frame {
   fh: number
   ino: number
   mode: number
+  owner?: Owner // the new file's (frames of addons before issue 29 have none: the daemon's user)
   time: number
   path: string
   records: Array<{ type: 1, time: number, offset: number, data: Buffer } | { type: 2, kind: number, a: number, b: number, t1: number, t2: number, t3: number }>
@@ -235,11 +236,17 @@ export function readFrames (log: Buffer, metaKey: Buffer): Frame[] {
 
 function parseFrame (p: Buffer, seq: number): Frame | null {
   try {
-    if (!p.subarray(0, 4).equals(Buffer.from('DCB1'))) return null
+    const magic = p.subarray(0, 4).toString('latin1')
+    if (magic !== 'DCB1' && magic !== 'DCB2') return null
     let o = 4
     const fh = Number(p.readBigUInt64LE(o)); o += 8
     const ino = Number(p.readBigUInt64LE(o)); o += 8
     const mode = p.readUInt32LE(o); o += 4
+    let owner: Owner | undefined
+    if (magic === 'DCB2') {
+      owner = { uid: p.readUInt32LE(o), gid: p.readUInt32LE(o + 4) }
+      o += 8
+    }
     const time = p.readDoubleLE(o); o += 8
     const plen = p.readUInt16LE(o); o += 2
     const path = p.subarray(o, o + plen).toString('utf8'); o += plen
@@ -264,7 +271,7 @@ function parseFrame (p: Buffer, seq: number): Frame | null {
         return null
       }
     }
-    return { seq, fh, ino, mode, time, path, records }
+    return { seq, fh, ino, mode, ...(owner ? { owner } : {}), time, path, records }
   } catch {
     return null
   }
@@ -282,7 +289,7 @@ export async function replay (frames: Frame[], marks: MarkStore, t: ReplayTarget
     t.reserveIno(f.ino)
     const fh = ANSWERED_FH_BASE + (++n)
     try {
-      if (!t.exists(f.ino)) t.vfs.createAnswered(f.path, f.mode, fh, f.ino, f.time)
+      if (!t.exists(f.ino)) t.vfs.createAnswered(f.path, f.mode, fh, f.ino, f.time, f.owner)
       else t.vfs.reopen(f.ino, f.path, fh)
       for (const r of f.records) {
         if (r.type === 1) {

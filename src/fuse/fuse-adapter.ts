@@ -1,6 +1,7 @@
-import type { Vfs, Stat } from '../vfs/vfs.js'
+import type { Vfs, Stat, Owner, TimeArg } from '../vfs/vfs.js'
+import { subMs } from '../codec/inode-record.js'
 import type { FuseOperations, FuseStat } from './native.js'
-import { decodeUtimensArg } from './native.js'
+import { decodeUtimensArg, fuseCaller } from './native.js'
 import { toErrno } from './errno.js'
 import { DisktroError } from '../errors.js'
 
@@ -51,6 +52,12 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     v.then(v => { try { answer(v) } catch (e) { cb(fail(op, path, e)) } }, e => cb(fail(op, path, e)))
   }
   const done = (cb: (code: number) => void) => () => cb(0)
+  // A new node's owner: the caller of the operation being handled, read
+  // while its handler runs synchronously (fuse/native.ts fuseCaller).
+  const creator = (): Owner | undefined => {
+    const c = fuseCaller()
+    return c === null ? undefined : { uid: c.uid, gid: c.gid }
+  }
   const stat = (path: string): FuseStat => {
     const st = toFuseStat(vfs.getattr(path))
     attrs?.seen(path, st)
@@ -137,10 +144,10 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     access: (path, _mode, cb) => relay('access', path, () => vfs.access(path), done(cb), cb),
     statfs: (path, cb) => relay('statfs', path, () => vfs.statfs(), s => cb(0, { ...s, fsid: 0x64697374, flag: 0 }), cb),
     readdir: (path, cb) => relay('readdir', path, () => readdir(path), l => cb(0, l.names, l.stats), cb),
-    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode), madeDir(path, cb), cb),
+    mkdir: (path, mode, cb) => relay('mkdir', path, () => vfs.mkdir(path, mode, creator()), madeDir(path, cb), cb),
     rmdir: (path, cb) => relay('rmdir', path, () => vfs.rmdir(path), done(cb), cb),
-    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode), fh => added(path, () => cb(0, fh))(), cb),
-    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev), added(path, cb), cb),
+    create: (path, mode, cb) => relay('create', path, () => vfs.create(path, mode, creator()), fh => added(path, () => cb(0, fh))(), cb),
+    mknod: (path, mode, dev, cb) => relay('mknod', path, () => vfs.mknod(path, mode, dev, creator()), added(path, cb), cb),
     open: (path, flags, cb) => relay('open', path, () => vfs.open(path, flags), fh => cb(0, fh), cb),
     opendir: (path, _flags, cb) => relay('opendir', path, () => vfs.directory(path), () => cb(0, 0), cb),
     releasedir: (_path, _fd, cb) => cb(0),
@@ -155,14 +162,14 @@ export function fuseOps (vfs: Vfs, log: Log, onOperation: () => void = () => {},
     unlink: (path, cb) => relay('unlink', path, () => vfs.unlink(path), done(cb), cb),
     rename: (src, dest, cb) => relay('rename', src, () => vfs.rename(src, dest), done(cb), cb),
     link: (src, dest, cb) => relay('link', dest, () => vfs.link(src, dest), added(dest, cb), cb),
-    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path), added(path, cb), cb),
+    symlink: (target, path, cb) => relay('symlink', path, () => vfs.symlink(target, path, creator()), added(path, cb), cb),
     readlink: (path, cb) => relay('readlink', path, () => vfs.readlink(path), t => cb(0, t), cb),
     chmod: (path, mode, cb) => relay('chmod', path, () => vfs.chmod(path, mode), changed(path, cb), cb),
     chown: (path, uid, gid, cb) => relay('chown', path, () => vfs.chown(path, uid, gid), changed(path, cb), cb),
     utimens: (path, atime, mtime, cb) => relay('utimens', path, () => {
       const a = decodeUtimensArg(atime)
       const m = decodeUtimensArg(mtime)
-      const pick = (x: typeof a) => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' as const : x.ms
+      const pick = (x: typeof a): TimeArg => x.kind === 'omit' ? undefined : x.kind === 'now' ? 'now' : x.ns === 0 ? x.ms : { ms: x.ms, ns: x.ns }
       vfs.utimens(path, pick(a), pick(m))
     }, changed(path, cb), cb)
   }
@@ -243,10 +250,10 @@ export function queuedAttrChanges (vfs: Vfs, log: Log, cb: QueuedCloseBehind | n
 }
 
 // Applies a create the addon answered already (scripts/build-fuse.cjs (i)).
-export function queuedCreates (vfs: Vfs, log: Log): (path: string, fh: number, mode: number, ino: number, time: number) => number {
-  return (path, fh, mode, ino, time) => {
+export function queuedCreates (vfs: Vfs, log: Log): (path: string, fh: number, mode: number, ino: number, time: number, owner: Owner) => number {
+  return (path, fh, mode, ino, time, owner) => {
     try {
-      vfs.createAnswered(path, mode, fh, ino, time)
+      vfs.createAnswered(path, mode, fh, ino, time, owner)
       return 0
     } catch (e) {
       return errnoOf(log, 'create', `${path} (answered already)`, e, true)
@@ -262,6 +269,7 @@ function dirOf (path: string): string {
 function toFuseStat (s: Stat): FuseStat {
   return {
     mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev,
-    blksize: s.blksize, blocks: s.blockCount512, atime: s.atime, mtime: s.mtime, ctime: s.ctime
+    blksize: s.blksize, blocks: s.blockCount512, atime: s.atime, mtime: s.mtime, ctime: s.ctime,
+    atimeNs: subMs(s, 'atime'), mtimeNs: subMs(s, 'mtime')
   }
 }

@@ -32,6 +32,8 @@ export interface FuseStat {
   atime?: Date | number
   mtime?: Date | number
   ctime?: Date | number
+  atimeNs?: number // the nanoseconds past atime's ms (scripts/build-fuse.cjs (q))
+  mtimeNs?: number
 }
 
 export interface FuseStatfs {
@@ -80,7 +82,7 @@ export interface FuseOperations {
   release?(path: string, fd: number, cb: FuseDone): void
   releasedir?(path: string, fd: number, cb: FuseDone): void
   create?(path: string, mode: number, cb: (code: number, fd?: number) => void): void
-  utimens?(path: string, atime: number, mtime: number, cb: FuseDone): void
+  utimens?(path: string, atime: number | NsTime, mtime: number | NsTime, cb: FuseDone): void
   unlink?(path: string, cb: FuseDone): void
   rename?(src: string, dest: string, cb: FuseDone): void
   link?(src: string, dest: string, cb: FuseDone): void
@@ -211,8 +213,88 @@ export function loadFuse (): FuseModule {
   ;(Fuse as { unmount: FuseModule['unmount'] }).unmount = (mnt, cb) => {
     unmountPath(mnt, { lazy: true }).then(() => cb(null), (err: Error) => cb(err))
   }
+  if (nsTimes()) withNsTimes(Fuse)
   cached = Fuse
   return Fuse
+}
+
+// The addon takes and gives nanoseconds (scripts/build-fuse.cjs (q)).
+function nsTimes (): boolean {
+  return patchedFunctions<{ fuse_native_ns_times (): number }>(['fuse_native_ns_times']) !== null
+}
+
+// fuse-native's getattr, fgetattr and utimens, but with the nanoseconds the
+// addon carries: its own stat array has 18 uint32s (times in ms), and its
+// utimens hands the times over as doubles, which cannot hold them.
+function withNsTimes (Fuse: FuseModule): void {
+  type Signal = (code: number, arg?: Uint32Array) => void
+  type Self = { ops: FuseOperations }
+  const proto = (Fuse as unknown as { prototype: Record<string, unknown> }).prototype
+  const getattr = proto._op_getattr as (this: Self, signal: Signal, path: string) => void
+  const fgetattr = proto._op_fgetattr as (this: Self, signal: Signal, path: string, fd: number) => void
+  proto._op_getattr = function (this: Self, signal: Signal, path: string): void {
+    if (!this.ops.getattr) return getattr.call(this, signal, path)
+    this.ops.getattr(path, (err, st) => signal(err, statInts(err === 0 ? st : undefined)))
+  }
+  proto._op_fgetattr = function (this: Self, signal: Signal, path: string, fd: number): void {
+    if (!this.ops.getattr) return fgetattr.call(this, signal, path, fd)
+    // As fuse-native does: fgetattr is answered by getattr.
+    this.ops.getattr(path, (err, st) => err === 0 ? signal(0, statInts(st)) : signal(err))
+  }
+  proto._op_utimens = function (this: Self, signal: Signal, path: string, aLow: number, aHigh: number, mLow: number, mHigh: number): void {
+    this.ops.utimens?.(path, nsArg(aLow, aHigh), nsArg(mLow, mHigh), err => signal(err))
+  }
+}
+
+// fuse-native's stat array (getStatArray) and two more: the nanoseconds.
+export function statInts (st: FuseStat | undefined, into = new Uint32Array(20)): Uint32Array {
+  const i = into
+  i.fill(0)
+  if (st === undefined) return i
+  i[0] = st.mode
+  i[1] = st.uid ?? 0
+  i[2] = st.gid ?? 0
+  split(i, 3, st.size ?? 0)
+  i[5] = st.dev ?? 0
+  i[6] = st.nlink ?? 1
+  i[7] = st.ino ?? 0
+  i[8] = st.rdev ?? 0
+  i[9] = st.blksize ?? 0
+  split(i, 10, st.blocks ?? 0)
+  split(i, 12, msOf(st.atime))
+  split(i, 14, msOf(st.mtime))
+  split(i, 16, msOf(st.ctime))
+  if (i.length >= 20) {
+    i[18] = st.atimeNs ?? 0
+    i[19] = st.mtimeNs ?? 0
+  }
+  return i
+}
+
+function split (i: Uint32Array, at: number, n: number): void {
+  i[at] = n % TWO32
+  i[at + 1] = Math.floor(n / TWO32)
+}
+
+function msOf (t: Date | number | undefined): number {
+  return t === undefined ? Date.now() : typeof t === 'number' ? t : t.getTime()
+}
+
+// A utimens time as its raw words: UTIME_OMIT and UTIME_NOW as the high word
+// says (decodeUtimensArg); else ms in bits 0-43, the ns past it in 44-63. The
+// op gets a number that decodeUtimensArg reads, or, when the time has ns,
+// a NsTime.
+function nsArg (low: number, high: number): number | NsTime {
+  if (high === 0xffffffff || high === 0xfffffffe) return high * TWO32 + low
+  const ns = high >>> 12
+  const ms = (high & 0xfff) * TWO32 + low
+  return ns === 0 ? ms : { ms, ns }
+}
+
+/** A utimens time finer than a ms, as the patched addon gives it (scripts/build-fuse.cjs (q)). */
+export interface NsTime {
+  ms: number
+  ns: number
 }
 
 let patched: boolean | undefined
@@ -251,16 +333,17 @@ export const UTIMENS_OMIT = 0xffffffff * TWO32
 /** utimens value for UTIME_NOW in the patched addon: high word 0xFFFFFFFE, low 0. */
 export const UTIMENS_NOW = 0xfffffffe * TWO32
 
-export type UtimensArg = { kind: 'omit' } | { kind: 'now' } | { kind: 'time', ms: number }
+export type UtimensArg = { kind: 'omit' } | { kind: 'now' } | { kind: 'time', ms: number, ns: number }
 
 /** Decode an atime/mtime argument of ops.utimens. */
-export function decodeUtimensArg (v: number): UtimensArg {
+export function decodeUtimensArg (v: number | NsTime): UtimensArg {
+  if (typeof v === 'object') return { kind: 'time', ms: v.ms, ns: v.ns }
   if (utimensPatched()) {
     const high = Math.floor(v / TWO32)
     if (high === 0xffffffff) return { kind: 'omit' }
     if (high === 0xfffffffe) return { kind: 'now' }
   }
-  return { kind: 'time', ms: v }
+  return { kind: 'time', ms: v, ns: 0 }
 }
 
 /** A queued chmod (kind 1: a = mode), chown (2: a = uid, b = gid) or utimens (3: atime, mtime in ms, -1 = leave it); ctime in ms. */
@@ -277,10 +360,11 @@ export interface WriteBehindBinding {
   fuse_native_wb_stats (): [number, number] // [writes queued since the mount, the largest in bytes]
 }
 
-// Creates answered by the addon (scripts/build-fuse.cjs (i)): the new file's
-// owner, and inode numbers for it to show.
+// Creates answered by the addon (scripts/build-fuse.cjs (i)): inode numbers
+// for it to show; each create comes with the owner it showed (its caller's,
+// the directory's group when that is setgid).
 export interface CreateBehindBinding {
-  fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number) => void, uid: number, gid: number): void
+  fuse_native_cb_enable (handler: (item: unknown, path: string, fh: number, mode: number, ino: number, time: number, uid: number, gid: number) => void): void
   // Returns how many inode numbers it holds now.
   fuse_native_cb_inos (inos: number[]): number
 }
@@ -300,7 +384,8 @@ export function closeBehindBinding (): CloseBehindBinding | null {
 }
 
 export function createBehindBinding (): CreateBehindBinding | null {
-  return patchedFunctions<CreateBehindBinding>(['fuse_native_cb_enable', 'fuse_native_cb_inos'])
+  // An addon without (p) shows the daemon's owner for the creates it answers: none then.
+  return patchedFunctions<CreateBehindBinding>(['fuse_native_cb_enable', 'fuse_native_cb_inos', 'fuse_native_caller'])
 }
 
 // The patched addon's functions named `names`, or null when the stock addon
@@ -428,4 +513,37 @@ export interface AttrCacheBinding {
 /** The loaded addon's attribute cache, or null when it has none. */
 export function attrCacheBinding (): AttrCacheBinding | null {
   return patchedFunctions<AttrCacheBinding>(['enable', 'disable', 'bump', 'bump_ino', 'put', 'stats'].map(n => `fuse_native_ac_${n}`))
+}
+
+/** Who asked for a FUSE operation (fuse_get_context()). */
+export interface FuseCaller {
+  uid: number
+  gid: number
+  pid: number
+}
+
+// The addon writes the caller of the operation it hands to JS into this
+// view right before it calls the handler (scripts/build-fuse.cjs (p)); null:
+// the addon cannot tell (stock addon).
+let callerView: Uint32Array | null | undefined
+
+/**
+ * The caller of the FUSE operation whose handler is running now, read in
+ * the handler's synchronous part (later, the view holds another
+ * operation's). Null when the addon cannot tell.
+ */
+export function fuseCaller (): FuseCaller | null {
+  if (callerView === undefined) {
+    const b = patchedFunctions<{ fuse_native_caller (buf: Buffer): void }>(['fuse_native_caller'])
+    callerView = null
+    if (b !== null) {
+      const view = new Uint32Array(3).fill(0xffffffff)
+      b.fuse_native_caller(Buffer.from(view.buffer))
+      callerView = view
+    }
+  }
+  const v = callerView
+  // Before the first operation: unknown (never a made-up owner).
+  if (v === null || v[0] === 0xffffffff) return null
+  return { uid: v[0], gid: v[1], pid: v[2] }
 }

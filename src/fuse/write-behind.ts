@@ -1,5 +1,6 @@
 import type { CreateBehindBinding, WriteBehindBinding } from './native.js'
 import { toErrno } from './errno.js'
+import type { Owner } from '../vfs/vfs.js'
 
 // Applies a queued write with the mtime the addon showed for it; answers the
 // bytes written or a negative errno.
@@ -14,7 +15,7 @@ export type AttrChangeApplier = (kind: number, path: string, a: number, b: numbe
 
 // Applies a create the addon answered with this handle, inode number and
 // time; answers 0 or a negative errno.
-export type CreateApplier = (path: string, fh: number, mode: number, ino: number, time: number) => number
+export type CreateApplier = (path: string, fh: number, mode: number, ino: number, time: number, owner: Owner) => number
 
 // Write-behind. With the patched addon, a FUSE write is copied into a
 // bounded queue on the FUSE thread and answered at once, so `dd` or `cp` no
@@ -56,8 +57,8 @@ export class WriteBehind {
   // Creates answered by the addon (scripts/build-fuse.cjs (i)) are applied
   // in queue order like attribute changes; writes to the new handle wait for
   // the create.
-  startCreates (binding: CreateBehindBinding, apply: CreateApplier, uid: number, gid: number): void {
-    binding.fuse_native_cb_enable((item, path, fh, mode, ino, time) => this.applyAttrs(item, () => apply(path, fh, mode, ino, time), fh), uid, gid)
+  startCreates (binding: CreateBehindBinding, apply: CreateApplier): void {
+    binding.fuse_native_cb_enable((item, path, fh, mode, ino, time, uid, gid) => this.applyAttrs(item, () => apply(path, fh, mode, ino, time, { uid, gid }), fh))
   }
 
   // After every write queued before it (the chains of all handles). With

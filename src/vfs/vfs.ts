@@ -21,9 +21,20 @@ export const S_IFIFO = 0o010000
 export const S_IFSOCK = 0o140000
 export const S_IFCHR = 0o020000
 export const S_IFBLK = 0o060000
+export const S_ISGID = 0o2000
+
+// Who a new node belongs to: its creator (the FUSE caller). Without one,
+// the daemon's own user.
+export interface Owner {
+  uid: number
+  gid: number
+}
 
 const NAME_MAX = 255
 const O_RDWR = 2
+
+// A time given to utimens: ms since the epoch, or ms and the nanoseconds past it.
+export type TimeArg = number | { ms: number, ns: number } | 'now' | undefined
 
 export interface Stat extends InodeAttrs {
   ino: number
@@ -120,6 +131,10 @@ export class Vfs {
     for (let i = 1; i < parts.length; i++) {
       const name = parts[i]
       if (name === '') continue
+      // Every lookup says a name is too long, not that it is absent (the
+      // kernel passes names up to 1,024 bytes). A UTF-16 unit is at most 3
+      // UTF-8 bytes, so only long names are measured.
+      if (name.length > NAME_MAX / 3 && Buffer.byteLength(name) > NAME_MAX) throw fail('ENAMETOOLONG', `${path}: name too long`)
       const a = this.ns.getAttrs(ino)
       if (!a || (a.mode & S_IFMT) !== S_IFDIR) throw fail('ENOTDIR', `${path}: not a directory`)
       const next = this.ns.lookup(ino, name)
@@ -195,16 +210,25 @@ export class Vfs {
     this.ns.commit({ op: 'setattr', ino, attrs })
   }
 
-  // atime/mtime: a time in ms, 'now', or undefined to leave it unchanged.
-  utimens (path: string, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now = Date.now()): void {
+  // atime/mtime: a time in ms (or ms and the ns past it), 'now', or
+  // undefined to leave it unchanged.
+  utimens (path: string, atime: TimeArg, mtime: TimeArg, now = Date.now()): void {
     const ino = this.resolve(path)
     this.mutate(ino, () => this.utimensNow(ino, atime, mtime, now))
   }
 
-  private utimensNow (ino: number, atime: number | 'now' | undefined, mtime: number | 'now' | undefined, now: number): void {
+  private utimensNow (ino: number, atime: TimeArg, mtime: TimeArg, now: number): void {
     const attrs: Partial<InodeAttrs> = { ctime: now }
-    if (atime !== undefined) attrs.atime = atime === 'now' ? now : atime
-    if (mtime !== undefined) attrs.mtime = mtime === 'now' ? now : mtime
+    const fine: NonNullable<InodeAttrs['fine']> = { ...this.attrsOf(ino).fine }
+    for (const [k, v] of [['atime', atime], ['mtime', mtime]] as const) {
+      if (v === undefined) continue
+      const t = typeof v === 'object' ? v : { ms: v === 'now' ? now : v, ns: 0 }
+      attrs[k] = t.ms
+      if (t.ns !== 0) fine[k] = [t.ms, t.ns]
+      else delete fine[k]
+    }
+    if (fine.atime !== undefined || fine.mtime !== undefined) attrs.fine = fine
+    else if (this.attrsOf(ino).fine !== undefined) attrs.fine = {}
     const f = this.files.get(ino)
     if (f?.hold(attrs)) return
     if (f && attrs.mtime !== undefined) f.mtime = attrs.mtime
@@ -255,8 +279,8 @@ export class Vfs {
     return ino
   }
 
-  mkdir (path: string, mode: number): void {
-    this.mknode(path, S_IFDIR | (mode & 0o7777), 0)
+  mkdir (path: string, mode: number, owner?: Owner): void {
+    this.mknode(path, S_IFDIR | (mode & 0o7777), 0, owner)
   }
 
   rmdir (path: string): void {
@@ -276,24 +300,24 @@ export class Vfs {
 
   // --- files and other nodes ---
 
-  mknod (path: string, mode: number, rdev: number): void {
+  mknod (path: string, mode: number, rdev: number, owner?: Owner): void {
     const type = mode & S_IFMT
     if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) {
       throw fail('EINVAL', `${path}: unsupported node type`)
     }
-    this.mknode(path, mode, rdev)
+    this.mknode(path, mode, rdev, owner)
   }
 
-  create (path: string, mode: number): number {
-    const ino = this.mknode(path, S_IFREG | (mode & 0o7777), 0)
+  create (path: string, mode: number, owner?: Owner): number {
+    const ino = this.mknode(path, S_IFREG | (mode & 0o7777), 0, owner)
     return this.openIno(ino, path, O_RDWR)
   }
 
   // A create the FUSE layer answered already, showing this inode number,
   // handle and time (fuse/write-behind.ts): made exactly so.
-  createAnswered (path: string, mode: number, fh: number, ino: number, time: number): void {
+  createAnswered (path: string, mode: number, fh: number, ino: number, time: number, owner?: Owner): void {
     this.handleFree(fh, path)
-    this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, undefined, { ino, time })
+    this.mknodeNow(path, S_IFREG | (mode & 0o7777), 0, owner, undefined, { ino, time })
     this.openIno(ino, path, O_RDWR, fh)
   }
 
@@ -318,8 +342,8 @@ export class Vfs {
     return this.openIno(ino, path, O_RDWR, fh)
   }
 
-  symlink (target: string, path: string): void {
-    this.mknode(path, S_IFLNK | 0o777, 0, target)
+  symlink (target: string, path: string, owner?: Owner): void {
+    this.mknode(path, S_IFLNK | 0o777, 0, owner, target)
   }
 
   readlink (path: string): string {
@@ -377,12 +401,21 @@ export class Vfs {
     this.ns.commit({ op: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, ctime: Date.now() })
   }
 
-  private mknode (path: string, mode: number, rdev: number, target?: string): number {
-    return this.mknodeNow(path, mode, rdev, target)
+  private mknode (path: string, mode: number, rdev: number, owner?: Owner, target?: string): number {
+    return this.mknodeNow(path, mode, rdev, owner, target)
   }
 
-  private mknodeNow (path: string, mode: number, rdev: number, target?: string, as?: { ino: number, time: number }): number {
+  private mknodeNow (path: string, mode: number, rdev: number, owner?: Owner, target?: string, as?: { ino: number, time: number }): number {
     const { parent, name } = this.parentOf(path)
+    const uid = owner?.uid ?? this.d.uid
+    let gid = owner?.gid ?? this.d.gid
+    // A setgid directory gives its group to what is made in it, and its
+    // setgid bit to new directories (POSIX; what ext4 does).
+    const pa = this.attrsOf(parent)
+    if ((pa.mode & S_ISGID) !== 0) {
+      gid = pa.gid
+      if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID
+    }
     if (name === '' || name === '.' || name === '..') throw fail('EEXIST', `${path}: exists`)
     if (this.ns.lookup(parent, name) !== undefined) throw fail('EEXIST', `${path}: file exists`)
     if (as && this.ns.getAttrs(as.ino)) throw fail('EEXIST', `${path}: inode ${as.ino} is in use`)
@@ -390,7 +423,7 @@ export class Vfs {
     const ino = as?.ino ?? this.ns.allocIno()
     const dir = (mode & S_IFMT) === S_IFDIR
     const attrs: InodeAttrs = {
-      mode, uid: this.d.uid, gid: this.d.gid, nlink: dir ? 2 : 1, rdev,
+      mode, uid, gid, nlink: dir ? 2 : 1, rdev,
       size: target !== undefined ? Buffer.byteLength(target) : 0, blocks: 0, atime: now, mtime: now, ctime: now
     }
     if (target !== undefined) attrs.target = target

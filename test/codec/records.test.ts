@@ -22,6 +22,22 @@ t.test('inode record', async t => {
   t.throws(() => decodeInode(b.subarray(0, 10)), { code: 'CORRUPT_RECORD' })
 })
 
+// Version 2: times finer than a ms (issue 29) add the ns past the ms of
+// atime and mtime; a record without them stays version 1 (above).
+t.test('inode record with nanoseconds', async t => {
+  const fine: InodeAttrs = { ...attrs, fine: { atime: [attrs.atime, 456789], mtime: [attrs.mtime, 1] } }
+  const b = encodeInode(fine)
+  t.equal(b[0], 2, 'version byte 2')
+  t.equal(b.toString('hex'), INODE_FIXTURE.replace(/^01/, '02') + '55f80600' + '01000000', 'pinned bytes: version 1\'s, then u32 LE ns of atime and mtime')
+  t.same(decodeInode(b), fine)
+  const link = { ...fine, mode: 0o120777, target: 'ünïcode/target' }
+  t.same(decodeInode(encodeInode(link)), link, 'a symlink target follows them')
+  t.same(decodeInode(encodeInode({ ...fine, mtime: attrs.mtime + 1 })).fine, { atime: [attrs.atime, 456789] }, 'ns of a time since set anew are not written')
+  t.equal(encodeInode({ ...attrs, fine: { mtime: [attrs.mtime - 5, 7] } })[0], 1, 'so a record whose ns all went stale is version 1 again')
+  const bad = Buffer.from(b); bad.writeUInt32LE(1_000_000, b.length - 4)
+  t.throws(() => decodeInode(bad), { code: 'CORRUPT_RECORD' }, 'ns past 999,999')
+})
+
 t.test('directory entry, block ref, chunk record, change record', async t => {
   const d = { name: 'résumé.txt', ino: 123456789 }
   t.same(decodeDirent(encodeDirent(d)), d)

@@ -106,6 +106,37 @@ t.test('POSIX names and attributes through a mount', async t => {
     t.equal(await sh(`ls ${q(p('ne'))}`), `file\n${'n'.repeat(255)}\n`)
   })
 
+  // Every lookup of a name over 255 bytes says so (issue 29), also in a
+  // directory just made, whose names the addon knows (scripts/build-fuse.cjs (i)).
+  await t.test('ENAMETOOLONG on every lookup, not ENOENT', async t => {
+    await sh(`mkdir ${q(p('nl'))} && mkdir ${q(p('nl/fresh'))} && : > ${q(p('nl/file'))}`)
+    const ops = ['stat', 'lstat', 'open', 'unlink', 'rmdir', 'chmod', 'chown', 'truncate', 'utime', 'rename-from', 'rename-to', 'link-to', 'readlink', 'opendir']
+    const script = `
+use Errno; use POSIX ();
+my ($dir, $name, $file) = @ARGV; my $p = "$dir/$name";
+my %op = (
+  stat => sub { stat($p) }, lstat => sub { lstat($p) }, open => sub { open(my $f, '<', $p) },
+  unlink => sub { unlink($p) }, rmdir => sub { rmdir($p) }, chmod => sub { chmod(0644, $p) },
+  chown => sub { chown(0, 0, $p) }, truncate => sub { truncate($p, 0) }, utime => sub { utime(1, 1, $p) },
+  'rename-from' => sub { rename($p, "$dir/x") }, 'rename-to' => sub { rename($file, $p) },
+  'link-to' => sub { link($file, $p) }, readlink => sub { defined readlink($p) }, opendir => sub { opendir(my $d, $p) });
+for my $k (${ops.map(o => `'${o}'`).join(', ')}) {
+  my $ok = $op{$k}->(); my @n = grep { $!{$_} } keys %!;
+  print "$k ", ($ok ? "OK" : ($n[0] // "errno " . ($! + 0))), "\n";
+}`
+    for (const [label, dir, name] of [
+      ['a 256-byte name', p('nl'), 'n'.repeat(256)],
+      ['a 256-byte name in a directory just made', p('nl/fresh'), 'n'.repeat(256)],
+      ['128 two-byte characters (256 bytes)', p('nl'), '\u00e9'.repeat(128)],
+      ['a long directory on the way', p('nl'), 'd'.repeat(300) + '/x']
+    ]) {
+      const out = await sh(`perl -e ${q(script)} ${q(dir)} ${q(name)} ${q(p('nl/file'))}`)
+      t.same(out.trim().split('\n'), ops.map(o => `${o} ENAMETOOLONG`), label)
+    }
+    t.equal(await syscall('unlink', p('nl', 'n'.repeat(255))), 'ENOENT', 'a 255-byte name that is not there is ENOENT')
+    t.equal(await sh(`ls ${q(p('nl'))}`), 'file\nfresh\n', 'nothing was made')
+  })
+
   await t.test('symlinks and fifos', async t => {
     await sh(`mkdir ${q(p('sl'))} && printf target-content > ${q(p('sl/target'))} && cd ${q(p('sl'))} &&
       ln -s target rel && ln -s ${q(p('sl/target'))} abs && ln -s 'does/not/exist' dangling && mkfifo fifo`)
