@@ -153,6 +153,11 @@ export class SwarmServices {
   // stored synchronously and not held while the ack waits for the disk.
   private answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
     if (body.type === 'PUT_CHUNK') {
+      // Placement is a full member's act: only a member that can read the
+      // tree knows which chunks the volume needs. Storage-only members never
+      // push (the replicator and the evictor push only chunks their own tree
+      // references, and they have none), so a PUT from one is junk to refuse.
+      if (conn.role !== 'full') return Promise.resolve({ type: 'PUT_ACK', ok: false, reason: 'placement refused: only a proven full member places chunks' })
       const id = Buffer.from(body.id)
       return this.service.put(body.id, body.record, conn.id).then(r => {
         if (r.ok) this.audit.noteStored(id)

@@ -90,7 +90,7 @@ t.test('a storage-only code holder cannot make any member drop the volume\'s chu
   for (const conn of evil.open()) {
     for (const r of records) {
       const ack = await evil.request(conn, { type: 'PUT_CHUNK', id: r.id, record: r.record })
-      t.equal(ack.type, 'PUT_ACK')
+      t.ok(ack.type === 'PUT_ACK' && !ack.ok && /only a proven full member places/.test(ack.reason ?? ''), 'a placement by a storage-only member is refused')
     }
     const ids32 = records.map(r => r.id)
     for (const type of ['TRIM_CHUNKS', 'DROP_CHUNKS'] as const) {
