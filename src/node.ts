@@ -192,6 +192,7 @@ export class DisktroNode {
       eventLoop: EventLoopStalls.shared().report()
     }
     if (this.swarm) report.audit = this.swarm.audit.report()
+    if (this.swarm) report.storage = { quotaPerMember: v.store.quotaPerMember ?? Infinity, members: this.swarm.heldForOthers(), leases: this.swarm.leases.report() }
     if (this.scrubber) report.scrub = this.scrubber.report()
     const shared = v.access?.shared
     report.namespace = {

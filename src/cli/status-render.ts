@@ -29,6 +29,12 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     }
     if (r.audit.expired) lines.push(`  ${r.audit.expired} copies stopped counting: their holders were offline longer than repairAfter (${Math.round((r.repairAfter ?? 0) / 1000)} s)`)
   }
+  if (r.storage) {
+    const st = r.storage
+    const days = (ms: number): string => ms >= 86_400_000 ? `${Math.round(ms / 86_400_000)} d` : `${Math.round(ms / 1000)} s`
+    lines.push(`  for others ${st.members.length === 0 ? 'nothing held for other members' : `held for ${st.members.length} member(s), quota ${bytes(st.quotaPerMember)} each`}; leases ${days(st.leases.leaseMs)} of full-member presence (clock ${days(st.leases.clockMs)}), ${st.leases.expiredChunks} expired and collected`)
+    for (const m of st.members) lines.push(`    ${m.member.slice(0, 16)} ${m.chunks} chunks, ${bytes(m.bytes)} (${(100 * m.bytes / st.quotaPerMember).toFixed(1)}% of its quota)`)
+  }
   if (rep.etaSec !== null && rep.etaSec !== undefined) lines.push(`            ${rep.queued} chunk(s) queued; safe in about ${rep.etaSec < 120 ? `${rep.etaSec} s` : `${Math.round(rep.etaSec / 60)} min`} at the current rate`)
   if (progress && rep.chunks > 0 && rep.underReplicated > 0) {
     const width = 40
