@@ -21,12 +21,13 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} chunks ${what} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
   if (!r.daemon.running && rep.savedAt) lines.push(`            (counted by the daemon ${Math.round((Date.now() - rep.savedAt) / 1000)} s ago)`)
   if (rep.unsettled) lines.push(`            ${rep.unsettled} chunk(s) changed and not recounted yet`)
-  if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy acknowledged or reported only, checked by the next rounds`)
+  if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy reported only (about chunks not held here, so nothing to challenge with: checked by HAS)`)
   if (r.audit) {
     for (const a of r.audit.peers) {
       const all = a.checkedAllSince === null ? 'a first pass over its holdings running' : `every holding checked in the last ${Math.round((Date.now() - a.checkedAllSince) / 1000)} s`
       lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed; ${all}${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)
     }
+    if (r.audit.claims) lines.push(`  claims    ${r.audit.claims.pending} copies peers say they hold wait for a proof (not counted until then); ${r.audit.claims.proven} proven, ${r.audit.claims.refuted} refuted this run`)
     if (r.audit.expired) lines.push(`  ${r.audit.expired} copies stopped counting: their holders were offline longer than repairAfter (${Math.round((r.repairAfter ?? 0) / 1000)} s)`)
   }
   if (r.storage) {
