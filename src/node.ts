@@ -181,7 +181,7 @@ export class DisktroNode {
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,
-      node: { id: v.file.nodeId, role: v.file.role },
+      node: { id: v.file.nodeId, role: v.file.role, ...(v.file.role === 'storage' && !v.roleKey.publicKey ? { trustsRoleClaims: true } : {}) },
       volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
       store: storeStats(v.store),
       peers,

@@ -66,7 +66,7 @@ export interface NamespaceReport {
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
-  node: { id: string, role: 'full' | 'storage' }
+  node: { id: string, role: 'full' | 'storage', trustsRoleClaims?: boolean } // trustsRoleClaims: a storage-only member without the role key (a join code before version 3)
   volume: VolumeStats | { volumeId: string }
   store: PeerStats
   peers: PeerReport[]

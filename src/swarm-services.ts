@@ -159,6 +159,9 @@ export class SwarmServices {
       setTimeout(() => { if (conn.isOpen) void this.audit.peerConnected(this.auditOf(conn)) }, 500).unref()
     })
     this.network.on('peer-closed', (id: string) => this.log(`peer ${id.slice(0, 12)} went offline`))
+    if (this.volume.file.role === 'storage' && !this.volume.roleKey.publicKey) {
+      this.log('WARNING: this storage-only member joined with a code older than version 3: it cannot check that a peer claiming the full role is one, and takes the claim on trust (placements, drops, snapshots). Run `disktro join --upgrade <code>` with a new `disktro invite --storage-only` code of this volume.')
+    }
     await this.network.start()
     this.state.start()
     this.replicator.start()

@@ -11,6 +11,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon running (pid ${r.daemon.pid})` : 'no daemon running: peers unknown, shown from the data dir alone'}`,
     `data dir    ${r.dataDir}`
   ]
+  if (r.node.trustsRoleClaims) lines.push('            WARNING: joined with a code older than version 3, so a peer claiming the full role is believed; run `disktro join --upgrade <code>` with a new storage-only code')
   if ('files' in v) {
     lines.push(
       `files       ${v.files} in ${v.directories} directories, ${bytes(v.logicalBytes)}`,
