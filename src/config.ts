@@ -17,6 +17,15 @@ export interface Config {
   cacheSize: number | null // bytes of chunks to keep here at most (beyond what placement and pins require); null: everything
   scrubRate: number // bytes/s the background scrubber may read at most; 0: off
   scrubInterval: number // ms between the end of one scrub pass and the next
+  quotaPerMember: number | null // bytes this node holds for any one placing member at most; null: half of maxStoreBytes
+  holdLease: number // ms of full-member presence after which a copy held for others, never renewed by a full member, is collected
+}
+
+// The quota in force: configured, or half the store (a member that places
+// everything still leaves the other half to the rest; set it to
+// maxStoreBytes for a volume with a single writer that should fill it).
+export function quotaOf (c: Config): number {
+  return c.quotaPerMember ?? Math.floor(c.maxStoreBytes / 2)
 }
 
 export interface HostPort {
@@ -38,7 +47,9 @@ export const DEFAULT_CONFIG: Config = {
   compactMargin: 60 * 1000,
   cacheSize: null,
   scrubRate: 16 * 1024 * 1024,
-  scrubInterval: 60 * 60 * 1000
+  scrubInterval: 60 * 60 * 1000,
+  quotaPerMember: null,
+  holdLease: 14 * 24 * 3600 * 1000
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -86,6 +97,8 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
     c.bootstrap = list.map(v => parseHostPort(String(v), `${where}: bootstrap`))
   }
   if (r.scrubRate !== undefined) c.scrubRate = r.scrubRate === 0 || r.scrubRate === '0' ? 0 : size(r.scrubRate, 'scrubRate', where)
+  if (r.quotaPerMember !== undefined && r.quotaPerMember !== null) c.quotaPerMember = size(r.quotaPerMember, 'quotaPerMember', where)
+  if (r.holdLease !== undefined) c.holdLease = duration(r.holdLease, 'holdLease', where)
   if (r.scrubInterval !== undefined) c.scrubInterval = duration(r.scrubInterval, 'scrubInterval', where)
   if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
     throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)

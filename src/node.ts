@@ -189,7 +189,7 @@ export class DisktroNode {
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,
-      node: { id: v.file.nodeId, role: v.file.role },
+      node: { id: v.file.nodeId, role: v.file.role, ...(v.file.role === 'storage' && !v.roleKey.publicKey ? { trustsRoleClaims: true } : {}) },
       volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
       store: storeStats(v.store),
       peers,
@@ -200,6 +200,7 @@ export class DisktroNode {
       eventLoop: EventLoopStalls.shared().report()
     }
     if (this.swarm) report.audit = this.swarm.audit.report()
+    if (this.swarm) report.storage = { quotaPerMember: v.store.quotaPerMember ?? Infinity, members: this.swarm.heldForOthers(), leases: this.swarm.leases.report() }
     if (this.scrubber) report.scrub = this.scrubber.report()
     const shared = v.access?.shared
     report.namespace = {

@@ -7,6 +7,15 @@ import type { ScrubReport } from './replication/scrubber.js'
 import type { AuditReport } from './replication/holder-audit.js'
 import type { Health } from './api/web/health.js'
 import type { StallReport } from './event-loop-stalls.js'
+import type { LeaseReport } from './replication/holding-leases.js'
+
+// Copies held for other members (store/foreign-holdings.ts): per placing
+// member, against quotaPerMember, and their leases (holding-leases.ts).
+export interface StorageForOthers {
+  quotaPerMember: number
+  members: Array<{ member: string, bytes: number, chunks: number }>
+  leases: LeaseReport
+}
 
 // What `disktro status --json` prints and the control socket returns.
 export interface PeerReport {
@@ -57,7 +66,7 @@ export interface NamespaceReport {
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
-  node: { id: string, role: 'full' | 'storage' }
+  node: { id: string, role: 'full' | 'storage', trustsRoleClaims?: boolean } // trustsRoleClaims: a storage-only member without the role key (a join code before version 3)
   volume: VolumeStats | { volumeId: string }
   store: PeerStats
   peers: PeerReport[]
@@ -71,5 +80,6 @@ export interface StatusReport {
   files?: FileReplication[]
   audit?: AuditReport // holder proofs: challenges and checks of peers' copies
   repairAfter?: number // ms an offline holder's copies keep counting
+  storage?: StorageForOthers // what this node holds for other members: per placer, quota, leases
   health: Health // the verdict: safe / at-risk / unknown, and its headline
 }

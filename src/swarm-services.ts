@@ -16,6 +16,9 @@ import { ReplicaState } from './replication/replica-state.js'
 import { GarbageCollector } from './replication/garbage-collector.js'
 import { Trimmer } from './replication/trimmer.js'
 import { Evictor } from './replication/evictor.js'
+import { HoldingLeases } from './replication/holding-leases.js'
+import { quotaOf } from './config.js'
+import { heldForAll } from './store/foreign-holdings.js'
 
 const PUT_TIMEOUT_MS = 60_000
 const GET_TIMEOUT_MS = 30_000
@@ -37,6 +40,8 @@ export class SwarmServices {
   readonly gc: GarbageCollector
   readonly trimmer: Trimmer
   readonly evictor: Evictor | null
+  readonly leases: HoldingLeases
+  private readonly connectedAt = new WeakMap<PeerConnection, number>()
   private readonly linkCache = new WeakMap<PeerConnection, PeerLink>()
   private readonly nsPeerCache = new WeakMap<PeerConnection, NsPeer>()
   private readonly auditCache = new WeakMap<PeerConnection, AuditLink>()
@@ -54,6 +59,21 @@ export class SwarmServices {
       revoked
     })
     const holders = new Holders(volume.store)
+    volume.store.quotaPerMember = quotaOf(config)
+    this.leases = new HoldingLeases({
+      store: volume.store,
+      leaseMs: config.holdLease,
+      fullSince: () => {
+        let since: number | null = null
+        for (const c of this.network.connections()) {
+          const at = c.role === 'full' ? this.connectedAt.get(c) : undefined
+          if (at !== undefined && (since === null || at < since)) since = at
+        }
+        return since
+      },
+      settled: () => volume.access ? (volume.access.shared?.settled ?? true) : true,
+      log
+    })
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
     this.service = new ChunkService(volume.store, volume.access?.pipeline ?? null, volume.file.chunkSize)
     const storageOnly = volume.file.role === 'storage'
@@ -131,6 +151,7 @@ export class SwarmServices {
 
   async start (): Promise<void> {
     this.network.on('peer', (conn: PeerConnection) => {
+      this.connectedAt.set(conn, Date.now())
       conn.onRequest(body => this.answer(conn, body))
       this.log(`peer ${conn.id.slice(0, 12)} (${conn.role}) connected from ${conn.address}`)
       this.replicator.rescan()
@@ -138,6 +159,9 @@ export class SwarmServices {
       setTimeout(() => { if (conn.isOpen) void this.audit.peerConnected(this.auditOf(conn)) }, 500).unref()
     })
     this.network.on('peer-closed', (id: string) => this.log(`peer ${id.slice(0, 12)} went offline`))
+    if (this.volume.file.role === 'storage' && !this.volume.roleKey.publicKey) {
+      this.log('WARNING: this storage-only member joined with a code older than version 3: it cannot check that a peer claiming the full role is one, and takes the claim on trust (placements, drops, snapshots). Run `disktro join --upgrade <code>` with a new `disktro invite --storage-only` code of this volume.')
+    }
     await this.network.start()
     this.state.start()
     this.replicator.start()
@@ -147,12 +171,18 @@ export class SwarmServices {
     if (this.volume.access) this.gc.start()
     this.trimmer.start()
     this.evictor?.start()
+    this.leases.start()
   }
 
   // Not async: a PUT_CHUNK's record (a view of the received message) is
   // stored synchronously and not held while the ack waits for the disk.
   private answer (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
     if (body.type === 'PUT_CHUNK') {
+      // Placement is a full member's act: only a member that can read the
+      // tree knows which chunks the volume needs. Storage-only members never
+      // push (the replicator and the evictor push only chunks their own tree
+      // references, and they have none), so a PUT from one is junk to refuse.
+      if (conn.role !== 'full') return Promise.resolve({ type: 'PUT_ACK', ok: false, reason: 'placement refused: only a proven full member places chunks' })
       const id = Buffer.from(body.id)
       return this.service.put(body.id, body.record, conn.id).then(r => {
         if (r.ok) this.audit.noteStored(id)
@@ -165,8 +195,8 @@ export class SwarmServices {
   private async answerOther (conn: PeerConnection, body: RequestBody): Promise<ReplyBody> {
     switch (body.type) {
       case 'PUT_CHUNK': throw new Error('PUT_CHUNK is answered by answer()')
-      case 'GET_CHUNK': return { type: 'CHUNK', record: await this.service.get(body.id) }
-      case 'HAS': return { type: 'HAS_REPLY', have: this.service.has(body.ids) }
+      case 'GET_CHUNK': this.renewFor(conn, [body.id]); return { type: 'CHUNK', record: await this.service.get(body.id) }
+      case 'HAS': this.renewFor(conn, body.ids); return { type: 'HAS_REPLY', have: this.service.has(body.ids) }
       case 'STATS': return { type: 'STATS_REPLY', ...this.service.stats(), role: this.volume.file.role }
       case 'NS_SYNC': return { type: 'NS_RECORDS', ...this.nsSync.answerSync(this.nsPeerOf(conn), body.frontier, body.heads) }
       case 'NS_SNAPSHOT': return { type: 'NS_ACK', accepted: conn.role === 'full' ? this.nsSync.answerSnapshot(this.nsPeerOf(conn), body.snapshot) : 0 }
@@ -178,8 +208,18 @@ export class SwarmServices {
       case 'TRIM_CHUNKS': return { type: 'DROP_ACK', dropped: conn.role === 'full' ? Trimmer.answerTrim(this.volume.store, body.ids) : 0 }
       // A peer speaks for its own holdings only.
       case 'HOLDING': return { type: 'DROP_ACK', dropped: await this.audit.answerHolding(this.auditOf(conn), body.held.map(b => Buffer.from(b)), body.dropped.map(b => Buffer.from(b))) }
-      case 'PROVE': return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
+      case 'PROVE': this.renewFor(conn, body.ids); return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
     }
+  }
+
+  // A full member's interest in copies we hold for others renews their leases.
+  private renewFor (conn: PeerConnection, ids: Buffer[]): void {
+    if (conn.role === 'full') this.leases.renew(ids.filter(id => id.length === 32))
+  }
+
+  // Bytes and chunks held here for each placing member (its quota's account).
+  heldForOthers (): Array<{ member: string, bytes: number, chunks: number }> {
+    return heldForAll(this.volume.store)
   }
 
   private nsPeerOf (conn: PeerConnection): NsPeer {
@@ -285,6 +325,7 @@ export class SwarmServices {
     this.gc.close()
     this.trimmer.close()
     this.evictor?.close()
+    this.leases.close()
     this.replicator.close()
     await this.network.close()
   }

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs'
 import { Volume } from '../volume/volume.js'
-import { readVolumeFile, createVolumeFile, chunkIdHashOf } from '../volume/volume-file.js'
+import { readVolumeFile, createVolumeFile, chunkIdHashOf, upgradeRoleKey } from '../volume/volume-file.js'
 import { encodeInvite, decodeInvite } from '../volume/invite.js'
 import { fail } from '../errors.js'
 import { roleKeyOf } from '../crypto/volume-keys.js'
@@ -30,10 +30,16 @@ export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
 
 export function joinCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('join <code>', 'set up this data dir as a member of the volume a join code names',
-    a => a.positional('code', { type: 'string', demandOption: true }),
+    a => a.positional('code', { type: 'string', demandOption: true })
+      .option('upgrade', { type: 'boolean', default: false, describe: 'a storage-only member that joined with a code older than version 3: take the full-member role key from this new storage-only code of the same volume, keeping identity and store' }),
     async argv => {
       const dataDir = dataDirOf(argv)
       const invite = decodeInvite(String(argv.code))
+      if (argv.upgrade === true) {
+        const f = await upgradeRoleKey(dataDir, invite, await passwords(argv).password())
+        process.stdout.write(`node ${f.nodeId.slice(0, 16)} now checks full members' role proofs (volume ${f.volumeId})\n`)
+        return
+      }
       const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash, fullRoleKey: invite.role === 'storage' ? invite.fullRoleKey : undefined })
       process.stdout.write(`joined volume ${f.volumeId} as a ${f.role === 'full' ? 'full' : 'storage-only'} member (node ${f.nodeId.slice(0, 16)}) in ${dataDir}\n`)
     })

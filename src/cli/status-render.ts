@@ -11,6 +11,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     `this node   ${r.node.id.slice(0, 16)} (${r.node.role === 'full' ? 'full member' : 'storage-only'}) ${r.daemon.running ? `daemon running (pid ${r.daemon.pid})` : 'no daemon running: peers unknown, shown from the data dir alone'}`,
     `data dir    ${r.dataDir}`
   ]
+  if (r.node.trustsRoleClaims) lines.push('            WARNING: joined with a code older than version 3, so a peer claiming the full role is believed; run `disktro join --upgrade <code>` with a new storage-only code')
   if ('files' in v) {
     lines.push(
       `files       ${v.files} in ${v.directories} directories, ${bytes(v.logicalBytes)}`,
@@ -21,13 +22,20 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} chunks ${what} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
   if (!r.daemon.running && rep.savedAt) lines.push(`            (counted by the daemon ${Math.round((Date.now() - rep.savedAt) / 1000)} s ago)`)
   if (rep.unsettled) lines.push(`            ${rep.unsettled} chunk(s) changed and not recounted yet`)
-  if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy acknowledged or reported only, checked by the next rounds`)
+  if (rep.chunks > 0 && rep.unproven !== undefined) lines.push(`            ${rep.chunks - rep.unproven} of ${rep.chunks} chunks have every copy elsewhere proven by a challenge; ${rep.unproven} have a copy reported only (about chunks not held here, so nothing to challenge with: checked by HAS)`)
   if (r.audit) {
     for (const a of r.audit.peers) {
       const all = a.checkedAllSince === null ? 'a first pass over its holdings running' : `every holding checked in the last ${Math.round((Date.now() - a.checkedAllSince) / 1000)} s`
       lines.push(`  proofs    ${a.id.slice(0, 16)}: ${a.checked} holdings checked (${a.proven} by challenge), ${a.failed} failed and removed; ${all}${a.lastRound ? `; last round ${Math.round((Date.now() - a.lastRound) / 1000)} s ago` : ''}`)
     }
+    if (r.audit.claims) lines.push(`  claims    ${r.audit.claims.pending} copies peers say they hold wait for a proof (not counted until then); ${r.audit.claims.proven} proven, ${r.audit.claims.refuted} refuted this run`)
     if (r.audit.expired) lines.push(`  ${r.audit.expired} copies stopped counting: their holders were offline longer than repairAfter (${Math.round((r.repairAfter ?? 0) / 1000)} s)`)
+  }
+  if (r.storage) {
+    const st = r.storage
+    const days = (ms: number): string => ms >= 86_400_000 ? `${Math.round(ms / 86_400_000)} d` : `${Math.round(ms / 1000)} s`
+    lines.push(`  for others ${st.members.length === 0 ? 'nothing held for other members' : `held for ${st.members.length} member(s), quota ${bytes(st.quotaPerMember)} each`}; leases ${days(st.leases.leaseMs)} of full-member presence (clock ${days(st.leases.clockMs)}), ${st.leases.expiredChunks} expired and collected`)
+    for (const m of st.members) lines.push(`    ${m.member.slice(0, 16)} ${m.chunks} chunks, ${bytes(m.bytes)} (${(100 * m.bytes / st.quotaPerMember).toFixed(1)}% of its quota)`)
   }
   if (rep.etaSec !== null && rep.etaSec !== undefined) lines.push(`            ${rep.queued} chunk(s) queued; safe in about ${rep.etaSec < 120 ? `${rep.etaSec} s` : `${Math.round(rep.etaSec / 60)} min`} at the current rate`)
   if (progress && rep.chunks > 0 && rep.underReplicated > 0) {

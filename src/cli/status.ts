@@ -84,7 +84,7 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
     return {
       daemon: { running: false },
       dataDir,
-      node: { id: volume.file.nodeId, role: volume.file.role },
+      node: { id: volume.file.nodeId, role: volume.file.role, ...(volume.file.role === 'storage' && !volume.file.fullRoleKey ? { trustsRoleClaims: true } : {}) },
       volume: volume.access ? volumeStats(volume) : { volumeId: volume.file.volumeId },
       store: storeStats(volume.store),
       peers: [],

@@ -2,6 +2,7 @@ import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
 import { Periodic } from './periodic.js'
 import { gcqKey, garbageQueuedAt } from '../store/lmdb-store.js'
+import { unforeignSync } from '../store/foreign-holdings.js'
 
 const BATCH = 4096 // the DROP_CHUNKS message limit
 const GIVE_UP_MS = 7 * 24 * 3600 * 1000 // a holder gone this long keeps its copy
@@ -121,7 +122,7 @@ export class GarbageCollector {
           this.collectedChunks++
           this.collectedBytes += size
         }
-        this.o.store.foreign.removeSync(id)
+        unforeignSync(this.o.store, id)
         for (const h of this.o.holders.get(id)) if (told.has(h)) this.o.holders.removeSync(id, h)
         if (this.o.holders.count(id) === 0 || now - since > GIVE_UP_MS) {
           this.o.store.clearHoldersSync(id)
@@ -145,7 +146,7 @@ export class GarbageCollector {
           this.o.store.removeChunkSync(id)
           dropped++
         }
-        this.o.store.foreign.removeSync(id)
+        unforeignSync(this.o.store, id)
         this.o.store.clearHoldersSync(id)
         this.o.store.unmarkGarbageSync(id)
       }

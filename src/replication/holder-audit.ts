@@ -2,7 +2,8 @@ import sodium from 'sodium-native'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { Holders } from './holders.js'
 import type { ReplicaState } from './replica-state.js'
-import { challenge, proves } from './holder-proofs.js'
+import { challenge } from './holder-proofs.js'
+import { HolderClaims, type ClaimsReport } from './holder-claims.js'
 
 const HAS_BATCH = 4096 // the HAS message limit
 const ROUND_MS = 10_000 // one challenge round per peer this often
@@ -47,6 +48,7 @@ export interface PeerAudit {
 
 export interface AuditReport {
   peers: PeerAudit[]
+  claims: ClaimsReport // peers' word about their copies, counted only once proven (holder-claims.ts)
   expired: number // holdings removed because their holder was offline past repairAfter
   lastExpiry: number | null
 }
@@ -83,7 +85,17 @@ export class HolderAudit {
   private lastExpiry: number | null = null
   private readonly busyPeers = new Set<string>()
 
+  readonly claims: HolderClaims
+
   constructor (private readonly o: HolderAuditOptions) {
+    this.claims = new HolderClaims({
+      store: o.store,
+      holders: o.holders,
+      links: o.links,
+      distrusted: peer => this.distrusted.has(peer),
+      refuted: peer => this.distrusted.add(peer),
+      log: o.log
+    })
     o.state.onLocalChange((ids, local) => this.noteLocal(ids, local))
     o.state.onTracked(ids => this.ask(ids))
   }
@@ -97,12 +109,13 @@ export class HolderAudit {
 
   close (): void {
     this.closed = true
+    this.claims.close()
     for (const t of [this.noteTimer, this.askTimer]) if (t) clearTimeout(t)
     for (const t of [this.roundTimer, this.expireTimer]) if (t) clearInterval(t)
   }
 
   report (): AuditReport {
-    return { peers: [...this.audits.values()].map(a => ({ ...a })), expired: this.expired, lastExpiry: this.lastExpiry }
+    return { peers: [...this.audits.values()].map(a => ({ ...a })), claims: this.claims.report(), expired: this.expired, lastExpiry: this.lastExpiry }
   }
 
   // A peer connected: what it holds may have changed while apart. It says
@@ -116,6 +129,7 @@ export class HolderAudit {
       if (n > 0) this.o.log(`peer ${link.id.slice(0, 12)} holds no chunks: its ${n} holdings no longer count`)
     }
     await this.checkPeer(link).catch(e => this.o.log(`holder check of ${link.id.slice(0, 12)}: ${(e as Error).message}`))
+    this.claims.peerConnected()
     await this.askLapsed(link)
     await this.askAll(link)
   }
@@ -133,14 +147,12 @@ export class HolderAudit {
       const ids = keys.map(k => k.subarray(32))
       const have = await link.has(ids).catch(() => null)
       if (!have) return
-      const held = await this.believable(link, ids.filter((id, i) => have[i] && this.tracks(id)))
-      this.o.store.txn(() => {
-        for (const k of keys) this.o.store.lapsed.removeSync(k)
-        for (const id of held) this.o.store.addHolderSync(id, node)
-      })
+      const held = ids.filter((id, i) => have[i] && this.tracks(id))
+      this.o.store.txn(() => { for (const k of keys) this.o.store.lapsed.removeSync(k) })
+      this.claims.claim(link.id, held)
       back += held.length
     }
-    if (back > 0) this.o.log(`peer ${link.id.slice(0, 12)} is back with ${back} copies that count again`)
+    if (back > 0) this.o.log(`peer ${link.id.slice(0, 12)} is back and says it holds ${back} copies: they count again once proven`)
   }
 
   // --- notes of our own holdings ---
@@ -170,29 +182,22 @@ export class HolderAudit {
     }
   }
 
-  // A peer's note about its own holdings: kept for chunks we track.
+  // A peer's note about its own holdings, for chunks we track: what it
+  // holds is a claim (counted once proven: holder-claims.ts), what it
+  // dropped stops counting at once (a peer may always speak against itself).
   async answerHolding (link: AuditLink, held: Buffer[], dropped: Buffer[]): Promise<number> {
     const node = Buffer.from(link.id, 'hex')
-    const claimed = await this.believable(link, held.filter(id => this.tracks(id)))
-    let n = 0
+    let n = this.claims.claim(link.id, held.filter(id => this.tracks(id)))
+    this.claims.forget(link.id, dropped)
     this.o.store.txn(() => {
-      for (const id of claimed) if (this.o.store.addHolderSync(id, node)) n++
       for (const id of dropped) if (this.o.store.removeHolderSync(id, node)) n++
     })
     return n
   }
 
-  // Peers that failed a proof: their word (a note, a HAS) no longer counts
-  // by itself; what they claim counts only once proven, for chunks we hold.
+  // Peers that failed a proof: their word about chunks we cannot challenge
+  // for (not held here) no longer counts at all.
   private readonly distrusted = new Set<string>()
-  private async believable (link: AuditLink, ids: Buffer[]): Promise<Buffer[]> {
-    if (!this.distrusted.has(link.id) || ids.length === 0) return ids
-    const mine = ids.filter(id => this.o.store.hasChunk(id))
-    const ok = await proves(link, this.o.store, mine)
-    const proven = mine.filter((_, i) => ok[i])
-    if (proven.length > 0) this.o.holders.addMany(proven, link.id, Date.now())
-    return proven
-  }
 
   private tracks (id: Buffer): boolean {
     return this.o.storageOnly ? this.o.store.hasChunk(id) : this.o.store.refs.doesExist(id)
@@ -253,8 +258,7 @@ export class HolderAudit {
   private async learn (link: AuditLink, ids: Buffer[]): Promise<boolean> {
     const have = await link.has(ids).catch(() => null)
     if (!have) return false
-    const held = await this.believable(link, ids.filter((id, i) => have[i] && this.tracks(id)))
-    if (held.length > 0) this.o.holders.addMany(held, link.id)
+    this.claims.claim(link.id, ids.filter((id, i) => have[i] && this.tracks(id)))
     return true
   }
 
@@ -286,7 +290,9 @@ export class HolderAudit {
   private async checkSample (link: AuditLink): Promise<void> {
     const a = this.auditOf(link.id)
     a.lastRound = Date.now()
-    const sample = this.sampleOf(link.id)
+    // Only holdings of chunks we track: asking about the others would renew
+    // the holder's lease on copies nobody needs (holding-leases.ts).
+    const sample = this.sampleOf(link.id).filter(id => this.tracks(id))
     if (sample.length === 0) return
     const mine = sample.filter(id => this.o.store.hasChunk(id))
     const others = sample.filter(id => !mine.includes(id))

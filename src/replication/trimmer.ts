@@ -4,6 +4,7 @@ import type { PinPolicy } from './replicator.js'
 import { rank } from './placement.js'
 import { Periodic } from './periodic.js'
 import { proves } from './holder-proofs.js'
+import { unforeignSync } from '../store/foreign-holdings.js'
 
 const EVERY_MS = 5000 // a look at the surplus set, empty unless a holder came back
 const BATCH = 4096
@@ -114,7 +115,7 @@ export class Trimmer {
       for (const id of ids) {
         if (!store.foreign.doesExist(id) || store.refs.doesExist(id)) continue
         if (store.hasChunk(id)) { store.removeChunkSync(id); dropped++ }
-        store.foreign.removeSync(id)
+        unforeignSync(store, id)
       }
     })
     return dropped

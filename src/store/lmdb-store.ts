@@ -1,11 +1,12 @@
 import { open, type RootDatabase, type Database } from 'lmdb'
 import { join } from 'node:path'
-import { wrapStorageError } from '../errors.js'
+import { wrapStorageError, fail } from '../errors.js'
 import { chunkSum, chunkSumAsync } from '../codec/chunk-sum.js'
 import { keepHeap, hugeMappingsOf } from './heap.js'
 import { StoreRoom } from './room.js'
 import { DataFileSync } from './data-sync.js'
 import { gcqKey, garbageQueuedAt, heldKey, indexOfNode } from './replica-keys.js'
+import { holdForSync, heldFor, presenceClock } from './foreign-holdings.js'
 
 export { gcqKey, garbageQueuedAt, heldKey } from './replica-keys.js'
 
@@ -35,7 +36,7 @@ export class LmdbStore {
   readonly log: Db // hlc + node -> sealed change record
   readonly sys: Db // small plain bookkeeping: format, next inode, clean-shutdown flag
   readonly holders: Db // chunk id -> node ids (32 bytes each) that acknowledged a replica
-  readonly foreign: Db // chunk id -> empty: held on behalf of other members, not our block maps
+  readonly foreign: Db // chunk id -> held on behalf of other members, not our block maps: placer, size, lease (foreign-holdings.ts; empty before accounting)
   readonly pins: Db // ino (u64 BE) + peer node id (32) -> pin record: a peer that must hold the subtree
   readonly oplog: Db // member id (32) + seq (u64 BE) -> signed, sealed namespace op record (every member's log)
   readonly garbage: Db // chunk id -> f64 LE ms: no longer referenced here since then (then f64 LE: its place in gcq); copies elsewhere to collect
@@ -47,6 +48,8 @@ export class LmdbStore {
   readonly needs: Db // chunk id -> empty: tracked chunks below replicaCount copies (the replicator's and holder audit's work)
   readonly gcq: Db // ms (u64 BE) · chunk id -> empty: `garbage` in the order it falls due (the collector reads what is due, nothing else)
   readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
+  readonly leaseq: Db // full-member clock ms (u64 BE) · chunk id -> empty: copies held for others by when their lease was last renewed (foreign-holdings.ts)
+  readonly claims: Db // claimer node id (32) + chunk id -> empty: holdings a peer claimed (HOLDING, HAS), not counted until proven (holder-claims.ts)
   private closed = false
   private readonly all: Db[] = []
   private readonly room: StoreRoom
@@ -80,7 +83,9 @@ export class LmdbStore {
     this.rstate = sub('rstate')
     this.needs = sub('needs')
     this.lapsed = sub('lapsed')
-    this.gcq = sub('gcq') // 20 of maxDbs (24)
+    this.gcq = sub('gcq')
+    this.leaseq = sub('leaseq')
+    this.claims = sub('claims') // 22 of maxDbs (24)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -224,13 +229,26 @@ export class LmdbStore {
   // has one (a full member, which has just authenticated the record, passes
   // the AEAD sum); without one the record gets a SHA-256 sum (a storage-only
   // member cannot authenticate it, so its checksum must resist a forger).
+  // A placing member may keep at most `quotaPerMember` bytes here (its
+  // account: foreign-holdings.ts); past it, ENOSPC names the quota.
+  quotaPerMember: number | null = null
+  private readonly placing = new Map<string, number>() // bytes of placements queued, per placer
+
   async putReplica (id: Buffer, record: Buffer, from?: string, sum?: Buffer): Promise<void> {
     const sender = from === undefined ? null : Buffer.from(from, 'hex')
     const isKnown = (held: Buffer | undefined): boolean => sender === null || (held !== undefined && indexOfNode(held, sender) >= 0)
     const stored = this.hasChunk(id)
-    if (stored && isKnown(this.holders.getBinary(id))) return
+    if (stored && isKnown(this.holders.getBinary(id))) {
+      if (sender !== null && this.foreign.doesExist(id)) await this.env.transaction(() => holdForSync(this, id, sender, record.length, presenceClock(this)))
+      return
+    }
     const bytes = stored ? 0 : record.length
+    if (bytes > 0 && from !== undefined && this.quotaPerMember !== null) {
+      const used = heldFor(this, from).bytes + (this.placing.get(from) ?? 0)
+      if (used + bytes > this.quotaPerMember) throw fail('ENOSPC', `quota for member ${from.slice(0, 12)} full (${used} of quotaPerMember ${this.quotaPerMember} bytes held for it)`)
+    }
     this.room.reserve(bytes)
+    if (from !== undefined) this.placing.set(from, (this.placing.get(from) ?? 0) + bytes)
     let committed = false
     try {
       if (!stored && sum === undefined) sum = await chunkSumAsync(record)
@@ -245,7 +263,9 @@ export class LmdbStore {
         // the same chunk to us does not make it a copy held for others (which
         // we would then stop replicating). A copy new here is held for the
         // sender, whose duty its replication stays.
-        if (!stored && !this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
+        if (!stored && sender !== null) holdForSync(this, id, sender, record.length, presenceClock(this))
+        else if (!stored && !this.foreign.doesExist(id)) this.foreign.putSync(id, EMPTY)
+        else if (sender !== null && this.foreign.doesExist(id)) holdForSync(this, id, sender, record.length, presenceClock(this)) // a placement renews its lease
         if (sender !== null) this.addHolderSync(id, sender, Date.now()) // it just sent the record: proof at that time
         this.markDirty(id)
       })
@@ -256,6 +276,11 @@ export class LmdbStore {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
       this.room.release(bytes, committed)
+      if (from !== undefined) {
+        const left = (this.placing.get(from) ?? 0) - bytes
+        if (left > 0) this.placing.set(from, left)
+        else this.placing.delete(from)
+      }
     }
   }
 

@@ -122,3 +122,25 @@ export async function unlockVolumeFile (f: VolumeFile, password: string): Promis
     throw fail('BAD_PASSWORD', 'wrong password for this volume')
   }
 }
+
+// The upgrade path of a storage-only member that joined with a code older
+// than version 3: it has no public role key, so it takes a peer's claim of
+// the full role on trust (docs/security.md). A new storage-only code of the
+// same volume carries the key; it is written into volume.json, keeping the
+// member's identity and store. The code must open with this volume's
+// swarm key (the password unlocks it), so a code of another volume, or one
+// carrying someone else's role key under this volume's id, is refused.
+export async function upgradeRoleKey (dataDir: string, code: { volumeId: string, role: Role, key: Buffer, fullRoleKey?: Buffer }, password: string): Promise<VolumeFile> {
+  const f = await readVolumeFile(dataDir)
+  if (f.role !== 'storage') throw fail('EINVAL', 'only a storage-only member takes the role key from a code (a full member derives it)')
+  if (code.role !== 'storage' || code.fullRoleKey === undefined) throw fail('EINVAL', 'the code must be a storage-only join code of version 3 or later (`disktro invite --storage-only` on a full member)')
+  if (code.volumeId !== f.volumeId) throw fail('EINVAL', `the code is for volume ${code.volumeId}, this member is of ${f.volumeId}`)
+  const secrets = await unlockVolumeFile(f, password)
+  if (secrets.key.length !== code.key.length || !sodium.sodium_memcmp(secrets.key, code.key)) throw fail('EINVAL', 'the code does not carry this volume\'s swarm key')
+  if (f.fullRoleKey !== undefined && f.fullRoleKey !== code.fullRoleKey.toString('hex')) throw fail('EINVAL', 'this member already has another role key')
+  const next: VolumeFile = { ...f, fullRoleKey: code.fullRoleKey.toString('hex') }
+  const path = join(dataDir, VOLUME_FILE)
+  await writeFile(path + '.tmp', JSON.stringify(next, null, 2) + '\n', { mode: 0o600 })
+  await rename(path + '.tmp', path)
+  return next
+}

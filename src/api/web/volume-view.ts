@@ -56,7 +56,7 @@ export class VolumeView {
         h('dt', {}, 'at target'), h('dd', {}, String(r.atTarget)),
         h('dt', {}, 'under target'), h('dd', {}, `${r.underReplicated} (${r.onlyHere} only on this node)`),
         h('dt', {}, 'lost'), h('dd', {}, String(r.lost)),
-        h('dt', {}, 'proven'), h('dd', {}, r.unproven === undefined ? '-' : r.unproven === 0 ? `every copy elsewhere proven by a challenge` : `${r.chunks - r.unproven} of ${r.chunks} chunks: every copy proven; the others acknowledged or reported, checked by the next rounds`),
+        h('dt', {}, 'proven'), h('dd', {}, r.unproven === undefined ? '-' : r.unproven === 0 ? `every copy elsewhere proven by a challenge` : `${r.chunks - r.unproven} of ${r.chunks} chunks: every copy proven; the others have a copy reported only, about chunks not held here (checked by HAS)`),
         h('dt', {}, 'pending'), h('dd', {}, bytes(r.pendingBytes)),
         h('dt', {}, 'uploading'), h('dd', {}, rate(r.uploadRate))))
   }
