@@ -1,7 +1,7 @@
 import type { Volume } from './volume/volume.js'
 import type { Config } from './config.js'
 import { PeerNetwork } from './net/peer-network.js'
-import type { PeerConnection } from './net/peer-connection.js'
+import type { PeerConnection, MemberGate } from './net/peer-connection.js'
 import type { RequestBody, ReplyBody } from './codec/wire.js'
 import { ChunkService } from './replication/chunk-service.js'
 import { Replicator } from './replication/replicator.js'
@@ -51,7 +51,8 @@ export class SwarmServices {
       bootstrap: config.bootstrap ?? undefined,
       heartbeatInterval: config.heartbeatInterval,
       log,
-      revoked
+      revoked,
+      members: memberGate(volume)
     })
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
@@ -122,7 +123,17 @@ export class SwarmServices {
       log: volume.oplog,
       shared: volume.access?.shared ?? null,
       peers: () => this.network.connections().map(c => this.nsPeerOf(c)),
-      print: log
+      print: log,
+      signerOk: (member, seq) => volume.members.signerOk(member, seq)
+    })
+    // Member records new to us go to every peer (gossip: a peer that knows
+    // one already does not pass it on again); records set aside because
+    // their signer's certificate had not come yet are taken back.
+    volume.members.onRecord((r, raw) => {
+      for (const c of this.network.connections()) {
+        c.request({ type: 'MEMBERS_OFFER', cert: Buffer.alloc(0), records: [raw] }, NS_TIMEOUT_MS).catch(() => {})
+      }
+      if (r.kind === 'cert') this.nsSync.released(r.subject)
     })
     volume.access?.ns.onCommit(c => {
       if (c.op === 'blocks') this.replicator.enqueue(c.blocks.flatMap(([, hex]) => hex ? [Buffer.from(hex, 'hex')] : []))
@@ -179,6 +190,8 @@ export class SwarmServices {
       // A peer speaks for its own holdings only.
       case 'HOLDING': return { type: 'DROP_ACK', dropped: await this.audit.answerHolding(this.auditOf(conn), body.held.map(b => Buffer.from(b)), body.dropped.map(b => Buffer.from(b))) }
       case 'PROVE': return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
+      // New member records (the first offer is answered in the handshake, peer-connection.ts).
+      case 'MEMBERS_OFFER': this.volume.members.addAll(body.records); return { type: 'MEMBERS', records: [] }
     }
   }
 
@@ -287,6 +300,31 @@ export class SwarmServices {
     this.evictor?.close()
     this.replicator.close()
     await this.network.close()
+  }
+}
+
+// What a connection checks of a peer right after HELLO (peer-connection.ts):
+// a certificate for the identity it authenticated with, for the role it
+// claimed, and not revoked. A storage-only member that held our chunks when
+// we first ran with certificates is certified now (migration; member-set.ts).
+function memberGate (volume: Volume): MemberGate {
+  const members = volume.members
+  return {
+    offer: () => ({ cert: members.certOf(volume.file.nodeId) ?? Buffer.alloc(0), records: members.all() }),
+    admit (id, role, cert, records) {
+      if (!members.checking) return null
+      if (cert.length > 0) members.addAll([cert])
+      if (members.standing(id) === 'unknown' && role === 'storage') members.certifyGrandfathered(id)
+      const standing = members.standing(id)
+      if (standing === 'revoked') return 'its membership was revoked'
+      if (standing === 'unknown') return cert.length > 0 ? 'its certificate does not verify' : 'it has no certificate'
+      const certified = members.roleOf(id)
+      if (certified !== role) return `it is certified as ${certified ?? 'nothing'} and claims ${role}`
+      members.addAll(records)
+      return null
+    },
+    held: () => members.all(),
+    learn: records => { members.addAll(records) }
   }
 }
 
