@@ -61,6 +61,10 @@ export class Membership {
   }
 
   private apply (id: string): void {
+    if (id === this.volume.file.nodeId) {
+      this.log('members: THIS NODE WAS REVOKED: the other members refuse its connections and its changes')
+      return
+    }
     if (this.applied.has(id)) return
     this.applied.add(id)
     this.swarm?.network.revoke(id)

@@ -1,7 +1,8 @@
 import type { Volume } from './volume/volume.js'
 import type { Config } from './config.js'
 import { PeerNetwork } from './net/peer-network.js'
-import type { PeerConnection, MemberGate } from './net/peer-connection.js'
+import type { PeerConnection } from './net/peer-connection.js'
+import { memberGate } from './volume/member-gate.js'
 import type { RequestBody, ReplyBody } from './codec/wire.js'
 import { ChunkService } from './replication/chunk-service.js'
 import { Replicator } from './replication/replicator.js'
@@ -52,7 +53,7 @@ export class SwarmServices {
       heartbeatInterval: config.heartbeatInterval,
       log,
       revoked,
-      members: memberGate(volume)
+      members: memberGate(volume.members, volume.file.nodeId)
     })
     const holders = new Holders(volume.store)
     const links = (): PeerLink[] => this.network.connections().map(c => this.linkOf(c))
@@ -300,31 +301,6 @@ export class SwarmServices {
     this.evictor?.close()
     this.replicator.close()
     await this.network.close()
-  }
-}
-
-// What a connection checks of a peer right after HELLO (peer-connection.ts):
-// a certificate for the identity it authenticated with, for the role it
-// claimed, and not revoked. A storage-only member that held our chunks when
-// we first ran with certificates is certified now (migration; member-set.ts).
-function memberGate (volume: Volume): MemberGate {
-  const members = volume.members
-  return {
-    offer: () => ({ cert: members.certOf(volume.file.nodeId) ?? Buffer.alloc(0), records: members.all() }),
-    admit (id, role, cert, records) {
-      if (!members.checking) return null
-      if (cert.length > 0) members.addAll([cert])
-      if (members.standing(id) === 'unknown' && role === 'storage') members.certifyGrandfathered(id)
-      const standing = members.standing(id)
-      if (standing === 'revoked') return 'its membership was revoked'
-      if (standing === 'unknown') return cert.length > 0 ? 'its certificate does not verify' : 'it has no certificate'
-      const certified = members.roleOf(id)
-      if (certified !== role) return `it is certified as ${certified ?? 'nothing'} and claims ${role}`
-      members.addAll(records)
-      return null
-    },
-    held: () => members.all(),
-    learn: records => { members.addAll(records) }
   }
 }
 
