@@ -23,13 +23,17 @@ export class Membership {
     volume.members.onRecord(r => { if (r.kind === 'revoke') this.apply(r.subject) })
   }
 
-  // At start: a full member's first run with certificates certifies itself
-  // (and remembers its storage-only holders, member-set.ts migrate); bans a
-  // previous version recorded locally (revoked.json) become signed
-  // revocations; every revocation held is applied.
+  // Before the network starts: a full member's first run with certificates
+  // certifies itself (and remembers its storage-only holders, member-set.ts
+  // migrate), so its first connections already carry its certificate.
+  prepare (): void {
+    if (!this.volume.store.readOnly && this.volume.members.migrate(() => new Holders(this.volume.store).peers())) this.log(`members: certified this node (${this.volume.file.nodeId.slice(0, 12)}) as a full member`)
+  }
+
+  // Once the swarm runs: bans a previous version recorded locally
+  // (revoked.json) become signed revocations; every revocation held is applied.
   start (legacy: string[]): void {
     const m = this.volume.members
-    if (!this.volume.store.readOnly && m.migrate(() => new Holders(this.volume.store).peers())) this.log(`members: certified this node (${this.volume.file.nodeId.slice(0, 12)}) as a full member`)
     for (const id of legacy) {
       if (m.canIssue && m.standing(id) !== 'revoked') m.revoke(id, this.volume.oplog.headOf(id))
       this.apply(id)

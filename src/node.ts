@@ -126,6 +126,7 @@ export class DisktroNode {
       try {
         node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
         await node.control.open()
+        node.membership.prepare()
         await swarm?.start()
         node.membership.start(revoked)
         node.scrubber.start()
