@@ -24,6 +24,7 @@ import { nodeBackend } from './api/web-backend.js'
 import { Scrubber } from './replication/scrubber.js'
 import { ChunkVerifier } from './chunks/chunk-verifier.js'
 import { EventLoopStalls } from './event-loop-stalls.js'
+import { Membership } from './membership.js'
 
 export interface NodeOptions {
   dataDir: string
@@ -54,6 +55,7 @@ export class DisktroNode {
   repairAfter = 0
   scrubber: Scrubber | null = null
   private ownState: ReplicaState | null = null // the replication counts of a node without a swarm
+  private membership: Membership | null = null
 
   private constructor (
     readonly volume: Volume,
@@ -114,6 +116,7 @@ export class DisktroNode {
       const pinning = volume.access ? new Pinning(volume.store, volume.access.ns, o.log) : null
       if (pinning) swarm?.replicator.usePins(pinning)
       const node: DisktroNode = new DisktroNode(volume, vfs, swarm, pinning, lock, o.log)
+      node.membership = new Membership(volume, swarm, o.log)
       node.replicaCount = o.config.replicaCount
       node.repairAfter = o.config.repairAfter
       if (!swarm) {
@@ -131,7 +134,9 @@ export class DisktroNode {
       try {
         node.control = new ControlServer(dataDir, req => node.answer(req), o.log)
         await node.control.open()
+        node.membership.prepare()
         await swarm?.start()
+        node.membership.start(revoked)
         node.scrubber.start()
         if (o.web !== false) await node.serveWeb(o.config)
       } catch (e) {
@@ -162,12 +167,8 @@ export class DisktroNode {
   private async answer (req: { cmd: string, [k: string]: unknown }): Promise<unknown> {
     if (req.cmd === 'status') return await this.status()
     if (req.cmd === 'revoke' && typeof req.id === 'string') {
-      this.swarm?.network.revoke(req.id)
-      this.volume.access?.shared?.exclude(req.id)
-      // Its copies no longer count: repaired elsewhere at once.
-      const id = req.id
-      void this.swarm?.audit.dropAllOf(id).then(n => { if (n > 0) this.log(`revoked ${id.slice(0, 12)}: its ${n} copies no longer count`) })
-      return { revoked: req.id }
+      const r = this.membership!.revoke(req.id)
+      return { revoked: r.id, signed: r.signed }
     }
     if (req.cmd === 'web') {
       if (!this.web) throw new Error(this.webError)
@@ -211,8 +212,11 @@ export class DisktroNode {
       lastCompaction: shared?.lastCompaction ?? null,
       compactionError: shared?.compactionError ?? null,
       conflicts: shared?.conflictsSeen ?? 0,
-      peers: this.swarm?.nsSync.status() ?? []
+      peers: this.swarm?.nsSync.status() ?? [],
+      quarantined: this.swarm?.nsSync.quarantine.held ?? 0,
+      refused: this.swarm?.nsSync.quarantine.refused ?? 0
     }
+    report.members = this.membership?.report() ?? []
     if (this.swarm) report.gc = this.swarm.gc.report()
     if (this.swarm?.evictor) report.cache = this.swarm.evictor.report()
     return report

@@ -1,3 +1,4 @@
+import type { MemberReport } from './membership.js'
 import type { VolumeStats } from './volume/stats.js'
 import type { ReplicationSummary } from './replication/replicator.js'
 import type { PeerStats } from './replication/peer-link.js'
@@ -61,6 +62,8 @@ export interface NamespaceReport {
   compactionError: string | null // why the last attempt failed, if it did
   conflicts: number // conflict copies in the tree now
   peers: Array<{ id: string, behind: number, lastSync: number | null }>
+  quarantined?: number // records of signers not in good standing, kept aside (replication/quarantine.ts)
+  refused?: number // such records refused this run
 }
 
 export interface StatusReport {
@@ -73,6 +76,7 @@ export interface StatusReport {
   replication: ReplicationSummary
   pins: PinReport[]
   namespace?: NamespaceReport
+  members?: MemberReport[] // the certified member set (membership.ts)
   gc?: GcReport
   cache?: EvictionReport
   scrub?: ScrubReport // the background re-verification of stored chunks

@@ -2,6 +2,7 @@ import type { Volume } from './volume/volume.js'
 import type { Config } from './config.js'
 import { PeerNetwork } from './net/peer-network.js'
 import type { PeerConnection } from './net/peer-connection.js'
+import { memberGate } from './volume/member-gate.js'
 import type { RequestBody, ReplyBody } from './codec/wire.js'
 import { ChunkService } from './replication/chunk-service.js'
 import { Replicator } from './replication/replicator.js'
@@ -56,7 +57,8 @@ export class SwarmServices {
       bootstrap: config.bootstrap ?? undefined,
       heartbeatInterval: config.heartbeatInterval,
       log,
-      revoked
+      revoked,
+      members: memberGate(volume.members, volume.file.nodeId)
     })
     const holders = new Holders(volume.store)
     volume.store.quotaPerMember = quotaOf(config)
@@ -142,7 +144,17 @@ export class SwarmServices {
       log: volume.oplog,
       shared: volume.access?.shared ?? null,
       peers: () => this.network.connections().map(c => this.nsPeerOf(c)),
-      print: log
+      print: log,
+      signerOk: (member, seq) => volume.members.signerOk(member, seq)
+    })
+    // Member records new to us go to every peer (gossip: a peer that knows
+    // one already does not pass it on again); records set aside because
+    // their signer's certificate had not come yet are taken back.
+    volume.members.onRecord((r, raw) => {
+      for (const c of this.network.connections()) {
+        c.request({ type: 'MEMBERS_OFFER', cert: Buffer.alloc(0), records: [raw] }, NS_TIMEOUT_MS).catch(() => {})
+      }
+      if (r.kind === 'cert') this.nsSync.released(r.subject)
     })
     volume.access?.ns.onCommit(c => {
       if (c.op === 'blocks') this.replicator.enqueue(c.blocks.flatMap(([, hex]) => hex ? [Buffer.from(hex, 'hex')] : []))
@@ -209,6 +221,8 @@ export class SwarmServices {
       // A peer speaks for its own holdings only.
       case 'HOLDING': return { type: 'DROP_ACK', dropped: await this.audit.answerHolding(this.auditOf(conn), body.held.map(b => Buffer.from(b)), body.dropped.map(b => Buffer.from(b))) }
       case 'PROVE': this.renewFor(conn, body.ids); return { type: 'PROOFS', proofs: await answerProve(this.volume.store, body.nonce, body.ids) }
+      // New member records (the first offer is answered in the handshake, peer-connection.ts).
+      case 'MEMBERS_OFFER': this.volume.members.addAll(body.records); return { type: 'MEMBERS', records: [] }
     }
   }
 

@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs'
 import { Volume } from '../volume/volume.js'
-import { readVolumeFile, createVolumeFile, chunkIdHashOf, upgradeRoleKey } from '../volume/volume-file.js'
+import { readVolumeFile, createVolumeFile, chunkIdHashOf, upgradeRoleKey, nodeIdOfSeed } from '../volume/volume-file.js'
 import { encodeInvite, decodeInvite } from '../volume/invite.js'
 import { fail } from '../errors.js'
-import { roleKeyOf } from '../crypto/volume-keys.js'
+import { randomKey, roleKeyOf } from '../crypto/volume-keys.js'
 import { dataDirOf, configOf, passwords, type GlobalArgs } from './common.js'
 
 export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -19,7 +19,12 @@ export function inviteCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const storage = Boolean(argv['storage-only'])
         // The master key never leaves for a storage-only member: it gets the swarm key alone.
         const key = storage ? volume.full.keys.swarm : masterOf(volume)
-        const code = encodeInvite({ volumeId: file.volumeId, role: storage ? 'storage' : 'full', chunkSize: file.chunkSize, key, chunkIdHash: chunkIdHashOf(file), fullRoleKey: roleKeyOf(masterOf(volume)).publicKey })
+        // The new member's identity is made here and certified at once, so it
+        // can present its certificate to whichever member it meets first.
+        const role = storage ? 'storage' : 'full'
+        const seed = randomKey()
+        const memberCert = volume.members.certificateFor(nodeIdOfSeed(seed), role)
+        const code = encodeInvite({ volumeId: file.volumeId, role, chunkSize: file.chunkSize, key, chunkIdHash: chunkIdHashOf(file), fullRoleKey: roleKeyOf(masterOf(volume)).publicKey, seed, memberCert })
         process.stderr.write(`This join code is a secret: whoever holds it can ${storage ? 'store this volume\'s encrypted chunks' : 'read and write this volume'}. Send it privately.\n`)
         process.stdout.write(code + '\n')
       } finally {
@@ -40,7 +45,8 @@ export function joinCommand (y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         process.stdout.write(`node ${f.nodeId.slice(0, 16)} now checks full members' role proofs (volume ${f.volumeId})\n`)
         return
       }
-      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash, fullRoleKey: invite.role === 'storage' ? invite.fullRoleKey : undefined })
+      const f = await createVolumeFile(dataDir, await passwords(argv).newPassword(), invite.chunkSize, { volumeId: invite.volumeId, role: invite.role, key: invite.key, chunkIdHash: invite.chunkIdHash, fullRoleKey: invite.role === 'storage' ? invite.fullRoleKey : undefined, seed: invite.seed, memberCert: invite.memberCert })
+      if (!invite.memberCert) process.stderr.write('Note: this join code is from an older disktro and carries no member certificate: members that check certificates will not accept this node. Ask for a new code.\n')
       process.stdout.write(`joined volume ${f.volumeId} as a ${f.role === 'full' ? 'full' : 'storage-only'} member (node ${f.nodeId.slice(0, 16)}) in ${dataDir}\n`)
     })
 }

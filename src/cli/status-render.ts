@@ -53,6 +53,14 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
     lines.push('', `namespace   ${n.records} changes in the log${n.folded ? ` (${n.folded} more folded into a snapshot)` : ''} from ${n.members} member(s), ${n.conflicts} conflict cop${n.conflicts === 1 ? 'y' : 'ies'} in the tree`)
     if (n.compactionError) lines.push(`  COMPACTION FAILED: ${n.compactionError}`)
     for (const p of n.peers) lines.push(`  ${p.id.slice(0, 16)} ${p.behind === 0 ? 'in sync' : `behind by ${p.behind} change(s)`}`)
+    if (n.quarantined) lines.push(`  QUARANTINED ${n.quarantined} change(s) signed by non-members or revoked members (refused, kept aside)`)
+  }
+  if (r.members?.length) {
+    lines.push('', 'members')
+    for (const m of r.members) {
+      const seen = m.self ? 'this node' : m.lastSeen ? `seen ${Math.max(0, Math.round((Date.now() - m.lastSeen) / 1000))}s ago` : 'not seen this run'
+      lines.push(`  ${m.id.slice(0, 16)} ${(m.role ?? '?').padEnd(7)} ${m.state === 'revoked' ? 'REVOKED' : 'active '} ${m.online && !m.self ? 'online ' : ''}${seen}  (by ${m.issuer.slice(0, 8)})`)
+    }
   }
   if (r.gc) {
     lines.push(`garbage     ${r.gc.pending} unreferenced chunk(s) waiting (grace ${Math.round(r.gc.graceMs / 1000)} s); ${r.gc.collectedChunks} collected, ${bytes(r.gc.collectedBytes)} freed here`)

@@ -59,7 +59,13 @@ export interface Holding { type: 'HOLDING', held: Buffer[], dropped: Buffer[] }
 // A challenge: prove holding each chunk by a keyed hash of its record under
 // a fresh nonce (docs/protocol.md, "Holder proofs").
 export interface Prove { type: 'PROVE', nonce: Buffer, ids: Buffer[] }
-export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot | NsPart | Holding | Prove
+// The certified member set (volume/member-set.ts; docs/protocol.md,
+// "Member certificates"): right after HELLO each side sends its own
+// certificate (`cert`, empty when it has none) and the member records it
+// holds; later offers carry new records only (`cert` empty). Answered with
+// MEMBERS: the records the receiver holds (all of them for the first offer).
+export interface MembersOffer { type: 'MEMBERS_OFFER', cert: Buffer, records: Buffer[] }
+export type RequestBody = PutChunk | GetChunk | Has | Stats | NsSync | NsPush | DropChunks | TrimChunks | NsSnapshot | NsPart | Holding | Prove | MembersOffer
 
 export interface PutAck { type: 'PUT_ACK', ok: boolean, reason?: string }
 export interface ChunkReply { type: 'CHUNK', record: Buffer | null }
@@ -74,12 +80,13 @@ export interface NsAck { type: 'NS_ACK', accepted: number }
 export interface DropAck { type: 'DROP_ACK', dropped: number }
 // `proofs[i]` answers `ids[i]`: null for a chunk the sender does not hold.
 export interface Proofs { type: 'PROOFS', proofs: Array<Buffer | null> }
-export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck | Proofs
+export interface Members { type: 'MEMBERS', records: Buffer[] }
+export type ReplyBody = PutAck | ChunkReply | HasReply | StatsReply | ErrorReply | NsRecords | NsAck | DropAck | Proofs | Members
 
-export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck, NS_PART: ChunkReply, HOLDING: DropAck, PROVE: Proofs }
+export interface ReplyTypeOf { PUT_CHUNK: PutAck, GET_CHUNK: ChunkReply, HAS: HasReply, STATS: StatsReply, NS_SYNC: NsRecords, NS_PUSH: NsAck, DROP_CHUNKS: DropAck, TRIM_CHUNKS: DropAck, NS_SNAPSHOT: NsAck, NS_PART: ChunkReply, HOLDING: DropAck, PROVE: Proofs, MEMBERS_OFFER: Members }
 export type ReplyFor<R extends RequestBody> = ReplyTypeOf[R['type']]
 export const REPLY_TYPE: { [K in RequestBody['type']]: ReplyTypeOf[K]['type'] } = {
-  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', NS_PART: 'CHUNK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS'
+  PUT_CHUNK: 'PUT_ACK', GET_CHUNK: 'CHUNK', HAS: 'HAS_REPLY', STATS: 'STATS_REPLY', NS_SYNC: 'NS_RECORDS', NS_PUSH: 'NS_ACK', DROP_CHUNKS: 'DROP_ACK', TRIM_CHUNKS: 'DROP_ACK', NS_SNAPSHOT: 'NS_ACK', NS_PART: 'CHUNK', HOLDING: 'DROP_ACK', PROVE: 'PROOFS', MEMBERS_OFFER: 'MEMBERS'
 }
 
 // `roleProof`: a full member's signature proving its role (net/capability.ts).
@@ -96,8 +103,11 @@ const FRAME = { HELLO: 1, PING: 2, PONG: 3, REQUEST: 4, REPLY: 5 } as const
 const BODY = {
   PUT_CHUNK: 1, PUT_ACK: 2, GET_CHUNK: 3, CHUNK: 4, HAS: 5, HAS_REPLY: 6, STATS: 7, STATS_REPLY: 8, ERROR: 9,
   NS_SYNC: 10, NS_RECORDS: 11, NS_PUSH: 12, NS_ACK: 13, DROP_CHUNKS: 14, DROP_ACK: 15, TRIM_CHUNKS: 16, NS_SNAPSHOT: 17, NS_PART: 18,
-  HOLDING: 19, PROVE: 20, PROOFS: 21
+  HOLDING: 19, PROVE: 20, PROOFS: 21, MEMBERS_OFFER: 22, MEMBERS: 23
 } as const
+// A member certificate's size is fixed (codec/member-record.ts); the wire
+// checks only bounds, the member set checks the rest.
+export const MAX_MEMBER_CERT_BYTES = 1024
 const ROLE = { full: 1, storage: 2 } as const
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -197,6 +207,10 @@ function encodeRequest (b: RequestBody): Buffer[] {
       if (b.ids.length > MAX_PROVE_IDS) throw fail('EINVAL', `PROVE carries at most ${MAX_PROVE_IDS} ids`)
       for (const id of b.ids) checkLength(id, CHUNK_ID_BYTES, 'chunk id')
       return [Buffer.from([BODY.PROVE]), b.nonce, u16(b.ids.length), ...b.ids]
+    case 'MEMBERS_OFFER':
+      if (b.cert.length > MAX_MEMBER_CERT_BYTES) throw fail('EINVAL', 'member certificate too large')
+      for (const r of b.records) if (r.length > MAX_MEMBER_CERT_BYTES) throw fail('EINVAL', 'member record too large')
+      return [Buffer.from([BODY.MEMBERS_OFFER]), u16(b.cert.length), b.cert, ...records(b.records)]
   }
 }
 
@@ -239,6 +253,9 @@ function encodeReply (b: ReplyBody): Buffer[] {
       b.proofs.forEach((p, i) => { if (p) { checkLength(p, PROOF_HASH_BYTES, 'proof'); bitmap[i >> 3] |= 1 << (i & 7); present.push(p) } })
       return [Buffer.from([BODY.PROOFS]), u16(b.proofs.length), bitmap, ...present]
     }
+    case 'MEMBERS':
+      for (const r of b.records) if (r.length > MAX_MEMBER_CERT_BYTES) throw fail('EINVAL', 'member record too large')
+      return [Buffer.from([BODY.MEMBERS]), ...records(b.records)]
   }
 }
 
@@ -347,6 +364,12 @@ function decodeRequest (r: Reader): RequestBody {
       const nonce = r.bytes(NONCE_BYTES)
       return { type: 'PROVE', nonce, ids: readIds(r, MAX_PROVE_IDS) }
     }
+    case BODY.MEMBERS_OFFER: {
+      const n = r.u16()
+      if (n > MAX_MEMBER_CERT_BYTES) throw fail('BAD_MESSAGE', `member certificate of ${n} bytes`)
+      const cert = r.bytes(n)
+      return { type: 'MEMBERS_OFFER', cert, records: readMemberRecords(r) }
+    }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a request`)
   }
 }
@@ -389,6 +412,7 @@ function decodeReply (r: Reader): ReplyBody {
       for (let i = 0; i < n; i++) proofs.push((bitmap[i >> 3] & (1 << (i & 7))) !== 0 ? r.bytes(PROOF_HASH_BYTES) : null)
       return { type: 'PROOFS', proofs }
     }
+    case BODY.MEMBERS: return { type: 'MEMBERS', records: readMemberRecords(r) }
     default: throw fail('BAD_MESSAGE', `body type ${type} is not a reply`)
   }
 }
@@ -408,6 +432,12 @@ function readRecords (r: Reader): Buffer[] {
   if (n > MAX_NS_RECORDS) throw fail('BAD_MESSAGE', `${n} namespace records in one message`)
   const out: Buffer[] = []
   for (let i = 0; i < n; i++) out.push(r.bytes(r.u32()))
+  return out
+}
+
+function readMemberRecords (r: Reader): Buffer[] {
+  const out = readRecords(r)
+  for (const m of out) if (m.length > MAX_MEMBER_CERT_BYTES) throw fail('BAD_MESSAGE', `member record of ${m.length} bytes`)
   return out
 }
 

@@ -8,6 +8,7 @@ import {
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
 import { capabilityProof, verifyProof, roleProof, verifyRoleProof } from './capability.js'
+export type { Role }
 
 export const HELLO_TIMEOUT_MS = 3000
 export const SILENT_INTERVALS = 3
@@ -37,7 +38,26 @@ export interface PeerConnectionOptions {
   roleKey?: { publicKey: Buffer | null, secretKey: Buffer | null }
   heartbeatInterval: number
   log: (line: string) => void
+  // The certified member set (volume/member-set.ts): when given, a peer that
+  // proved the swarm key must also present a certificate for the identity
+  // it authenticated with (its Noise static key) and the role it claimed,
+  // before anything but HELLO is answered.
+  members?: MemberGate
 }
+
+// What a connection needs of the member set. `admit` checks the peer's
+// certificate (and takes the records it sent); null admits it, a string
+// says why not.
+export interface MemberGate {
+  offer: () => { cert: Buffer, records: Buffer[] }
+  admit: (id: string, role: Role, cert: Buffer, records: Buffer[]) => string | null
+  held: () => Buffer[]
+  learn: (records: Buffer[]) => void
+}
+
+// How long a peer that proved the key has to present its certificate.
+export const CERT_TIMEOUT_MS = 10_000
+const CERT_FRAME_BYTES = 2 * 1024 * 1024
 
 // A PUT_CHUNK whose record is read only when its frame reaches the stream
 // (see putChunk): called synchronously, its result copied into the frame at
@@ -69,7 +89,7 @@ export class PeerConnection extends EventEmitter {
   rttMs: number | null = null
   lastSeen = 0
 
-  private state: 'hello' | 'open' | 'closed' = 'hello'
+  private state: 'hello' | 'cert' | 'open' | 'closed' = 'hello'
   private remoteRole: Role = 'full'
   private readonly reader = new FrameReader(HELLO_FRAME_BYTES)
   private lastHeard = Date.now()
@@ -171,6 +191,7 @@ export class PeerConnection extends EventEmitter {
 
   private onmessage (m: Message): void {
     if (this.state === 'hello') return this.onhello(m)
+    if (this.state === 'cert') return this.oncert(m)
     this.lastSeen = Date.now()
     switch (m.type) {
       case 'HELLO': throw fail('BAD_MESSAGE', 'second HELLO')
@@ -200,11 +221,50 @@ export class PeerConnection extends EventEmitter {
         return this.close('claims to be a full member without proving it')
       }
     }
-    this.state = 'open'
     this.remoteRole = m.role
-    this.reader.maxFrame = MAX_FRAME_BYTES
+    // Until its certificate is checked, a peer sends member records at most.
+    this.reader.maxFrame = this.opts.members ? CERT_FRAME_BYTES : MAX_FRAME_BYTES
     if (this.helloTimer) clearTimeout(this.helloTimer)
     this.helloTimer = null
+    const gate = this.opts.members
+    if (gate === undefined) return this.opened()
+    this.state = 'cert'
+    this.helloTimer = setTimeout(() => this.close(`no member certificate within ${CERT_TIMEOUT_MS} ms`), CERT_TIMEOUT_MS)
+    this.helloTimer.unref()
+    const offer = gate.offer()
+    const p: Pending = {
+      id: 0,
+      type: 'MEMBERS_OFFER',
+      hasIds: 0,
+      body: { type: 'MEMBERS_OFFER', cert: offer.cert, records: offer.records },
+      read: null,
+      resolve: reply => { if (reply.type === 'MEMBERS') gate.learn(reply.records) },
+      reject: () => {},
+      timer: setTimeout(() => this.expire(p, CERT_TIMEOUT_MS), CERT_TIMEOUT_MS)
+    }
+    p.timer.unref()
+    this.dispatch(p)
+  }
+
+  // The peer's first request after HELLO must be its MEMBERS_OFFER: an
+  // uncertified or revoked identity is closed here, having got nothing.
+  private oncert (m: Message): void {
+    if (m.type === 'REPLY') return this.settle(m.id, m.body)
+    if (m.type !== 'REQUEST' || m.body.type !== 'MEMBERS_OFFER') throw fail('BAD_MESSAGE', `${m.type === 'REQUEST' ? m.body.type : m.type} before a member certificate`)
+    const gate = this.opts.members!
+    const refusal = gate.admit(this.id, this.remoteRole, m.body.cert, m.body.records)
+    // A revocation among the records it sent may have closed us meanwhile.
+    if (this.closed) return
+    if (refusal !== null) return this.close(`not a member in good standing: ${refusal}`)
+    this.send({ type: 'REPLY', id: m.id, body: { type: 'MEMBERS', records: gate.held() } })
+    if (this.helloTimer) clearTimeout(this.helloTimer)
+    this.helloTimer = null
+    this.opened()
+  }
+
+  private opened (): void {
+    this.state = 'open'
+    this.reader.maxFrame = MAX_FRAME_BYTES
     this.lastSeen = this.lastHeard = Date.now()
     this.heartbeat = setInterval(() => this.tick(), this.opts.heartbeatInterval)
     this.heartbeat.unref()

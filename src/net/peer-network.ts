@@ -4,7 +4,7 @@ import Hyperswarm from 'hyperswarm'
 import { fail } from '../errors.js'
 import type { Role } from '../codec/wire.js'
 import { topicFor } from './capability.js'
-import { PeerConnection } from './peer-connection.js'
+import { PeerConnection, type MemberGate } from './peer-connection.js'
 import { widenSocketBuffers } from './socket-buffers.js'
 
 export type { Role }
@@ -28,6 +28,7 @@ export interface PeerNetworkOptions {
   heartbeatInterval: number // ms
   log: (line: string) => void
   revoked?: Iterable<string> // node ids (hex public keys) never to talk to
+  members?: MemberGate // peer-connection.ts: connections need a member certificate
 }
 
 // A node keeps looking for peers, backing off to 30 s: hyperswarm alone
@@ -142,7 +143,7 @@ export class PeerNetwork extends EventEmitter {
     this.discoveryError = null // a peer found us or we it: log the next lookup failure
     let conn: PeerConnection
     try {
-      conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, roleKey: this.opts.roleKey, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
+      conn = new PeerConnection(stream, { swarmKey: this.opts.swarmKey, role: this.opts.role, roleKey: this.opts.roleKey, members: this.opts.members, heartbeatInterval: this.opts.heartbeatInterval, log: this.opts.log })
     } catch (e) {
       this.log(`dropping connection: ${e instanceof Error ? e.message : String(e)}`)
       stream.on('error', () => {})

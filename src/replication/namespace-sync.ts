@@ -4,6 +4,8 @@ import type { SharedNamespace } from '../meta/shared/shared-namespace.js'
 import type { NsHead } from '../codec/wire.js'
 import { snapshotIdOf, verifySnapshot } from '../codec/snapshot-record.js'
 import { fetchSnapshot, snapshotRefusal } from '../meta/shared/snapshots.js'
+import { opRecordHeader, OP_HEADER_BYTES } from '../codec/op-record.js'
+import { Quarantine } from './quarantine.js'
 
 const REPLY_BUDGET_BYTES = 4 * 1024 * 1024
 const PUSH_BATCH_BYTES = 4 * 1024 * 1024
@@ -27,6 +29,9 @@ export interface NamespaceSyncOptions {
   shared: SharedNamespace | null // null on a storage-only member: it keeps and relays records it cannot open
   peers: () => NsPeer[]
   print: (line: string) => void
+  // Whether a record's signer is a member in good standing (volume/member-set.ts);
+  // absent: every signer is (tests of the sync alone).
+  signerOk?: (member: string, seq: number) => 'ok' | 'unknown' | 'revoked'
 }
 
 export interface NsPeerState { id: string, behind: number, lastSync: number | null }
@@ -45,8 +50,10 @@ export class NamespaceSync {
   private closed = false
   private readonly blamed = new Map<string, number>() // storage-only relayers of refused records: when last logged
   private adopting = false
+  readonly quarantine: Quarantine
 
   constructor (private readonly o: NamespaceSyncOptions) {
+    this.quarantine = new Quarantine(o.store)
     o.shared?.onRecords(records => this.relay(records, null))
     o.shared?.onSnapshot(snapshot => {
       for (const p of this.o.peers()) p.offer(snapshot).catch(() => {})
@@ -74,7 +81,6 @@ export class NamespaceSync {
   }
 
   peerConnected (p: NsPeer): void {
-    if (p.role === 'full') this.o.log.noteMember(p.id)
     this.pull(p)
   }
 
@@ -84,7 +90,6 @@ export class NamespaceSync {
   answerSync (from: NsPeer, frontier: bigint, heads: NsHead[]): { records: Buffer[], more: boolean, snapshot?: Buffer } {
     const map = headsMap(heads)
     this.peerHeads.set(from.id, map)
-    if (from.role === 'full') this.o.log.noteMember(from.id)
     if (from.role === 'full' && frontier > 0n) this.o.shared?.noteFrontier(from.id, frontier, map.get(from.id) ?? 0)
     const out: { records: Buffer[], more: boolean, snapshot?: Buffer } = this.o.log.missingFor(map, REPLY_BUDGET_BYTES)
     if (this.o.log.needsSnapshot(map)) {
@@ -176,7 +181,11 @@ export class NamespaceSync {
 
   // Verifies and stores records from a peer, applies them (full members) and
   // relays the new ones to everyone else.
-  private ingest (from: NsPeer, records: Buffer[]): number {
+  private ingest (from: NsPeer | null, all: Buffer[]): number {
+    // Records of signers not in good standing are set aside first: refused
+    // whoever relayed them, and the relayer is not blamed (it may not know
+    // the revocation yet, or be a storage-only member that cannot tell).
+    const records = this.screen(all)
     if (records.length === 0) return 0
     let accepted: Buffer[]
     let rejected = 0
@@ -196,7 +205,7 @@ export class NamespaceSync {
         }
       })
     }
-    if (rejected > 0) {
+    if (rejected > 0 && from !== null) {
       // A storage-only member cannot open records, so it relays whatever a
       // key signed: the record is refused, the relayer not blamed (a full
       // member checks what it relays, so an invalid record from one is its own).
@@ -209,8 +218,39 @@ export class NamespaceSync {
         from.close('sent an invalid namespace record')
       }
     }
-    if (accepted.length > 0) this.relay(accepted, from.id)
+    if (accepted.length > 0) this.relay(accepted, from?.id ?? null)
     return accepted.length
+  }
+
+  private screen (records: Buffer[]): Buffer[] {
+    const check = this.o.signerOk
+    if (check === undefined) return records
+    const out: Buffer[] = []
+    let kept = 0
+    this.o.store.txn(() => {
+      for (const r of records) {
+        // A record too short for a header fails verification later, as before.
+        if (r.length < OP_HEADER_BYTES) { out.push(r); continue }
+        const h = opRecordHeader(r)
+        if (this.o.log.has(h.member, h.seq) || check(h.member, h.seq) === 'ok') { out.push(r); continue }
+        this.quarantine.put(h.member, h.seq, r)
+        kept++
+      }
+    })
+    if (kept > 0 && Date.now() - this.lastQuarantineLog > 60_000) {
+      this.lastQuarantineLog = Date.now()
+      this.o.print(`namespace: ${kept} record(s) of signers that are not members in good standing set aside (quarantined), not applied`)
+    }
+    return out
+  }
+
+  private lastQuarantineLog = 0
+
+  // A certificate came for `member`: the records of it we set aside are
+  // taken now, as if a peer had sent them.
+  released (member: string): number {
+    const records = this.quarantine.release(member)
+    return records.length === 0 ? 0 : this.ingest(null, records)
   }
 
   private relay (records: Buffer[], except: string | null): void {

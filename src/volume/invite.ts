@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto'
 import { fail } from '../errors.js'
 import type { Role } from './volume-file.js'
 import type { ChunkIdHash } from '../crypto/chunk-id.js'
+import { MEMBER_RECORD_BYTES } from '../codec/member-record.js'
 
 const PREFIX = 'disktro1-'
-const VERSION = 3
+const VERSION = 4
+const V3_BYTES = 87
+const V4_BYTES = V3_BYTES + 32 + MEMBER_RECORD_BYTES
 const ID_HASHES: ChunkIdHash[] = ['hmac-sha256', 'blake3'] // byte 54 of a version 2 code
 
 // A join code carries the volume id, chunk size, role, the key that role
@@ -12,7 +15,11 @@ const ID_HASHES: ChunkIdHash[] = ['hmac-sha256', 'blake3'] // byte 54 of a versi
 // storage-only one) and, from version 2, the function naming the volume's
 // chunks (version 1 codes are of HMAC-SHA256 volumes) and, from version 3,
 // the public key that proves a peer a full member (crypto/volume-keys.ts
-// roleKeyOf). It is a secret. A 4-byte checksum catches typos.
+// roleKeyOf), and from version 4 the new member's node identity (a seed the
+// inviter made) with its member certificate (codec/member-record.ts): the
+// code admits that one identity, so a code, once its member is revoked,
+// admits nobody (docs/security.md). It is a secret. A 4-byte checksum
+// catches typos.
 export interface Invite {
   volumeId: string
   role: Role
@@ -20,10 +27,12 @@ export interface Invite {
   key: Buffer
   chunkIdHash: ChunkIdHash
   fullRoleKey?: Buffer // 32 bytes, version 3
+  seed?: Buffer // 32 bytes, version 4: the new member's node seed
+  memberCert?: Buffer // version 4: its certificate
 }
 
 export function encodeInvite (i: Invite): string {
-  const body = Buffer.alloc(1 + 1 + 16 + 4 + 32 + 1 + 32)
+  const body = Buffer.alloc(V4_BYTES)
   body[0] = VERSION
   body[1] = i.role === 'full' ? 0 : 1
   Buffer.from(i.volumeId, 'hex').copy(body, 2)
@@ -32,6 +41,9 @@ export function encodeInvite (i: Invite): string {
   body[54] = ID_HASHES.indexOf(i.chunkIdHash)
   if (i.fullRoleKey?.length !== 32) throw fail('EINVAL', 'an invite carries the full-member role key')
   i.fullRoleKey.copy(body, 55)
+  if (i.seed?.length !== 32 || i.memberCert?.length !== MEMBER_RECORD_BYTES) throw fail('EINVAL', 'an invite carries the new member\'s identity and certificate')
+  i.seed.copy(body, V3_BYTES)
+  i.memberCert.copy(body, V3_BYTES + 32)
   return PREFIX + Buffer.concat([body, checksum(body)]).toString('base64url')
 }
 
@@ -39,11 +51,11 @@ export function decodeInvite (code: string): Invite {
   const text = code.trim()
   if (!text.startsWith(PREFIX)) throw fail('EINVAL', 'not a disktro join code')
   const raw = Buffer.from(text.slice(PREFIX.length), 'base64url')
-  const length = raw[0] === 1 ? 54 : raw[0] === 2 ? 55 : 87
+  const length = raw[0] === 1 ? 54 : raw[0] === 2 ? 55 : raw[0] === 3 ? V3_BYTES : V4_BYTES
   if (raw.length !== length + 4) throw fail('EINVAL', 'join code has the wrong length (copied incompletely?)')
   const body = raw.subarray(0, length)
   if (!checksum(body).equals(raw.subarray(length))) throw fail('EINVAL', 'join code checksum does not match (typo?)')
-  if (body[0] !== 1 && body[0] !== 2 && body[0] !== VERSION) throw fail('UNSUPPORTED_VERSION', `join code version ${body[0]}`)
+  if (body[0] < 1 || body[0] > VERSION) throw fail('UNSUPPORTED_VERSION', `join code version ${body[0]}`)
   if (body[1] > 1) throw fail('EINVAL', 'join code names an unknown role')
   const chunkIdHash = body[0] === 1 ? 'hmac-sha256' : ID_HASHES[body[54]]
   if (chunkIdHash === undefined) throw fail('UNSUPPORTED_VERSION', `join code names chunk-id function ${body[54]}, unknown to this disktro`)
@@ -53,7 +65,8 @@ export function decodeInvite (code: string): Invite {
     chunkSize: body.readUInt32LE(18),
     key: Buffer.from(body.subarray(22, 54)),
     chunkIdHash,
-    ...(body[0] >= 3 ? { fullRoleKey: Buffer.from(body.subarray(55, 87)) } : {})
+    ...(body[0] >= 3 ? { fullRoleKey: Buffer.from(body.subarray(55, 87)) } : {}),
+    ...(body[0] >= 4 ? { seed: Buffer.from(body.subarray(V3_BYTES, V3_BYTES + 32)), memberCert: Buffer.from(body.subarray(V3_BYTES + 32, V4_BYTES)) } : {})
   }
 }
 

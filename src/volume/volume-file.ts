@@ -28,6 +28,7 @@ export interface VolumeFile {
   wrappedKey: string
   wrappedSeed: string
   fullRoleKey?: string // storage-only members: the public key that proves a peer a full member (hex; absent from old join codes)
+  memberCert?: string // this node's member certificate from its join code (hex; codec/member-record.ts; absent before join code version 4)
 }
 
 export interface VolumeSecrets {
@@ -41,6 +42,8 @@ export interface NewVolume {
   key?: Buffer // from an invite; a new random master key otherwise
   chunkIdHash?: ChunkIdHash // from an invite; this machine's choice otherwise
   fullRoleKey?: Buffer // from a storage-only invite
+  seed?: Buffer // the node identity a version 4 join code carries (its certificate names it)
+  memberCert?: Buffer // that identity's member certificate
 }
 
 // The function naming the volume's chunks (crypto/chunk-id.ts).
@@ -65,7 +68,7 @@ export async function createVolumeFile (dataDir: string, password: string, chunk
     throw fail('VOLUME_EXISTS', `a volume already exists in ${dataDir}`)
   }
   const key = joining.key ?? randomKey()
-  const seed = randomKey()
+  const seed = joining.seed ?? randomKey()
   const params = newPwhashParams()
   const kek = await stretchPassword(password, params)
   const file: VolumeFile = {
@@ -78,7 +81,8 @@ export async function createVolumeFile (dataDir: string, password: string, chunk
     kdf: { alg: params.alg, opslimit: params.opslimit, memlimit: params.memlimit, salt: params.salt.toString('base64') },
     wrappedKey: seal(kek, key, AD).toString('base64'),
     wrappedSeed: seal(kek, seed, SEED_AD).toString('base64'),
-    ...(joining.fullRoleKey ? { fullRoleKey: joining.fullRoleKey.toString('hex') } : {})
+    ...(joining.fullRoleKey ? { fullRoleKey: joining.fullRoleKey.toString('hex') } : {}),
+    ...(joining.memberCert ? { memberCert: joining.memberCert.toString('hex') } : {})
   }
   const tmp = path + '.tmp'
   await writeFile(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
@@ -107,7 +111,8 @@ export async function readVolumeFile (dataDir: string): Promise<VolumeFile> {
       typeof f.nodeId !== 'string' || typeof f.volumeId !== 'string' || f.kdf.alg !== 'argon2id13' ||
       typeof f.wrappedSeed !== 'string' || (f.role !== 'full' && f.role !== 'storage') ||
       (f.chunkIdHash !== undefined && !isChunkIdHash(f.chunkIdHash)) ||
-      (f.fullRoleKey !== undefined && !/^[0-9a-f]{64}$/.test(f.fullRoleKey))) {
+      (f.fullRoleKey !== undefined && !/^[0-9a-f]{64}$/.test(f.fullRoleKey)) ||
+      (f.memberCert !== undefined && !/^[0-9a-f]+$/.test(f.memberCert))) {
     throw fail('VOLUME_DAMAGED', `${path} is damaged (missing fields)`)
   }
   return f

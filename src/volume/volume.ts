@@ -11,6 +11,8 @@ import { Recovery } from './recovery.js'
 import { fail } from '../errors.js'
 import { OpLog } from '../meta/shared/op-log.js'
 import { SharedNamespace } from '../meta/shared/shared-namespace.js'
+import { MemberSet } from './member-set.js'
+import { signingKeyOfSeed } from '../codec/op-record.js'
 
 export interface VolumeOptions {
   maxStoreBytes: number
@@ -45,8 +47,11 @@ export class Volume {
     readonly chunks: LmdbChunkStore,
     readonly access: FullAccess | null,
     private readonly readOnly: boolean,
-    readonly oplog: OpLog // every member's namespace log, as held here
-  ) {}
+    readonly oplog: OpLog, // every member's namespace log, as held here
+    readonly members: MemberSet // the certified member set, as held here
+  ) {
+    oplog.signers = members
+  }
 
   static async create (dataDir: string, password: string, chunkSize: number, join?: NewVolume): Promise<VolumeFile> {
     return await createVolumeFile(dataDir, password, chunkSize, join)
@@ -60,8 +65,11 @@ export class Volume {
     await privateStore(store.path)
     const chunks = new LmdbChunkStore(store)
     if (file.role === 'storage') {
-      const v = new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store))
-      v.roleKey = { publicKey: file.fullRoleKey ? Buffer.from(file.fullRoleKey, 'hex') : null, secretKey: null }
+      const rolePublicKey = file.fullRoleKey ? Buffer.from(file.fullRoleKey, 'hex') : null
+      const members = new MemberSet(store, { volumeId: file.volumeId, rolePublicKey, selfId: file.nodeId })
+      const v = new Volume(dataDir, file, secrets.key, secrets.seed, store, chunks, null, !!opts.readOnly, new OpLog(store), members)
+      v.roleKey = { publicKey: rolePublicKey, secretKey: null }
+      v.takeJoinCert()
       return v
     }
     const keys = deriveVolumeKeys(secrets.key)
@@ -70,11 +78,21 @@ export class Volume {
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
     const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
     const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId, idHash: chunkIdHashOf(file) }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
-    const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store))
-    v.master = secrets.key
     const rk: RoleKey = roleKeyOf(secrets.key)
+    const members = new MemberSet(store, { volumeId: file.volumeId, rolePublicKey: rk.publicKey, selfId: file.nodeId, issuer: { roleSecretKey: rk.secretKey!, nodeSecretKey: signingKeyOfSeed(secrets.seed).secretKey, nodeId: file.nodeId } })
+    const v = new Volume(dataDir, file, keys.swarm, secrets.seed, store, chunks, access, !!opts.readOnly, shared?.log ?? new OpLog(store), members)
+    v.master = secrets.key
     v.roleKey = rk
+    v.takeJoinCert()
     return v
+  }
+
+  // The certificate the join code carried (volume.json) goes into the set
+  // the first time the volume opens (a read-only view leaves it for later).
+  private takeJoinCert (): void {
+    if (this.readOnly || !this.file.memberCert || this.members.certOf(this.file.nodeId) !== null) return
+    const { invalid } = this.members.addAll([Buffer.from(this.file.memberCert, 'hex')])
+    if (invalid > 0) throw fail('VOLUME_DAMAGED', 'the member certificate from the join code does not verify')
   }
 
   get full (): FullAccess {

@@ -8,7 +8,8 @@ import type createTestnetFn from 'hyperdht/testnet'
 import { PeerNetwork, type PeerNetworkOptions } from '../../src/net/peer-network.js'
 import { randomKey } from '../../src/crypto/volume-keys.js'
 import { FrameReader } from '../../src/codec/wire-frame.js'
-import { decodeMessage, encodeMessage, type Message } from '../../src/codec/wire.js'
+import { decodeMessage, encodeMessage, WIRE_VERSION, type Message } from '../../src/codec/wire.js'
+import { capabilityProof, roleProof } from '../../src/net/capability.js'
 
 const require = createRequire(import.meta.url)
 const createTestnet: typeof createTestnetFn = require('hyperdht/testnet')
@@ -58,8 +59,8 @@ export class Harness {
 
   // A peer driven by hand: its own Hyperswarm on the topic, speaking whatever
   // the test makes it speak, recording every frame it receives.
-  raw (topic: Buffer, onconnection: (peer: RawConnection) => void): { id: string, connections: RawConnection[] } {
-    const keyPair = HyperDHT.keyPair()
+  raw (topic: Buffer, onconnection: (peer: RawConnection) => void, seed?: Buffer): { id: string, connections: RawConnection[] } {
+    const keyPair = HyperDHT.keyPair(seed)
     const swarm = new Hyperswarm({ keyPair, dht: new HyperDHT({ bootstrap: this.bootstrap, host: '127.0.0.1', keyPair }) })
     this.closers.push(() => swarm.destroy())
     const connections: RawConnection[] = []
@@ -77,6 +78,7 @@ export class RawConnection {
   readonly received: Message[] = []
   readonly remoteId: string
   closed = false
+  onmessage: ((m: Message) => void) | null = null
   private readonly reader = new FrameReader()
 
   constructor (readonly stream: HyperDHT.SecretStream) {
@@ -85,10 +87,30 @@ export class RawConnection {
     stream.on('close', () => { this.closed = true })
     stream.on('data', (d: Buffer) => {
       this.reader.push(d)
-      for (let f = this.reader.next(); f !== null; f = this.reader.next()) this.received.push(decodeMessage(f))
+      for (let f = this.reader.next(); f !== null; f = this.reader.next()) {
+        const m = decodeMessage(f)
+        this.received.push(m)
+        this.onmessage?.(m)
+      }
     })
   }
 
   send (m: Message): void { this.stream.write(encodeMessage(m)) }
   sendBytes (b: Buffer): void { this.stream.write(b) }
+}
+
+// The handshake a member speaks (net/peer-connection.ts): HELLO with the
+// capability proof (and the role proof for a full member), then its member
+// certificate (MEMBERS_OFFER; empty: none), and it answers the other side's
+// offer. Frames are ordered, so the offer can follow the HELLO at once.
+export const OFFER_ID = 0x7fffffff
+export function memberHandshake (c: RawConnection, o: { swarmKey: Buffer, role: 'full' | 'storage', cert?: Buffer, roleSecret?: Buffer }): void {
+  const side = c.stream.isInitiator ? 'initiator' : 'responder'
+  c.send({ type: 'HELLO', version: WIRE_VERSION, role: o.role, proof: capabilityProof(o.swarmKey, side, c.stream.handshakeHash), ...(o.roleSecret ? { roleProof: roleProof(o.roleSecret, side, c.stream.handshakeHash) } : {}) })
+  c.send({ type: 'REQUEST', id: OFFER_ID, body: { type: 'MEMBERS_OFFER', cert: o.cert ?? Buffer.alloc(0), records: [] } })
+  const previous = c.onmessage
+  c.onmessage = m => {
+    if (m.type === 'REQUEST' && m.body.type === 'MEMBERS_OFFER') c.send({ type: 'REPLY', id: m.id, body: { type: 'MEMBERS', records: [] } })
+    previous?.(m)
+  }
 }

@@ -7,11 +7,11 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { DisktroNode } from '../../src/node.js'
 import { DEFAULT_CONFIG } from '../../src/config.js'
-import { createVolumeFile } from '../../src/volume/volume-file.js'
-import { capabilityProof, topicFor } from '../../src/net/capability.js'
-import { WIRE_VERSION, type PutAck } from '../../src/codec/wire.js'
+import { createVolumeFile, nodeIdOfSeed } from '../../src/volume/volume-file.js'
+import { topicFor } from '../../src/net/capability.js'
+import type { PutAck } from '../../src/codec/wire.js'
 import { CHUNK_RECORD_OVERHEAD, FLAG_LZ4 } from '../../src/codec/chunk-record.js'
-import { Harness, type RawConnection, waitFor } from '../net/helpers.js'
+import { Harness, memberHandshake, type RawConnection, waitFor } from '../net/helpers.js'
 import { tempDir, PASSWORD } from '../helpers/disktro.js'
 
 const CS = 64 * 1024
@@ -39,11 +39,12 @@ for (const role of ['storage', 'full'] as const) {
     })
     t.teardown(() => node.close())
     const key = node.volume.swarmKey
-    const peer = h.raw(topicFor(key), c => {
-      const side = c.stream.isInitiator ? 'initiator' : 'responder'
-      // It holds the swarm key only, so it speaks as what it is (a full member checks a claim of the full role).
-      c.send({ type: 'HELLO', version: WIRE_VERSION, role: 'storage', proof: capabilityProof(key, side, c.stream.handshakeHash) })
-    })
+    const seed = randomBytes(32)
+    // A certified storage-only member (a full node checks certificates; this
+    // storage-only one, made without the role key, cannot).
+    const cert = role === 'full' ? node.volume.members.issueCert(nodeIdOfSeed(seed), 'storage') : undefined
+    // It holds the swarm key only, so it speaks as what it is (a full member checks a claim of the full role).
+    const peer = h.raw(topicFor(key), c => memberHandshake(c, { swarmKey: key, role: 'storage', cert }), seed)
     // Every connection answers the node's pings: it closes a peer that falls
     // silent, and a 31 MiB frame takes a while to send.
     const replies: Array<{ id: number, body: PutAck }> = []

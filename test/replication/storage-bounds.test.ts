@@ -6,10 +6,10 @@ import HyperDHT from 'hyperdht'
 import Hyperswarm from 'hyperswarm'
 import { requireFuse, disktro, sleep } from '../helpers/disktro.js'
 import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until, nodeConfig } from '../helpers/cluster.js'
-import { RawConnection, waitFor } from '../net/helpers.js'
+import { RawConnection, memberHandshake, waitFor } from '../net/helpers.js'
 import { decodeInvite } from '../../src/volume/invite.js'
-import { capabilityProof, topicFor } from '../../src/net/capability.js'
-import { WIRE_VERSION, type ReplyBody, type RequestBody } from '../../src/codec/wire.js'
+import { topicFor } from '../../src/net/capability.js'
+import type { ReplyBody, RequestBody } from '../../src/codec/wire.js'
 
 // What members hold for others is bounded and collected, and a peer's word
 // about its copies counts only once proven (issue #28, item 8 and the
@@ -25,15 +25,16 @@ class Liar {
   private readonly answered = new WeakMap<RawConnection, number>()
   private readonly timer: NodeJS.Timeout
 
-  constructor (bootstrap: string, swarmKey: Buffer) {
+  // With the identity and certificate of a storage-only join code: a
+  // member in good standing, as far as anyone can check.
+  constructor (bootstrap: string, swarmKey: Buffer, member: { seed?: Buffer, cert?: Buffer }) {
     const [host, port] = bootstrap.split(':')
-    const keyPair = HyperDHT.keyPair()
+    const keyPair = HyperDHT.keyPair(member.seed)
     this.swarm = new Hyperswarm({ keyPair, dht: new HyperDHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1', keyPair }) })
     this.swarm.on('connection', stream => {
       const c = new RawConnection(stream)
       this.conns.push(c)
-      const side = stream.isInitiator ? 'initiator' : 'responder'
-      c.send({ type: 'HELLO', version: WIRE_VERSION, role: 'storage', proof: capabilityProof(swarmKey, side, stream.handshakeHash) })
+      memberHandshake(c, { swarmKey, role: 'storage', cert: member.cert })
     })
     this.swarm.join(topicFor(swarmKey), { client: true, server: true })
     // Heartbeats, and lies in answer to every request.
@@ -43,7 +44,7 @@ class Liar {
         const from = this.answered.get(c) ?? 0
         for (let i = from; i < c.received.length; i++) {
           const m = c.received[i]
-          if (m.type === 'REQUEST') c.send({ type: 'REPLY', id: m.id, body: this.lie(m.body) })
+          if (m.type === 'REQUEST' && m.body.type !== 'MEMBERS_OFFER') c.send({ type: 'REPLY', id: m.id, body: this.lie(m.body) })
         }
         this.answered.set(c, c.received.length)
       }
@@ -60,8 +61,9 @@ class Liar {
     }
   }
 
+  // Connections the member opened for it (it answered our certificate).
   open (): RawConnection[] {
-    return this.conns.filter(c => !c.closed && c.received.some(m => m.type === 'HELLO'))
+    return this.conns.filter(c => !c.closed && c.received.some(m => m.type === 'REPLY' && m.body.type === 'MEMBERS'))
   }
 
   async request (c: RawConnection, body: RequestBody): Promise<ReplyBody> {
@@ -95,8 +97,9 @@ t.test('a storage-only identity places nothing; its claims of copies it does not
   const before = await until('the writer counts two copies of each', async () => { const st = await statusJson(a); return st.replication.unsettled === 0 && st.replication.underReplicated === 6 ? st : false }, 30_000)
   t.equal(before.replication.atTarget, 0, 'nothing at target with two machines of three')
 
-  const swarmKey = decodeInvite((await disktro(['invite', '--storage-only', '--data-dir', a.dataDir])).stdout.trim()).key
-  const liar = new Liar(bootstrap, swarmKey)
+  const inv = decodeInvite((await disktro(['invite', '--storage-only', '--data-dir', a.dataDir])).stdout.trim())
+  const swarmKey = inv.key
+  const liar = new Liar(bootstrap, swarmKey, { seed: inv.seed, cert: inv.memberCert })
   t.teardown(() => liar.destroy())
   await waitFor(() => liar.open().length >= 2, 60_000, 'the liar to reach both members')
 

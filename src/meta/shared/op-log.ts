@@ -133,10 +133,15 @@ export class OpLog {
     setImmediate(step)
   }
 
-  // Whether a snapshot may name `id` as its creator. For now a member whose
-  // records we hold (or held), or one the caller vouched for (a connected
-  // full member, ourselves); a certified member set replaces this (#28).
-  isKnownMember (id: string): boolean {
+  // The certified member set (volume/member-set.ts), once the volume attaches it.
+  signers: { checking: boolean, isActiveFull: (id: string) => boolean } | null = null
+
+  // Whether a snapshot may name `id` as its creator: a full member in good
+  // standing. Without a member set that can check (a log alone in a test, a
+  // storage-only member from a join code without the role key): a member
+  // whose records we hold, or one the caller vouched for (noteMember).
+  mayMakeSnapshot (id: string): boolean {
+    if (this.signers?.checking === true) return this.signers.isActiveFull(id)
     return this.heads.has(id) || this.above.has(id) || this.floor.has(id) || this.known.has(id)
   }
 

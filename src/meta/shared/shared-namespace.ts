@@ -266,7 +266,7 @@ export class SharedNamespace {
       m.adopt(tree, header.covered)
       counter = idsCounter(tree, self)
       seq = header.covered.find(c => c.member === self)?.seq ?? 0
-      // Its members are members we know (isKnownMember).
+      // Its members are members we know (mayMakeSnapshot without a member set).
       for (const c of header.covered) this.log.noteMember(c.member)
       this.log.noteMember(header.creator)
     }

@@ -71,7 +71,7 @@ export async function fetchSnapshot (header: PartedHeader, small: unknown, fetch
 // `self`/`ownSeq`: this member's id and the last seq it wrote (null for a
 // storage-only member, which writes no log).
 export function snapshotRefusal (h: PartedHeader, log: OpLog, self: string | null, ownSeq: number, now = Date.now()): string | null {
-  if (!log.isKnownMember(h.creator)) return `it is signed by ${h.creator.slice(0, 12)}, not a member we know`
+  if (!log.mayMakeSnapshot(h.creator)) return `it is signed by ${h.creator.slice(0, 12)}, not a full member in good standing`
   let top = 0n
   for (const c of h.covered) {
     if (self !== null && c.member === self && c.seq > ownSeq) return `it claims ${c.seq} changes of ours; we wrote ${ownSeq}`
