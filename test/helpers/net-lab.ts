@@ -231,11 +231,21 @@ EOF`)
   }
 }
 
+// A raw Hyperswarm stream (swarm-probe.ts) of `mib` MiB across the lab,
+// through a DHT bootstrap the lab runs: the transport disktro runs on.
+export async function rawSwarm (lab: NetLab, bootstrap: string, from: string, to: string, mib: number, widen = true): Promise<{ bytes: number, seconds: number }> {
+  return await probe(lab, from, to, 'swarm-probe.js', [bootstrap, randomBytes(8).toString('hex')], [String(mib), ...(widen ? ['widen'] : [])], widen ? ['widen'] : [])
+}
+
 // A plain TCP stream of `mib` MiB from one host to another across the lab:
 // the link's reference throughput (bytes and seconds as the receiver saw them).
 export async function rawTcp (lab: NetLab, from: string, to: string, mib: number, port = 5201): Promise<{ bytes: number, seconds: number }> {
-  const probe = join(ROOT, 'dist', 'test', 'helpers', 'tcp-probe.js')
-  const [cmd, ...args] = inNetns(lab.ns(to), [process.execPath, probe, 'server', '0.0.0.0', String(port)])
+  return await probe(lab, from, to, 'tcp-probe.js', [lab.host(to).ip, String(port)], [String(mib)], [])
+}
+
+async function probe (lab: NetLab, from: string, to: string, script: string, common: string[], clientArgs: string[], serverArgs: string[]): Promise<{ bytes: number, seconds: number }> {
+  const bin = join(ROOT, 'dist', 'test', 'helpers', script)
+  const [cmd, ...args] = inNetns(lab.ns(to), [process.execPath, bin, 'server', ...common, ...serverArgs])
   const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   reapOnExit(server)
   let out = ''
@@ -243,13 +253,13 @@ export async function rawTcp (lab: NetLab, from: string, to: string, mib: number
   try {
     const deadline = Date.now() + 10_000
     while (!out.includes('listening')) {
-      if (server.exitCode !== null || Date.now() > deadline) throw new Error('tcp probe server did not start')
+      if (server.exitCode !== null || Date.now() > deadline) throw new Error(`${script} server did not start`)
       await new Promise(resolve => setTimeout(resolve, 20))
     }
-    const c = await lab.exec(from, [process.execPath, probe, 'client', lab.host(to).ip, String(port), String(mib)], 600_000)
-    if (c.code !== 0) throw new Error(`tcp probe client: ${c.stderr}`)
+    const c = await lab.exec(from, [process.execPath, bin, 'client', ...common, ...clientArgs], 600_000)
+    if (c.code !== 0) throw new Error(`${script} client: ${c.stderr}`)
     while (!/\{.*\}/.test(out)) {
-      if (server.exitCode !== null && !/\{.*\}/.test(out)) throw new Error('tcp probe server gave no result')
+      if (server.exitCode !== null && !/\{.*\}/.test(out)) throw new Error(`${script} server gave no result`)
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     return JSON.parse(/\{.*\}/.exec(out)![0])

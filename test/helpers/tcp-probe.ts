@@ -19,7 +19,7 @@ if (mode === 'server') {
       s.end('done', () => { server.close(); process.exit(0) })
     })
   })
-  server.listen(Number(port), host, () => process.stdout.write('listening\n'))
+  server.listen(Number(port), '0.0.0.0', () => process.stdout.write('listening\n'))
 } else if (mode === 'client') {
   const s = net.connect(Number(port), host, () => {
     const buf = Buffer.alloc(1 << 16, 7)

@@ -1,7 +1,14 @@
 // disktro across the network lab (test/helpers/net-lab.ts): members in
 // network namespaces of their own, on shaped, lossy links. Root only.
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { NetLab, PROFILES, labAvailable, rawTcp } from '../helpers/net-lab.js'
+import { requireFuse, sh, tempDir } from '../helpers/disktro.js'
+import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until } from '../helpers/cluster.js'
+
+const MiB = 1024 * 1024
 
 const missing = labAvailable()
 if (missing !== null) {
@@ -30,5 +37,43 @@ if (missing !== null) {
     t.equal(raced, 'blocked', 'nothing crosses a cut link')
     await lab.heal(['a'], ['b'])
     t.equal(await cut, 'through', 'the stream goes through once the link is healed (TCP retried)')
+  })
+
+  // The issue's first lab run: every connection dropped as silent as soon
+  // as replication filled the link, and 32 MiB never reached 3 machines.
+  t.test('32 MiB reaches three machines over broadband, with no silent drops', async t => {
+    if (!await requireFuse(t)) return
+    const lab = await NetLab.start(t, [{ name: 'a' }, { name: 'b' }, { name: 'c' }], PROFILES.broadband)
+    const bootstrap = await startBootstrap(t, { host: lab.host('boot').ip, netns: lab.ns('boot') })
+    // heartbeatInterval 2 s: a peer is silent after 6 s, far less than the
+    // seconds of bulk data a full send window once queued ahead of a PONG.
+    const [a, b, c] = await makeCluster(t, bootstrap, ['full', 'full', 'storage'], { heartbeatInterval: 2000 })
+    const ma = await mountNode(t, a, lab.ns('a'))
+    const sb = await serveNode(t, b, lab.ns('b'))
+    const sc = await serveNode(t, c, lab.ns('c'))
+    await until('the writer sees both peers online', async () => (await statusJson(a)).peers.filter((p: any) => p.online).length === 2, 120_000, 500)
+
+    const local = await tempDir(t)
+    await writeFile(join(local, 'big'), randomBytes(32 * MiB))
+    const before = (await lab.stats()).get('a')!
+    const started = Date.now()
+    await sh(`cp ${join(local, 'big')} ${ma.path('big')}`)
+    const writerChunks = storedChunkIds(a.dataDir)
+    t.equal(writerChunks.size, 32, '32 chunks of 1 MiB on the writer')
+    for (const n of [b, c]) {
+      await until(`${n.name} holds every chunk`, () => {
+        const have = storedChunkIds(n.dataDir)
+        return [...writerChunks].every(id => have.has(id))
+      }, 120_000, 250)
+    }
+    const seconds = (Date.now() - started) / 1000
+    const sent = (await lab.stats()).get('a')!.sent - before.sent
+    t.pass(`32 MiB on 3 machines after ${seconds.toFixed(1)} s; the writer's uplink carried ${(sent / (32 * MiB)).toFixed(2)} bytes per byte written`)
+    // Two copies over one 50 Mbit/s uplink take 10.7 s at the line rate.
+    t.ok(seconds < 60, 'within 60 s')
+    for (const [name, log] of [['a', ma.stderr + ma.stdout], ['b', sb.stderr + sb.stdout], ['c', sc.stderr + sc.stdout]]) {
+      const silent = log.split('\n').filter(l => /silent for/.test(l))
+      t.same(silent, [], `${name}: no connection dropped as silent`)
+    }
   })
 }
