@@ -18,17 +18,20 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const MAX_QUEUED_FRAMES = 1024
 // Bulk data (chunk records: PUT_CHUNK requests, CHUNK replies) goes out only
 // when no control frame (PING/PONG, small requests and replies) waits, and
-// PUT_CHUNK bytes sent and not yet acknowledged stay within what the link
-// carried in BULK_WINDOW_MS, never below MIN_BULK_WINDOW (two chunks: one on
-// the wire, one ready behind it). On a busy 10 Mbit/s uplink 32 chunks in
-// flight were 26 s of queue ahead of every heartbeat and request; this
-// keeps a few hundred ms. On loopback the window opens to MAX_OUTSTANDING.
+// PUT_CHUNK bytes sent and not yet acknowledged stay within what the peer
+// acknowledged over its quickest answer plus BULK_WINDOW_MS, never below
+// MIN_BULK_WINDOW (two chunks: one on the wire, one ready behind it). The
+// quickest answer is the pipe (the link's round trip, the receiver's
+// verify and fsync); BULK_WINDOW_MS is the queue allowed beyond it. On a
+// busy 10 Mbit/s uplink 32 chunks in flight were 26 s of queue ahead of
+// every heartbeat and request; this keeps a few hundred ms. On loopback the
+// window opens to the request limit.
 export const BULK_WINDOW_MS = 300
 export const MIN_BULK_WINDOW = 2 * (1024 * 1024 + 64 * 1024)
 // Request slots a bulk push may take: the rest stay free for control
 // requests (HAS, GET_CHUNK, sync), so a full push window never makes them wait.
 export const MAX_BULK_OUTSTANDING = MAX_OUTSTANDING - 8
-const RATE_SPAN_MS = 1000
+const RATE_SPAN_MS = 2000
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES + ROLE_SIG_BYTES
 // secret-stream seals each write as one message (at most 16 MiB), and the
@@ -63,6 +66,7 @@ interface Pending {
   timeoutMs: number
   bulk: boolean // a PUT_CHUNK push (bulk window, bulk slots)
   inFlight: number // bytes of this push on the wire, awaiting its answer
+  sentAt: number // when it went on the wire (performance.now())
   hasIds: number // ids in a HAS: its reply must carry as many bits
   body: RequestBody | null // until encoded: nothing here outlives its frame
   read: { chunkId: Buffer, record: RecordReader } | null
@@ -101,7 +105,7 @@ export class PeerConnection extends EventEmitter {
   private readonly bulk: Queued[] = [] // chunk records, when no control frame waits
   private bulkInFlight = 0
   private bulkPending = 0
-  private readonly acked: Array<{ t: number, bytes: number }> = [] // bulk acknowledgements of the last RATE_SPAN_MS
+  private readonly acked: Array<{ t: number, bytes: number, took: number }> = [] // push acknowledgements of the last RATE_SPAN_MS
   private heardRaw = false // payload bytes came in since the last tick
   private pumping = false
   private drained: (() => void) | null = null
@@ -150,7 +154,7 @@ export class PeerConnection extends EventEmitter {
   private enqueue (type: RequestBody['type'], hasIds: number, body: RequestBody | null, read: Pending['read'], timeoutMs: number): Promise<ReplyBody> {
     if (this.state !== 'open') return Promise.reject(fail('PEER_CLOSED', `peer ${this.short} is not connected`))
     return new Promise<ReplyBody>((resolve, reject) => {
-      const p: Pending = { id: 0, type, timeoutMs, bulk: read !== null, inFlight: 0, hasIds, body, read, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
+      const p: Pending = { id: 0, type, timeoutMs, bulk: read !== null, inFlight: 0, sentAt: 0, hasIds, body, read, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
       if (this.hasSlot(p)) this.dispatch(p)
       else this.waiting.push(p)
     })
@@ -288,7 +292,7 @@ export class PeerConnection extends EventEmitter {
   private settle (id: number, reply: ReplyBody): void {
     const p = this.pending.get(id)
     if (p === undefined) return // a late answer to a request that timed out
-    if (p.inFlight > 0 && reply.type !== 'ERROR') this.sample(p.inFlight)
+    if (p.inFlight > 0 && reply.type !== 'ERROR') this.sample(p.inFlight, performance.now() - p.sentAt)
     this.forget(p)
     clearTimeout(p.timer)
     this.dispatchWaiting()
@@ -375,20 +379,23 @@ export class PeerConnection extends EventEmitter {
     }
   }
 
-  // The bytes the peer acknowledged over the last RATE_SPAN_MS, per second.
-  private sample (bytes: number): void {
+  private sample (bytes: number, took: number): void {
     const now = performance.now()
-    this.acked.push({ t: now, bytes })
+    this.acked.push({ t: now, bytes, took })
     while (this.acked.length > 0 && this.acked[0].t < now - RATE_SPAN_MS) this.acked.shift()
   }
 
+  // The acknowledged rate of the last RATE_SPAN_MS times (the quickest
+  // answer in it + BULK_WINDOW_MS): at most 32 entries per 2 s per MiB/s.
   get bulkWindow (): number {
     const now = performance.now()
     while (this.acked.length > 0 && this.acked[0].t < now - RATE_SPAN_MS) this.acked.shift()
     if (this.acked.length === 0) return MIN_BULK_WINDOW
-    const span = Math.max(100, now - this.acked[0].t)
-    const rate = this.acked.reduce((n, a) => n + a.bytes, 0) / span // bytes per ms
-    return Math.max(MIN_BULK_WINDOW, rate * BULK_WINDOW_MS)
+    let bytes = 0
+    let quickest = Infinity
+    for (const a of this.acked) { bytes += a.bytes; quickest = Math.min(quickest, a.took) }
+    const rate = bytes / Math.max(100, now - this.acked[0].t + quickest) // bytes per ms
+    return Math.max(MIN_BULK_WINDOW, rate * (quickest + BULK_WINDOW_MS))
   }
 
   private expire (p: Pending, timeoutMs: number): void {
@@ -440,6 +447,7 @@ export class PeerConnection extends EventEmitter {
         // In the window from now until answered; its timeout counts from
         // the wire, not from the wait for the window.
         push.inFlight = prepared.length
+        push.sentAt = performance.now()
         this.bulkInFlight += prepared.length
         clearTimeout(push.timer)
         push.timer = setTimeout(() => this.expire(push, push.timeoutMs), push.timeoutMs)
