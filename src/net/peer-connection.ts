@@ -8,6 +8,7 @@ import {
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
 import { capabilityProof, verifyProof, roleProof, verifyRoleProof } from './capability.js'
+import { BulkWindow } from './bulk-window.js'
 
 export const HELLO_TIMEOUT_MS = 3000
 export const SILENT_INTERVALS = 3
@@ -16,22 +17,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 // Frames waiting for the socket beyond this mean the peer has stopped reading
 // what it asked for: drop it rather than buffer without bound.
 export const MAX_QUEUED_FRAMES = 1024
-// Bulk data (chunk records: PUT_CHUNK requests, CHUNK replies) goes out only
-// when no control frame (PING/PONG, small requests and replies) waits, and
-// PUT_CHUNK bytes sent and not yet acknowledged stay within what the peer
-// acknowledged over its quickest answer plus BULK_WINDOW_MS, never below
-// MIN_BULK_WINDOW (two chunks: one on the wire, one ready behind it). The
-// quickest answer is the pipe (the link's round trip, the receiver's
-// verify and fsync); BULK_WINDOW_MS is the queue allowed beyond it. On a
-// busy 10 Mbit/s uplink 32 chunks in flight were 26 s of queue ahead of
-// every heartbeat and request; this keeps a few hundred ms. On loopback the
-// window opens to the request limit.
-export const BULK_WINDOW_MS = 300
-export const MIN_BULK_WINDOW = 2 * (1024 * 1024 + 64 * 1024)
-// Request slots a bulk push may take: the rest stay free for control
+// Bulk data (chunk records) waits behind control frames and within a
+// BulkWindow (bulk-window.ts). Request slots a bulk push may take: the rest stay free for control
 // requests (HAS, GET_CHUNK, sync), so a full push window never makes them wait.
 export const MAX_BULK_OUTSTANDING = MAX_OUTSTANDING - 8
-const RATE_SPAN_MS = 2000
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES + ROLE_SIG_BYTES
 // secret-stream seals each write as one message (at most 16 MiB), and the
@@ -105,7 +94,7 @@ export class PeerConnection extends EventEmitter {
   private readonly bulk: Queued[] = [] // chunk records, when no control frame waits
   private bulkInFlight = 0
   private bulkPending = 0
-  private readonly acked: Array<{ t: number, bytes: number, took: number }> = [] // push acknowledgements of the last RATE_SPAN_MS
+  private readonly window = new BulkWindow()
   private heardRaw = false // payload bytes came in since the last tick
   private pumping = false
   private drained: (() => void) | null = null
@@ -292,7 +281,7 @@ export class PeerConnection extends EventEmitter {
   private settle (id: number, reply: ReplyBody): void {
     const p = this.pending.get(id)
     if (p === undefined) return // a late answer to a request that timed out
-    if (p.inFlight > 0 && reply.type !== 'ERROR') this.sample(p.inFlight, performance.now() - p.sentAt)
+    if (p.inFlight > 0 && reply.type !== 'ERROR') this.window.acked(p.inFlight, performance.now() - p.sentAt)
     this.forget(p)
     clearTimeout(p.timer)
     this.dispatchWaiting()
@@ -379,25 +368,6 @@ export class PeerConnection extends EventEmitter {
     }
   }
 
-  private sample (bytes: number, took: number): void {
-    const now = performance.now()
-    this.acked.push({ t: now, bytes, took })
-    while (this.acked.length > 0 && this.acked[0].t < now - RATE_SPAN_MS) this.acked.shift()
-  }
-
-  // The acknowledged rate of the last RATE_SPAN_MS times (the quickest
-  // answer in it + BULK_WINDOW_MS): at most 32 entries per 2 s per MiB/s.
-  get bulkWindow (): number {
-    const now = performance.now()
-    while (this.acked.length > 0 && this.acked[0].t < now - RATE_SPAN_MS) this.acked.shift()
-    if (this.acked.length === 0) return MIN_BULK_WINDOW
-    let bytes = 0
-    let quickest = Infinity
-    for (const a of this.acked) { bytes += a.bytes; quickest = Math.min(quickest, a.took) }
-    const rate = bytes / Math.max(100, now - this.acked[0].t + quickest) // bytes per ms
-    return Math.max(MIN_BULK_WINDOW, rate * (quickest + BULK_WINDOW_MS))
-  }
-
   private expire (p: Pending, timeoutMs: number): void {
     this.forget(p)
     const i = this.waiting.indexOf(p)
@@ -429,7 +399,7 @@ export class PeerConnection extends EventEmitter {
     if (this.control.length > 0) return this.control
     const head = this.bulk[0]
     if (head === undefined) return null
-    return head.push === undefined || this.bulkInFlight < this.bulkWindow ? this.bulk : null
+    return head.push === undefined || this.bulkInFlight < this.window.size() ? this.bulk : null
   }
 
   private async pump (): Promise<void> {
