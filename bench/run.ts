@@ -35,6 +35,9 @@ const HELP = `usage: npm run bench -- [options]
   --out DIR              where results .md/.json go (default bench/out)
   --profile              run the disktro daemon under node --cpu-prof and summarise it
   --scale                the scale benchmark instead (bench/scale.ts; --scale --help for its options)
+  --lab                  replication across the network lab instead (bench/lab.ts; root only):
+                         --lab-size MiB[,MiB] (default 64), --lab-profiles lan,broadband,poor,
+                         --lab-heartbeat ms (default 5000)
   --help
 `
 
@@ -231,6 +234,7 @@ function report (o: Options, samples: Samples, names: string[], errors: Map<stri
 async function main (): Promise<number> {
   // The scale benchmark has its own options (bench/scale.ts).
   if (process.argv.includes('--scale')) return await (await import('./scale.js')).scaleMain(process.argv.slice(2))
+  if (process.argv.includes('--lab')) return await (await import('./lab.js')).labMain(process.argv.slice(2))
   const o = options()
   await mkdir(o.workDir, { recursive: true })
   const inputsDir = join(o.workDir, 'inputs')

@@ -27,7 +27,7 @@ declare module 'hyperdht' {
       readonly publicKey: Buffer
       readonly remotePublicKey: Buffer
       readonly handshakeHash: Buffer
-      readonly rawStream: { remoteHost?: string | null, remotePort?: number, socket?: UdxSocket | null } | null
+      readonly rawStream: { remoteHost?: string | null, remotePort?: number, socket?: UdxSocket | null, on?: (event: 'data', fn: (d: Buffer) => void) => unknown } | null
       readonly destroyed: boolean
       write (data: Buffer): boolean
       // A buffer of `length` bytes that write() seals in place, without a copy, if

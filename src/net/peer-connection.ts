@@ -8,6 +8,7 @@ import {
 } from '../codec/wire.js'
 import { FrameReader } from '../codec/wire-frame.js'
 import { capabilityProof, verifyProof, roleProof, verifyRoleProof } from './capability.js'
+import { BulkWindow } from './bulk-window.js'
 export type { Role }
 
 export const HELLO_TIMEOUT_MS = 3000
@@ -17,6 +18,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 // Frames waiting for the socket beyond this mean the peer has stopped reading
 // what it asked for: drop it rather than buffer without bound.
 export const MAX_QUEUED_FRAMES = 1024
+// Bulk data (chunk records) waits behind control frames and within a
+// BulkWindow (bulk-window.ts). Request slots a bulk push may take: the rest stay free for control
+// requests (HAS, GET_CHUNK, sync), so a full push window never makes them wait.
+export const MAX_BULK_OUTSTANDING = MAX_OUTSTANDING - 8
 // Until the peer has proved the key, the only frame it may send is a HELLO.
 const HELLO_FRAME_BYTES = 4 + PROOF_BYTES + ROLE_SIG_BYTES
 // secret-stream seals each write as one message (at most 16 MiB), and the
@@ -67,6 +72,10 @@ export type RecordReader = () => Buffer | undefined
 interface Pending {
   id: number
   type: RequestBody['type']
+  timeoutMs: number
+  bulk: boolean // a PUT_CHUNK push (bulk window, bulk slots)
+  inFlight: number // bytes of this push on the wire, awaiting its answer
+  sentAt: number // when it went on the wire (performance.now())
   hasIds: number // ids in a HAS: its reply must carry as many bits
   body: RequestBody | null // until encoded: nothing here outlives its frame
   read: { chunkId: Buffer, record: RecordReader } | null
@@ -76,7 +85,8 @@ interface Pending {
 }
 
 // A frame, or the means to make it when it is its turn (null: nothing to send).
-interface Queued { frame: PreparedFrame | (() => PreparedFrame | null), written?: () => void }
+// push: the PUT_CHUNK request it carries, counted against the bulk window.
+interface Queued { frame: PreparedFrame | (() => PreparedFrame | null), written?: () => void, push?: Pending }
 
 // One peer over one Noise stream. The connection starts unauthenticated: it
 // sends its HELLO, accepts nothing but the peer's HELLO, and closes if that
@@ -100,7 +110,12 @@ export class PeerConnection extends EventEmitter {
   private readonly pending = new Map<number, Pending>()
   private readonly waiting: Pending[] = []
   private serving = 0
-  private readonly queue: Queued[] = []
+  private readonly control: Queued[] = [] // written first
+  private readonly bulk: Queued[] = [] // chunk records, when no control frame waits
+  private bulkInFlight = 0
+  private bulkPending = 0
+  private readonly window = new BulkWindow()
+  private heardRaw = false // payload bytes came in since the last tick
   private pumping = false
   private drained: (() => void) | null = null
 
@@ -110,6 +125,11 @@ export class PeerConnection extends EventEmitter {
     const raw = stream.rawStream
     this.address = raw?.remoteHost ? `${raw.remoteHost}:${raw.remotePort ?? 0}` : 'unknown'
     stream.on('data', (d: Buffer) => this.ondata(d))
+    // Any payload byte the transport received is life, also the first part
+    // of a big message not yet whole (secret-stream hands on whole messages
+    // only, and a 1 MiB one takes seconds on a slow link). Transport acks
+    // are not: a peer that only acknowledges has stopped answering.
+    stream.rawStream?.on?.('data', () => { this.heardRaw = true })
     stream.on('drain', () => this.ondrain())
     stream.on('error', (e: Error) => this.log(`stream error: ${e.message}`))
     stream.on('close', () => this.close('stream closed'))
@@ -143,8 +163,8 @@ export class PeerConnection extends EventEmitter {
   private enqueue (type: RequestBody['type'], hasIds: number, body: RequestBody | null, read: Pending['read'], timeoutMs: number): Promise<ReplyBody> {
     if (this.state !== 'open') return Promise.reject(fail('PEER_CLOSED', `peer ${this.short} is not connected`))
     return new Promise<ReplyBody>((resolve, reject) => {
-      const p: Pending = { id: 0, type, hasIds, body, read, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
-      if (this.pending.size < MAX_OUTSTANDING) this.dispatch(p)
+      const p: Pending = { id: 0, type, timeoutMs, bulk: read !== null, inFlight: 0, sentAt: 0, hasIds, body, read, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
+      if (this.hasSlot(p)) this.dispatch(p)
       else this.waiting.push(p)
     })
   }
@@ -168,7 +188,7 @@ export class PeerConnection extends EventEmitter {
     }
     this.pending.clear()
     this.waiting.length = 0
-    for (const q of this.queue.splice(0)) q.written?.()
+    for (const q of [...this.control.splice(0), ...this.bulk.splice(0)]) q.written?.()
     this.drained?.()
     this.stream.destroy()
     this.emit('close', wasOpen)
@@ -235,6 +255,10 @@ export class PeerConnection extends EventEmitter {
     const p: Pending = {
       id: 0,
       type: 'MEMBERS_OFFER',
+      timeoutMs: CERT_TIMEOUT_MS,
+      bulk: false,
+      inFlight: 0,
+      sentAt: 0,
       hasIds: 0,
       body: { type: 'MEMBERS_OFFER', cert: offer.cert, records: offer.records },
       read: null,
@@ -272,6 +296,10 @@ export class PeerConnection extends EventEmitter {
   }
 
   private tick (): void {
+    if (this.heardRaw) {
+      this.heardRaw = false
+      this.lastHeard = Date.now()
+    }
     const silentFor = Date.now() - this.lastHeard
     if (silentFor > SILENT_INTERVALS * this.opts.heartbeatInterval) return this.close(`silent for ${silentFor} ms`)
     this.send({ type: 'PING', time: performance.now() })
@@ -307,15 +335,18 @@ export class PeerConnection extends EventEmitter {
       frame = prepareMessage({ type: 'REPLY', id, body: { type: 'ERROR', message: e instanceof Error ? e.message : String(e) } })
     }
     // The slot stays taken until the reply is on the socket, so a peer that
-    // does not read cannot make replies pile up here.
-    await new Promise<void>(resolve => this.write(frame, resolve))
+    // does not read cannot make replies pile up here. A chunk's record is
+    // bulk: control frames go ahead of it.
+    const bulk = frame.length > 64 * 1024
+    await new Promise<void>(resolve => this.write(frame, resolve, bulk))
     this.serving--
   }
 
   private settle (id: number, reply: ReplyBody): void {
     const p = this.pending.get(id)
     if (p === undefined) return // a late answer to a request that timed out
-    this.pending.delete(id)
+    if (p.inFlight > 0 && reply.type !== 'ERROR') this.window.acked(p.inFlight, performance.now() - p.sentAt)
+    this.forget(p)
     clearTimeout(p.timer)
     this.dispatchWaiting()
     if (reply.type === 'ERROR') return p.reject(fail('PEER_ERROR', `peer ${this.short}: ${reply.message}`))
@@ -340,7 +371,8 @@ export class PeerConnection extends EventEmitter {
     this.nextId = (this.nextId + 1) >>> 0
     if (p.read !== null) {
       this.pending.set(p.id, p)
-      return this.write(() => this.prepareLazy(p))
+      this.bulkPending++
+      return this.write(() => this.prepareLazy(p), undefined, p)
     }
     let frame: PreparedFrame
     try {
@@ -366,7 +398,7 @@ export class PeerConnection extends EventEmitter {
       if (record === undefined) throw fail('ENOENT', `chunk ${chunkId.toString('hex').slice(0, 12)} is no longer stored`)
       return prepareMessage({ type: 'REQUEST', id: p.id, body: { type: 'PUT_CHUNK', id: chunkId, record } })
     } catch (e) {
-      this.pending.delete(p.id)
+      this.forget(p)
       clearTimeout(p.timer)
       p.reject(isDisktroError(e) ? e : fail('EINVAL', String(e), e))
       this.dispatchWaiting()
@@ -374,14 +406,34 @@ export class PeerConnection extends EventEmitter {
     }
   }
 
+  // A bulk push takes one of MAX_BULK_OUTSTANDING slots; other requests may
+  // use any, so they never queue behind a full push window.
+  private hasSlot (p: Pending): boolean {
+    return this.pending.size < MAX_OUTSTANDING && (!p.bulk || this.bulkPending < MAX_BULK_OUTSTANDING)
+  }
+
   private dispatchWaiting (): void {
-    while (this.state === 'open' && this.pending.size < MAX_OUTSTANDING && this.waiting.length > 0) {
-      this.dispatch(this.waiting.shift() as Pending)
+    for (let i = 0; this.state === 'open' && this.pending.size < MAX_OUTSTANDING && i < this.waiting.length;) {
+      if (!this.hasSlot(this.waiting[i])) { i++; continue }
+      this.dispatch(this.waiting.splice(i, 1)[0])
+    }
+  }
+
+  // A request leaves `pending`: its bulk bytes leave the window, which may
+  // let the next push out.
+  private forget (p: Pending): void {
+    if (this.pending.get(p.id) !== p) return
+    this.pending.delete(p.id)
+    if (p.bulk) {
+      this.bulkPending--
+      this.bulkInFlight -= p.inFlight
+      p.inFlight = 0
+      if (!this.pumping && this.bulk.length > 0) void this.pump()
     }
   }
 
   private expire (p: Pending, timeoutMs: number): void {
-    if (this.pending.get(p.id) === p) this.pending.delete(p.id)
+    this.forget(p)
     const i = this.waiting.indexOf(p)
     if (i >= 0) this.waiting.splice(i, 1)
     p.reject(fail('PEER_TIMEOUT', `peer ${this.short} did not answer ${p.type} within ${timeoutMs} ms`))
@@ -396,22 +448,43 @@ export class PeerConnection extends EventEmitter {
   // waits for 'drain' instead of piling into the stream's own buffer. A
   // queued frame still references the buffers it was prepared from (a chunk
   // record): they are copied out only when the frame reaches the stream.
-  private write (frame: Queued['frame'], written?: () => void): void {
+  // bulk: a chunk's record (true, or the PUT_CHUNK it is), which goes out
+  // only when no control frame waits and (a push) the bulk window has room.
+  private write (frame: Queued['frame'], written?: () => void, bulk: boolean | Pending = false): void {
     if (this.state === 'closed') return written?.()
-    if (this.queue.length >= MAX_QUEUED_FRAMES) return this.close('peer is not reading (send queue full)')
-    this.queue.push({ frame, written })
+    if (this.control.length + this.bulk.length >= MAX_QUEUED_FRAMES) return this.close('peer is not reading (send queue full)')
+    const q: Queued = { frame, written, ...(typeof bulk === 'object' ? { push: bulk } : {}) }
+    if (bulk === false) this.control.push(q)
+    else this.bulk.push(q)
     if (!this.pumping) void this.pump()
+  }
+
+  private next (): Queued[] | null {
+    if (this.control.length > 0) return this.control
+    const head = this.bulk[0]
+    if (head === undefined) return null
+    return head.push === undefined || this.bulkInFlight < this.window.size() ? this.bulk : null
   }
 
   private async pump (): Promise<void> {
     this.pumping = true
-    while (this.queue.length > 0 && !this.closed) {
-      const { frame: queued, written } = this.queue[0]
+    let queue: Queued[] | null
+    while (!this.closed && (queue = this.next()) !== null) {
+      const { frame: queued, written, push } = queue[0]
       const prepared = typeof queued === 'function' ? queued() : queued
       if (prepared === null) {
-        this.queue.shift()
+        queue.shift()
         written?.()
         continue
+      }
+      if (push !== undefined && this.pending.get(push.id) === push) {
+        // In the window from now until answered; its timeout counts from
+        // the wire, not from the wait for the window.
+        push.inFlight = prepared.length
+        push.sentAt = performance.now()
+        this.bulkInFlight += prepared.length
+        clearTimeout(push.timer)
+        push.timer = setTimeout(() => this.expire(push, push.timeoutMs), push.timeoutMs)
       }
       // secret-stream's alloc() hands out a buffer it encrypts in place when
       // it is the next thing written: the frame is copied once, here.
@@ -422,7 +495,7 @@ export class PeerConnection extends EventEmitter {
           await new Promise<void>(resolve => { this.drained = resolve })
         }
       }
-      this.queue.shift()
+      queue.shift()
       written?.()
     }
     this.pumping = false

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { open as openLmdb } from 'lmdb'
 import { BIN, disktro, disktroEnv, tempDir, sleep, Mount, PASSWORD } from './disktro.js'
 import { reapOnExit } from './reaper.js'
+import { inNetns } from './net-lab.js'
 
 interface Teardown { teardown (fn: () => unknown): void, passing?: () => boolean }
 
@@ -35,8 +36,10 @@ export class Daemon {
   }
 }
 
-export function spawnDisktro (t: Teardown, args: string[], password: string = PASSWORD): Daemon {
-  const child = spawn(process.execPath, [BIN, ...args], { env: disktroEnv(password), stdio: ['ignore', 'pipe', 'pipe'] })
+// netns: run inside a network namespace of the lab (test/helpers/net-lab.ts).
+export function spawnDisktro (t: Teardown, args: string[], password: string = PASSWORD, netns?: string): Daemon {
+  const [cmd, ...argv] = inNetns(netns, [process.execPath, BIN, ...args])
+  const child = spawn(cmd, argv, { env: disktroEnv(password), stdio: ['ignore', 'pipe', 'pipe'] })
   reapOnExit(child)
   const d = new Daemon(child)
   t.teardown(async () => {
@@ -51,9 +54,10 @@ export function spawnDisktro (t: Teardown, args: string[], password: string = PA
   return d
 }
 
-// A DHT bootstrap node on 127.0.0.1; resolves with its "host:port".
-export async function startBootstrap (t: Teardown): Promise<string> {
-  const d = spawnDisktro(t, ['bootstrap', '--host', '127.0.0.1', '--port', '0'])
+// A DHT bootstrap node on 127.0.0.1 (or a lab host's address, inside its
+// namespace); resolves with its "host:port".
+export async function startBootstrap (t: Teardown, at: { host: string, netns: string } = { host: '127.0.0.1', netns: '' }): Promise<string> {
+  const d = spawnDisktro(t, ['bootstrap', '--host', at.host, '--port', '0'], PASSWORD, at.netns === '' ? undefined : at.netns)
   await d.waitFor(/listening on (\S+)/)
   return /listening on (\S+)/.exec(d.stdout)![1]
 }
@@ -93,12 +97,12 @@ export async function makeCluster (t: Teardown, bootstrap: string, roles: Array<
   return nodes
 }
 
-export async function mountNode (t: Teardown, n: ClusterNode): Promise<Mount> {
-  return await Mount.start(t, { dataDir: n.dataDir, mountpoint: join(n.dataDir, '..', 'mnt'), config: n.config })
+export async function mountNode (t: Teardown, n: ClusterNode, netns?: string): Promise<Mount> {
+  return await Mount.start(t, { dataDir: n.dataDir, mountpoint: join(n.dataDir, '..', 'mnt'), config: n.config, netns })
 }
 
-export async function serveNode (t: Teardown, n: ClusterNode): Promise<Daemon> {
-  const d = spawnDisktro(t, ['serve', '--data-dir', n.dataDir, '--config', n.config])
+export async function serveNode (t: Teardown, n: ClusterNode, netns?: string): Promise<Daemon> {
+  const d = spawnDisktro(t, ['serve', '--data-dir', n.dataDir, '--config', n.config], PASSWORD, netns)
   await d.waitFor(/serving volume/)
   return d
 }

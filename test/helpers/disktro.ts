@@ -82,6 +82,7 @@ export interface MountOptions {
   args?: string[]
   env?: NodeJS.ProcessEnv // added to the daemon's environment
   umask?: number // the daemon's umask (inherited at spawn), else this process's
+  netns?: string // a lab namespace to run in (test/helpers/net-lab.ts); the mount stays visible here
 }
 
 // A `disktro mount` daemon. Teardown always unmounts and kills it, also when
@@ -110,7 +111,8 @@ export class Mount {
     const umask = o.umask === undefined ? null : process.umask(o.umask)
     let child: ChildProcess
     try {
-      child = spawn(process.execPath, args, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      const [cmd, ...argv] = o.netns === undefined ? [process.execPath, ...args] : ['nsenter', `--net=/run/netns/${o.netns}`, process.execPath, ...args]
+      child = spawn(cmd, argv, { env: { ...disktroEnv(o.password ?? PASSWORD), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     } finally {
       if (umask !== null) process.umask(umask)
     }
