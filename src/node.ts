@@ -16,7 +16,7 @@ import { ReplicaState } from './replication/replica-state.js'
 import { summaryOf } from './replication/replicator.js'
 import { health } from './api/web/health.js'
 import { readRevoked } from './volume/revoked.js'
-import type { StatusReport } from './status-report.js'
+import type { StatusReport, SpaceReport } from './status-report.js'
 import { Pinning } from './replication/pinning.js'
 import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
@@ -178,12 +178,14 @@ export class DisktroNode {
     await state?.settle(300)
     const replication = this.swarm?.replicator.summary() ?? summaryOf(this.ownState!)
     const peers = this.swarm ? await this.swarm.peerReports() : []
+    const vs = v.access ? volumeStats(v) : null
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,
       node: { id: v.file.nodeId, role: v.file.role },
-      volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
+      volume: vs ?? { volumeId: v.file.volumeId },
       store: storeStats(v.store),
+      space: spaceReport(v.store.spaceStats(), vs?.logicalBytes ?? null),
       peers,
       replication,
       pins: this.pins(),
@@ -270,4 +272,8 @@ export class DisktroNode {
     await this.volume.close()
     await this.lock.release()
   }
+}
+
+function spaceReport (s: { storeBytes: number, chunkBytes: number, packs: number }, logicalBytes: number | null): SpaceReport {
+  return { ...s, logicalBytes, perLogicalByte: logicalBytes ? s.storeBytes / logicalBytes : null }
 }

@@ -54,12 +54,24 @@ export interface NamespaceReport {
   peers: Array<{ id: string, behind: number, lastSync: number | null }>
 }
 
+// Space: what the store takes for what the files hold (issue #26: within
+// 1.3x for small files). From LMDB's page counts and the volume counters:
+// constant time.
+export interface SpaceReport {
+  storeBytes: number // pages in use in every database of the store (free pages, reusable, not counted)
+  chunkBytes: number // of those, the chunk records: the chunk table and the packs
+  packs: number // pack records (small chunk records packed together; store/chunk-packs.ts)
+  logicalBytes: number | null // the sum of file sizes (null on a storage-only member: it cannot know)
+  perLogicalByte: number | null // storeBytes / logicalBytes
+}
+
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
   node: { id: string, role: 'full' | 'storage' }
   volume: VolumeStats | { volumeId: string }
   store: PeerStats
+  space?: SpaceReport
   peers: PeerReport[]
   replication: ReplicationSummary
   pins: PinReport[]
