@@ -30,7 +30,8 @@ const OVERFLOW_HEADER = 16 // LMDB's page header before an overflow value
 const PACK_PAGES = 16
 const STAGE = 0x73 // 's' · stage seq (u64 BE) · id (32) -> empty: an inline record to pack
 const DUE = 0x63 // 'c' · pack seq (u64 BE) -> empty: a pack to compact
-const SCAN = 256 // staged entries looked at per pack (skipping ones that do not fit)
+const SCAN = 256 // staged entries looked at per pack at most
+const FILL_TRIES = 8 // records too big for the room left, skipped (kept for the next pack) before the pack is closed
 
 export interface Pointer { pack: number, offset: number, length: number }
 
@@ -172,49 +173,47 @@ export class ChunkPacker {
   packOne (): boolean {
     return this.txn(() => {
       const { chunks, packs, packlive, packq } = this.db
-      const take: Array<{ key: Buffer, id: Buffer, record: Buffer }> = []
+      const pack = Buffer.allocUnsafe(this.packLimit)
+      pack[0] = PACK_VERSION
+      const take: Array<{ key: Buffer, id: Buffer, at: number, length: number }> = []
       const drop: Buffer[] = []
-      let bytes = 1
+      let at = 1
       let seen = 0
-      let waiting = 0
+      let misses = 0 // records that did not fit the room left
       for (const k of packq.getKeys({ start: Buffer.from([STAGE]), end: Buffer.from([STAGE + 1]) })) {
-        if (seen++ >= SCAN) break
+        if (seen++ >= SCAN || misses >= FILL_TRIES) break
         const key = Buffer.from(k as Buffer)
         const id = key.subarray(9, 41)
-        const v = chunks.getBinary(id) // a copy: the next read reuses lmdb-js's buffer
-        if (v === undefined || isPointer(v) || v.length > PACKABLE_MAX) { drop.push(key); continue }
-        waiting += ENTRY_HEAD + v.length
-        if (bytes + ENTRY_HEAD + v.length > this.packLimit) continue // the next pack's
-        bytes += ENTRY_HEAD + v.length
-        take.push({ key, id, record: v })
+        const v = chunks.getBinaryFast(id)
+        const length = v === undefined ? 0 : v.length // lmdb-js's buffer: `length` is the value's
+        if (v === undefined || (length === POINTER_BYTES && v[0] === PACKED) || length > PACKABLE_MAX) { drop.push(key); continue }
+        if (at + ENTRY_HEAD + length > this.packLimit) { misses++; continue } // the next pack's
+        id.copy(pack, at)
+        pack.writeUInt32LE(length, at + 32)
+        pack.set(v.subarray(0, length), at + ENTRY_HEAD) // copied before the next read reuses the buffer
+        take.push({ key, id, at: at + ENTRY_HEAD, length })
+        at += ENTRY_HEAD + length
       }
       for (const key of drop) packq.removeSync(key)
-      // Less than a full pack waits (or a pack would be mostly empty): leave
-      // it inline until more comes; the count restarts from what is there.
-      if (waiting < this.packLimit && seen < SCAN) { this.staged = waiting; return false }
-      if (take.length === 0) { this.staged = 0; return false }
+      // Less than a full pack waits: it stays inline until more comes.
+      const full = misses > 0 || seen > SCAN
+      if (!full) { this.staged = at - 1; return false }
       const seq = this.nextPack
-      const pack = Buffer.allocUnsafe(bytes)
-      pack[0] = PACK_VERSION
-      let at = 1
-      const ptrs: Buffer[] = []
-      for (const t of take) {
-        t.id.copy(pack, at)
-        pack.writeUInt32LE(t.record.length, at + 32)
-        t.record.copy(pack, at + ENTRY_HEAD)
-        ptrs.push(pointer({ pack: seq, offset: at + ENTRY_HEAD, length: t.record.length }))
-        at += ENTRY_HEAD + t.record.length
-      }
-      packs.putSync(packKey(seq), pack)
+      const bytes = at
+      packs.putSync(packKey(seq), pack.subarray(0, bytes))
       const live = Buffer.allocUnsafe(8)
       live.writeUInt32LE(bytes - 1, 0)
       live.writeUInt32LE(bytes - 1, 4)
       packlive.putSync(packKey(seq), live)
       // Deleted first: LMDB merges a leaf page left under a quarter full by a
       // delete, not by a smaller value put over a large one.
-      take.forEach((t, i) => { chunks.removeSync(t.id); chunks.putSync(t.id, ptrs[i]); packq.removeSync(t.key) })
+      for (const t of take) {
+        chunks.removeSync(t.id)
+        chunks.putSync(t.id, pointer({ pack: seq, offset: t.at, length: t.length }))
+        packq.removeSync(t.key)
+      }
       this.nextPack = seq + 1
-      this.staged = Math.max(0, waiting - (bytes - 1))
+      this.staged = Math.max(0, this.staged - (bytes - 1))
       return true
     })
   }

@@ -194,22 +194,21 @@ export class LmdbStore {
     return isPointer(v) ? readPointer(v).length : v.length
   }
 
-  // lmdb-js touches the records' pages on its prefetch thread, then those of
-  // the packs they are in: the reads after find them in memory.
+  // lmdb-js touches the records' pages on its prefetch thread, so the reads
+  // after find them in memory. A packed record's pack is not prefetched:
+  // telling a pointer from a record means reading the value, which lmdb-js
+  // copies whole (a megabyte for a large block, on the event loop); a pack
+  // is 16 contiguous pages, faulted in by one read where it is used.
   async prefetchChunks (ids: Buffer[]): Promise<void> {
     await this.chunks.prefetch(ids)
-    let packs: Buffer[] | null = null
-    for (const id of ids) {
-      const v = valueOf(this.chunks.getBinaryFast(id))
-      if (v !== undefined && isPointer(v)) (packs ??= []).push(packKey(readPointer(v).pack))
-    }
-    if (packs) await this.packs.prefetch(packs)
   }
 
   private startPacker (): void {
     const pageSize = (this.chunks.getStats() as { pageSize: number }).pageSize
+    // Not kicked here: a process that only reads (an offline status, fsck)
+    // changes nothing. The first put or delete picks up what an earlier run
+    // left staged or due.
     this.packer = new ChunkPacker({ chunks: this.chunks, packs: this.packs, packlive: this.packlive, packq: this.packq }, fn => this.txn(fn), pageSize)
-    this.packer.kick()
   }
 
   // Packs and compactions waiting, done now (tests; the daemon's packer runs
