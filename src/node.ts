@@ -16,7 +16,7 @@ import { ReplicaState } from './replication/replica-state.js'
 import { summaryOf } from './replication/replicator.js'
 import { health } from './api/web/health.js'
 import { readRevoked } from './volume/revoked.js'
-import type { StatusReport, SpaceReport } from './status-report.js'
+import { spaceReport, type StatusReport } from './status-report.js'
 import { Pinning } from './replication/pinning.js'
 import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
@@ -272,8 +272,4 @@ export class DisktroNode {
     await this.volume.close()
     await this.lock.release()
   }
-}
-
-function spaceReport (s: { storeBytes: number, chunkBytes: number, packs: number }, logicalBytes: number | null): SpaceReport {
-  return { ...s, logicalBytes, perLogicalByte: logicalBytes ? s.storeBytes / logicalBytes : null }
 }

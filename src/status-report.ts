@@ -65,6 +65,10 @@ export interface SpaceReport {
   perLogicalByte: number | null // storeBytes / logicalBytes
 }
 
+export function spaceReport (s: { storeBytes: number, chunkBytes: number, packs: number }, logicalBytes: number | null): SpaceReport {
+  return { ...s, logicalBytes, perLogicalByte: logicalBytes ? s.storeBytes / logicalBytes : null }
+}
+
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
