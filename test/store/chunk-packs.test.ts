@@ -78,6 +78,8 @@ t.test('small records are packed and read back the same through every reader', a
   const bytes = [...records.values()].reduce((s, r) => s + r.length, 0)
   const ratio = pagesOf(store, ['chunks', 'packs', 'packlive']) * 4096 / bytes
   t.ok(ratio < 1.12, `chunk table and packs: ${ratio.toFixed(3)} bytes per record byte`)
+  const space = store.spaceStats() // what status reports
+  t.ok(space.packs === entries(store.packs) && space.chunkBytes === pagesOf(store, ['chunks', 'packs', 'packlive']) * 4096 && space.storeBytes > space.chunkBytes, `status space: ${space.packs} packs, ${space.chunkBytes} of ${space.storeBytes} bytes are chunk records`)
   await store.close()
   const again = LmdbStore.open(path)
   t.teardown(() => again.close())
