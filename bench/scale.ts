@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { sh, timed, which, q, sleep, run } from './proc.js'
 import { ROOT, DISKTRO_BIN, LocalBootstrap, isMounted, fuseUnmount } from './targets.js'
 import { daemonNodeFlags } from './node-flags.js'
+import { storeBreakdown, breakdownTable } from './store-breakdown.js'
 
 const HELP = `usage: npm run bench -- --scale [options]
 
@@ -233,6 +234,8 @@ interface SizeRow {
   visibleOnBSec: number | null // --members 3: after tar x ends, until B shows every file
   members: MemberRow[]
   storePerFileByte: number
+  storeTable: string // where A's store bytes go, per LMDB database (store-breakdown.ts)
+  statusStoredPerLogical: number | null // what A's status reports: store bytes per logical byte
   remountSec: number
   lsSec: number
   findSec: number
@@ -330,6 +333,10 @@ async function oneSize (o: Options, files: number, bootstrap: string, live: Set<
       })
     }
     const storePerFileByte = (await duBytes(join(a.dataDir, 'store'))) / input.bytes
+    const storeTable = breakdownTable(await storeBreakdown(join(a.dataDir, 'store')), input.bytes, files)
+    const space = (await a.status()).report?.space
+    const statusStoredPerLogical = typeof space?.perLogicalByte === 'number' ? space.perLogicalByte : null
+    log(`${files} files: A's store\n${storeTable}`)
 
     log(`${files} files: remount and cold ls -lR, find, du`)
     const remounts: number[] = []
@@ -352,6 +359,8 @@ async function oneSize (o: Options, files: number, bootstrap: string, live: Set<
       visibleOnBSec,
       members: rows,
       storePerFileByte,
+      storeTable,
+      statusStoredPerLogical,
       remountSec: remounts[remounts.length >> 1],
       ...cold,
       compare
@@ -410,13 +419,15 @@ function table (o: Options, rows: SizeRow[]): string {
     out.push(line(`longest event-loop stall${who} in the last minute (idle), ms (stalls > 50 ms)`, rows.map(r => `${r.members[i].idleStallMs ?? '-'} (${r.members[i].idleStalls ?? '-'})`)))
     out.push(line(`disktro status --json${who}, s`, rows.map(r => f(r.members[i].statusSec))))
   }
-  out.push(line('store bytes per file byte (A)', rows.map(r => f(r.storePerFileByte))))
+  out.push(line('store bytes per file byte (A, du of the store)', rows.map(r => f(r.storePerFileByte))))
+  out.push(line('store bytes per logical byte (A, as status reports it)', rows.map(r => f(r.statusStoredPerLogical))))
   out.push(line('remount until mounted, s (median of 3)', rows.map(r => f(r.remountSec))))
   for (const [k, label] of [['lsSec', 'cold ls -lR'], ['findSec', 'cold find'], ['duSec', 'cold du -s']] as const) {
     out.push(line(`${label}, s`, rows.map(r => f(r[k]))))
     for (const c of o.compare) out.push(line(`${label} on ${c}, s (ratio ${c} / disktro)`, rows.map(r => `${f(r.compare[c]?.[k] ?? null)} (${f(r.compare[c] ? r.compare[c][k] / r[k] : null)})`)))
   }
   for (const c of o.compare) out.push(line(`tar x on ${c}, s (ratio ${c} / disktro)`, rows.map(r => `${f(r.compare[c]?.ingestSec ?? null, 1)} (${f(r.compare[c] ? r.compare[c].ingestSec / r.ingestSec : null)})`)))
+  for (const r of rows) out.push('', `Where A's store bytes go at ${r.files.toLocaleString('en-US')} files (LMDB pages per database; bench/store-breakdown.ts):`, '', r.storeTable)
   return out.join('\n')
 }
 

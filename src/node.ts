@@ -17,7 +17,7 @@ import { ReplicaState } from './replication/replica-state.js'
 import { summaryOf } from './replication/replicator.js'
 import { health } from './api/web/health.js'
 import { readRevoked } from './volume/revoked.js'
-import type { StatusReport } from './status-report.js'
+import { spaceReport, type StatusReport } from './status-report.js'
 import { Pinning } from './replication/pinning.js'
 import { WebServer } from './api/web-server.js'
 import { nodeBackend } from './api/web-backend.js'
@@ -187,12 +187,14 @@ export class DisktroNode {
     await state?.settle(300)
     const replication = this.swarm?.replicator.summary() ?? summaryOf(this.ownState!)
     const peers = this.swarm ? await this.swarm.peerReports() : []
+    const vs = v.access ? volumeStats(v) : null
     const report: StatusReport = {
       daemon: { running: true, pid: process.pid, uptimeSec: Math.round((Date.now() - this.started) / 1000) },
       dataDir: v.dataDir,
       node: { id: v.file.nodeId, role: v.file.role, ...(v.file.role === 'storage' && !v.roleKey.publicKey ? { trustsRoleClaims: true } : {}) },
-      volume: v.access ? volumeStats(v) : { volumeId: v.file.volumeId },
+      volume: vs ?? { volumeId: v.file.volumeId },
       store: storeStats(v.store),
+      space: spaceReport(v.store.spaceStats(), vs?.logicalBytes ?? null),
       peers,
       replication,
       pins: this.pins(),

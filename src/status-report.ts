@@ -66,12 +66,28 @@ export interface NamespaceReport {
   refused?: number // such records refused this run
 }
 
+// Space: what the store takes for what the files hold (issue #26: within
+// 1.3x for small files). From LMDB's page counts and the volume counters:
+// constant time.
+export interface SpaceReport {
+  storeBytes: number // pages in use in every database of the store (free pages, reusable, not counted)
+  chunkBytes: number // of those, the chunk records: the chunk table and the packs
+  packs: number // pack records (small chunk records packed together; store/chunk-packs.ts)
+  logicalBytes: number | null // the sum of file sizes (null on a storage-only member: it cannot know)
+  perLogicalByte: number | null // storeBytes / logicalBytes
+}
+
+export function spaceReport (s: { storeBytes: number, chunkBytes: number, packs: number }, logicalBytes: number | null): SpaceReport {
+  return { ...s, logicalBytes, perLogicalByte: logicalBytes ? s.storeBytes / logicalBytes : null }
+}
+
 export interface StatusReport {
   daemon: { running: boolean, pid?: number, uptimeSec?: number }
   dataDir: string
   node: { id: string, role: 'full' | 'storage', trustsRoleClaims?: boolean } // trustsRoleClaims: a storage-only member without the role key (a join code before version 3)
   volume: VolumeStats | { volumeId: string }
   store: PeerStats
+  space?: SpaceReport
   peers: PeerReport[]
   replication: ReplicationSummary
   pins: PinReport[]

@@ -39,15 +39,15 @@ export class LmdbChunkStore implements ChunkStore {
   // Page faults happen on lmdb's prefetch thread, not the event loop; the
   // copy made by getBinary is then a memory read.
   async get (id: Buffer): Promise<Buffer | undefined> {
-    await this.store.chunks.prefetch([id])
+    await this.store.prefetchChunks([id])
     this.used(id)
-    return this.store.chunks.getBinary(id)
+    return this.store.chunkCopy(id)
   }
 
   // lmdb-js touches the records' pages on its prefetch thread: the disk
   // reads of a sequential read overlap with decrypting the blocks before.
   warm (ids: Buffer[]): void {
-    this.store.chunks.prefetch(ids).catch(() => {})
+    this.store.prefetchChunks(ids).catch(() => {})
   }
 
   checkRoom (bytes: number): void {

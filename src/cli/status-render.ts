@@ -18,6 +18,7 @@ export function renderStatus (r: StatusReport, progress: boolean): string {
       `stored      ${bytes(v.storedBytes)} in ${v.chunks} chunks (compression ${v.compressionRatio.toFixed(2)}x, dedupe ${v.dedupeRatio.toFixed(2)}x)`)
   }
   lines.push(`store       ${r.store.chunks} chunks, ${bytes(r.store.bytes)} held here${r.cache ? ` (cache limit ${bytes(r.cache.cacheSize)}; ${r.cache.evictedChunks} chunks evicted, fetched back on demand)` : ''}`)
+  if (r.space) lines.push(`space       ${bytes(r.space.storeBytes)} of store pages${r.space.perLogicalByte !== null ? `, ${r.space.perLogicalByte.toFixed(2)} bytes per byte of file data` : ''}; chunk records ${bytes(r.space.chunkBytes)}, ${r.space.packs} packs of small records`)
   const what = r.node.role === 'storage' ? 'held here' : 'referenced'
   lines.push('', `replication ${rep.atTarget}/${rep.chunks} chunks ${what} at target, ${rep.underReplicated} under, ${rep.onlyHere} only here, ${rep.lost} lost; ${bytes(rep.pendingBytes)} pending, uploading ${bytes(rep.uploadRate)}/s`)
   if (!r.daemon.running && rep.savedAt) lines.push(`            (counted by the daemon ${Math.round((Date.now() - rep.savedAt) / 1000)} s ago)`)

@@ -8,7 +8,7 @@ import { health } from '../api/web/health.js'
 import { storeStats } from '../replication/chunk-service.js'
 import { Pinning } from '../replication/pinning.js'
 import { Scrubber } from '../replication/scrubber.js'
-import type { StatusReport } from '../status-report.js'
+import { spaceReport, type StatusReport } from '../status-report.js'
 import { renderStatus, bytes } from './status-render.js'
 import { fileReplication } from '../replication/file-replication.js'
 import type { FileReplication } from '../status-report.js'
@@ -81,12 +81,14 @@ async function offlineStatus (argv: GlobalArgs, dataDir: string): Promise<Status
   const volume = await Volume.open(dataDir, await passwords(argv).password(), { maxStoreBytes: config.maxStoreBytes, readOnly: true })
   try {
     const replication = summaryOf(new ReplicaState(volume.store, config.replicaCount, volume.file.role === 'storage', () => {}, true))
+    const vs = volume.access ? volumeStats(volume) : null
     return {
       daemon: { running: false },
       dataDir,
       node: { id: volume.file.nodeId, role: volume.file.role, ...(volume.file.role === 'storage' && !volume.file.fullRoleKey ? { trustsRoleClaims: true } : {}) },
-      volume: volume.access ? volumeStats(volume) : { volumeId: volume.file.volumeId },
+      volume: vs ?? { volumeId: volume.file.volumeId },
       store: storeStats(volume.store),
+      space: spaceReport(volume.store.spaceStats(), vs?.logicalBytes ?? null),
       peers: [],
       replication,
       health: health({ daemonRunning: false, role: volume.file.role, replication, peers: [] }),

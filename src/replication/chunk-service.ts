@@ -52,8 +52,8 @@ export class ChunkService {
 
   async get (id: Buffer): Promise<Buffer | null> {
     if (id.length !== 32) return null
-    await this.store.chunks.prefetch([id])
-    const record = this.store.chunks.getBinary(id) ?? null
+    await this.store.prefetchChunks([id])
+    const record = this.store.chunkCopy(id) ?? null
     if (record) this.traffic.served += record.length
     return record
   }
@@ -75,6 +75,5 @@ function refused (e: unknown): PutResult {
 // Live chunk count and bytes from LMDB's own page accounting: no scan, and
 // unlike the file size it shrinks when chunks are deleted.
 export function storeStats (store: LmdbStore): PeerStats {
-  const s = store.chunks.getStats() as { pageSize: number, entryCount: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number }
-  return { chunks: s.entryCount, bytes: (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize }
+  return store.chunkStats()
 }

@@ -114,7 +114,7 @@ export class Evictor {
     }
     // Checked again right before the delete: holders may have changed.
     if (this.elsewhere(id) < this.o.replicaCount) { this.handingOff.delete(hex); return 0 }
-    const size = this.o.store.chunks.getBinaryFast(id)?.length ?? 0
+    const size = this.o.store.chunkSize(id) ?? 0
     if (size === 0) { this.handingOff.delete(hex); return 0 }
     this.o.store.txn(() => this.o.store.removeChunkSync(id))
     this.handingOff.delete(hex)

@@ -116,7 +116,7 @@ export class GarbageCollector {
     this.o.store.txn(() => {
       for (const { id, since } of due) {
         if (this.o.store.refs.doesExist(id)) { this.o.store.unmarkGarbageSync(id); continue }
-        const size = this.o.store.chunks.getBinaryFast(id)?.length
+        const size = this.o.store.chunkSize(id)
         if (size !== undefined) {
           this.o.store.removeChunkSync(id)
           this.collectedChunks++

@@ -14,10 +14,10 @@ export interface Prover {
 // The answer to a challenge: BLAKE2b-256 of the record keyed with the
 // nonce; null when the record is not here.
 export function proofOf (store: LmdbStore, nonce: Buffer, id: Buffer): Buffer | null {
-  const fast = store.chunks.getBinaryFast(id)
-  if (fast === undefined) return null
+  const record = store.chunkView(id) // the stored record's bytes, inline or packed
+  if (record === undefined) return null
   const out = Buffer.alloc(32)
-  sodium.crypto_generichash(out, fast.subarray(0, fast.length), nonce)
+  sodium.crypto_generichash(out, record, nonce)
   return out
 }
 
@@ -57,7 +57,7 @@ export async function proves (link: Prover, store: LmdbStore, ids: Buffer[]): Pr
 export async function answerProve (store: LmdbStore, nonce: Buffer, ids: Buffer[]): Promise<Array<Buffer | null>> {
   const out: Array<Buffer | null> = []
   for (const id of ids) {
-    await store.chunks.prefetch([id])
+    await store.prefetchChunks([id])
     out.push(proofOf(store, nonce, id))
     await new Promise(resolve => setImmediate(resolve))
   }

@@ -210,7 +210,7 @@ export class ReplicaState {
     }
     const raw = this.store.holders.getBinary(id)
     const copies = (raw ? raw.length >> 5 : 0) + (local ? 1 : 0)
-    const size = local ? (this.store.chunks.getBinaryFast(id)?.length ?? 0) : (old?.size ?? 0)
+    const size = local ? (this.store.chunkSize(id) ?? 0) : (old?.size ?? 0)
     let unproven = false
     for (let o = 0; raw && o + 32 <= raw.length && !unproven; o += 32) {
       unproven = (this.store.held.getBinary(Buffer.concat([raw.subarray(o, o + 32), id]))?.readDoubleLE(0) ?? 0) === 0

@@ -238,7 +238,7 @@ export class Replicator {
     // Pinned peers first: their copies count toward the target.
     const candidates = [...others.filter(l => pinned.has(l.id)), ...rank(id, others.filter(l => !pinned.has(l.id)))]
     if (candidates.length === 0) return
-    await this.o.store.chunks.prefetch([id])
+    await this.o.store.prefetchChunks([id])
     if (!this.o.store.hasChunk(id)) return // lost locally: healing fetches it back on read
     // The record is read when each push goes on the wire, from LMDB's reused
     // read buffer, and copied straight into the frame: no 1 MiB copy lives
@@ -246,11 +246,10 @@ export class Replicator {
     // full ones).
     let size = -1
     const read = (): Buffer | undefined => {
-      const fast = this.o.store.chunks.getBinaryFast(id)
-      size = fast?.length ?? 0
-      // lmdb-js's read buffer is larger than the value and only its `length`
-      // property says otherwise; a real view of the value is what may be copied.
-      return fast?.subarray(0, fast.length)
+      // A view of lmdb-js's read buffer (inline or packed: LmdbStore.chunkView).
+      const record = this.o.store.chunkView(id)
+      size = record?.length ?? 0
+      return record
     }
     for (const link of candidates) {
       if (this.closed) break

@@ -190,7 +190,7 @@ export class Scrubber {
         if (this.closed) return
         const before = { ...pass }
         try {
-          if (i % PREFETCH === 0) await this.until(this.o.store.chunks.prefetch(keys.slice(i, i + PREFETCH)))
+          if (i % PREFETCH === 0) await this.until(this.o.store.prefetchChunks(keys.slice(i, i + PREFETCH)))
           unpaced += await this.scrubOne(id, pass)
         } catch (e) {
           // Stopped half way through this chunk: it is checked again on resume.
@@ -248,7 +248,7 @@ export class Scrubber {
   private async scrubOne (id: Buffer, pass: ScrubPass): Promise<number> {
     const store = this.o.store
     // Both read in one synchronous step: the same snapshot.
-    const record = store.chunks.getBinary(id)
+    const record = store.chunkCopy(id)
     const sum = store.sums.getBinary(id)
     if (!record && !sum) return 0 // deleted meanwhile
     if (!record) {
@@ -316,8 +316,8 @@ export class Scrubber {
     for (const [hex, pass] of [...this.pending]) {
       if (this.closed) return
       const id = Buffer.from(hex, 'hex')
-      await this.until(this.o.store.chunks.prefetch([id]))
-      const record = this.o.store.chunks.getBinary(id)
+      await this.until(this.o.store.prefetchChunks([id]))
+      const record = this.o.store.chunkCopy(id)
       const sum = this.o.store.sums.getBinary(id)
       const gone = !record && !sum
       const healed = !gone && record !== undefined && (await this.until(this.o.verifier.check(id, record, sum))).state !== 'bad'

@@ -6,6 +6,7 @@ import { keepHeap, hugeMappingsOf } from './heap.js'
 import { StoreRoom } from './room.js'
 import { DataFileSync } from './data-sync.js'
 import { gcqKey, garbageQueuedAt, heldKey, indexOfNode } from './replica-keys.js'
+import { ChunkPacker, isPointer, readPointer, recordIn, packKey } from './chunk-packs.js'
 import { holdForSync, heldFor, presenceClock } from './foreign-holdings.js'
 
 export { gcqKey, garbageQueuedAt, heldKey } from './replica-keys.js'
@@ -50,6 +51,10 @@ export class LmdbStore {
   readonly lapsed: Db // holder node id (32) + chunk id -> empty: holdings dropped when the holder stayed offline past repairAfter; asked about again when it returns
   readonly leaseq: Db // full-member clock ms (u64 BE) · chunk id -> empty: copies held for others by when their lease was last renewed (foreign-holdings.ts)
   readonly claims: Db // claimer node id (32) + chunk id -> empty: holdings a peer claimed (HOLDING, HAS), not counted until proven (holder-claims.ts)
+  readonly packs: Db // pack seq (u64 BE) -> small chunk records end to end (chunk-packs.ts)
+  readonly packlive: Db // pack seq -> live bytes · all bytes: when a pack is worth compacting
+  readonly packq: Db // records staged for packing, packs due for compaction
+  private packer: ChunkPacker | null = null
   private closed = false
   private readonly all: Db[] = []
   private readonly room: StoreRoom
@@ -85,7 +90,10 @@ export class LmdbStore {
     this.lapsed = sub('lapsed')
     this.gcq = sub('gcq')
     this.leaseq = sub('leaseq')
-    this.claims = sub('claims') // 22 of maxDbs (24)
+    this.claims = sub('claims')
+    this.packs = sub('packs')
+    this.packlive = sub('packlive')
+    this.packq = sub('packq') // 25 of maxDbs (32)
   }
 
   static open (path: string, opts: StoreOptions = {}): LmdbStore {
@@ -99,6 +107,7 @@ export class LmdbStore {
       if (!opts.readOnly) {
         keepHeap() // LMDB's record pages from kept memory, not fresh faults (heap.ts)
         store.data.start()
+        store.startPacker()
       }
       return store
     } catch (e) {
@@ -124,22 +133,94 @@ export class LmdbStore {
   // a checksum without its record means the record was lost (the scrubber
   // fetches it again). Both puts are queued together, so they share a commit.
   // `sum`: the record's checksum when the caller already has it (a crypto worker computed it).
+  // A small record goes in inline and is staged for packing (chunk-packs.ts).
   async putChunk (id: Buffer, record: Buffer, sum?: Buffer): Promise<void> {
+    storable(record)
     sum ??= await chunkSumAsync(record)
-    await this.room.limited(record.length, () => Promise.all([this.chunks.put(id, record), this.sums.put(id, sum), this.rdirty.put(id, EMPTY)]))
+    const old = valueOf(this.chunks.getBinaryFast(id))
+    if (old !== undefined && isPointer(old)) {
+      // Replacing a packed record (a repair): its pack loses it in the same commit.
+      await this.room.limited(record.length, async () => { this.txn(() => this.putChunkSync(id, record, sum)) })
+      return
+    }
+    const stage = this.packer?.stageKey(id, record.length) ?? null
+    await this.room.limited(record.length, () => Promise.all([
+      this.chunks.put(id, record), this.sums.put(id, sum), this.rdirty.put(id, EMPTY),
+      stage ? this.packq.put(stage, EMPTY) : null
+    ]))
     this.dirtied()
+    this.packer?.kick()
   }
 
   putChunkSync (id: Buffer, record: Buffer, sum?: Buffer): void {
+    storable(record)
+    this.releasePacked(id)
     this.chunks.putSync(id, record)
     this.sums.putSync(id, sum ?? chunkSum(record))
+    const stage = this.packer?.stageKey(id, record.length)
+    if (stage) { this.packq.putSync(stage, EMPTY); this.packer!.kick() }
     this.markDirty(id)
   }
 
   removeChunkSync (id: Buffer): void {
+    this.releasePacked(id)
     this.chunks.removeSync(id)
     this.sums.removeSync(id)
     this.markDirty(id)
+  }
+
+  // Inside a transaction: the record of `id`, if packed, leaves its pack.
+  private releasePacked (id: Buffer): void {
+    const old = valueOf(this.chunks.getBinaryFast(id))
+    if (old === undefined || !isPointer(old) || this.packer === null) return
+    this.packer.releaseSync(Buffer.from(old))
+    this.packer.kick()
+  }
+
+  // --- reading records (inline or packed) ---
+
+  // The record of `id` as a view of lmdb-js's read buffer: valid only until
+  // the next read of this store on this thread; copy it to keep it.
+  chunkView (id: Buffer): Buffer | undefined {
+    return resolveRecord(this.chunks, this.packs, id)
+  }
+
+  // The record of `id`, a copy of its own.
+  chunkCopy (id: Buffer): Buffer | undefined {
+    const v = this.chunkView(id)
+    return v === undefined ? undefined : Buffer.from(v)
+  }
+
+  // The record's length, without copying a large one out.
+  chunkSize (id: Buffer): number | undefined {
+    const v = valueOf(this.chunks.getBinaryFast(id))
+    if (v === undefined) return undefined
+    return isPointer(v) ? readPointer(v).length : v.length
+  }
+
+  // lmdb-js touches the records' pages on its prefetch thread, so the reads
+  // after find them in memory. A packed record's pack is not prefetched:
+  // telling a pointer from a record means reading the value, which lmdb-js
+  // copies whole (a megabyte for a large block, on the event loop); a pack
+  // is 16 contiguous pages, faulted in by one read where it is used.
+  async prefetchChunks (ids: Buffer[]): Promise<void> {
+    await this.chunks.prefetch(ids)
+  }
+
+  private startPacker (): void {
+    const pageSize = (this.chunks.getStats() as { pageSize: number }).pageSize
+    // Not kicked here: a process that only reads (an offline status, fsck)
+    // changes nothing. The first put or delete picks up what an earlier run
+    // left staged or due.
+    this.packer = new ChunkPacker({ chunks: this.chunks, packs: this.packs, packlive: this.packlive, packq: this.packq }, fn => this.txn(fn), pageSize)
+  }
+
+  // Packs and compactions waiting, done now (tests; the daemon's packer runs
+  // them on its own as puts and deletes come).
+  packNow (): number {
+    let steps = 0
+    while (this.packer?.step() === true) steps++
+    return steps
   }
 
   // --- replication bookkeeping (replication/replica-state.ts) ---
@@ -257,7 +338,9 @@ export class LmdbStore {
       // (checked on lmdb-js's write thread, which also copies the record
       // into the map: the event loop copies nothing); the marks are a small
       // read-modify-write, in a transaction callback.
-      const data = stored ? null : this.chunks.ifNoExists(id, () => { void this.chunks.put(id, record); void this.sums.put(id, sum!) })
+      storable(record)
+      const stage = stored ? null : this.packer?.stageKey(id, record.length) ?? null
+      const data = stored ? null : this.chunks.ifNoExists(id, () => { void this.chunks.put(id, record); void this.sums.put(id, sum!); if (stage) void this.packq.put(stage, EMPTY) })
       const marks = this.env.transaction(() => {
         // A copy already ours (we wrote it) stays ours: a peer that pushes
         // the same chunk to us does not make it a copy held for others (which
@@ -271,7 +354,7 @@ export class LmdbStore {
       })
       await Promise.all([data, marks])
       committed = true
-      if (bytes > 0) this.data.replicasCommitted()
+      if (bytes > 0) { this.data.replicasCommitted(); this.packer?.kick() }
     } catch (e) {
       throw wrapStorageError(e, 'store transaction failed')
     } finally {
@@ -299,12 +382,21 @@ export class LmdbStore {
     return this.room.usedBytes()
   }
 
-  // Chunk records and the bytes of the chunk table's pages, from LMDB's own
-  // accounting: constant time, and unlike the file size it shrinks when
-  // chunks are deleted.
+  // Chunk records and the bytes of the chunk table's and the packs' pages,
+  // from LMDB's own accounting: constant time, and unlike the file size it
+  // shrinks when chunks are deleted.
   chunkStats (): { chunks: number, bytes: number } {
-    const s = this.chunks.getStats() as { pageSize: number, entryCount: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number }
-    return { chunks: s.entryCount, bytes: (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize }
+    type Stat = { pageSize: number, entryCount: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number }
+    const pages = (s: Stat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages
+    const c = this.chunks.getStats() as Stat
+    const p = this.packs.getStats() as Stat
+    const l = this.packlive.getStats() as Stat
+    return { chunks: c.entryCount, bytes: (pages(c) + pages(p) + pages(l)) * c.pageSize }
+  }
+
+  // Pages in use and pack records, for status (SpaceReport).
+  spaceStats (): { storeBytes: number, chunkBytes: number, packs: number } {
+    return { storeBytes: this.room.usedBytes(), chunkBytes: this.chunkStats().bytes, packs: (this.packs.getStats() as { entryCount: number }).entryCount }
   }
 
   path = ''
@@ -348,6 +440,7 @@ export class LmdbStore {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.packer?.close()
     if (this.data.stop()) await this.flushed().catch(() => {})
     await this.data.close()
     await this.env.close()
@@ -357,7 +450,7 @@ export class LmdbStore {
 function openEnv (path: string, opts: StoreOptions): RootDatabase<Buffer, Buffer> {
   return open<Buffer, Buffer>({
     path,
-    maxDbs: 24,
+    maxDbs: 32,
     encoding: 'binary',
     keyEncoding: 'binary',
     compression: false,
@@ -382,16 +475,40 @@ export interface ChunkReader {
 export function openChunkReader (path: string, readOnly: boolean): ChunkReader {
   const env = openEnv(path, { readOnly })
   const chunks = env.openDB<Buffer, Buffer>({ name: 'chunks', encoding: 'binary', keyEncoding: 'binary', compression: false })
+  const packs = env.openDB<Buffer, Buffer>({ name: 'packs', encoding: 'binary', keyEncoding: 'binary', compression: false })
   return {
     withRecord: (id, use) => {
       // A fresh snapshot for every read: lmdb-js keeps a read transaction
       // until a zero-delay timer fires, and messages from the main thread can
       // arrive before it does, asking for a chunk committed after that snapshot.
       chunks.resetReadTxn()
-      const fast = chunks.getBinaryFast(id)
-      // lmdb-js's read buffer is longer than the value; only `length` says so.
-      return fast === undefined ? undefined : use(fast.subarray(0, fast.length))
+      const record = resolveRecord(chunks, packs, id)
+      return record === undefined ? undefined : use(record)
     },
     close: () => env.close()
   }
+}
+
+// A chunk's record, inline or in its pack, as a view of lmdb-js's read
+// buffer (valid until the next read). The pointer and the pack are read in
+// the same read transaction, so a pack compacted meanwhile is still whole.
+function resolveRecord (chunks: Db, packs: Db, id: Buffer): Buffer | undefined {
+  const v = valueOf(chunks.getBinaryFast(id))
+  if (v === undefined || !isPointer(v)) return v
+  const p = readPointer(v) // parsed before the next read reuses the buffer
+  const pack = valueOf(packs.getBinaryFast(packKey(p.pack)))
+  return pack === undefined ? undefined : recordIn(pack, p)
+}
+
+// lmdb-js's read buffer is longer than the value; only its `length`
+// property says so. A real view of the value.
+function valueOf (fast: Buffer | undefined): Buffer | undefined {
+  return fast === undefined ? undefined : fast.subarray(0, fast.length)
+}
+
+// A 17-byte value starting with f0 reads as a pointer into a pack. No chunk
+// record is that short (a sealed record has at least 42 bytes), so such
+// bytes (from a faulty or hostile peer) are refused rather than stored.
+function storable (record: Buffer): void {
+  if (isPointer(record)) throw fail('EINVAL', 'not a chunk record (the bytes of a pack pointer)')
 }

@@ -241,8 +241,8 @@ export class Fsck {
         this.problem('chunk-leaked', repair ? () => s.txn(() => { s.removeChunkSync(id); s.clearHoldersSync(id) }) : undefined)
         continue
       }
-      await s.chunks.prefetch([id])
-      const record = s.chunks.getBinary(id)
+      await s.prefetchChunks([id])
+      const record = s.chunkCopy(id)
       if (!record) continue
       this.checked.bytes += record.length
       const v = await this.verifier.check(id, record, s.sums.getBinary(id))

@@ -39,7 +39,7 @@ function peerOf (store: LmdbStore, asked: string[] = []): RemoteChunks {
   return {
     async fetch (id, accept) {
       asked.push(id.toString('hex'))
-      const record = store.chunks.getBinary(id)
+      const record = store.chunkCopy(id) // inline or packed
       if (record && await accept(Buffer.from(record))) return { record: Buffer.from(record), from: 'peer' }
       return null
     }
@@ -86,6 +86,29 @@ t.test('full member: corrupt, missing and unsummed chunks are found; bad ones re
   t.match(logs.join('\n'), /repaired chunk [0-9a-f]{16} \(missing\)/)
   const saved = Scrubber.offlineReport(mine, 1, 1)
   t.match(saved, { passes: 1, last: { corrupt: 3, repaired: 4 } }, 'the result is kept in the data dir')
+})
+
+t.test('packed records: a byte flipped inside a pack is found and the record repaired from a peer', async t => {
+  const pipeline = new ChunkPipeline(randomKey(), randomKey())
+  const mine = await openStore(t, 'mine')
+  const peer = await openStore(t, 'peer')
+  const ids = await fill(pipeline, 120, 2 * KiB, mine, peer)
+  mine.packNow()
+  const packed = ids.filter(id => mine.chunks.getBinary(id)!.length === 17)
+  t.ok(packed.length >= 60, `${packed.length} of 120 records packed (the rest wait inline for a full pack)`)
+  // Flip a byte of one packed record inside its pack, behind the store's back.
+  const victim = packed[7]
+  const ptr = Buffer.from(mine.chunks.getBinary(victim)!)
+  const packKey = ptr.subarray(1, 9)
+  const pack = Buffer.from(mine.packs.getBinary(packKey)!)
+  pack[ptr.readUInt32LE(9) + 100] ^= 0x20
+  await mine.packs.put(packKey, pack)
+  const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), remote: peerOf(peer) })
+  s.start()
+  const last = await until('a pass finished', () => s.report().last, 30_000, 20)
+  t.match(last, { checked: 120, corrupt: 1, repaired: 1, unrepairable: 0 }, 'the damaged packed record, and only it')
+  t.ok(mine.chunkCopy(victim)!.equals(peer.chunkCopy(victim)!), 'the good copy is stored')
+  t.ok(ids.every(id => mine.chunkCopy(id)!.equals(peer.chunkCopy(id)!)), 'every record reads as the peer\'s')
 })
 
 t.test('full member: a record whose checksum is its AEAD tag (v3) is checked under the data key', async t => {
@@ -197,7 +220,8 @@ t.test('small chunks are paced by their bytes alone: no floor per chunk', async 
   const mine = await openStore(t, 'mine')
   const n = 600
   await fill(pipeline, n, 1 * KiB, mine)
-  const recordBytes = [...mine.chunks.getRange({})].reduce((sum, { value }) => sum + (value as Buffer).length, 0)
+  // The records as stored, inline or packed (a packed one's value in `chunks` is a pointer).
+  const recordBytes = [...mine.chunks.getKeys({})].reduce((sum: number, k) => sum + mine.chunkSize(k as Buffer)!, 0)
   const rate = 512 * KiB // about 1.2 s for 600 records of 1 KiB; 75 s if each counted as 64 KiB
   const s = scrubber(t, { store: mine, verifier: new ChunkVerifier(pipeline), rate })
   const started = Date.now()
