@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
 import { fail } from './errors.js'
+import { DEFAULT_META_CACHE_ENTRIES } from './meta/cache-bound.js'
 
 export interface Config {
   chunkSize: number
@@ -17,6 +18,7 @@ export interface Config {
   cacheSize: number | null // bytes of chunks to keep here at most (beyond what placement and pins require); null: everything
   scrubRate: number // bytes/s the background scrubber may read at most; 0: off
   scrubInterval: number // ms between the end of one scrub pass and the next
+  metaCacheEntries: number // entries each in-memory cache of the namespace keeps at most (decoded inodes, lookups, block refs, merged view) (#26)
 }
 
 export interface HostPort {
@@ -38,7 +40,8 @@ export const DEFAULT_CONFIG: Config = {
   compactMargin: 60 * 1000,
   cacheSize: null,
   scrubRate: 16 * 1024 * 1024,
-  scrubInterval: 60 * 60 * 1000
+  scrubInterval: 60 * 60 * 1000,
+  metaCacheEntries: DEFAULT_META_CACHE_ENTRIES
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -87,6 +90,7 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
   }
   if (r.scrubRate !== undefined) c.scrubRate = r.scrubRate === 0 || r.scrubRate === '0' ? 0 : size(r.scrubRate, 'scrubRate', where)
   if (r.scrubInterval !== undefined) c.scrubInterval = duration(r.scrubInterval, 'scrubInterval', where)
+  if (r.metaCacheEntries !== undefined) c.metaCacheEntries = int(r.metaCacheEntries, 'metaCacheEntries', where, 1, 100_000_000)
   if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
     throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)
   }
