@@ -11,7 +11,6 @@ import type { NamespaceCounters } from './namespace-counters.js'
 import type { DirEntry } from './namespace.js'
 import { DEFAULT_META_CACHE_ENTRIES } from './cache-bound.js'
 
-
 // The tree's records one at a time: inodes, directory entries and block refs,
 // sealed under the metadata key; directory entries are keyed by a keyed hash
 // of the name, so the store reveals neither names nor sizes. Decoded inodes
@@ -29,8 +28,8 @@ export class SealedTree {
     private readonly counters: NamespaceCounters,
     private readonly inodeChanged: (ino: number) => void,
     // Each cache's bound (config metaCacheEntries): a decoded inode, a
-    // lookup or a block ref is 100-250 bytes, so with the default the three
-    // hold some 30 MB at most, whatever the volume's size (#26).
+    // lookup or a block ref is 100-250 bytes, so the three hold about
+    // 120 MB at most with the default, whatever the volume's size (#26).
     private readonly cacheEntries = DEFAULT_META_CACHE_ENTRIES
   ) {}
 
