@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
 import { fail } from './errors.js'
+import { DEFAULT_META_CACHE_ENTRIES } from './meta/cache-bound.js'
 
 export interface Config {
   chunkSize: number
@@ -19,6 +20,7 @@ export interface Config {
   scrubInterval: number // ms between the end of one scrub pass and the next
   quotaPerMember: number | null // bytes this node holds for any one placing member at most; null: half of maxStoreBytes
   holdLease: number // ms of full-member presence after which a copy held for others, never renewed by a full member, is collected
+  metaCacheEntries: number // entries each in-memory cache of the namespace keeps at most (decoded inodes, lookups, block refs, merged view) (#26)
 }
 
 // The quota in force: configured, or half the store (a member that places
@@ -49,7 +51,8 @@ export const DEFAULT_CONFIG: Config = {
   scrubRate: 16 * 1024 * 1024,
   scrubInterval: 60 * 60 * 1000,
   quotaPerMember: null,
-  holdLease: 14 * 24 * 3600 * 1000
+  holdLease: 14 * 24 * 3600 * 1000,
+  metaCacheEntries: DEFAULT_META_CACHE_ENTRIES
 }
 
 const MIN_CHUNK = 64 * 1024
@@ -100,6 +103,7 @@ export function validateConfig (raw: unknown, where = 'config'): Config {
   if (r.quotaPerMember !== undefined && r.quotaPerMember !== null) c.quotaPerMember = size(r.quotaPerMember, 'quotaPerMember', where)
   if (r.holdLease !== undefined) c.holdLease = duration(r.holdLease, 'holdLease', where)
   if (r.scrubInterval !== undefined) c.scrubInterval = duration(r.scrubInterval, 'scrubInterval', where)
+  if (r.metaCacheEntries !== undefined) c.metaCacheEntries = int(r.metaCacheEntries, 'metaCacheEntries', where, 1, 100_000_000)
   if (c.chunkSize < MIN_CHUNK || c.chunkSize > MAX_CHUNK || (c.chunkSize & (c.chunkSize - 1)) !== 0) {
     throw fail('BAD_CONFIG', `${where}: chunkSize must be a power of two between 64KiB and 16MiB`)
   }

@@ -84,7 +84,7 @@ export class DisktroNode {
     }
     const lock = await DataDirLock.acquire(dataDir)
     try {
-      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes, log: o.log, compactEvery: o.config.compactEvery, compactMargin: o.config.compactMargin })
+      const volume = await Volume.open(dataDir, await o.password(), { maxStoreBytes: o.config.maxStoreBytes, log: o.log, compactEvery: o.config.compactEvery, compactMargin: o.config.compactMargin, metaCacheEntries: o.config.metaCacheEntries })
       if (created) o.log(`created a new volume in ${dataDir}`)
       await volume.recoverIfUnclean(o.log)
       const alone = o.offline === true || (o.config.bootstrap !== null && o.config.bootstrap.length === 0)

@@ -34,13 +34,14 @@ export class LmdbNamespace implements Namespace {
   private readonly tree: SealedTree
   private readonly editor: TreeEditor
 
-  constructor (private readonly store: LmdbStore, private readonly keys: VolumeKeys, readonly nodeId: string) {
+  // `cacheEntries`: the bound of each cache of decoded records (SealedTree).
+  constructor (private readonly store: LmdbStore, private readonly keys: VolumeKeys, readonly nodeId: string, cacheEntries?: number) {
     const next = store.sysGet('nextIno')
     this.nextIno = next ? next.readDoubleLE(0) : ROOT_INO + 1
     const hlc = store.sysGet('hlc')
     this.clock = new HybridClock(hlc ? hlc.readBigUInt64BE(0) : 0n)
     this.counter = new NamespaceCounters(store)
-    this.tree = new SealedTree(store, keys, this.counter, ino => this.inodeChanged(ino))
+    this.tree = new SealedTree(store, keys, this.counter, ino => this.inodeChanged(ino), cacheEntries)
     this.editor = new TreeEditor(this.tree, new ChunkRefs(store, this.counter), ino => {
       if (ino >= this.nextIno) this.nextIno = ino + 1
       this.leaseIno(ino)

@@ -9,8 +9,7 @@ import { fail } from '../errors.js'
 import type { LmdbStore } from '../store/lmdb-store.js'
 import type { NamespaceCounters } from './namespace-counters.js'
 import type { DirEntry } from './namespace.js'
-
-const CACHE_LIMIT = 200_000
+import { DEFAULT_META_CACHE_ENTRIES } from './cache-bound.js'
 
 // The tree's records one at a time: inodes, directory entries and block refs,
 // sealed under the metadata key; directory entries are keyed by a keyed hash
@@ -27,7 +26,11 @@ export class SealedTree {
     private readonly store: LmdbStore,
     private readonly keys: VolumeKeys,
     private readonly counters: NamespaceCounters,
-    private readonly inodeChanged: (ino: number) => void
+    private readonly inodeChanged: (ino: number) => void,
+    // Each cache's bound (config metaCacheEntries): a decoded inode, a
+    // lookup or a block ref is 100-250 bytes, so the three hold about
+    // 120 MB at most with the default, whatever the volume's size (#26).
+    private readonly cacheEntries = DEFAULT_META_CACHE_ENTRIES
   ) {}
 
   // --- reads ---
@@ -77,7 +80,7 @@ export class SealedTree {
     const raw = this.store.blocks.getBinary(key)
     if (!raw) return undefined
     const ref = decodeBlockRef(this.openMeta(raw, key, `block ${index} of inode ${ino}`))
-    this.remember(this.blockCache, ck, ref)
+    this.remember(this.blockCache, ck, ownId(ref))
     return ref
   }
 
@@ -122,7 +125,7 @@ export class SealedTree {
     this.counters.countBytes('referencedBytes', ref.length - (old?.length ?? 0))
     const key = pairKey(ino, index)
     this.store.blocks.putSync(key, this.sealMeta(encodeBlockRef(ref), key))
-    this.remember(this.blockCache, ino + '/' + index, ref)
+    this.remember(this.blockCache, ino + '/' + index, ownId(ref))
   }
 
   removeBlockRef (ino: number, index: number, old: BlockRef | undefined): void {
@@ -168,8 +171,21 @@ export class SealedTree {
     }
   }
 
+  // Cleared whole at the bound: cheaper on the hot path than keeping an
+  // order, and what is in use comes back at once.
   private remember<K, V> (m: Map<K, V>, k: K, v: V): void {
-    if (m.size >= CACHE_LIMIT) m.clear()
+    if (m.size >= this.cacheEntries) m.clear()
     m.set(k, v)
   }
+}
+
+// A cached ref's id in memory of its own: an id cut from Node's shared 8 KiB
+// allocation pool (Buffer.from, a decoded record) keeps the whole slab
+// alive as long as the cache keeps the id, about 1 KB per cached block
+// measured (#26).
+function ownId (ref: BlockRef): BlockRef {
+  if (ref.id.byteLength === ref.id.buffer.byteLength) return ref
+  const id = Buffer.allocUnsafeSlow(ref.id.length)
+  ref.id.copy(id)
+  return { ...ref, id }
 }

@@ -20,6 +20,7 @@ export interface VolumeOptions {
   log?: (line: string) => void
   compactEvery?: number
   compactMargin?: number
+  metaCacheEntries?: number
 }
 
 // What only a full member has: the keys that read data and names.
@@ -73,10 +74,10 @@ export class Volume {
       return v
     }
     const keys = deriveVolumeKeys(secrets.key)
-    const ns = new LmdbNamespace(store, keys, file.nodeId)
+    const ns = new LmdbNamespace(store, keys, file.nodeId, opts.metaCacheEntries)
     ns.setChunkSize(file.chunkSize)
     if (!opts.readOnly) ns.initRoot(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
-    const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin })
+    const shared = opts.readOnly ? null : new SharedNamespace({ store, ns, keys, seed: secrets.seed, memberId: file.nodeId, chunkSize: file.chunkSize, log: opts.log ?? (() => {}), compactEvery: opts.compactEvery, compactMargin: opts.compactMargin, metaCacheEntries: opts.metaCacheEntries })
     const access = { keys, ns, pipeline: new ChunkPipeline(keys.data, keys.chunkId, new CryptoWorkers({ dataKey: keys.data, idKey: keys.chunkId, idHash: chunkIdHashOf(file) }, undefined, { path: store.path, readOnly: store.readOnly, plainBytes: file.chunkSize })), shared }
     const rk: RoleKey = roleKeyOf(secrets.key)
     const members = new MemberSet(store, { volumeId: file.volumeId, rolePublicKey: rk.publicKey, selfId: file.nodeId, issuer: { roleSecretKey: rk.secretKey!, nodeSecretKey: signingKeyOfSeed(secrets.seed).secretKey, nodeId: file.nodeId } })

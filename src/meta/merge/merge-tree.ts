@@ -1,5 +1,7 @@
 import { MoveTree, type FrozenMoves, type MoveTreeState } from './move-tree.js'
 import { compareTs, conflictName, opKey, ROOT_ID, type Attrs, type NodeKind, type Op, type Ts } from './op.js'
+import { ViewCache } from './view-cache.js'
+import { DEFAULT_META_CACHE_ENTRIES } from '../cache-bound.js'
 
 export interface Version { id: string, content: string, ts: Ts, base: string | null }
 
@@ -77,11 +79,17 @@ export class MergeTree {
   // listing, computed when asked and dropped when something in it changes.
   private readonly children = new Map<string, Set<string>>()
   private readonly versionNode = new Map<string, string>()
-  private readonly attrView = new Map<string, Attrs>() // attrsOf, computed once per change (shared: never change one)
-  private readonly listings = new Map<string, Listing>()
+  // Both bounded by metaCacheEntries, counted in view entries (the least
+  // recently used go first; meta/cache-bound.ts for the default):
+  // what the view derives is a cache, never the only copy of anything.
+  private readonly attrView = new ViewCache<Attrs>(() => this.metaCacheEntries) // attrsOf, computed once per change (shared: never change one)
+  private readonly listings = new ViewCache<Listing>(() => this.metaCacheEntries) // weighed by entries, an empty one by 1
+  metaCacheEntries = DEFAULT_META_CACHE_ENTRIES
   // A changed directory's listing as it was before its first change since
   // the last takeStale: what the materializer diffs the new one against.
-  private readonly stale = new Map<string, Listing>()
+  // null: the listing before was not at hand (never listed, or evicted), so
+  // none computed later may stand for it.
+  private readonly stale = new Map<string, Listing | null>()
   // What changed since the last `takeChanges`: directories whose listing may
   // differ, nodes whose entries (content, attributes, conflict copies) may.
   private changedDirs = new Set<string>()
@@ -141,7 +149,7 @@ export class MergeTree {
   takeStale (dir: string): ViewEntry[] | undefined {
     const l = this.stale.get(dir)
     this.stale.delete(dir)
-    return l?.entries
+    return l?.entries ?? undefined
   }
 
   forgetStale (): void {
@@ -386,7 +394,7 @@ export class MergeTree {
     }
     entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
     const l = { entries, byId, byNode }
-    this.listings.set(dir, l)
+    this.listings.set(dir, l, Math.max(1, entries.length))
     return l
   }
 
@@ -427,11 +435,10 @@ export class MergeTree {
   // shows at all may have too, which its parent's listing depends on.
   private touchDir (dir: string): void {
     for (let d: string | undefined = dir, depth = 0; d !== undefined && depth < 100_000; depth++) {
-      const old = this.listings.get(d)
-      if (old !== undefined) {
-        if (!this.stale.has(d)) this.stale.set(d, old)
-        this.listings.delete(d)
-      }
+      // Without the listing from before (evicted, or never made) the
+      // materializer compares the whole directory: slower, always correct.
+      const old = this.listings.delete(d)
+      if (!this.stale.has(d)) this.stale.set(d, old ?? null)
       this.changedDirs.add(d)
       if (!this.removed.has(d)) return
       d = this.moves.get(d)?.parent

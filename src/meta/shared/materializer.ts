@@ -106,9 +106,12 @@ export class Materializer {
     return this.queue.size > 0
   }
 
-  // All of it now (tests, close).
+  // All of it now (tests, close, start-up), still a transaction per
+  // SLICE_MS: the pages a transaction dirties stay in LMDB's malloc'd
+  // reuse list for good, so one transaction over a whole tree would keep
+  // the tree's size in memory (#26).
   drain (): void {
-    while (this.slice(Infinity));
+    while (this.slice());
   }
 
   private materializeDir (dir: string, w: TreeWriter, gone: number[]): void {

@@ -25,6 +25,7 @@ export interface SharedNamespaceOptions {
   log: (line: string) => void
   compactEvery?: number // ms between compaction attempts (default 5 min; 0: never)
   compactMargin?: number // ms the horizon stays behind the slowest frontier (clock skew allowance)
+  metaCacheEntries?: number // bound of the merge tree's derived caches (default meta/cache-bound.ts)
 }
 
 export interface ReceiveResult { accepted: Buffer[], rejected: number, reason?: string }
@@ -56,6 +57,7 @@ export class SharedNamespace {
     const map = new EntryMap(o.store)
     this.state = { member: new Member(o.memberId, o.ns.clock), map }
     this.state.member = this.replay()
+    this.boundCaches()
     this.journal = new Journal({ store: o.store, ns: o.ns, keys: o.keys, memberId: o.memberId, log: o.log }, this.state, this.log, this.secretKey)
     this.materializer = new Materializer({ store: o.store, ns: o.ns, state: this.state, memberId: o.memberId, chunkSize: o.chunkSize, log: o.log })
     this.compactor = new Compactor({
@@ -70,6 +72,7 @@ export class SharedNamespace {
       print: o.log,
       emitDirty: () => this.journal.emitDirty(),
       adopted: () => {
+        this.boundCaches()
         this.materializer.markAll()
         this.o.store.txn(() => Materializer.notePending(this.o.store))
         this.scheduleReconcile()
@@ -298,6 +301,12 @@ export class SharedNamespace {
     this.map = new EntryMap(this.o.store)
     this.journal.reset()
     this.member = this.replay()
+    this.boundCaches()
+  }
+
+  // Each merge tree (replayed, adopted) keeps its derived caches within the configured bound.
+  private boundCaches (): void {
+    if (this.o.metaCacheEntries !== undefined) this.member.tree.metaCacheEntries = this.o.metaCacheEntries
   }
 
   close (): void {

@@ -76,7 +76,9 @@ t.test('a received change costs what it changes, in a 100,000-entry tree', async
   const one = singles.reduce((a, b) => a.ms <= b.ms ? a : b)
   t.equal((ns.getAttrs(ns.lookup(d7, 'f500.txt')!)?.mode ?? 0) & 0o7777, 0o600, 'the change shows')
   t.ok(singles.every(x => x.writes === 1), `one change, ${singles.map(x => x.writes).join('/')} tree write(s)`)
-  t.ok(one.ms < 50, `one change materialized in ${one.ms.toFixed(1)} ms (limit 50; all five: ${singles.map(x => x.ms.toFixed(1)).join(', ')} ms; with receiving: ${one.total.toFixed(1)} ms)`)
+  // (merge-cache.test.ts runs this with caches of one entry for what it
+  // shows, not how fast: every listing is made again there.)
+  if (process.env.DISKTRO_META_CACHE_ENTRIES === undefined) t.ok(one.ms < 50, `one change materialized in ${one.ms.toFixed(1)} ms (limit 50; all five: ${singles.map(x => x.ms.toFixed(1)).join(', ')} ms; with receiving: ${one.total.toFixed(1)} ms)`)
 
   // Ten and a hundred changes spread over ten directories: writes in proportion.
   const some = (k: number, mode: number): Buffer[] => Array.from({ length: k }, (_, i) => p.rec(p.member.setattr(files[(i * 7) % DIRS][(i * 13) % FILES], { mode })))
