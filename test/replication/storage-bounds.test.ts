@@ -2,13 +2,11 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { writeFile, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import HyperDHT from 'hyperdht'
-import Hyperswarm from 'hyperswarm'
 import { requireFuse, disktro, sleep } from '../helpers/disktro.js'
 import { startBootstrap, makeCluster, mountNode, serveNode, storedChunkIds, statusJson, until, nodeConfig } from '../helpers/cluster.js'
-import { RawConnection, memberHandshake, waitFor } from '../net/helpers.js'
+import { waitFor, type RawConnection } from '../net/helpers.js'
+import { ScriptedMember } from '../helpers/scripted-member.js'
 import { decodeInvite } from '../../src/volume/invite.js'
-import { topicFor } from '../../src/net/capability.js'
 import type { ReplyBody, RequestBody } from '../../src/codec/wire.js'
 
 // What members hold for others is bounded and collected, and a peer's word
@@ -18,29 +16,17 @@ import type { ReplyBody, RequestBody } from '../../src/codec/wire.js'
 // protocol. It answers every challenge with made-up proofs and every HAS
 // with "yes", as a liar would.
 
-class Liar {
-  readonly conns: RawConnection[] = []
-  private nextId = 1
-  readonly swarm: Hyperswarm
+// With the identity and certificate of a storage-only join code: a member
+// in good standing, as far as anyone can check.
+class Liar extends ScriptedMember {
   private readonly answered = new WeakMap<RawConnection, number>()
   private readonly timer: NodeJS.Timeout
 
-  // With the identity and certificate of a storage-only join code: a
-  // member in good standing, as far as anyone can check.
   constructor (bootstrap: string, swarmKey: Buffer, member: { seed?: Buffer, cert?: Buffer }) {
-    const [host, port] = bootstrap.split(':')
-    const keyPair = HyperDHT.keyPair(member.seed)
-    this.swarm = new Hyperswarm({ keyPair, dht: new HyperDHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1', keyPair }) })
-    this.swarm.on('connection', stream => {
-      const c = new RawConnection(stream)
-      this.conns.push(c)
-      memberHandshake(c, { swarmKey, role: 'storage', cert: member.cert })
-    })
-    this.swarm.join(topicFor(swarmKey), { client: true, server: true })
-    // Heartbeats, and lies in answer to every request.
+    super(bootstrap, swarmKey, 'storage', member)
+    // Lies in answer to every request.
     this.timer = setInterval(() => {
       for (const c of this.open()) {
-        c.send({ type: 'PING', time: 0 })
         const from = this.answered.get(c) ?? 0
         for (let i = from; i < c.received.length; i++) {
           const m = c.received[i]
@@ -61,23 +47,9 @@ class Liar {
     }
   }
 
-  // Connections the member opened for it (it answered our certificate).
-  open (): RawConnection[] {
-    return this.conns.filter(c => !c.closed && c.received.some(m => m.type === 'REPLY' && m.body.type === 'MEMBERS'))
-  }
-
-  async request (c: RawConnection, body: RequestBody): Promise<ReplyBody> {
-    const id = this.nextId++
-    c.send({ type: 'REQUEST', id, body })
-    await waitFor(() => c.closed || c.received.some(m => m.type === 'REPLY' && m.id === id), 30_000, `reply to ${body.type}`)
-    const r = c.received.find(m => m.type === 'REPLY' && m.id === id)
-    if (!r || r.type !== 'REPLY') throw new Error(`no reply to ${body.type} (connection closed)`)
-    return r.body
-  }
-
-  async destroy (): Promise<void> {
+  override async destroy (): Promise<void> {
     clearInterval(this.timer)
-    await this.swarm.destroy()
+    await super.destroy()
   }
 }
 
