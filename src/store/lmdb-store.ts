@@ -27,6 +27,9 @@ export interface StoreOptions {
 }
 
 // The single LMDB environment of a volume and its databases (docs/format.md).
+const FORMAT_KEY = 'store-format'
+export const STORE_FORMAT = 2
+
 export class LmdbStore {
   readonly env: RootDatabase<Buffer, Buffer>
   readonly chunks: Db // chunk id -> sealed chunk record
@@ -103,6 +106,12 @@ export class LmdbStore {
       const store = new LmdbStore(env, dataFile, opts.mapSize)
       store.path = path
       store.readOnly = !!opts.readOnly
+      try {
+        store.checkFormat()
+      } catch (e) {
+        void env.close()
+        throw e
+      }
       hugeMappingsOf(dataFile) // records fault in 2 MiB at a time (heap.ts)
       if (!opts.readOnly) {
         keepHeap() // LMDB's record pages from kept memory, not fresh faults (heap.ts)
@@ -112,6 +121,21 @@ export class LmdbStore {
       return store
     } catch (e) {
       throw wrapStorageError(e, `cannot open store at ${path}`)
+    }
+  }
+
+  // The store's format (`sys` store-format, u32 LE): 1 had none written,
+  // 2 may hold pack records (chunk-packs.ts). A store written by a newer
+  // disktro is refused rather than misread; an older one is marked current
+  // when opened for writing (2 reads 1 as it is).
+  private checkFormat (): void {
+    const raw = this.sysGet(FORMAT_KEY)
+    const format = raw?.length === 4 ? raw.readUInt32LE(0) : 1
+    if (format > STORE_FORMAT) throw fail('UNSUPPORTED_VERSION', `the store at ${this.path} is of format ${format}, written by a newer disktro (this one reads up to ${STORE_FORMAT})`)
+    if (format < STORE_FORMAT && !this.readOnly) {
+      const b = Buffer.alloc(4)
+      b.writeUInt32LE(STORE_FORMAT)
+      this.txn(() => this.sysPut(FORMAT_KEY, b))
     }
   }
 

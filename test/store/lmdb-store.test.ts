@@ -2,7 +2,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { LmdbStore } from '../../src/store/lmdb-store.js'
+import { LmdbStore, STORE_FORMAT } from '../../src/store/lmdb-store.js'
 import { FAST_SUM_VERSION, fastChunkSum, sumMatches } from '../../src/codec/chunk-sum.js'
 import { tempDir } from '../helpers/disktro.js'
 
@@ -105,4 +105,26 @@ t.test('replicas committed after a recount still count against the limit', async
   await t.rejects(store.putReplica(randomBytes(32), randomBytes(1024 * 1024), peerA), { code: 'ENOSPC' }, 'refused at once after they commit')
   await t.rejects(store.putChunk(randomBytes(32), randomBytes(1024 * 1024)), { code: 'ENOSPC' }, 'a local chunk too')
   t.equal(store.chunks.getKeysCount(), 3)
+})
+
+t.test('a store carries its format; one from a newer disktro is refused, not misread', async t => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'store')
+  const store = LmdbStore.open(path)
+  t.equal(store.sysGet('store-format')?.readUInt32LE(0), STORE_FORMAT, 'a new store is marked with the current format')
+  const newer = Buffer.alloc(4)
+  newer.writeUInt32LE(STORE_FORMAT + 1)
+  store.txn(() => store.sysPut('store-format', newer))
+  await store.close()
+  t.throws(() => LmdbStore.open(path), { code: 'UNSUPPORTED_VERSION' })
+  t.throws(() => LmdbStore.open(path, { readOnly: true }), { code: 'UNSUPPORTED_VERSION' }, 'also for reading')
+
+  // A store from before the mark (format 1) opens, and is marked current.
+  const oldPath = join(dir, 'old')
+  const old = LmdbStore.open(oldPath)
+  old.txn(() => { old.sys.removeSync(Buffer.from('store-format')) })
+  await old.close()
+  const reopened = LmdbStore.open(oldPath)
+  t.teardown(() => reopened.close())
+  t.equal(reopened.sysGet('store-format')?.readUInt32LE(0), STORE_FORMAT)
 })
