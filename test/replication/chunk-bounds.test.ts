@@ -40,11 +40,13 @@ for (const role of ['storage', 'full'] as const) {
     t.teardown(() => node.close())
     const key = node.volume.swarmKey
     const seed = randomBytes(32)
-    // A certified storage-only member (a full node checks certificates; this
-    // storage-only one, made without the role key, cannot).
-    const cert = role === 'full' ? node.volume.members.issueCert(nodeIdOfSeed(seed), 'storage') : undefined
-    // It holds the swarm key only, so it speaks as what it is (a full member checks a claim of the full role).
-    const peer = h.raw(topicFor(key), c => memberHandshake(c, { swarmKey: key, role: 'storage', cert }), seed)
+    // Only a proven full member places chunks, so the sender is one: a
+    // certified full member that proves its role to a full node (which
+    // checks certificates and role proofs); the storage-only node, made
+    // without the role key, can check neither and takes the claim.
+    const cert = role === 'full' ? node.volume.members.issueCert(nodeIdOfSeed(seed), 'full') : undefined
+    const roleSecret = role === 'full' ? node.volume.roleKey.secretKey ?? undefined : undefined
+    const peer = h.raw(topicFor(key), c => memberHandshake(c, { swarmKey: key, role: 'full', cert, roleSecret }), seed)
     // Every connection answers the node's pings: it closes a peer that falls
     // silent, and a 31 MiB frame takes a while to send.
     const replies: Array<{ id: number, body: PutAck }> = []
