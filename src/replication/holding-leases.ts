@@ -60,6 +60,9 @@ export class HoldingLeases {
 
   start (): void {
     this.lastTick = Date.now()
+    // Copies from before leases get theirs at once, in slices: a one-time
+    // cost of an upgrade, paid at start rather than in a quiet moment later.
+    void this.leaseLegacy().catch(e => this.o.log(`holding leases: ${(e as Error).message}`))
     this.timer = setInterval(() => { void this.tick().catch(e => this.o.log(`holding leases: ${(e as Error).message}`)) }, this.tickMs)
     this.timer.unref()
   }

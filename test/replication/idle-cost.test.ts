@@ -23,6 +23,8 @@ async function cpuSeconds (pid: number): Promise<number> {
 async function fill (nodes: ClusterNode[], n: number): Promise<void> {
   const ids = Array.from({ length: n }, () => randomBytes(32))
   const record = randomBytes(300)
+  const proofTime = Buffer.alloc(8)
+  proofTime.writeDoubleLE(Date.now())
   const nodeIds = await Promise.all(nodes.map(async x => Buffer.from((await readVolumeFile(x.dataDir)).nodeId, 'hex')))
   for (let i = 0; i < nodes.length; i++) {
     const store = LmdbStore.open(join(nodes[i].dataDir, 'store'))
@@ -33,7 +35,7 @@ async function fill (nodes: ClusterNode[], n: number): Promise<void> {
         store.rdirty.removeSync(id) // counted at start, like a volume from before the counts
         store.foreign.putSync(id, Buffer.alloc(0))
         store.holders.putSync(id, Buffer.concat(others))
-        for (const o of others) store.held.putSync(heldKey(o, id), Buffer.alloc(8))
+        for (const o of others) store.held.putSync(heldKey(o, id), proofTime) // proven (an acked push) just now
       }
     })
     await store.close()
@@ -50,7 +52,8 @@ async function idleCost (t: Test, n: number): Promise<number[]> {
   for (const m of members) {
     await until(`${m.name} counted and safe`, async () => {
       const s = await statusJson(m)
-      return s.peers.filter((p: any) => p.online).length === 2 && !s.replication.counting && s.replication.unsettled === 0 && s.replication.atTarget === n
+      // ... and done with the one-time upgrade of its copies held for others (leases).
+      return s.peers.filter((p: any) => p.online).length === 2 && !s.replication.counting && s.replication.unsettled === 0 && s.replication.atTarget === n && s.storage?.leases?.queued === n
     }, 120_000, 500)
   }
   await sleep(3000) // the first challenge rounds after connecting
