@@ -105,9 +105,10 @@ export class DisktroNode {
         // statistics, a few microseconds, no walk.
         statfs: async () => {
           const s = await statfs(dataDir)
+          const space = volume.store.space()
           return volumeStatFs({
-            usedBytes: volume.store.usedBytes(),
-            roomLeft: volume.store.roomLeft(),
+            usedBytes: space.used,
+            roomLeft: space.left,
             diskAvail: s.bavail * s.bsize,
             inodes: (volume.store.inodes.getStats() as { entryCount: number }).entryCount
           })

@@ -406,6 +406,11 @@ export class LmdbStore {
     return this.room.usedBytes()
   }
 
+  // Used bytes and the room the limit leaves, counted together (statfs).
+  space (): { used: number, left: number } {
+    return this.room.space()
+  }
+
   // Chunk records and the bytes of the chunk table's and the packs' pages,
   // from LMDB's own accounting: constant time, and unlike the file size it
   // shrinks when chunks are deleted.

@@ -79,6 +79,13 @@ export class StoreRoom {
     return this.limit === undefined ? Infinity : this.limit - this.usedBytesCached() - this.queued
   }
 
+  // Bytes in use (pages, and limited puts not yet committed) and what the
+  // limit still allows, from one count: statfs's columns must add up.
+  space (): { used: number, left: number } {
+    const used = this.usedBytes() + this.queued
+    return { used, left: this.limit === undefined ? Infinity : Math.max(0, this.limit - used) }
+  }
+
   usedBytes (): number {
     type Stat = { pageSize: number, treeBranchPageCount: number, treeLeafPageCount: number, overflowPages: number, root: Stat, free: Stat }
     const pages = (s: Stat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages

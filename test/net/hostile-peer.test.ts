@@ -80,7 +80,10 @@ t.test('an authenticated peer that falls silent is closed after three heartbeats
   await waitFor(() => opened.has(mute.id), 30_000, 'a to accept the silent peer')
   await waitFor(() => closedAfter.length > 0, 10 * HEARTBEAT_MS, 'a to drop the silent peer')
   t.comment(`silent peer dropped ${closedAfter[0]} ms after it authenticated`)
-  t.ok(closedAfter[0] >= 2.5 * HEARTBEAT_MS && closedAfter[0] <= 5 * HEARTBEAT_MS, 'after 3 to 4 intervals')
+  // Closed at the tick after three silent intervals (4 x 200 ms nominally);
+  // timers fire late on a loaded machine (1,001 ms seen in a full run), so
+  // the upper bound leaves two intervals of slack. Never before three.
+  t.ok(closedAfter[0] >= 2.5 * HEARTBEAT_MS && closedAfter[0] <= 7 * HEARTBEAT_MS, 'after 3 to 4 intervals (late timers aside)')
   t.match(a.peers().find(p => p.id === mute.id), { online: false })
   t.ok(mute.connections[0].received.some(m => m.type === 'PING'), 'it was pinged')
 })
